@@ -1,0 +1,237 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"time"
+)
+
+// Routes of the /v1 API. Member calls (join, sync, leave) authenticate with
+// the client certificate; all others need "Authorization: Bearer <admin token>".
+//
+//	POST   /v1/networks                              CreateNetworkRequest -> Network
+//	GET    /v1/networks                              -> []Network
+//	GET    /v1/networks/{id}                         -> Network
+//	PATCH  /v1/networks/{id}                         UpdateNetworkRequest -> Network
+//	DELETE /v1/networks/{id}
+//	POST   /v1/networks/{id}/routes                  Route -> Network
+//	DELETE /v1/networks/{id}/routes?dest=CIDR        -> Network
+//	GET    /v1/networks/{id}/members                 -> []Member
+//	POST   /v1/networks/{id}/members/{node}/allow    -> Member
+//	POST   /v1/networks/{id}/members/{node}/deny     -> Member
+//	PUT    /v1/networks/{id}/members/{node}/address  SetAddressRequest -> Member
+//	DELETE /v1/networks/{id}/members/{node}
+//	POST   /v1/networks/{id}/tokens                  CreateTokenRequest -> Token (with JoinString)
+//	GET    /v1/networks/{id}/tokens                  -> []Token (no secrets)
+//	POST   /v1/networks/{id}/join                    JoinRequest -> MemberConfig   (member)
+//	POST   /v1/networks/{id}/sync                    SyncRequest -> MemberConfig   (member, long-poll)
+//	POST   /v1/networks/{id}/leave                                                 (member)
+//	GET    /v1/health                                -> {"ok":true,"pin":...}      (anyone)
+
+// APIError is a non-2xx answer from the controller.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("controller: %s (HTTP %d)", e.Message, e.Status)
+}
+
+// IsStatus reports whether err is an APIError with the given HTTP status.
+func IsStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == status
+}
+
+// Client talks to one controller over pinned TLS.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// NewClient returns a client for the controller at addr (host:port) whose
+// key must match pin. id is the node identity for member calls (nil for an
+// admin), token the admin token (empty for a member).
+func NewClient(addr, pin string, id *Identity, token string) (*Client, error) {
+	cfg, err := ClientTLS(pin, id)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     cfg,
+		ForceAttemptHTTP2:   true,
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+		MaxIdleConnsPerHost: 4,
+	}
+	return &Client{
+		base:  "https://" + addr,
+		token: token,
+		hc:    &http.Client{Transport: tr},
+	}, nil
+}
+
+// Close drops idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Do sends one request; in and out may be nil.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading answer to %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e Error
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = http.StatusText(resp.StatusCode)
+		}
+		return &APIError{Status: resp.StatusCode, Message: e.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decoding answer to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func netPath(id string, rest ...string) string {
+	p := "/v1/networks/" + url.PathEscape(id)
+	for _, r := range rest {
+		p += "/" + url.PathEscape(r)
+	}
+	return p
+}
+
+// CreateNetwork creates a network.
+func (c *Client) CreateNetwork(ctx context.Context, r CreateNetworkRequest) (Network, error) {
+	var n Network
+	return n, c.Do(ctx, http.MethodPost, "/v1/networks", r, &n)
+}
+
+// Networks lists all networks.
+func (c *Client) Networks(ctx context.Context) ([]Network, error) {
+	var ns []Network
+	return ns, c.Do(ctx, http.MethodGet, "/v1/networks", nil, &ns)
+}
+
+// Network returns one network.
+func (c *Client) Network(ctx context.Context, id string) (Network, error) {
+	var n Network
+	return n, c.Do(ctx, http.MethodGet, netPath(id), nil, &n)
+}
+
+// UpdateNetwork changes a network's settings.
+func (c *Client) UpdateNetwork(ctx context.Context, id string, r UpdateNetworkRequest) (Network, error) {
+	var n Network
+	return n, c.Do(ctx, http.MethodPatch, netPath(id), r, &n)
+}
+
+// DeleteNetwork deletes a network and all its members and tokens.
+func (c *Client) DeleteNetwork(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, netPath(id), nil, nil)
+}
+
+// AddRoute adds a managed route.
+func (c *Client) AddRoute(ctx context.Context, id string, r Route) (Network, error) {
+	var n Network
+	return n, c.Do(ctx, http.MethodPost, netPath(id, "routes"), r, &n)
+}
+
+// DeleteRoute removes the managed route to dest.
+func (c *Client) DeleteRoute(ctx context.Context, id string, dest netip.Prefix) (Network, error) {
+	var n Network
+	return n, c.Do(ctx, http.MethodDelete, netPath(id, "routes")+"?dest="+url.QueryEscape(dest.String()), nil, &n)
+}
+
+// Members lists a network's members.
+func (c *Client) Members(ctx context.Context, id string) ([]Member, error) {
+	var ms []Member
+	return ms, c.Do(ctx, http.MethodGet, netPath(id, "members"), nil, &ms)
+}
+
+// AllowMember lets a member in.
+func (c *Client) AllowMember(ctx context.Context, id, node string) (Member, error) {
+	var m Member
+	return m, c.Do(ctx, http.MethodPost, netPath(id, "members", node, "allow"), nil, &m)
+}
+
+// DenyMember shuts a member out; it keeps its address until removed.
+func (c *Client) DenyMember(ctx context.Context, id, node string) (Member, error) {
+	var m Member
+	return m, c.Do(ctx, http.MethodPost, netPath(id, "members", node, "deny"), nil, &m)
+}
+
+// SetMemberAddress gives a member a static address.
+func (c *Client) SetMemberAddress(ctx context.Context, id, node string, a netip.Addr) (Member, error) {
+	var m Member
+	return m, c.Do(ctx, http.MethodPut, netPath(id, "members", node, "address"), SetAddressRequest{Address: a}, &m)
+}
+
+// RemoveMember deletes a member and frees its address.
+func (c *Client) RemoveMember(ctx context.Context, id, node string) error {
+	return c.Do(ctx, http.MethodDelete, netPath(id, "members", node), nil, nil)
+}
+
+// CreateToken makes a join token; the answer's JoinString holds the secret.
+func (c *Client) CreateToken(ctx context.Context, id string, r CreateTokenRequest) (Token, error) {
+	var t Token
+	return t, c.Do(ctx, http.MethodPost, netPath(id, "tokens"), r, &t)
+}
+
+// Tokens lists a network's tokens, without secrets.
+func (c *Client) Tokens(ctx context.Context, id string) ([]Token, error) {
+	var ts []Token
+	return ts, c.Do(ctx, http.MethodGet, netPath(id, "tokens"), nil, &ts)
+}
+
+// Join asks to join a network.
+func (c *Client) Join(ctx context.Context, id string, r JoinRequest) (MemberConfig, error) {
+	var mc MemberConfig
+	return mc, c.Do(ctx, http.MethodPost, netPath(id, "join"), r, &mc)
+}
+
+// Sync reports the member's state and waits for a configuration newer than
+// r.Since (or r.Wait to pass).
+func (c *Client) Sync(ctx context.Context, id string, r SyncRequest) (MemberConfig, error) {
+	var mc MemberConfig
+	return mc, c.Do(ctx, http.MethodPost, netPath(id, "sync"), r, &mc)
+}
+
+// Leave removes this member from a network.
+func (c *Client) Leave(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodPost, netPath(id, "leave"), nil, nil)
+}

@@ -1,0 +1,165 @@
+package control
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Membership states as the controller stores them.
+const (
+	StatePending = "pending"
+	StateAllowed = "allowed"
+	StateDenied  = "denied"
+)
+
+// Statuses a member reports for a network, named as operators know them.
+const (
+	StatusRequesting = "REQUESTING_CONFIGURATION"
+	StatusDenied     = "ACCESS_DENIED"
+	StatusOK         = "OK"
+	StatusNotFound   = "NOT_FOUND"
+)
+
+// Route is a managed route: Dest is reached through the member whose overlay
+// address is Via.
+type Route struct {
+	Dest netip.Prefix `json:"dest"`
+	Via  netip.Addr   `json:"via"`
+}
+
+// Network is a network as the controller holds it.
+type Network struct {
+	ID        string       `json:"id"`
+	Name      string       `json:"name"`
+	CIDR      netip.Prefix `json:"cidr"`
+	MTU       int          `json:"mtu"`
+	AutoAllow bool         `json:"auto_allow"`
+	Routes    []Route      `json:"routes"`
+	Created   time.Time    `json:"created"`
+	Revision  uint64       `json:"revision"`
+}
+
+// Member is one node's membership of one network.
+type Member struct {
+	NetworkID  string           `json:"network_id"`
+	NodeID     string           `json:"node_id"`
+	Hostname   string           `json:"hostname"`
+	PublicKey  string           `json:"public_key"` // WireGuard public key, base64
+	Endpoints  []netip.AddrPort `json:"endpoints"`
+	State      string           `json:"state"`
+	Addresses  []netip.Addr     `json:"addresses"`
+	BehindNAT  bool             `json:"behind_nat"`
+	LastSeen   time.Time        `json:"last_seen"`
+	Version    string           `json:"version"`
+	Created    time.Time        `json:"created"`
+	ListenPort int              `json:"listen_port"`
+}
+
+// CreateNetworkRequest is the body of POST /v1/networks.
+type CreateNetworkRequest struct {
+	Name      string       `json:"name"`
+	CIDR      netip.Prefix `json:"cidr"`
+	MTU       int          `json:"mtu,omitempty"` // 0 means the default, DefaultMTU
+	AutoAllow bool         `json:"auto_allow"`
+}
+
+// UpdateNetworkRequest is the body of PATCH /v1/networks/{id}; nil fields
+// are left as they are.
+type UpdateNetworkRequest struct {
+	Name      *string `json:"name,omitempty"`
+	MTU       *int    `json:"mtu,omitempty"`
+	AutoAllow *bool   `json:"auto_allow,omitempty"`
+}
+
+// SetAddressRequest is the body of PUT /v1/networks/{id}/members/{node}/address.
+type SetAddressRequest struct {
+	Address netip.Addr `json:"address"`
+}
+
+// CreateTokenRequest is the body of POST /v1/networks/{id}/tokens.
+type CreateTokenRequest struct {
+	Reusable  bool          `json:"reusable"`
+	ExpiresIn Duration      `json:"expires_in"` // 0 means DefaultTokenLifetime
+	Allow     bool          `json:"allow"`      // members joining with it are allowed at once
+	Address   netip.Addr    `json:"address,omitzero"`
+	Note      string        `json:"note,omitempty"`
+}
+
+// Token is a join token as the admin API shows it. The secret is only ever
+// returned once, inside JoinString, when the token is created.
+type Token struct {
+	ID         string     `json:"id"`
+	NetworkID  string     `json:"network_id"`
+	Reusable   bool       `json:"reusable"`
+	Allow      bool       `json:"allow"`
+	Address    netip.Addr `json:"address,omitzero"`
+	Expires    time.Time  `json:"expires"`
+	Uses       int        `json:"uses"`
+	Note       string     `json:"note,omitempty"`
+	JoinString string     `json:"join_string,omitempty"`
+}
+
+// JoinRequest is the body of POST /v1/networks/{id}/join, sent by a member
+// over its authenticated connection.
+type JoinRequest struct {
+	Token            string           `json:"token,omitempty"`
+	PublicKey        string           `json:"public_key"`
+	Hostname         string           `json:"hostname"`
+	Version          string           `json:"version"`
+	ListenPort       int              `json:"listen_port"`
+	Endpoints        []netip.AddrPort `json:"endpoints"`
+	RequestedAddress netip.Addr       `json:"requested_address,omitzero"`
+}
+
+// SyncRequest is the body of POST /v1/networks/{id}/sync: the member reports
+// what may have changed on its side and waits (long-poll) until the network
+// revision passes Since or Wait runs out.
+type SyncRequest struct {
+	Since      uint64           `json:"since"`
+	Wait       Duration         `json:"wait"`
+	PublicKey  string           `json:"public_key"`
+	Hostname   string           `json:"hostname"`
+	Version    string           `json:"version"`
+	ListenPort int              `json:"listen_port"`
+	Endpoints  []netip.AddrPort `json:"endpoints"`
+}
+
+// Peer is another member as one member sees it.
+type Peer struct {
+	NodeID     string           `json:"node_id"`
+	Hostname   string           `json:"hostname"`
+	PublicKey  string           `json:"public_key"`
+	Addresses  []netip.Addr     `json:"addresses"`
+	AllowedIPs []netip.Prefix   `json:"allowed_ips"` // its addresses plus the routes it serves
+	Endpoints  []netip.AddrPort `json:"endpoints"`   // best first
+}
+
+// MemberConfig is what a member needs to take part in one network. The
+// controller answers join and sync with it.
+type MemberConfig struct {
+	NetworkID string         `json:"network_id"`
+	Name      string         `json:"name"`
+	Status    string         `json:"status"` // StatusRequesting, StatusDenied, StatusOK
+	NodeID    string         `json:"node_id"`
+	CIDR      netip.Prefix   `json:"cidr"`
+	MTU       int            `json:"mtu"`
+	Addresses []netip.Prefix `json:"addresses"` // own overlay addresses with the network's prefix length
+	Routes    []Route        `json:"routes"`    // all managed routes, including those via this member
+	Peers     []Peer         `json:"peers"`
+	// Keepalive is the persistent keepalive in seconds this member should
+	// use towards its peers: non-zero when the controller saw it behind NAT.
+	Keepalive int    `json:"keepalive"`
+	Revision  uint64 `json:"revision"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Defaults the controller applies.
+const (
+	DefaultMTU           = 1420
+	DefaultTokenLifetime = 24 * time.Hour
+	MaxSyncWait          = 60 * time.Second
+)
