@@ -78,11 +78,11 @@ type SetAddressRequest struct {
 
 // CreateTokenRequest is the body of POST /v1/networks/{id}/tokens.
 type CreateTokenRequest struct {
-	Reusable  bool          `json:"reusable"`
-	ExpiresIn Duration      `json:"expires_in"` // 0 means DefaultTokenLifetime
-	Allow     bool          `json:"allow"`      // members joining with it are allowed at once
-	Address   netip.Addr    `json:"address,omitzero"`
-	Note      string        `json:"note,omitempty"`
+	Reusable  bool       `json:"reusable"`
+	ExpiresIn Duration   `json:"expires_in"` // 0 means DefaultTokenLifetime
+	Allow     bool       `json:"allow"`      // members joining with it are allowed at once
+	Address   netip.Addr `json:"address,omitzero"`
+	Note      string     `json:"note,omitempty"`
 }
 
 // Token is a join token as the admin API shows it. The secret is only ever

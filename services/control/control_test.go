@@ -1,0 +1,170 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+const testPin = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestParseJoinString(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    JoinString
+		wantErr string
+	}{
+		{in: "gate://203.0.113.5:8443/d363b4e9bd3d6aa8?pin=" + testPin,
+			want: JoinString{Controller: "203.0.113.5:8443", NetworkID: "d363b4e9bd3d6aa8", Pin: testPin}},
+		{in: "  gate://ctl.example:8443/D363B4E9BD3D6AA8?pin=" + strings.ToUpper(testPin) + "&token=abcdefghijklmnop_-12 ",
+			want: JoinString{Controller: "ctl.example:8443", NetworkID: "d363b4e9bd3d6aa8", Pin: testPin, Token: "abcdefghijklmnop_-12"}},
+		{in: "gate://[2001:db8::1]:8443/d363b4e9bd3d6aa8?pin=" + testPin,
+			want: JoinString{Controller: "[2001:db8::1]:8443", NetworkID: "d363b4e9bd3d6aa8", Pin: testPin}},
+		{in: "https://1.2.3.4:8443/d363b4e9bd3d6aa8?pin=" + testPin, wantErr: "must start with gate://"},
+		{in: "gate://1.2.3.4/d363b4e9bd3d6aa8?pin=" + testPin, wantErr: "must be HOST:PORT"},
+		{in: "gate://1.2.3.4:0/d363b4e9bd3d6aa8?pin=" + testPin, wantErr: "port"},
+		{in: "gate://1.2.3.4:8443?pin=" + testPin, wantErr: "missing network ID"},
+		{in: "gate://1.2.3.4:8443/d363b4e9?pin=" + testPin, wantErr: "want 16 hex digits"},
+		{in: "gate://1.2.3.4:8443/d363b4e9bd3d6aa8", wantErr: "missing pin"},
+		{in: "gate://1.2.3.4:8443/d363b4e9bd3d6aa8?pin=md5:abc", wantErr: "pin"},
+		{in: "gate://1.2.3.4:8443/d363b4e9bd3d6aa8?pin=" + testPin + "&token=short", wantErr: "token"},
+		{in: "gate://1.2.3.4:8443/d363b4e9bd3d6aa8?pin=" + testPin + "&colour=blue", wantErr: `unknown parameter "colour"`},
+		{in: "gate://1.2.3.4:8443/d363b4e9bd3d6aa8?pin=" + testPin + "&pin=" + testPin, wantErr: "given 2 times"},
+		{in: "d363b4e9bd3d6aa8", wantErr: "must start with gate://"},
+	}
+	for _, tt := range tests {
+		got, err := ParseJoinString(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseJoinString(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseJoinString(%q): %v", tt.in, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("ParseJoinString(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+		again, err := ParseJoinString(got.String())
+		if err != nil || again != got {
+			t.Errorf("round trip of %q: %+v, %v", got.String(), again, err)
+		}
+	}
+}
+
+func TestJoinStringErrorsDoNotLeakToken(t *testing.T) {
+	_, err := ParseJoinString("gate://1.2.3.4/d363b4e9bd3d6aa8?pin=" + testPin + "&token=SECRETSECRETSECRET")
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("error %v; want one without the token", err)
+	}
+}
+
+func FuzzParseJoinString(f *testing.F) {
+	f.Add("gate://203.0.113.5:8443/d363b4e9bd3d6aa8?pin=" + testPin)
+	f.Add("gate://h:1/d363b4e9bd3d6aa8?pin=" + testPin + "&token=abcdefghijklmnopq")
+	f.Add("gate://[::1]:8443?pin=x")
+	f.Fuzz(func(t *testing.T, s string) {
+		j, err := ParseJoinString(s)
+		if err != nil {
+			return
+		}
+		if CheckNetworkID(j.NetworkID) != nil || j.Pin == "" {
+			t.Fatalf("accepted %q as %+v", s, j)
+		}
+		again, err := ParseJoinString(j.String())
+		if err != nil || again != j {
+			t.Fatalf("round trip of %q: %+v, %v", s, again, err)
+		}
+	})
+}
+
+func TestDurationJSON(t *testing.T) {
+	for in, want := range map[string]time.Duration{`"90s"`: 90 * time.Second, `3600`: time.Hour, `"24h"`: 24 * time.Hour} {
+		var d Duration
+		if err := json.Unmarshal([]byte(in), &d); err != nil || time.Duration(d) != want {
+			t.Errorf("Unmarshal(%s) = %v, %v; want %v", in, time.Duration(d), err, want)
+		}
+	}
+	var d Duration
+	if err := json.Unmarshal([]byte(`"soon"`), &d); err == nil {
+		t.Error(`Unmarshal("soon") succeeded`)
+	}
+}
+
+func TestIdentityPEMRoundTrip(t *testing.T) {
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := id.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, err := ParseIdentityPEM(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.NodeID() != id2.NodeID() || id.Pin() != id2.Pin() || CheckNodeID(id.NodeID()) != nil {
+		t.Errorf("round trip changed identity: %s/%s", id.NodeID(), id2.NodeID())
+	}
+	if _, err := ParseIdentityPEM([]byte("junk")); err == nil {
+		t.Error("ParseIdentityPEM(junk) succeeded")
+	}
+}
+
+// TestPinnedTLS runs a real TLS server and checks that the client accepts
+// only the pinned key and that the server learns the client's node ID.
+func TestPinnedTLS(t *testing.T) {
+	server, _ := NewIdentity()
+	member, _ := NewIdentity()
+	other, _ := NewIdentity()
+	cfg, err := ServerTLS(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{TLSConfig: cfg, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := PeerNodeID(r.TLS)
+		if err != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			json.NewEncoder(w).Encode(Error{Error: err.Error()})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"node": id})
+	})}
+	go srv.ServeTLS(ln, "", "")
+	defer srv.Close()
+	ctx := context.Background()
+	addr := ln.Addr().String()
+
+	c, err := NewClient(addr, server.Pin(), &member, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]string
+	if err := c.Do(ctx, "GET", "/", nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["node"] != member.NodeID() {
+		t.Errorf("server saw node %q, want %q", got["node"], member.NodeID())
+	}
+
+	wrong, _ := NewClient(addr, other.Pin(), &member, "")
+	if err := wrong.Do(ctx, "GET", "/", nil, &got); err == nil || !strings.Contains(err.Error(), "does not match pin") {
+		t.Errorf("client with wrong pin: err = %v", err)
+	}
+
+	anon, _ := NewClient(addr, server.Pin(), nil, "")
+	if err := anon.Do(ctx, "GET", "/", nil, &got); !IsStatus(err, http.StatusUnauthorized) {
+		t.Errorf("client without identity: err = %v, want HTTP 401", err)
+	}
+}
