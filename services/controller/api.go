@@ -1,0 +1,428 @@
+package controller
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// The /v1 API, as listed in services/control/client.go. Handlers decode
+// and check their input, call one operation and encode its answer; every
+// non-2xx answer is a control.Error.
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	allow := map[string][]string{}
+	handle := func(method, path string, h http.HandlerFunc) {
+		mux.HandleFunc(method+" "+path, h)
+		allow[path] = append(allow[path], method)
+	}
+	const (
+		nets   = "/v1/networks"
+		netw   = nets + "/{id}"
+		member = netw + "/members/{node}"
+	)
+	handle("GET", "/v1/health", s.public(s.health))
+	handle("POST", nets, s.admin(s.hCreateNetwork))
+	handle("GET", nets, s.admin(s.hListNetworks))
+	handle("GET", netw, s.admin(s.hGetNetwork))
+	handle("PATCH", netw, s.admin(s.hUpdateNetwork))
+	handle("DELETE", netw, s.admin(s.hDeleteNetwork))
+	handle("POST", netw+"/routes", s.admin(s.hAddRoute))
+	handle("DELETE", netw+"/routes", s.admin(s.hDeleteRoute))
+	handle("GET", netw+"/members", s.admin(s.hListMembers))
+	handle("POST", member+"/allow", s.admin(s.hAllowMember))
+	handle("POST", member+"/deny", s.admin(s.hDenyMember))
+	handle("PUT", member+"/address", s.admin(s.hSetAddress))
+	handle("DELETE", member, s.admin(s.hRemoveMember))
+	handle("POST", netw+"/tokens", s.admin(s.hCreateToken))
+	handle("GET", netw+"/tokens", s.admin(s.hListTokens))
+	handle("POST", netw+"/join", s.member(s.hJoin))
+	handle("POST", netw+"/sync", s.member(s.hSync))
+	handle("POST", netw+"/leave", s.member(s.hLeave))
+	// Wrong methods and unknown paths get JSON errors too.
+	for path, methods := range allow {
+		methods := strings.Join(slices.Sorted(slices.Values(methods)), ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", methods)
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; use "+methods)
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API path: "+r.URL.Path)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, control.Error{Error: msg})
+}
+
+// finish answers a handler's error, if any.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, err error) {
+	if err == nil {
+		return
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	status := statusOf(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		s.logf("internal error on %s %s: %v", r.Method, r.URL.Path, err)
+		msg = "internal error; see the controller's log"
+	}
+	writeError(w, status, msg)
+}
+
+func (s *Server) public(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.finish(w, r, h(w, r)) }
+}
+
+// admin wraps a handler that needs the admin token.
+func (s *Server) admin(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.checkAdmin(r); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gate controller"`)
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		s.finish(w, r, h(w, r))
+	}
+}
+
+func (s *Server) checkAdmin(r *http.Request) error {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return errors.New("admin token required (Authorization: Bearer <token>; the token is in the controller's admin-token file)")
+	}
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	// Compare digests, so that neither the length nor the content of the
+	// token leaks through timing.
+	got, want := sha256.Sum256([]byte(strings.TrimSpace(tok))), sha256.Sum256([]byte(s.adminToken))
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !ok {
+		return errors.New("wrong admin token")
+	}
+	return nil
+}
+
+// member wraps a handler of a member call: the node is who its TLS client
+// certificate proves it is. The admin token is no identity here.
+func (s *Server) member(h func(w http.ResponseWriter, r *http.Request, c caller) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := callerOf(r)
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, "member calls need the node's client certificate: "+err.Error())
+			return
+		}
+		s.finish(w, r, h(w, r, c))
+	}
+}
+
+// caller is the node a member call comes from.
+type caller struct {
+	node string // its node ID, derived from its key
+	key  string // the pin of its key, which the node ID abbreviates
+}
+
+func callerOf(r *http.Request) (caller, error) {
+	node, err := control.PeerNodeID(r.TLS)
+	if err != nil {
+		return caller{}, err
+	}
+	k, ok := r.TLS.PeerCertificates[0].PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return caller{}, errors.New("certificate key is not Ed25519")
+	}
+	return caller{node: node, key: control.PinOf(k)}, nil
+}
+
+func networkID(r *http.Request) (string, error) {
+	id := control.NormalizeID(r.PathValue("id"))
+	if err := control.CheckNetworkID(id); err != nil {
+		return "", badRequest("%v", err)
+	}
+	return id, nil
+}
+
+func networkAndNode(r *http.Request) (string, string, error) {
+	id, err := networkID(r)
+	if err != nil {
+		return "", "", err
+	}
+	node := control.NormalizeID(r.PathValue("node"))
+	if err := control.CheckNodeID(node); err != nil {
+		return "", "", badRequest("%v", err)
+	}
+	return id, node, nil
+}
+
+// remoteAddr is the address a request came from.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "pin": s.pin})
+	return nil
+}
+
+func (s *Server) hCreateNetwork(w http.ResponseWriter, r *http.Request) error {
+	var req control.CreateNetworkRequest
+	if err := readBody(w, r, &req); err != nil {
+		return err
+	}
+	n, err := s.createNetwork(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, n)
+	return nil
+}
+
+func (s *Server) hListNetworks(w http.ResponseWriter, r *http.Request) error {
+	ns, err := s.listNetworks(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ns)
+	return nil
+}
+
+func (s *Server) hGetNetwork(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	n, err := s.getNetwork(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, n)
+	return nil
+}
+
+func (s *Server) hUpdateNetwork(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	var req control.UpdateNetworkRequest
+	if err := readBody(w, r, &req); err != nil {
+		return err
+	}
+	n, err := s.updateNetwork(r.Context(), id, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, n)
+	return nil
+}
+
+func (s *Server) hDeleteNetwork(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.deleteNetwork(r.Context(), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) hAddRoute(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	var req control.Route
+	if err := readBody(w, r, &req); err != nil {
+		return err
+	}
+	n, err := s.addRoute(r.Context(), id, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, n)
+	return nil
+}
+
+func (s *Server) hDeleteRoute(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query().Get("dest")
+	dest, err := netip.ParsePrefix(q)
+	if err != nil {
+		return badRequest("dest query parameter %q: want a CIDR such as 172.16.0.0/16", q)
+	}
+	n, err := s.deleteRoute(r.Context(), id, dest)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, n)
+	return nil
+}
+
+func (s *Server) hListMembers(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	ms, err := s.listMembers(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ms)
+	return nil
+}
+
+// memberChange is the shape of allow and deny.
+func (s *Server) memberChange(op func(ctx context.Context, id, node string) (control.Member, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, node, err := networkAndNode(r)
+		if err != nil {
+			return err
+		}
+		m, err := op(r.Context(), id, node)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, m)
+		return nil
+	}
+}
+
+func (s *Server) hAllowMember(w http.ResponseWriter, r *http.Request) error {
+	return s.memberChange(s.allowMember)(w, r)
+}
+
+func (s *Server) hDenyMember(w http.ResponseWriter, r *http.Request) error {
+	return s.memberChange(s.denyMember)(w, r)
+}
+
+func (s *Server) hSetAddress(w http.ResponseWriter, r *http.Request) error {
+	var req control.SetAddressRequest
+	if err := readBody(w, r, &req); err != nil {
+		return err
+	}
+	return s.memberChange(func(ctx context.Context, id, node string) (control.Member, error) {
+		return s.setMemberAddress(ctx, id, node, req.Address)
+	})(w, r)
+}
+
+func (s *Server) hRemoveMember(w http.ResponseWriter, r *http.Request) error {
+	id, node, err := networkAndNode(r)
+	if err != nil {
+		return err
+	}
+	if err := s.removeMember(r.Context(), id, node, ""); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) hCreateToken(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	var req control.CreateTokenRequest
+	if err := readBody(w, r, &req); err != nil {
+		return err
+	}
+	t, err := s.createToken(r.Context(), id, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, t)
+	return nil
+}
+
+func (s *Server) hListTokens(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	ts, err := s.listTokens(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ts)
+	return nil
+}
+
+func (s *Server) hJoin(w http.ResponseWriter, r *http.Request, node caller) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	var req control.JoinRequest
+	if err := readBody(w, r, &req); err != nil {
+		return err
+	}
+	mc, err := s.join(r.Context(), id, node, req, remoteAddr(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, mc)
+	return nil
+}
+
+func (s *Server) hSync(w http.ResponseWriter, r *http.Request, node caller) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	var req control.SyncRequest
+	if err := readBody(w, r, &req); err != nil {
+		return err
+	}
+	mc, err := s.sync(r.Context(), id, node, req, remoteAddr(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, mc)
+	return nil
+}
+
+func (s *Server) hLeave(w http.ResponseWriter, r *http.Request, node caller) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.removeMember(r.Context(), id, node.node, node.key); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

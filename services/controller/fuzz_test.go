@@ -1,0 +1,95 @@
+package controller
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// The fuzz targets feed arbitrary bodies to the decoder and the checks of
+// each request type: whatever comes in, they must answer an error or a
+// value, never panic, and an accepted value must pass its checks again.
+
+func FuzzCreateNetworkRequest(f *testing.F) {
+	f.Add([]byte(`{"name":"seed","cidr":"192.168.254.0/24","mtu":1420,"auto_allow":true}`))
+	f.Add([]byte(`{"name":"x","cidr":"192.168.254.1/24"}`))
+	f.Add([]byte(`{"name":"\u0007","cidr":"fd00::/64","mtu":-1}`))
+	f.Add([]byte(`{"cidr":7}`))
+	f.Add([]byte(`[`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req control.CreateNetworkRequest
+		if decodeBody(b, &req) != nil {
+			return
+		}
+		got, err := checkCreateNetwork(req)
+		if err != nil {
+			return
+		}
+		if _, err := checkCreateNetwork(got); err != nil {
+			t.Fatalf("accepted %+v, then refused it: %v", got, err)
+		}
+		if got.CIDR.Masked() != got.CIDR || !got.CIDR.Addr().Is4() {
+			t.Fatalf("accepted bad cidr %s", got.CIDR)
+		}
+	})
+}
+
+func FuzzRoute(f *testing.F) {
+	f.Add([]byte(`{"dest":"172.16.0.0/16","via":"192.168.254.11"}`))
+	f.Add([]byte(`{"dest":"0.0.0.0/0","via":"192.168.254.0"}`))
+	f.Add([]byte(`{"dest":"fd00::/8","via":"::1"}`))
+	f.Add([]byte(`{"dest":"172.16.0.0/16","via":"192.168.254.11","extra":1}`))
+	cidr := netip.MustParsePrefix("192.168.254.0/24")
+	existing := []control.Route{{Dest: netip.MustParsePrefix("10.0.0.0/8"), Via: netip.MustParseAddr("192.168.254.1")}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r control.Route
+		if decodeBody(b, &r) != nil {
+			return
+		}
+		if checkRoute(cidr, existing, r) != nil {
+			return
+		}
+		if r.Dest.Overlaps(cidr) || !cidr.Contains(r.Via) || r.Dest == existing[0].Dest {
+			t.Fatalf("accepted bad route %+v", r)
+		}
+	})
+}
+
+func FuzzJoinRequest(f *testing.F) {
+	f.Add([]byte(`{"public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","hostname":"h","listen_port":51820,"endpoints":["1.2.3.4:5"]}`))
+	f.Add([]byte(`{"token":"abcdefghijklmnopqrstuvwxyz","public_key":"x","listen_port":0,"requested_address":"192.168.254.11"}`))
+	f.Add([]byte(`{"endpoints":["[::1]:0","0.0.0.0:1"],"requested_address":"fd00::1"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req control.JoinRequest
+		if decodeBody(b, &req) != nil {
+			return
+		}
+		got, err := checkJoin(req)
+		if err != nil {
+			return
+		}
+		if _, err := checkJoin(got); err != nil {
+			t.Fatalf("accepted %+v, then refused it: %v", got, err)
+		}
+	})
+}
+
+func FuzzSyncRequest(f *testing.F) {
+	f.Add([]byte(`{"since":3,"wait":"25s","listen_port":51820,"endpoints":[]}`))
+	f.Add([]byte(`{"since":-1,"wait":1e300}`))
+	f.Add([]byte(`{"wait":"-5s","endpoints":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req control.SyncRequest
+		if decodeBody(b, &req) != nil {
+			return
+		}
+		got, err := checkSync(req)
+		if err != nil {
+			return
+		}
+		if w := got.Wait; w <= 0 || w > control.Duration(control.MaxSyncWait) {
+			t.Fatalf("accepted wait %v", w)
+		}
+	})
+}

@@ -1,0 +1,227 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"net/http"
+	"net/netip"
+	"slices"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// write runs fn in a write transaction and, once it has committed, wakes
+// the long-polls of every network whose revision it bumped.
+func (s *Server) write(ctx context.Context, fn func(*Tx) error) error {
+	var bumped []string
+	err := s.store.Write(ctx, func(tx *Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		bumped = tx.bumped
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range bumped {
+		s.watch.notify(id)
+	}
+	return nil
+}
+
+// networkOf reads network id with its routes, as the API shows it.
+func networkOf(tx *Tx, id string) (control.Network, error) {
+	n, err := tx.network(id)
+	if err != nil {
+		return control.Network{}, err
+	}
+	rs, err := tx.routes(id)
+	if err != nil {
+		return control.Network{}, err
+	}
+	return networkView(n, rs), nil
+}
+
+func (s *Server) createNetwork(ctx context.Context, req control.CreateNetworkRequest) (control.Network, error) {
+	req, err := checkCreateNetwork(req)
+	if err != nil {
+		return control.Network{}, err
+	}
+	n := networkRec{
+		ID:        control.NewNetworkID(),
+		Name:      req.Name,
+		CIDR:      req.CIDR,
+		MTU:       req.MTU,
+		AutoAllow: req.AutoAllow,
+		Revision:  1,
+		Created:   s.now(),
+	}
+	err = s.write(ctx, func(tx *Tx) error {
+		others, err := tx.networks()
+		if err != nil {
+			return err
+		}
+		for _, o := range others {
+			if o.CIDR.Overlaps(n.CIDR) {
+				return conflict("cidr %s overlaps network %q (%s, %s)", n.CIDR, o.Name, o.ID, o.CIDR)
+			}
+		}
+		return tx.insertNetwork(n)
+	})
+	if err != nil {
+		return control.Network{}, err
+	}
+	s.logf("network %s created: name %q, cidr %s, mtu %d, auto_allow %t", n.ID, n.Name, n.CIDR, n.MTU, n.AutoAllow)
+	return networkView(n, nil), nil
+}
+
+// listNetworks returns all networks, by name.
+func (s *Server) listNetworks(ctx context.Context) ([]control.Network, error) {
+	var out []control.Network
+	err := s.store.Read(ctx, func(tx *Tx) error {
+		ns, err := tx.networks()
+		if err != nil {
+			return err
+		}
+		out = make([]control.Network, 0, len(ns))
+		for _, n := range ns {
+			rs, err := tx.routes(n.ID)
+			if err != nil {
+				return err
+			}
+			out = append(out, networkView(n, rs))
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b control.Network) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return out, err
+}
+
+func (s *Server) getNetwork(ctx context.Context, id string) (control.Network, error) {
+	var out control.Network
+	err := s.store.Read(ctx, func(tx *Tx) (err error) {
+		out, err = networkOf(tx, id)
+		return err
+	})
+	return out, err
+}
+
+func (s *Server) updateNetwork(ctx context.Context, id string, req control.UpdateNetworkRequest) (control.Network, error) {
+	if err := checkUpdateNetwork(req); err != nil {
+		return control.Network{}, err
+	}
+	var out control.Network
+	var updated bool
+	err := s.write(ctx, func(tx *Tx) error {
+		n, err := tx.network(id)
+		if err != nil {
+			return err
+		}
+		old := n
+		if req.Name != nil {
+			n.Name = *req.Name
+		}
+		if req.MTU != nil {
+			n.MTU = *req.MTU
+		}
+		if req.AutoAllow != nil {
+			n.AutoAllow = *req.AutoAllow
+		}
+		if updated = n != old; updated {
+			if err := tx.updateNetwork(n); err != nil {
+				return err
+			}
+		}
+		// The name and MTU are in every member's configuration; whether
+		// new members are allowed automatically is not.
+		if n.Name != old.Name || n.MTU != old.MTU {
+			if err := tx.bump(id); err != nil {
+				return err
+			}
+		}
+		out, err = networkOf(tx, id)
+		return err
+	})
+	if err == nil && updated {
+		s.logf("network %s updated: name %q, mtu %d, auto_allow %t", id, out.Name, out.MTU, out.AutoAllow)
+	}
+	return out, err
+}
+
+func (s *Server) deleteNetwork(ctx context.Context, id string) error {
+	err := s.write(ctx, func(tx *Tx) error {
+		if _, err := tx.network(id); err != nil {
+			return err
+		}
+		if err := tx.deleteNetwork(id); err != nil {
+			return err
+		}
+		tx.changed(id) // waiting members learn the network is gone
+		return nil
+	})
+	if err == nil {
+		s.logf("network %s deleted, with its members, routes and tokens", id)
+	}
+	return err
+}
+
+func (s *Server) addRoute(ctx context.Context, id string, r control.Route) (control.Network, error) {
+	r.Via = r.Via.Unmap()
+	var out control.Network
+	err := s.write(ctx, func(tx *Tx) error {
+		n, err := tx.network(id)
+		if err != nil {
+			return err
+		}
+		rs, err := tx.routes(id)
+		if err != nil {
+			return err
+		}
+		if err := checkRoute(n.CIDR, rs, r); err != nil {
+			return err
+		}
+		if err := tx.insertRoute(id, r); err != nil {
+			return err
+		}
+		if err := tx.bump(id); err != nil {
+			return err
+		}
+		out, err = networkOf(tx, id)
+		return err
+	})
+	if err == nil {
+		s.logf("network %s: route %s via %s added", id, r.Dest, r.Via)
+	}
+	return out, err
+}
+
+func (s *Server) deleteRoute(ctx context.Context, id string, dest netip.Prefix) (control.Network, error) {
+	if err := checkPrefix("route dest", dest); err != nil {
+		return control.Network{}, err
+	}
+	var out control.Network
+	err := s.write(ctx, func(tx *Tx) error {
+		if _, err := tx.network(id); err != nil {
+			return err
+		}
+		found, err := tx.deleteRoute(id, dest)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return errorf(http.StatusNotFound, "network %s has no route to %s", id, dest)
+		}
+		if err := tx.bump(id); err != nil {
+			return err
+		}
+		out, err = networkOf(tx, id)
+		return err
+	})
+	if err == nil {
+		s.logf("network %s: route %s deleted", id, dest)
+	}
+	return out, err
+}

@@ -1,0 +1,94 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// migrations are applied in order, each in its own transaction; the number
+// of those applied is kept in schema_migrations. Never edit one that has
+// shipped: append a new one.
+var migrations = [][]string{
+	1: {
+		`CREATE TABLE networks (
+			id         TEXT PRIMARY KEY,
+			name       TEXT NOT NULL,
+			cidr       TEXT NOT NULL,
+			mtu        INTEGER NOT NULL,
+			auto_allow BOOLEAN NOT NULL,
+			revision   INTEGER NOT NULL,
+			created    INTEGER NOT NULL
+		)`,
+		`CREATE TABLE routes (
+			network_id TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+			dest       TEXT NOT NULL,
+			via        TEXT NOT NULL,
+			PRIMARY KEY (network_id, dest)
+		)`,
+		`CREATE TABLE members (
+			network_id  TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+			node_id     TEXT NOT NULL,
+			identity    TEXT NOT NULL,
+			hostname    TEXT NOT NULL,
+			public_key  TEXT NOT NULL,
+			endpoints   TEXT NOT NULL,
+			observed    TEXT NOT NULL,
+			listen_port INTEGER NOT NULL,
+			state       TEXT NOT NULL,
+			address     TEXT,
+			requested   TEXT NOT NULL,
+			behind_nat  BOOLEAN NOT NULL,
+			last_seen   INTEGER NOT NULL,
+			version     TEXT NOT NULL,
+			created     INTEGER NOT NULL,
+			PRIMARY KEY (network_id, node_id),
+			UNIQUE (network_id, address)
+		)`,
+		`CREATE TABLE tokens (
+			id          TEXT PRIMARY KEY,
+			network_id  TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+			secret_hash TEXT NOT NULL UNIQUE,
+			reusable    BOOLEAN NOT NULL,
+			allow       BOOLEAN NOT NULL,
+			address     TEXT,
+			expires     INTEGER NOT NULL,
+			uses        INTEGER NOT NULL,
+			note        TEXT NOT NULL,
+			used_by     TEXT NOT NULL,
+			created     INTEGER NOT NULL
+		)`,
+		`CREATE INDEX tokens_network ON tokens (network_id)`,
+	},
+}
+
+func (st *Store) migrate(ctx context.Context) error {
+	if _, err := st.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		applied INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("creating schema_migrations: %w", err)
+	}
+	var have int
+	if err := st.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	if want := len(migrations) - 1; have > want {
+		return fmt.Errorf("schema version %d is newer than this controller knows (%d); run a newer gate", have, want)
+	}
+	for v := have + 1; v < len(migrations); v++ {
+		err := st.Write(ctx, func(tx *Tx) error {
+			for _, stmt := range migrations[v] {
+				if _, err := tx.tx.ExecContext(ctx, stmt); err != nil {
+					return err
+				}
+			}
+			_, err := tx.tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)`, v, time.Now().UnixNano())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("applying schema migration %d: %w", v, err)
+		}
+	}
+	return nil
+}

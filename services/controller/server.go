@@ -1,0 +1,267 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// Config configures a controller.
+type Config struct {
+	// StateDir holds controller.key (0600), admin-token (0600),
+	// controller.db and controller.url.
+	StateDir string
+	// Listen is the address to listen on, e.g. ":8443" or "10.0.0.1:8443".
+	Listen string
+	// Advertise is the host:port members use to reach the controller. It
+	// defaults to Listen when Listen names a host.
+	Advertise string
+	// Logf logs one line per change; nil means log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// Files in the state directory.
+const (
+	keyFile   = "controller.key"
+	tokenFile = "admin-token"
+	dbFile    = "controller.db"
+	urlFile   = "controller.url"
+)
+
+// Server is a controller: its identity, its store and its API.
+type Server struct {
+	cfg        Config
+	advertise  string
+	id         control.Identity
+	pin        string
+	adminToken string
+	store      *Store
+	watch      *watcher
+	tlsConfig  *tls.Config
+	handler    http.Handler
+	logf       func(format string, args ...any)
+	// now is the clock; tests replace it to expire tokens.
+	now func() time.Time
+	// stopping is closed when Serve shuts down, to end long-polls.
+	stopping  chan struct{}
+	closeOnce sync.Once
+}
+
+// New opens the controller whose state is in cfg.StateDir, creating its
+// identity, admin token and database on first start.
+func New(cfg Config) (*Server, error) {
+	s := &Server{cfg: cfg, logf: cfg.Logf, now: time.Now, watch: newWatcher(), stopping: make(chan struct{})}
+	if s.logf == nil {
+		s.logf = log.Printf
+	}
+	var err error
+	if s.advertise, err = advertiseAddr(cfg.Listen, cfg.Advertise); err != nil {
+		return nil, err
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("controller: no state directory given")
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("controller: state directory: %w", err)
+	}
+	pemKey, err := readOrCreate(filepath.Join(cfg.StateDir, keyFile), func() ([]byte, error) {
+		id, err := control.NewIdentity()
+		if err != nil {
+			return nil, err
+		}
+		return id.MarshalPEM()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	if s.id, err = control.ParseIdentityPEM(pemKey); err != nil {
+		return nil, fmt.Errorf("controller: %s: %w", filepath.Join(cfg.StateDir, keyFile), err)
+	}
+	s.pin = s.id.Pin()
+	tok, err := readOrCreate(filepath.Join(cfg.StateDir, tokenFile), func() ([]byte, error) {
+		var b [32]byte
+		rand.Read(b[:])
+		return []byte(base64.RawURLEncoding.EncodeToString(b[:]) + "\n"), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	if s.adminToken = strings.TrimSpace(string(tok)); len(s.adminToken) < 16 {
+		return nil, fmt.Errorf("controller: %s: admin token is shorter than 16 characters", filepath.Join(cfg.StateDir, tokenFile))
+	}
+	for _, f := range []string{keyFile, tokenFile} {
+		p := filepath.Join(cfg.StateDir, f)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			s.logf("warning: %s is readable by others (mode %v); it should be 0600", p, fi.Mode().Perm())
+		}
+	}
+	if s.tlsConfig, err = control.ServerTLS(s.id); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	addr := control.JoinString{Controller: s.advertise, Pin: s.pin}.ControllerAddress()
+	if err := writeFileAtomic(filepath.Join(cfg.StateDir, urlFile), []byte(addr+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if s.store, err = OpenSQLite(ctx, filepath.Join(cfg.StateDir, dbFile)); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// advertiseAddr checks the address members are told to use.
+func advertiseAddr(listen, advertise string) (string, error) {
+	if _, _, err := net.SplitHostPort(listen); err != nil {
+		return "", fmt.Errorf("controller: listen address %q: want HOST:PORT or :PORT", listen)
+	}
+	if advertise == "" {
+		host, _, _ := net.SplitHostPort(listen)
+		if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
+			return "", fmt.Errorf("controller: listen address %q has no host members can reach; set the advertise address (HOST:PORT)", listen)
+		}
+		advertise = listen
+	}
+	host, port, err := net.SplitHostPort(advertise)
+	if err != nil || host == "" {
+		return "", fmt.Errorf("controller: advertise address %q: want HOST:PORT", advertise)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return "", fmt.Errorf("controller: advertise address %q: port must be 1-65535", advertise)
+	}
+	return advertise, nil
+}
+
+// readOrCreate reads a secret file, or creates it (0600, durably) with
+// gen's content if it does not exist.
+func readOrCreate(path string, gen func() ([]byte, error)) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if b, err = gen(); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// writeFileAtomic writes a file so that it is either wholly there or not at
+// all, and durable when it returns.
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Pin is the fingerprint of the controller's key, as join strings carry it.
+func (s *Server) Pin() string { return s.pin }
+
+// AdminToken is the token admin calls must carry.
+func (s *Server) AdminToken() string { return s.adminToken }
+
+// Handler is the /v1 API, for tests and for embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close ends long-polls and closes the database.
+func (s *Server) Close() error {
+	s.stop()
+	return s.store.Close()
+}
+
+func (s *Server) stop() { s.closeOnce.Do(func() { close(s.stopping) }) }
+
+// Serve listens on cfg.Listen with the controller's TLS identity and
+// serves the API until ctx is done, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	return s.serve(ctx, ln)
+}
+
+// serve serves on ln (a plain TCP listener; TLS is added here).
+func (s *Server) serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		TLSConfig:         s.tlsConfig.Clone(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.New(logWriter(s.logf), "", 0),
+	}
+	s.logf("controller listening on %s, advertised as %s, pin %s", ln.Addr(), s.advertise, s.pin)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("controller: %w", err)
+	case <-ctx.Done():
+	}
+	s.stop() // long-polls answer at once
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		return fmt.Errorf("controller: shutting down: %w", err)
+	}
+	return nil
+}
+
+type logWriter func(format string, args ...any)
+
+func (l logWriter) Write(p []byte) (int, error) {
+	l("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,146 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// Join tokens. The secret is 32 random bytes, shown once (inside the join
+// string) when the token is made; the database keeps only its SHA-256, so a
+// copy of the database cannot be used to join.
+
+// newSecret returns a fresh token secret: 32 random bytes, base64url
+// without padding (43 characters).
+func newSecret() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+func newTokenID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func forbidden(msg string) error { return errorf(http.StatusForbidden, "%s", msg) }
+
+// checkTokenUse decides whether node may join network networkID with token
+// t at time now. A single-use token may be presented again by the node that
+// used it, so that a join whose answer was lost can be retried.
+func checkTokenUse(t tokenRec, networkID, node string, now time.Time) error {
+	switch {
+	case t.NetworkID != networkID:
+		return forbidden("join token is not valid for network " + networkID)
+	case !now.Before(t.Expires):
+		return forbidden("join token expired")
+	case !t.Reusable && t.Uses > 0 && t.UsedBy != node:
+		return forbidden("join token already used")
+	}
+	return nil
+}
+
+// lookupToken finds the token with the given secret and checks that node
+// may use it to join networkID.
+func lookupToken(tx *Tx, secret, networkID, node string, now time.Time) (tokenRec, error) {
+	t, found, err := tx.tokenByHash(hashSecret(secret))
+	if err != nil {
+		return t, err
+	}
+	if !found {
+		return t, forbidden("invalid join token")
+	}
+	return t, checkTokenUse(t, networkID, node, now)
+}
+
+// recordUse counts a use of t by node, unless it is the same node coming
+// back with a single-use token it already used.
+func recordUse(tx *Tx, t tokenRec, node string) error {
+	if !t.Reusable && t.Uses > 0 {
+		return nil
+	}
+	return tx.recordTokenUse(t.ID, t.Uses+1, node)
+}
+
+// CreateToken makes a join token for network id.
+func (s *Server) createToken(ctx context.Context, id string, req control.CreateTokenRequest) (control.Token, error) {
+	req, err := checkCreateToken(req)
+	if err != nil {
+		return control.Token{}, err
+	}
+	now := s.now()
+	secret := newSecret()
+	t := tokenRec{
+		ID:         newTokenID(),
+		NetworkID:  id,
+		SecretHash: hashSecret(secret),
+		Reusable:   req.Reusable,
+		Allow:      req.Allow,
+		Address:    req.Address.Unmap(),
+		Expires:    now.Add(time.Duration(req.ExpiresIn)),
+		Note:       req.Note,
+		Created:    now,
+	}
+	err = s.store.Write(ctx, func(tx *Tx) error {
+		n, err := tx.network(id)
+		if err != nil {
+			return err
+		}
+		if t.Address.IsValid() {
+			ms, err := tx.members(id)
+			if err != nil {
+				return err
+			}
+			if err := checkFree("token address", n.CIDR, usedAddresses(ms, ""), t.Address); err != nil {
+				return err
+			}
+		}
+		return tx.insertToken(t)
+	})
+	if err != nil {
+		return control.Token{}, err
+	}
+	s.logf("network %s: join token %s created (reusable=%t allow=%t address=%s expires %s)",
+		id, t.ID, t.Reusable, t.Allow, textAddr(t.Address), t.Expires.Format(time.RFC3339))
+	v := tokenView(t)
+	v.JoinString = control.JoinString{Controller: s.advertise, NetworkID: id, Pin: s.pin, Token: secret}.String()
+	return v, nil
+}
+
+// listTokens returns a network's tokens, oldest first, without secrets.
+func (s *Server) listTokens(ctx context.Context, id string) ([]control.Token, error) {
+	var ts []tokenRec
+	err := s.store.Read(ctx, func(tx *Tx) error {
+		if _, err := tx.network(id); err != nil {
+			return err
+		}
+		var err error
+		ts, err = tx.tokens(id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(ts, func(a, b tokenRec) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	})
+	out := make([]control.Token, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, tokenView(t))
+	}
+	return out, nil
+}
