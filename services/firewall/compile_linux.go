@@ -1,0 +1,235 @@
+package firewall
+
+import (
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// plan is a compiled Ruleset: everything that goes into the table, in
+// order, without a connection or a table pointer. compile builds it; apply
+// sends it.
+type plan struct {
+	chains []chain
+}
+
+type chain struct {
+	name   string
+	typ    nftables.ChainType
+	hook   *nftables.ChainHook
+	prio   *nftables.ChainPriority
+	policy nftables.ChainPolicy
+	rules  []rule
+}
+
+// rule is one nftables rule. desc is its meaning in nft syntax, for tests
+// and error messages; exprs is what the kernel gets. sets are the anonymous
+// sets the rule's lookups name by ID; they are added just before the rule.
+type rule struct {
+	desc  string
+	exprs []expr.Any
+	sets  []set
+}
+
+type set struct {
+	id       uint32
+	keyType  nftables.SetDatatype
+	interval bool
+	elems    []nftables.SetElement
+}
+
+// Chain names; nft prints them, so they are the words an operator reads.
+const (
+	chainInput       = "input"
+	chainForward     = "forward"
+	chainMSS         = "mss"
+	chainPostrouting = "postrouting"
+)
+
+// icmpType is an ICMP or ICMPv6 type and the name nft prints for it.
+type icmpType struct {
+	typ  byte
+	name string
+}
+
+// ICMP types accepted (rate-limited) on input in strict mode. Errors that
+// belong to a connection are "related" and accepted before; these cover
+// the rest, e.g. frag-needed for a path MTU probe and traceroute.
+var (
+	icmp4Limited = []icmpType{
+		{8, "echo-request"},
+		{3, "destination-unreachable"}, // incl. fragmentation-needed
+		{11, "time-exceeded"},
+		{12, "parameter-problem"},
+	}
+	icmp6Limited = []icmpType{
+		{128, "echo-request"},
+		{1, "destination-unreachable"},
+		{2, "packet-too-big"},
+		{3, "time-exceeded"},
+		{4, "parameter-problem"},
+	}
+	// Neighbour discovery is never limited: without it IPv6 stops
+	// working. Conntrack marks these untracked, not invalid (noct_valid_new
+	// in net/netfilter/nf_conntrack_proto_icmpv6.c), so the "ct state
+	// invalid drop" before does not catch them.
+	icmp6ND = []icmpType{
+		{133, "nd-router-solicit"},
+		{134, "nd-router-advert"},
+		{135, "nd-neighbor-solicit"},
+		{136, "nd-neighbor-advert"},
+	}
+)
+
+// compile turns a valid Ruleset into a plan. It is a pure function: the
+// same Ruleset gives the same plan, set IDs included.
+func compile(rs Ruleset) plan {
+	c := &compiler{}
+	policy := nftables.ChainPolicyAccept
+	if rs.Strict {
+		policy = nftables.ChainPolicyDrop
+	}
+	return plan{chains: []chain{
+		{name: chainInput, typ: nftables.ChainTypeFilter, hook: nftables.ChainHookInput,
+			prio: nftables.ChainPriorityFilter, policy: policy, rules: c.input(rs)},
+		{name: chainForward, typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
+			prio: nftables.ChainPriorityFilter, policy: policy, rules: c.forward(rs)},
+		{name: chainMSS, typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
+			prio: nftables.ChainPriorityMangle, policy: nftables.ChainPolicyAccept, rules: c.mss(rs)},
+		{name: chainPostrouting, typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPostrouting,
+			prio: nftables.ChainPriorityNATSource, policy: nftables.ChainPolicyAccept, rules: c.postrouting(rs)},
+	}}
+}
+
+func (c *compiler) input(rs Ruleset) []rule {
+	rules := []rule{
+		c.rule(iifLoopback(), verdict(expr.VerdictAccept)),
+	}
+	// An overlay address answers only through its overlay: a neighbour
+	// on a shared cloud network must not reach it by routing to us.
+	for _, ov := range rs.Overlays {
+		for _, fam := range families {
+			addrs := fam.addrs(ov.Addrs)
+			if len(addrs) == 0 {
+				continue
+			}
+			rules = append(rules, c.rule(ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpNeq),
+				c.addrSet(fam, daddr, prefixesOf(addrs), false), verdict(expr.VerdictDrop)))
+		}
+	}
+	rules = append(rules, c.conntrack(rs.Strict)...)
+	if !rs.Strict {
+		return rules
+	}
+	if len(rs.AllowUDP) > 0 {
+		rules = append(rules, c.rule(c.portSet(unix.IPPROTO_UDP, rs.AllowUDP), verdict(expr.VerdictAccept)))
+	}
+	if len(rs.AllowTCP) > 0 {
+		rules = append(rules, c.rule(c.portSet(unix.IPPROTO_TCP, rs.AllowTCP), verdict(expr.VerdictAccept)))
+	}
+	rules = append(rules,
+		// DHCP replies are not part of a connection conntrack knows about
+		// (the request went to the broadcast address).
+		c.rule(nfproto(ipv4), udpPorts(67, 68), verdict(expr.VerdictAccept)),
+		c.rule(nfproto(ipv6), udpPorts(547, 546), verdict(expr.VerdictAccept)),
+		c.rule(c.icmpSet(ipv4, icmp4Limited), limit(), verdict(expr.VerdictAccept)),
+		c.rule(c.icmpSet(ipv6, icmp6ND), verdict(expr.VerdictAccept)),
+		c.rule(c.icmpSet(ipv6, icmp6Limited), limit(), verdict(expr.VerdictAccept)),
+	)
+	return rules
+}
+
+// conntrack is the head of the input and forward chains. Only strict mode
+// drops packets conntrack calls invalid: on an ordinary host Gate may be the
+// first to use conntrack in the namespace, and connections that were open
+// before (an SSH session) are then picked up mid-stream, where conntrack
+// cannot know their window scaling and marks valid packets invalid. Guard
+// mode must leave such traffic alone; strict mode owns the machine.
+func (c *compiler) conntrack(strict bool) []rule {
+	var rules []rule
+	if strict {
+		rules = append(rules, c.rule(ctState(expr.CtStateBitINVALID, "invalid"), verdict(expr.VerdictDrop)))
+	}
+	return append(rules, c.rule(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, "established,related"), verdict(expr.VerdictAccept)))
+}
+
+func (c *compiler) forward(rs Ruleset) []rule {
+	rules := c.conntrack(rs.Strict)
+	for _, ov := range rs.Overlays {
+		gw := ov.Gateway
+		if gw == nil || gw.LAN == "" {
+			continue
+		}
+		for _, fam := range families {
+			serve, behind := fam.prefixes(gw.Serve), fam.prefixes(ov.Prefixes)
+			if len(serve) == 0 {
+				continue
+			}
+			if len(behind) > 0 {
+				rules = append(rules, c.rule(
+					ifname(expr.MetaKeyIIFNAME, gw.LAN, expr.CmpOpEq), ifname(expr.MetaKeyOIFNAME, ov.Iface, expr.CmpOpEq),
+					c.addrSet(fam, saddr, serve, false), c.addrSet(fam, daddr, behind, false), verdict(expr.VerdictAccept)))
+			}
+			rules = append(rules, c.rule(
+				ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpEq), ifname(expr.MetaKeyOIFNAME, gw.LAN, expr.CmpOpEq),
+				c.addrSet(fam, daddr, serve, false), verdict(expr.VerdictAccept)))
+			if gw.MasqueradeInternet && gw.WAN != "" {
+				// On a one-NIC gateway LAN == WAN: the destination test is
+				// what tells internet traffic from overlay or LAN traffic.
+				rules = append(rules, c.rule(
+					ifname(expr.MetaKeyIIFNAME, gw.LAN, expr.CmpOpEq), ifname(expr.MetaKeyOIFNAME, gw.WAN, expr.CmpOpEq),
+					c.addrSet(fam, saddr, serve, false), c.addrSet(fam, daddr, concat(behind, serve), true), verdict(expr.VerdictAccept)))
+			}
+		}
+	}
+	// Nothing enters an overlay from outside it except what a gateway
+	// rule accepted above, whatever the policy.
+	for _, ov := range rs.Overlays {
+		rules = append(rules, c.rule(
+			ifname(expr.MetaKeyOIFNAME, ov.Iface, expr.CmpOpEq), ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpNeq),
+			verdict(expr.VerdictDrop)))
+	}
+	return rules
+}
+
+// mss clamps the MSS of TCP SYNs crossing an overlay to the path MTU, both
+// ways: the tunnel's MTU is smaller than the LAN's, and ICMP
+// frag-needed is too often dropped on the way.
+func (c *compiler) mss(rs Ruleset) []rule {
+	var rules []rule
+	for _, ov := range rs.Overlays {
+		for _, k := range []expr.MetaKey{expr.MetaKeyOIFNAME, expr.MetaKeyIIFNAME} {
+			rules = append(rules, c.rule(ifname(k, ov.Iface, expr.CmpOpEq), synOnly(), clampMSS()))
+		}
+	}
+	return rules
+}
+
+func (c *compiler) postrouting(rs Ruleset) []rule {
+	var rules []rule
+	for _, ov := range rs.Overlays {
+		gw := ov.Gateway
+		if gw == nil || gw.LAN == "" {
+			continue
+		}
+		for _, fam := range families {
+			serve, behind := fam.prefixes(gw.Serve), fam.prefixes(ov.Prefixes)
+			if len(serve) == 0 {
+				continue
+			}
+			// iifname is known in postrouting for forwarded packets; it
+			// keeps the gateway's own traffic and the LAN's out of this.
+			if gw.MasqueradeLAN {
+				rules = append(rules, c.rule(
+					ifname(expr.MetaKeyOIFNAME, gw.LAN, expr.CmpOpEq), ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpEq),
+					c.addrSet(fam, daddr, serve, false), masquerade()))
+			}
+			if gw.MasqueradeInternet && gw.WAN != "" {
+				rules = append(rules, c.rule(
+					ifname(expr.MetaKeyOIFNAME, gw.WAN, expr.CmpOpEq),
+					c.addrSet(fam, saddr, serve, false), c.addrSet(fam, daddr, concat(behind, serve), true), masquerade()))
+			}
+		}
+	}
+	return rules
+}

@@ -1,0 +1,214 @@
+// Package firewall owns Gate's nftables table and nothing else.
+//
+// Gate's whole packet policy (input deny-by-default, forwarding between an
+// overlay and the networks a gateway serves, MSS clamping and NAT) lives in
+// one table, "inet gate". A Ruleset is compiled by a pure function into
+// chains, sets and rules; Apply then replaces the table in one atomic
+// netlink batch: add table, delete table, add table, chains, sets and
+// rules, one Flush. The kernel commits a batch entirely or not at all, so
+// there is never a moment without rules, and a batch that fails leaves the
+// previous rules in place.
+//
+// Other tables are never touched, listed or flushed: Gate shares the kernel
+// with whatever else the host runs (Docker, firewalld, an admin's own
+// rules). The package does not enable forwarding (sysctl), create
+// interfaces or routes; that belongs to netcfg and tunnel.
+//
+// Validate and the Ruleset types are portable so a configuration can be
+// checked anywhere; Apply and Remove talk to the Linux kernel.
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// TableName is the name of Gate's table, in the inet family (IPv4 and IPv6).
+const TableName = "gate"
+
+// Ruleset is the whole desired packet policy of a node.
+type Ruleset struct {
+	// Strict: policy drop on input and forward (the appliance, and any node
+	// acting as a gateway). Without Strict, input and forward policies
+	// accept and only the guard rules apply.
+	Strict   bool
+	AllowTCP []uint16 // input ports accepted in strict mode (e.g. 22, a controller's 8443)
+	AllowUDP []uint16 // input ports accepted in strict mode (WireGuard listen ports go here)
+	Overlays []Overlay
+}
+
+// Overlay is one WireGuard network this node is a member of.
+type Overlay struct {
+	Iface    string         // WireGuard interface, e.g. "gt8056c2e2"
+	Addrs    []netip.Addr   // this node's overlay addresses on it
+	Prefixes []netip.Prefix // destinations behind the overlay: network CIDR and routes served by other members
+	Gateway  *Gateway       // nil: not a gateway for this network
+}
+
+// Gateway makes a node forward between an overlay and local networks.
+type Gateway struct {
+	Serve []netip.Prefix // local CIDRs this node serves to the overlay (e.g. AWS VPC 172.16.0.0/16)
+	LAN   string         // interface facing Serve (on an AWS NAT instance the only NIC, same as WAN)
+	WAN   string         // interface with the default route; "" if none
+	// MasqueradeLAN: overlay -> LAN traffic leaves with the LAN address
+	// (clouds that drop foreign sources, DigitalOcean).
+	MasqueradeLAN bool
+	// MasqueradeInternet: the NAT-instance job, Serve -> internet
+	// masqueraded out of WAN; never traffic bound for the overlay or for
+	// Serve.
+	MasqueradeInternet bool
+}
+
+// Validate checks a Ruleset without touching the kernel. Every problem is
+// reported, each naming its field (e.g. "Overlays[0].Gateway.LAN").
+func (rs Ruleset) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("firewall: %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	for i, p := range rs.AllowTCP {
+		if p == 0 {
+			bad(fmt.Sprintf("AllowTCP[%d]", i), "port 0 is not a port")
+		}
+	}
+	for i, p := range rs.AllowUDP {
+		if p == 0 {
+			bad(fmt.Sprintf("AllowUDP[%d]", i), "port 0 is not a port")
+		}
+	}
+	seen := map[string]int{}
+	for i, ov := range rs.Overlays {
+		f := fmt.Sprintf("Overlays[%d]", i)
+		if err := checkIface(ov.Iface); err != nil {
+			bad(f+".Iface", "%v", err)
+		} else if j, dup := seen[ov.Iface]; dup {
+			bad(f+".Iface", "%q is already Overlays[%d].Iface", ov.Iface, j)
+		} else {
+			seen[ov.Iface] = i
+		}
+		for j, a := range ov.Addrs {
+			if err := checkAddr(a); err != nil {
+				bad(fmt.Sprintf("%s.Addrs[%d]", f, j), "%v", err)
+			}
+		}
+		for j, p := range ov.Prefixes {
+			if err := checkPrefix(p); err != nil {
+				bad(fmt.Sprintf("%s.Prefixes[%d]", f, j), "%v", err)
+			}
+		}
+		gw := ov.Gateway
+		if gw == nil {
+			continue
+		}
+		g := f + ".Gateway"
+		for j, p := range gw.Serve {
+			if err := checkPrefix(p); err != nil {
+				bad(fmt.Sprintf("%s.Serve[%d]", g, j), "%v", err)
+				continue
+			}
+			// Traffic from a served network to the overlay is matched by
+			// destination in Prefixes; a family Prefixes lacks could
+			// never be forwarded there.
+			if !hasFamily(ov.Prefixes, p.Addr().Is4()) {
+				bad(fmt.Sprintf("%s.Serve[%d]", g, j), "%s is %s but %s.Prefixes has no %s prefix",
+					p, familyName(p.Addr()), f, familyName(p.Addr()))
+			}
+		}
+		switch {
+		case gw.LAN == "" && len(gw.Serve) > 0:
+			bad(g+".LAN", "required when Serve is not empty")
+		case gw.LAN != "":
+			if err := checkIface(gw.LAN); err != nil {
+				bad(g+".LAN", "%v", err)
+			} else if gw.LAN == ov.Iface {
+				bad(g+".LAN", "%q is the overlay interface itself", gw.LAN)
+			}
+		}
+		if gw.WAN != "" {
+			if err := checkIface(gw.WAN); err != nil {
+				bad(g+".WAN", "%v", err)
+			} else if gw.WAN == ov.Iface {
+				bad(g+".WAN", "%q is the overlay interface itself", gw.WAN)
+			}
+		}
+	}
+	// A gateway's LAN or WAN must not be another overlay's interface: the
+	// guard in forward would drop what the gateway rules mean to accept.
+	for i, ov := range rs.Overlays {
+		if ov.Gateway == nil {
+			continue
+		}
+		for _, side := range []struct{ name, iface string }{{"LAN", ov.Gateway.LAN}, {"WAN", ov.Gateway.WAN}} {
+			if j, ok := seen[side.iface]; ok && side.iface != "" && j != i {
+				bad(fmt.Sprintf("Overlays[%d].Gateway.%s", i, side.name), "%q is Overlays[%d].Iface", side.iface, j)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkIface applies the kernel's rules for interface names (dev_valid_name
+// in net/core/dev.c): 1 to 15 bytes, not "." or "..", no '/', ':' or
+// white space. Control characters are refused as well.
+func checkIface(name string) error {
+	switch {
+	case name == "":
+		return errors.New("interface name is empty")
+	case len(name) > 15:
+		return fmt.Errorf("interface name %q is longer than 15 bytes", name)
+	case name == "." || name == "..":
+		return fmt.Errorf("interface name %q is not allowed", name)
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool {
+		return r == '/' || r == ':' || r <= ' ' || r == 0x7f || r > 0x7e
+	}); i >= 0 {
+		return fmt.Errorf("interface name %q has a forbidden character %q", name, name[i:i+1])
+	}
+	return nil
+}
+
+func checkAddr(a netip.Addr) error {
+	switch {
+	case !a.IsValid():
+		return errors.New("address is missing or invalid")
+	case a.Zone() != "":
+		return fmt.Errorf("address %s has a zone", a)
+	case a.Is4In6():
+		return fmt.Errorf("address %s is IPv4-mapped IPv6; write it as %s", a, a.Unmap())
+	case a.IsUnspecified():
+		return fmt.Errorf("address %s is unspecified", a)
+	}
+	return nil
+}
+
+func checkPrefix(p netip.Prefix) error {
+	switch {
+	case !p.IsValid():
+		return errors.New("prefix is missing or invalid")
+	case p.Addr().Zone() != "":
+		return fmt.Errorf("prefix %s has a zone", p)
+	case p.Addr().Is4In6():
+		return fmt.Errorf("prefix %s is IPv4-mapped IPv6", p)
+	case p != p.Masked():
+		return fmt.Errorf("prefix %s has host bits set; did you mean %s?", p, p.Masked())
+	}
+	return nil
+}
+
+func hasFamily(ps []netip.Prefix, v4 bool) bool {
+	for _, p := range ps {
+		if p.IsValid() && p.Addr().Is4() == v4 {
+			return true
+		}
+	}
+	return false
+}
+
+func familyName(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
