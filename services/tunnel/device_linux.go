@@ -1,0 +1,136 @@
+package tunnel
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// Device is one WireGuard device on a kernel TUN link. Its methods are safe
+// for concurrent use.
+type Device struct {
+	name string
+	dev  *device.Device
+
+	mu     sync.Mutex // serialises Configure's observe-plan-apply
+	sets   int        // IpcSet calls made, for tests
+	closed bool
+}
+
+// New creates the TUN link name with the given MTU and starts a wireguard-go
+// device on it, with the standard UDP bind. The device is up (its goroutines
+// and UDP socket run) but has no key and no peers until Configure; the
+// kernel link stays down and without addresses until netcfg syncs it.
+// logf receives wireguard-go's errors; nil discards them.
+//
+// wireguard-go follows the kernel link's state: when the link goes down it
+// closes the UDP socket, when it comes back up it reopens it on the same
+// port.
+func New(name string, mtu int, logf func(format string, args ...any)) (*Device, error) {
+	if logf == nil {
+		logf = device.DiscardLogf
+	}
+	t, err := tun.CreateTUN(name, mtu)
+	if err != nil {
+		return nil, fmt.Errorf("creating TUN %s: %w", name, err)
+	}
+	prefix := "wireguard " + name + ": "
+	logger := &device.Logger{
+		// Verbose logs every handshake and keepalive; not worth a console.
+		Verbosef: device.DiscardLogf,
+		Errorf:   func(format string, args ...any) { logf(prefix+format, args...) },
+	}
+	d := &Device{name: name, dev: device.NewDevice(t, conn.NewDefaultBind(), logger)}
+	if err := d.dev.Up(); err != nil {
+		d.dev.Close()
+		return nil, fmt.Errorf("starting WireGuard device %s: %w", name, err)
+	}
+	return d, nil
+}
+
+// Name returns the name of the kernel link.
+func (d *Device) Name() string { return d.name }
+
+// Configure makes the device match cfg: it reads the current state, plans
+// the delta with Plan and applies it in one UAPI set. When nothing changed
+// it sets nothing. A failed set may leave part of the delta applied; the
+// next Configure observes that and finishes the job.
+func (d *Device) Configure(cfg Config) error {
+	if err := validate(cfg); err != nil {
+		return fmt.Errorf("configuring %s: %w", d.name, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("configuring %s: device closed", d.name)
+	}
+	cur, err := d.status()
+	if err != nil {
+		return fmt.Errorf("configuring %s: %w", d.name, err)
+	}
+	set := Plan(cur, cfg)
+	if set == "" {
+		return nil
+	}
+	d.sets++
+	if err := d.dev.IpcSet(set); err != nil {
+		return fmt.Errorf("configuring %s: %w", d.name, err)
+	}
+	return nil
+}
+
+// Status returns the device's key, port and peers as wireguard-go reports
+// them.
+func (d *Device) Status() (Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return Status{}, fmt.Errorf("status of %s: device closed", d.name)
+	}
+	st, err := d.status()
+	if err != nil {
+		return Status{}, fmt.Errorf("status of %s: %w", d.name, err)
+	}
+	return st, nil
+}
+
+func (d *Device) status() (Status, error) {
+	now := time.Now()
+	text, err := d.dev.IpcGet()
+	if err != nil {
+		return Status{}, fmt.Errorf("reading UAPI state: %w", err)
+	}
+	st, err := parseStatus(text, now)
+	if err != nil {
+		return Status{}, fmt.Errorf("parsing UAPI state: %w", err)
+	}
+	return st, nil
+}
+
+// Port returns the UDP port of the device (the kernel's pick when
+// Config.ListenPort is 0), or 0 when the device is closed. wireguard-go
+// keeps the port while the link is down and binds it again when it is up.
+func (d *Device) Port() int {
+	st, err := d.Status()
+	if err != nil {
+		return 0
+	}
+	return st.ListenPort
+}
+
+// Close stops the device, closes its UDP socket and the TUN, which removes
+// the kernel link. Closing twice is not an error.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	d.dev.Close() // synchronous: the TUN fd is closed when it returns
+	return nil
+}

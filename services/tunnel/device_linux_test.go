@@ -1,0 +1,323 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/nstest"
+	"github.com/vishvananda/netlink"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun/tuntest"
+)
+
+func TestMain(m *testing.M) { nstest.Main(m) }
+
+// testLogf returns a logf for wireguard-go that writes to t's log until
+// the test ends (wireguard-go goroutines may outlive it by a moment).
+func testLogf(t *testing.T) func(string, ...any) {
+	var mu sync.Mutex
+	done := false
+	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			t.Logf(format, args...)
+		}
+	}
+}
+
+// channelPeer is the far side of the tunnel: a wireguard-go device in this
+// process on a channel TUN (packets in and out through Go channels) and a
+// real UDP socket on loopback. It stands for a remote member without a
+// second kernel link and routing table in the namespace.
+type channelPeer struct {
+	dev  *device.Device
+	tun  *tuntest.ChannelTUN
+	priv Key
+	port int
+}
+
+func newChannelPeer(t *testing.T) *channelPeer {
+	t.Helper()
+	priv, err := GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := tuntest.NewChannelTUN()
+	logf := testLogf(t)
+	dev := device.NewDevice(ct.TUN(), conn.NewDefaultBind(), &device.Logger{Verbosef: device.DiscardLogf, Errorf: logf})
+	t.Cleanup(dev.Close)
+	if err := dev.IpcSet("private_key=" + priv.hex() + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Up(); err != nil {
+		t.Fatal(err)
+	}
+	text, err := dev.IpcGet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := parseStatus(text, time.Now())
+	if err != nil || st.ListenPort == 0 {
+		t.Fatalf("channel peer status %+v, %v", st, err)
+	}
+	return &channelPeer{dev: dev, tun: ct, priv: priv, port: st.ListenPort}
+}
+
+// icmpEcho builds an IPv4 ICMP echo request from src to dst with a payload
+// of n bytes.
+func icmpEcho(src, dst netip.Addr, id, seq uint16, n int) []byte {
+	pkt := make([]byte, 28+n)
+	ip, icmp := pkt[:20], pkt[20:]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(pkt)))
+	ip[8] = 64 // TTL
+	ip[9] = 1  // ICMP
+	copy(ip[12:16], src.AsSlice())
+	copy(ip[16:20], dst.AsSlice())
+	binary.BigEndian.PutUint16(ip[10:], checksum(ip))
+	icmp[0] = 8 // echo request
+	binary.BigEndian.PutUint16(icmp[4:], id)
+	binary.BigEndian.PutUint16(icmp[6:], seq)
+	for i := 8; i < len(icmp); i++ {
+		icmp[i] = byte(i)
+	}
+	binary.BigEndian.PutUint16(icmp[2:], checksum(icmp))
+	return pkt
+}
+
+// checksum is the Internet checksum (RFC 1071).
+func checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
+
+// ping sends an echo request into the channel peer, through the tunnel to
+// the kernel behind the real device, and waits for the echo reply to come
+// back out of the channel peer.
+func (p *channelPeer) ping(src, dst netip.Addr, seq uint16, size int, wait time.Duration) error {
+	req := icmpEcho(src, dst, 0x6761, seq, size)
+	select {
+	case p.tun.Outbound <- req:
+	case <-time.After(wait):
+		return fmt.Errorf("channel TUN did not take the packet")
+	}
+	deadline := time.After(wait)
+	for {
+		select {
+		case pkt := <-p.tun.Inbound:
+			if len(pkt) < 28 || pkt[0]>>4 != 4 || pkt[9] != 1 {
+				continue // not IPv4 ICMP
+			}
+			gotSrc, _ := netip.AddrFromSlice(pkt[12:16])
+			gotDst, _ := netip.AddrFromSlice(pkt[16:20])
+			icmp := pkt[20:]
+			if icmp[0] != 0 || binary.BigEndian.Uint16(icmp[6:]) != seq {
+				continue
+			}
+			if gotSrc != dst || gotDst != src || len(pkt) != len(req) || string(icmp[8:]) != string(req[28:]) {
+				return fmt.Errorf("bad echo reply %s -> %s, %d bytes", gotSrc, gotDst, len(pkt))
+			}
+			return nil
+		case <-deadline:
+			return fmt.Errorf("no echo reply from %s within %s", dst, wait)
+		}
+	}
+}
+
+func peerStatus(t *testing.T, d *Device, k Key) (PeerStatus, bool) {
+	t.Helper()
+	st, err := d.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Peers {
+		if p.PublicKey == k {
+			return p, true
+		}
+	}
+	return PeerStatus{}, false
+}
+
+func TestDeviceTraffic(t *testing.T) {
+	const name = "gtw0"
+	a, err := New(name, 1420, testLogf(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			a.Close()
+		}
+	})
+	if a.Name() != name {
+		t.Errorf("Name() = %q", a.Name())
+	}
+	nc, err := netcfg.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	overlayA, overlayB := netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2")
+	if err := nc.Sync(netcfg.LinkConfig{Name: name, MTU: 1420, Addrs: []netip.Prefix{netip.PrefixFrom(overlayA, 24)}}); err != nil {
+		t.Fatalf("netcfg.Sync: %v", err)
+	}
+
+	b := newChannelPeer(t)
+	privA, err := GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{PrivateKey: privA, Peers: []Peer{{
+		PublicKey:  b.priv.Public(),
+		Endpoint:   netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(b.port)),
+		AllowedIPs: []netip.Prefix{netip.PrefixFrom(overlayB, 32)},
+	}}}
+	if err := a.Configure(cfg); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	portA := a.Port()
+	if portA == 0 {
+		t.Fatal("Port() = 0 after Configure with ListenPort 0")
+	}
+	if err := b.dev.IpcSet(fmt.Sprintf("public_key=%s\nendpoint=127.0.0.1:%d\nallowed_ip=%s/32\n",
+		privA.Public().hex(), portA, overlayA)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Configuring the same thing again sets nothing.
+	sets := a.sets
+	if err := a.Configure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if a.sets != sets {
+		t.Errorf("second Configure with the same Config made %d IpcSet calls", a.sets-sets)
+	}
+
+	// B's packet: handshake, encryption, A's kernel answers through its TUN.
+	if err := b.ping(overlayB, overlayA, 1, 56, 10*time.Second); err != nil {
+		t.Fatalf("ping through the tunnel: %v", err)
+	}
+	// A full-MTU packet (1420 bytes) passes both ways too.
+	if err := b.ping(overlayB, overlayA, 2, 1420-28, 5*time.Second); err != nil {
+		t.Fatalf("full-MTU ping: %v", err)
+	}
+
+	ps, ok := peerStatus(t, a, b.priv.Public())
+	if !ok {
+		t.Fatal("peer B missing from Status")
+	}
+	if ps.LastHandshake.IsZero() || time.Since(ps.LastHandshake) > time.Minute {
+		t.Errorf("LastHandshake = %v", ps.LastHandshake)
+	}
+	if ps.RxBytes == 0 || ps.TxBytes == 0 {
+		t.Errorf("rx %d tx %d bytes after traffic", ps.RxBytes, ps.TxBytes)
+	}
+	if want := cfg.Peers[0].Endpoint; ps.Endpoint != want {
+		t.Errorf("Endpoint = %v, want %v", ps.Endpoint, want)
+	}
+	st, err := a.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PublicKey != privA.Public() || st.ListenPort != portA {
+		t.Errorf("Status key %v port %d, want %v %d", st.PublicKey, st.ListenPort, privA.Public(), portA)
+	}
+
+	// A change to the peer is a delta: the session survives it.
+	cfg.Peers[0].Keepalive = 25
+	cfg.Peers[0].AllowedIPs = append(cfg.Peers[0].AllowedIPs, netip.MustParsePrefix("10.98.0.0/16"))
+	if err := a.Configure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if a.sets != sets+1 {
+		t.Errorf("Configure with a change made %d IpcSet calls, want 1", a.sets-sets)
+	}
+	if err := b.ping(overlayB, overlayA, 3, 56, 5*time.Second); err != nil {
+		t.Fatalf("ping after update: %v", err)
+	}
+	after, _ := peerStatus(t, a, b.priv.Public())
+	if !after.LastHandshake.Equal(ps.LastHandshake) {
+		t.Errorf("update made a new handshake (%v -> %v): session dropped", ps.LastHandshake, after.LastHandshake)
+	}
+	if after.Keepalive != 25 || len(after.AllowedIPs) != 2 {
+		t.Errorf("after update: keepalive %d allowed %v", after.Keepalive, after.AllowedIPs)
+	}
+
+	// Removing the peer removes it, and traffic stops.
+	if err := a.Configure(Config{PrivateKey: privA}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := a.Status(); len(st.Peers) != 0 {
+		t.Errorf("peers after removal: %+v", st.Peers)
+	}
+	if err := b.ping(overlayB, overlayA, 4, 56, time.Second); err == nil {
+		t.Error("ping still answered after the peer was removed")
+	}
+
+	// Close removes the kernel link.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	if err := a.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := netlink.LinkByName(name); err == nil {
+		t.Errorf("link %s still there after Close", name)
+	}
+	if err := a.Configure(cfg); err == nil {
+		t.Error("Configure after Close succeeded")
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	_, err := New("gt-a-name-too-long-for-linux", 1420, nil)
+	if err == nil || !strings.Contains(err.Error(), "gt-a-name-too-long-for-linux") {
+		t.Errorf("New with a bad name: %v", err)
+	}
+	a, err := New("gtw1", 1420, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// A fixed port in use by another device fails, and says so.
+	b, err := New("gtw2", 1420, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	k1, _ := GeneratePrivateKey()
+	k2, _ := GeneratePrivateKey()
+	if err := a.Configure(Config{PrivateKey: k1, ListenPort: 51999}); err != nil {
+		t.Fatal(err)
+	}
+	if a.Port() != 51999 {
+		t.Errorf("Port() = %d, want 51999", a.Port())
+	}
+	err = b.Configure(Config{PrivateKey: k2, ListenPort: 51999})
+	if err == nil || !strings.Contains(err.Error(), "gtw2") {
+		t.Errorf("Configure with a port in use: %v", err)
+	}
+	if err := a.Configure(Config{PrivateKey: k1, Peers: []Peer{{PublicKey: k1.Public()}}}); err == nil || !strings.Contains(err.Error(), "own key") {
+		t.Errorf("Configure with own key as peer: %v", err)
+	}
+}
