@@ -1,0 +1,169 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"reflect"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// Backoff bounds for retries after a failed attempt.
+const (
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
+
+// run keeps one membership in sync with its controller until ctx is done:
+// a join while the controller does not know the node, then long-polls.
+func (a *Agent) run(ctx context.Context, id string) {
+	backoff := minBackoff
+	needJoin := true
+	for ctx.Err() == nil {
+		a.mu.Lock()
+		mp := a.find(id)
+		if mp == nil {
+			a.mu.Unlock()
+			return
+		}
+		m := *mp
+		a.mu.Unlock()
+		if m.Config != nil && m.Token == "" && m.Config.Status != control.StatusNotFound {
+			needJoin = false
+		}
+
+		actx, cancel := context.WithCancel(ctx)
+		a.mu.Lock()
+		a.inflight[id] = cancel
+		a.mu.Unlock()
+		cfg, err := a.attempt(actx, &m, needJoin)
+		a.mu.Lock()
+		delete(a.inflight, id)
+		a.mu.Unlock()
+		interrupted := actx.Err() != nil
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && interrupted {
+			continue // Reconnect: try again at once on a fresh connection
+		}
+		switch {
+		case err == nil:
+			backoff = minBackoff
+			needJoin = false
+			a.record(id, &cfg, nil)
+			continue
+		case !needJoin && control.IsStatus(err, http.StatusNotFound):
+			// The controller forgot us (member removed) or the network is
+			// gone: ask again; a join tells which.
+			needJoin = true
+			a.record(id, nil, err)
+			continue
+		case needJoin && control.IsStatus(err, http.StatusNotFound) && m.Config != nil:
+			// A network we were in is gone: say so, and drop its
+			// configuration so the reconciler removes the interface.
+			a.record(id, &control.MemberConfig{NetworkID: id, Name: m.Config.Name, Status: control.StatusNotFound}, err)
+		default:
+			a.record(id, nil, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+func (a *Agent) attempt(ctx context.Context, m *Membership, join bool) (control.MemberConfig, error) {
+	c, err := a.client(m)
+	if err != nil {
+		return control.MemberConfig{}, err
+	}
+	if join {
+		return c.Join(ctx, m.ID, control.JoinRequest{
+			Token:            m.Token,
+			PublicKey:        a.cfg.PublicKey,
+			Hostname:         a.cfg.Hostname,
+			Version:          a.cfg.Version,
+			ListenPort:       m.ListenPort,
+			Endpoints:        a.endpoints(m.ListenPort),
+			RequestedAddress: m.Address,
+		})
+	}
+	var since uint64
+	if m.Config != nil {
+		since = m.Config.Revision
+	}
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.Poll+15*time.Second)
+	defer cancel()
+	return c.Sync(rctx, m.ID, control.SyncRequest{
+		Since:      since,
+		Wait:       control.Duration(a.cfg.Poll),
+		PublicKey:  a.cfg.PublicKey,
+		Hostname:   a.cfg.Hostname,
+		Version:    a.cfg.Version,
+		ListenPort: m.ListenPort,
+		Endpoints:  a.endpoints(m.ListenPort),
+	})
+}
+
+// record stores the outcome of one attempt: a new configuration (saved and
+// announced if it differs from the last good one) or an error (the last good
+// configuration stays in force).
+func (a *Agent) record(id string, cfg *control.MemberConfig, err error) {
+	a.mu.Lock()
+	m := a.find(id)
+	if m == nil {
+		a.mu.Unlock()
+		return
+	}
+	changed := false
+	if cfg != nil && !reflect.DeepEqual(m.Config, cfg) {
+		if m.Config == nil || m.Config.Status != cfg.Status {
+			a.cfg.Logf("network %s: %s", id, cfg.Status)
+		}
+		m.Config = cfg
+		changed = true
+	}
+	if err != nil {
+		m.Online = isAPIError(err)
+		m.Error = err.Error()
+		m.permanentErr = permanent(err)
+	} else {
+		m.Online = true
+		m.Error = ""
+		m.permanentErr = false
+		m.LastSync = time.Now()
+		if m.Token != "" {
+			m.Token = "" // accepted: the token has done its job
+			changed = true
+		}
+	}
+	var saveErr error
+	if changed {
+		saveErr = a.saveLocked()
+	}
+	if ch := a.attempts[id]; ch != nil {
+		close(ch)
+		a.attempts[id] = make(chan struct{})
+	}
+	a.mu.Unlock()
+	if saveErr != nil {
+		a.cfg.Logf("network %s: saving state: %v", id, saveErr)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		a.cfg.Logf("network %s: %v", id, err)
+	}
+	if changed {
+		a.cfg.OnChange()
+	}
+}
+
+func isAPIError(err error) bool {
+	var ae *control.APIError
+	return errors.As(err, &ae)
+}

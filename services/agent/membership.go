@@ -1,0 +1,218 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/localapi"
+)
+
+// FirstListenPort is the WireGuard port of the first joined network; each
+// further network takes the next free one.
+const FirstListenPort = 51820
+
+// Join adds a membership (or updates the options of an existing one) and
+// waits briefly for the first answer from the controller, so the caller
+// sees REQUESTING_CONFIGURATION, OK or an error at once. A first join that
+// the controller refuses (bad token, unknown network, wrong pin) is not
+// kept; one that cannot reach the controller is kept and retried.
+func (a *Agent) Join(ctx context.Context, r localapi.JoinRequest) (Membership, error) {
+	m, err := a.parseJoin(r)
+	if err != nil {
+		return Membership{}, err
+	}
+	a.mu.Lock()
+	if old := a.find(m.ID); old != nil {
+		if old.Controller != m.Controller || old.Pin != m.Pin {
+			a.mu.Unlock()
+			return Membership{}, fmt.Errorf("network %s is already joined through controller %s; leave it first", m.ID, old.Controller)
+		}
+		old.Address, old.Gateway = m.Address, m.Gateway
+		if m.Token != "" && (old.Config == nil || old.Config.Status != control.StatusOK) {
+			old.Token = m.Token
+		}
+		err := a.saveLocked()
+		a.mu.Unlock()
+		a.cfg.OnChange()
+		return a.get(m.ID), err
+	}
+	m.Iface = ifaceName(m.ID)
+	m.ListenPort = a.freePortLocked()
+	m.Joined = time.Now().UTC()
+	a.doc.Networks = append(a.doc.Networks, m)
+	a.doc.DefaultController = control.JoinString{Controller: m.Controller, Pin: m.Pin}.ControllerAddress()
+	if err := a.saveLocked(); err != nil {
+		a.removeLocked(m.ID)
+		a.mu.Unlock()
+		return Membership{}, err
+	}
+	a.startLocked(m.ID)
+	attempt := a.attempts[m.ID]
+	a.mu.Unlock()
+	a.cfg.Logf("joining network %s through %s", m.ID, m.Controller)
+
+	select {
+	case <-attempt:
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+	}
+	got := a.get(m.ID)
+	if got.Config == nil && got.Error != "" && got.permanentErr {
+		a.leaveLocal(m.ID)
+		return Membership{}, errors.New(got.Error)
+	}
+	return got, nil
+}
+
+func (a *Agent) parseJoin(r localapi.JoinRequest) (*Membership, error) {
+	var js control.JoinString
+	if err := control.CheckNetworkID(control.NormalizeID(r.Join)); err == nil {
+		ctl := r.Controller
+		if ctl == "" {
+			a.mu.Lock()
+			ctl = a.doc.DefaultController
+			a.mu.Unlock()
+		}
+		if ctl == "" {
+			return nil, fmt.Errorf("network %s: no controller known yet; give a join string, or the controller as gate://HOST:PORT?pin=sha256:...", r.Join)
+		}
+		c, err := control.ParseControllerAddress(ctl)
+		if err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+		js = c
+		js.NetworkID = control.NormalizeID(r.Join)
+	} else {
+		j, err := control.ParseJoinString(r.Join)
+		if err != nil {
+			return nil, err
+		}
+		js = j
+	}
+	if r.Address.IsValid() && !r.Address.Is4() {
+		return nil, fmt.Errorf("address %s: only IPv4 overlay addresses are supported", r.Address)
+	}
+	if err := CheckGateway(r.Gateway); err != nil {
+		return nil, err
+	}
+	return &Membership{ID: js.NetworkID, Controller: js.Controller, Pin: js.Pin, Token: js.Token, Address: r.Address, Gateway: r.Gateway}, nil
+}
+
+// CheckGateway validates a gateway role; nil is valid (no role).
+func CheckGateway(g *localapi.Gateway) error {
+	if g == nil {
+		return nil
+	}
+	if len(g.Serve) == 0 && !g.MasqueradeInternet {
+		return errors.New("gateway: serve needs at least one CIDR")
+	}
+	for _, p := range g.Serve {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return fmt.Errorf("gateway: serve %s: want an IPv4 CIDR", p)
+		}
+		if p.Masked() != p {
+			return fmt.Errorf("gateway: serve %s is not a network address; did you mean %s?", p, p.Masked())
+		}
+	}
+	if g.LAN != "" && (len(g.LAN) > 15 || !validIfname(g.LAN)) {
+		return fmt.Errorf("gateway: lan %q is not a valid interface name", g.LAN)
+	}
+	return nil
+}
+
+func validIfname(s string) bool {
+	for _, c := range s {
+		if c <= ' ' || c == '/' || c == ':' || c > '~' {
+			return false
+		}
+	}
+	return s != "" && s != "." && s != ".."
+}
+
+func (a *Agent) freePortLocked() int {
+	used := map[int]bool{}
+	for _, m := range a.doc.Networks {
+		used[m.ListenPort] = true
+	}
+	p := FirstListenPort
+	for used[p] {
+		p++
+	}
+	return p
+}
+
+// Membership returns one membership (the zero value if not joined).
+func (a *Agent) Membership(id string) Membership { return a.get(id) }
+
+func (a *Agent) get(id string) Membership {
+	for _, m := range a.Memberships() {
+		if m.ID == id {
+			return m
+		}
+	}
+	return Membership{}
+}
+
+// Leave leaves a network: it tells the controller (best effort, briefly)
+// and forgets the membership, whose kernel state the reconciler then
+// removes.
+func (a *Agent) Leave(ctx context.Context, id string) error {
+	id = control.NormalizeID(id)
+	a.mu.Lock()
+	m := a.find(id)
+	if m == nil {
+		a.mu.Unlock()
+		return fmt.Errorf("network %s: %w (not joined)", id, localapi.ErrNotFound)
+	}
+	mc := *m
+	a.mu.Unlock()
+	if c, err := a.client(&mc); err == nil {
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if err := c.Leave(lctx, id); err != nil && !control.IsStatus(err, http.StatusNotFound) {
+			a.cfg.Logf("network %s: telling the controller we left: %v (left locally anyway)", id, err)
+		}
+		cancel()
+	}
+	return a.leaveLocal(id)
+}
+
+func (a *Agent) leaveLocal(id string) error {
+	a.mu.Lock()
+	cancel, done := a.loops[id], a.done[id]
+	a.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	a.mu.Lock()
+	a.removeLocked(id)
+	err := a.saveLocked()
+	a.mu.Unlock()
+	a.cfg.Logf("left network %s", id)
+	a.cfg.OnChange()
+	return err
+}
+
+func (a *Agent) removeLocked(id string) {
+	a.doc.Networks = slices.DeleteFunc(a.doc.Networks, func(m *Membership) bool { return m.ID == id })
+	delete(a.loops, id)
+	delete(a.done, id)
+	delete(a.attempts, id)
+}
+
+func (a *Agent) endpoints(port int) []netip.AddrPort {
+	var eps []netip.AddrPort
+	for _, ip := range a.cfg.Endpoints() {
+		eps = append(eps, netip.AddrPortFrom(ip, uint16(port)))
+		if len(eps) == 16 {
+			break
+		}
+	}
+	return eps
+}

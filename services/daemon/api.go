@@ -1,0 +1,109 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/gatenet/gate/services/agent"
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/reconciler"
+)
+
+// Status implements localapi.Backend.
+func (d *Daemon) Status() localapi.Status {
+	st := d.rec.Status()
+	s := localapi.Status{
+		NodeID:   d.id.NodeID(),
+		Hostname: d.opt.Hostname,
+		Version:  d.opt.Version,
+		Online:   d.agent.Online(),
+		Started:  d.started,
+		Networks: len(d.agent.Memberships()),
+		Firewall: st.Firewall,
+		Forward:  st.Forwarding,
+	}
+	if st.Err != nil {
+		s.LastError = st.Err.Error()
+	}
+	return s
+}
+
+// Networks implements localapi.Backend.
+func (d *Daemon) Networks() []localapi.Network {
+	st := d.rec.Status()
+	var out []localapi.Network
+	for _, m := range d.agent.Memberships() {
+		out = append(out, d.network(m, st.Networks))
+	}
+	return out
+}
+
+func (d *Daemon) network(m agent.Membership, kernel map[string]reconciler.NetworkStatus) localapi.Network {
+	n := localapi.Network{
+		ID:         m.ID,
+		Status:     m.Status(),
+		Controller: m.Controller,
+		ListenPort: m.ListenPort,
+		Gateway:    m.Gateway,
+		Online:     m.Online,
+		LastSync:   m.LastSync,
+		Error:      m.Error,
+	}
+	c := m.Config
+	if c == nil {
+		return n
+	}
+	n.Name = c.Name
+	if c.Status != control.StatusOK {
+		return n
+	}
+	n.Interface, n.MTU, n.Addresses = m.Iface, c.MTU, c.Addresses
+	for _, r := range c.Routes {
+		mine := false
+		for _, a := range c.Addresses {
+			mine = mine || a.Addr() == r.Via
+		}
+		if !mine {
+			n.Routes = append(n.Routes, r)
+		}
+	}
+	ks := kernel[m.ID]
+	if ks.Err != nil && n.Error == "" {
+		n.Error = ks.Err.Error()
+	}
+	for _, p := range c.Peers {
+		lp := localapi.Peer{NodeID: p.NodeID, Hostname: p.Hostname, PublicKey: p.PublicKey, AllowedIPs: p.AllowedIPs}
+		if ks.Device != nil {
+			for _, dp := range ks.Device.Peers {
+				if dp.PublicKey.String() == p.PublicKey {
+					lp.Endpoint, lp.LastHandshake, lp.RxBytes, lp.TxBytes = dp.Endpoint, dp.LastHandshake, dp.RxBytes, dp.TxBytes
+				}
+			}
+		}
+		n.Peers = append(n.Peers, lp)
+	}
+	return n
+}
+
+// Join implements localapi.Backend.
+func (d *Daemon) Join(ctx context.Context, r localapi.JoinRequest) (localapi.Network, error) {
+	m, err := d.agent.Join(ctx, r)
+	if err != nil {
+		return localapi.Network{}, err
+	}
+	// Answer once the kernel has what the controller said, so that a
+	// caller who sees OK can use the network at once.
+	if err := d.rec.Wait(ctx, d.update()); err != nil && ctx.Err() == nil {
+		d.opt.Logf("network %s: %v", m.ID, err)
+	}
+	return d.network(d.agent.Membership(m.ID), d.rec.Status().Networks), nil
+}
+
+// Leave implements localapi.Backend.
+func (d *Daemon) Leave(ctx context.Context, network string) error {
+	if err := d.agent.Leave(ctx, network); err != nil {
+		return err
+	}
+	// Answer once the interface, routes and rules are gone.
+	return d.rec.Wait(ctx, d.update())
+}

@@ -1,0 +1,240 @@
+// Package daemon is `gate up`: the node daemon that ties the memberships
+// (services/agent), the kernel state (services/reconciler) and the local API
+// (services/localapi) together. It makes the node's keys on first start,
+// keeps them in the state directory (0600) and never sends a private key
+// anywhere: the controller learns only public keys.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gatenet/gate/services/agent"
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/reconciler"
+	"github.com/gatenet/gate/services/state"
+	"github.com/gatenet/gate/services/tunnel"
+)
+
+// Options configure the daemon.
+type Options struct {
+	StateDir string
+	Socket   string
+	Firewall string   // FirewallAuto, FirewallStrict or FirewallGuard
+	AllowTCP []uint16 // input ports open when the firewall is strict
+	Hostname string
+	Version  string
+	Logf     func(format string, args ...any)
+}
+
+// Daemon is a running node daemon.
+type Daemon struct {
+	opt     Options
+	started time.Time
+	id      control.Identity
+	key     tunnel.Key
+	agent   *agent.Agent
+	rec     *reconciler.Reconciler
+	nl      *netcfg.Handle // reads only: own addresses for endpoint reports
+
+	mu     sync.Mutex
+	picker *picker
+}
+
+// Run runs the daemon until ctx is done, then removes the kernel state it
+// made. The memberships stay on disk for the next start.
+func Run(ctx context.Context, opt Options) error {
+	d, err := New(opt)
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
+
+// New prepares a daemon: state, keys, reconciler and agent.
+func New(opt Options) (*Daemon, error) {
+	if opt.Logf == nil {
+		opt.Logf = func(string, ...any) {}
+	}
+	switch opt.Firewall {
+	case "":
+		opt.Firewall = FirewallAuto
+	case FirewallAuto, FirewallStrict, FirewallGuard:
+	default:
+		return nil, fmt.Errorf("firewall mode %q: want auto, strict or guard", opt.Firewall)
+	}
+	if opt.Hostname == "" {
+		opt.Hostname, _ = os.Hostname()
+	}
+	st, err := state.Open(opt.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	pemKey, err := st.LoadOrCreate("identity.key", func() ([]byte, error) {
+		id, err := control.NewIdentity()
+		if err != nil {
+			return nil, err
+		}
+		return id.MarshalPEM()
+	})
+	if err != nil {
+		return nil, err
+	}
+	id, err := control.ParseIdentityPEM(pemKey)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", st.File("identity.key"), err)
+	}
+	wgText, err := st.LoadOrCreate("wireguard.key", func() ([]byte, error) {
+		k, err := tunnel.GeneratePrivateKey()
+		if err != nil {
+			return nil, err
+		}
+		return []byte(k.String() + "\n"), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	key, err := tunnel.ParseKey(string(trimNL(wgText)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", st.File("wireguard.key"), err)
+	}
+	nl, err := netcfg.Open()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := reconciler.New(opt.Logf)
+	if err != nil {
+		nl.Close()
+		return nil, err
+	}
+	d := &Daemon{opt: opt, started: time.Now().UTC(), id: id, key: key, rec: rec, nl: nl, picker: newPicker()}
+	d.agent, err = agent.New(agent.Config{
+		State:     st,
+		Identity:  id,
+		PublicKey: key.Public().String(),
+		Hostname:  opt.Hostname,
+		Version:   opt.Version,
+		Endpoints: d.endpoints,
+		OnChange:  func() { d.update() },
+		Logf:      opt.Logf,
+	})
+	if err != nil {
+		nl.Close()
+		return nil, err
+	}
+	rec.OnStrict(d.agent.Reconnect)
+	return d, nil
+}
+
+// Run serves until ctx is done.
+func (d *Daemon) Run(ctx context.Context) error {
+	ln, err := localapi.Listen(d.opt.Socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(d.opt.Socket)
+	d.opt.Logf("node %s (%s), WireGuard key %s, local API %s", d.id.NodeID(), d.opt.Version, d.key.Public(), d.opt.Socket)
+
+	recDone := make(chan struct{})
+	recCtx, stopRec := context.WithCancel(context.Background())
+	go func() { defer close(recDone); d.rec.Run(recCtx) }()
+	// Offline first: apply the last good configuration before the
+	// controller has said anything.
+	d.update()
+
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	d.agent.Start(agentCtx)
+	go d.watchEndpoints(agentCtx)
+
+	err = localapi.Serve(ctx, ln, localapi.Handler(d))
+	stopAgent()
+	d.agent.Wait()
+	stopRec()
+	<-recDone
+	d.nl.Close()
+	d.opt.Logf("stopped; kernel state removed")
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// update recomputes the desired state from the memberships and returns its
+// generation in the reconciler.
+func (d *Daemon) update() uint64 {
+	ms := d.agent.Memberships()
+	d.mu.Lock()
+	want := desired(ms, d.key, d.opt.Firewall, d.opt.AllowTCP, d.picker.endpoint)
+	d.mu.Unlock()
+	return d.rec.Set(want)
+}
+
+// watchEndpoints tries a peer's next endpoint while it stays silent.
+func (d *Daemon) watchEndpoints(ctx context.Context) {
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := d.rec.Status()
+		changed := false
+		d.mu.Lock()
+		for _, m := range d.agent.Memberships() {
+			if m.Config == nil {
+				continue
+			}
+			ns := st.Networks[m.ID]
+			hs := func(pub string) time.Time {
+				if ns.Device == nil {
+					return time.Time{}
+				}
+				for _, p := range ns.Device.Peers {
+					if p.PublicKey.String() == pub {
+						return p.LastHandshake
+					}
+				}
+				return time.Time{}
+			}
+			if d.picker.advance(m.Config.Peers, hs) {
+				changed = true
+			}
+		}
+		d.mu.Unlock()
+		if changed {
+			d.update()
+		}
+	}
+}
+
+// endpoints are the node's own addresses, outside Gate's interfaces, that
+// peers may reach it on.
+func (d *Daemon) endpoints() []netip.Addr {
+	var skip []string
+	for _, m := range d.agent.Memberships() {
+		skip = append(skip, m.Iface)
+	}
+	addrs, err := d.nl.InterfaceAddrsExcept(skip...)
+	if err != nil {
+		d.opt.Logf("listing own addresses: %v", err)
+		return nil
+	}
+	return slices.DeleteFunc(addrs, func(a netip.Addr) bool { return a.IsLinkLocalUnicast() || a.IsLoopback() })
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

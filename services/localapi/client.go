@@ -1,0 +1,89 @@
+package localapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// Client talks to a daemon's local API.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client for the daemon listening on socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}
+	return &Client{socket: socket, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://gate"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("talking to gate daemon at %s (is `gate up` running?): %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e control.Error
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = http.StatusText(resp.StatusCode)
+		}
+		return fmt.Errorf("%s", e.Error)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	return s, c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
+}
+
+// Networks lists the joined networks.
+func (c *Client) Networks(ctx context.Context) ([]Network, error) {
+	var ns []Network
+	return ns, c.do(ctx, http.MethodGet, "/v1/networks", nil, &ns)
+}
+
+// Join joins a network and returns its state right after the attempt.
+func (c *Client) Join(ctx context.Context, r JoinRequest) (Network, error) {
+	var n Network
+	return n, c.do(ctx, http.MethodPost, "/v1/join", r, &n)
+}
+
+// Leave leaves a network.
+func (c *Client) Leave(ctx context.Context, network string) error {
+	return c.do(ctx, http.MethodPost, "/v1/leave", LeaveRequest{Network: network}, nil)
+}

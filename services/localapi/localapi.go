@@ -1,0 +1,85 @@
+// Package localapi is the node daemon's local API: the types, an HTTP
+// server over a unix socket, and the client that the CLI and the console
+// use. The socket is the only way in, and it is root's alone (0600 in a 0700
+// directory): whoever can reach it can join and leave networks.
+//
+// This package must stay free of netlink, nftables and WireGuard imports:
+// the console links it and runs without network privileges.
+package localapi
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// DefaultSocket is where `gate up` listens unless told otherwise.
+const DefaultSocket = "/run/gate/gate.sock"
+
+// Status is the node's overall state (GET /v1/status).
+type Status struct {
+	NodeID    string    `json:"node_id"`
+	Hostname  string    `json:"hostname"`
+	Version   string    `json:"version"`
+	Online    bool      `json:"online"`
+	Started   time.Time `json:"started"`
+	Networks  int       `json:"networks"`
+	Firewall  string    `json:"firewall"`   // "strict" or "guard"
+	Forward   bool      `json:"forwarding"` // IPv4 forwarding switched on by Gate
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// Gateway is a node's gateway role in one network: it forwards between the
+// overlay and local networks.
+type Gateway struct {
+	Serve              []netip.Prefix `json:"serve"`               // local CIDRs reached through this node
+	LAN                string         `json:"lan,omitempty"`       // interface facing them; default: the default-route interface
+	MasqueradeLAN      bool           `json:"masquerade_lan"`      // overlay traffic enters the LAN with this node's address
+	MasqueradeInternet bool           `json:"masquerade_internet"` // NAT-instance job for the served CIDRs
+}
+
+// Peer is a peer as the node sees it on its WireGuard device.
+type Peer struct {
+	NodeID        string         `json:"node_id"`
+	Hostname      string         `json:"hostname"`
+	PublicKey     string         `json:"public_key"`
+	Endpoint      netip.AddrPort `json:"endpoint,omitzero"`
+	AllowedIPs    []netip.Prefix `json:"allowed_ips"`
+	LastHandshake time.Time      `json:"last_handshake,omitzero"`
+	RxBytes       uint64         `json:"rx_bytes"`
+	TxBytes       uint64         `json:"tx_bytes"`
+}
+
+// Network is one joined network (GET /v1/networks).
+type Network struct {
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	Status     string          `json:"status"` // control.Status*
+	Controller string          `json:"controller"`
+	Interface  string          `json:"interface,omitempty"`
+	ListenPort int             `json:"listen_port"`
+	MTU        int             `json:"mtu,omitempty"`
+	Addresses  []netip.Prefix  `json:"addresses"`
+	Routes     []control.Route `json:"routes"` // the routes installed here (not those via this node)
+	Peers      []Peer          `json:"peers"`
+	Gateway    *Gateway        `json:"gateway,omitempty"`
+	Online     bool            `json:"online"` // controller reached on the last attempt
+	LastSync   time.Time       `json:"last_sync,omitzero"`
+	Error      string          `json:"error,omitempty"`
+}
+
+// JoinRequest is the body of POST /v1/join.
+type JoinRequest struct {
+	// Join is a join string, or a bare network ID when Controller is set or
+	// the node already knows a controller.
+	Join       string     `json:"join"`
+	Controller string     `json:"controller,omitempty"` // gate://HOST:PORT?pin=...
+	Address    netip.Addr `json:"address,omitzero"`     // requested overlay address
+	Gateway    *Gateway   `json:"gateway,omitempty"`
+}
+
+// LeaveRequest is the body of POST /v1/leave.
+type LeaveRequest struct {
+	Network string `json:"network"`
+}

@@ -1,0 +1,130 @@
+package localapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// Backend is what the daemon provides to the local API.
+type Backend interface {
+	Status() Status
+	Networks() []Network
+	Join(ctx context.Context, r JoinRequest) (Network, error)
+	Leave(ctx context.Context, network string) error
+}
+
+// ErrNotFound marks errors about things that do not exist (HTTP 404).
+var ErrNotFound = errors.New("not found")
+
+// Handler serves the local API for b.
+func Handler(b Backend) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, b.Status())
+	})
+	mux.HandleFunc("GET /v1/networks", func(w http.ResponseWriter, r *http.Request) {
+		ns := b.Networks()
+		if ns == nil {
+			ns = []Network{}
+		}
+		reply(w, http.StatusOK, ns)
+	})
+	mux.HandleFunc("POST /v1/join", func(w http.ResponseWriter, r *http.Request) {
+		var req JoinRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		n, err := b.Join(r.Context(), req)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, n)
+	})
+	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
+		var req LeaveRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		if err := b.Leave(r.Context(), req.Network); err != nil {
+			fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		reply(w, http.StatusBadRequest, control.Error{Error: "request body: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+func fail(w http.ResponseWriter, err error) {
+	code := http.StatusBadRequest
+	if errors.Is(err, ErrNotFound) {
+		code = http.StatusNotFound
+	}
+	reply(w, code, control.Error{Error: err.Error()})
+}
+
+func reply(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// Listen opens the unix socket at path, root-only: the directory is made
+// 0700 if Gate creates it, the socket 0600. A stale socket from a previous
+// run is replaced; a live one (another daemon) is an error.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("local API: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("local API: another daemon is listening on %s", path)
+	}
+	os.Remove(path)
+	old := syscallUmask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscallUmask(old)
+	if err != nil {
+		return nil, fmt.Errorf("local API: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("local API: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve serves h on ln until ctx is done.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,397 @@
+// Package reconciler is the one writer of a node's kernel network state.
+// Every source of intent (memberships, later the console and user-data)
+// produces a Desired value; the reconciler makes the kernel match it
+// through services/tunnel (WireGuard devices), services/netcfg (addresses,
+// routes, forwarding) and services/firewall (Gate's nftables table).
+//
+// It is level-triggered: Set stores the newest desired state and pokes the
+// loop; bursts coalesce into one pass; a periodic resync repairs drift and
+// retries what failed. Each pass is idempotent. On shutdown the same pass
+// runs with an empty desired state and removes what Gate made, and nothing
+// else: its own links, its own routes, its own table, and the forwarding
+// switch put back as it was found.
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/gatenet/gate/services/firewall"
+	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/tunnel"
+)
+
+// Desired is the whole kernel state Gate wants.
+type Desired struct {
+	// Strict denies input and forwarding by default (the appliance, and
+	// nodes with a gateway role). Otherwise only Gate's guard rules apply.
+	Strict   bool
+	AllowTCP []uint16 // input ports open in strict mode
+	Networks []Network
+}
+
+// Network is the kernel state of one joined network.
+type Network struct {
+	ID         string
+	Iface      string
+	MTU        int
+	PrivateKey tunnel.Key
+	ListenPort int
+	Addrs      []netip.Prefix
+	Routes     []netcfg.Route
+	Peers      []tunnel.Peer
+	// Prefixes are the destinations behind the overlay: the network's CIDR
+	// and the routes other members serve.
+	Prefixes []netip.Prefix
+	Gateway  *Gateway
+}
+
+// Gateway is a network's gateway role on this node.
+type Gateway struct {
+	Serve              []netip.Prefix
+	LAN                string // "": the default-route interface
+	MasqueradeLAN      bool
+	MasqueradeInternet bool
+}
+
+// NetworkStatus is what the kernel has for one network after a pass.
+type NetworkStatus struct {
+	Device *tunnel.Status
+	Err    error
+}
+
+// Status is the outcome of the last pass.
+type Status struct {
+	Networks   map[string]NetworkStatus
+	Forwarding bool
+	Firewall   string
+	Err        error
+	At         time.Time
+}
+
+// Resync is how often the loop reconciles without being asked.
+const Resync = 30 * time.Second
+
+// Reconciler owns the kernel state.
+type Reconciler struct {
+	logf func(string, ...any)
+	nl   *netcfg.Handle
+	nft  *nftables.Conn
+
+	trigger chan struct{}
+
+	mu      sync.Mutex
+	desired Desired
+	gen     uint64        // generation of desired, counted by Set
+	applied uint64        // generation the last pass applied
+	passed  chan struct{} // closed after each pass, then replaced
+	status  Status
+	devices map[string]*tunnel.Device // by network ID
+	// fwdPrev is the forwarding switch as found before Gate turned it on;
+	// nil while Gate has not touched it.
+	fwdPrev *bool
+	ownsNFT bool
+	// onStrict runs after a pass that turned the firewall strict.
+	onStrict func()
+}
+
+// OnStrict sets a function to run (outside the lock) whenever a pass turns
+// the firewall strict: connections opened before it may have been picked up
+// mid-stream by conntrack, and their owners should open new ones.
+func (r *Reconciler) OnStrict(f func()) {
+	r.mu.Lock()
+	r.onStrict = f
+	r.mu.Unlock()
+}
+
+// New opens netlink and nftables in the current network namespace.
+func New(logf func(string, ...any)) (*Reconciler, error) {
+	nl, err := netcfg.Open()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	nft, err := nftables.New(nftables.AsLasting())
+	if err != nil {
+		nl.Close()
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	return &Reconciler{
+		logf:    logf,
+		nl:      nl,
+		nft:     nft,
+		trigger: make(chan struct{}, 1),
+		passed:  make(chan struct{}),
+		devices: map[string]*tunnel.Device{},
+		// A table left by a crashed run is Gate's: the first pass with
+		// nothing to guard removes it.
+		ownsNFT: true,
+	}, nil
+}
+
+// Set replaces the desired state and schedules a pass. It returns the
+// generation to give Wait.
+func (r *Reconciler) Set(d Desired) uint64 {
+	r.mu.Lock()
+	r.desired = d
+	r.gen++
+	gen := r.gen
+	r.mu.Unlock()
+	r.Poke()
+	return gen
+}
+
+// Wait blocks until a pass has applied generation gen (or a later one) and
+// returns that pass's error.
+func (r *Reconciler) Wait(ctx context.Context, gen uint64) error {
+	for {
+		r.mu.Lock()
+		if r.applied >= gen {
+			err := r.status.Err
+			r.mu.Unlock()
+			return err
+		}
+		ch := r.passed
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Poke schedules a pass without changing the desired state.
+func (r *Reconciler) Poke() {
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the outcome of the last pass, with fresh device counters.
+func (r *Reconciler) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.status
+	st.Networks = map[string]NetworkStatus{}
+	for id, ns := range r.status.Networks {
+		if dev := r.devices[id]; dev != nil {
+			if ds, err := dev.Status(); err == nil {
+				ns.Device = &ds
+			}
+		}
+		st.Networks[id] = ns
+	}
+	return st
+}
+
+// NetlinkHandle exposes the reconciler's read-only view of links for the
+// daemon's endpoint reporting.
+func (r *Reconciler) NetlinkHandle() *netcfg.Handle { return r.nl }
+
+// Run reconciles until ctx is done, then tears down everything Gate made.
+func (r *Reconciler) Run(ctx context.Context) {
+	tick := time.NewTicker(Resync)
+	defer tick.Stop()
+	backoff := time.Duration(0)
+	for {
+		var retry <-chan time.Time
+		if backoff > 0 {
+			retry = time.After(backoff)
+		}
+		select {
+		case <-ctx.Done():
+			r.Teardown()
+			return
+		case <-r.trigger:
+		case <-tick.C:
+		case <-retry:
+		}
+		// Coalesce a burst of triggers into one pass.
+		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-r.trigger:
+		default:
+		}
+		r.mu.Lock()
+		d, gen := r.desired, r.gen
+		r.mu.Unlock()
+		r.mu.Lock()
+		before := r.status.Firewall
+		r.mu.Unlock()
+		err := r.pass(d)
+		r.mu.Lock()
+		after, f := r.status.Firewall, r.onStrict
+		r.applied = gen
+		close(r.passed)
+		r.passed = make(chan struct{})
+		r.mu.Unlock()
+		if after == "strict" && before != "strict" && f != nil {
+			f()
+		}
+		if err != nil {
+			r.logf("reconcile: %v", err)
+			backoff = min(max(backoff*2, time.Second), Resync)
+		} else {
+			backoff = 0
+		}
+	}
+}
+
+// Teardown removes everything Gate made.
+func (r *Reconciler) Teardown() {
+	if err := r.pass(Desired{}); err != nil {
+		r.logf("teardown: %v", err)
+	}
+	r.nl.Close()
+	r.nft.CloseLasting()
+}
+
+// pass makes the kernel match d once. Order matters: the firewall first (so
+// a new interface is never unguarded), then devices and their addresses
+// and routes, then forwarding (only once the rules that limit it exist);
+// removal runs in the opposite order.
+func (r *Reconciler) pass(d Desired) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	st := Status{Networks: map[string]NetworkStatus{}, At: time.Now()}
+
+	wanted := map[string]bool{}
+	for _, n := range d.Networks {
+		wanted[n.ID] = true
+	}
+	// Devices no longer wanted go first, so their ports and names are free.
+	for id, dev := range r.devices {
+		if wanted[id] {
+			continue
+		}
+		if err := r.nl.RemoveRoutes(dev.Name()); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", id, err))
+		}
+		if err := dev.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: closing %s: %w", id, dev.Name(), err))
+		}
+		delete(r.devices, id)
+		r.logf("removed interface %s of network %s", dev.Name(), id)
+	}
+
+	gateway := slices.ContainsFunc(d.Networks, func(n Network) bool { return n.Gateway != nil })
+	if err := r.applyFirewall(d, &st); err != nil {
+		errs = append(errs, err)
+	}
+	if !gateway {
+		errs = append(errs, r.setForwarding(false, &st))
+	}
+	for _, n := range d.Networks {
+		err := r.applyNetwork(n)
+		st.Networks[n.ID] = NetworkStatus{Err: err}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", n.ID, err))
+		}
+	}
+	if gateway {
+		errs = append(errs, r.setForwarding(true, &st))
+	}
+	st.Err = errors.Join(errs...)
+	r.status = st
+	return st.Err
+}
+
+func (r *Reconciler) applyNetwork(n Network) error {
+	dev := r.devices[n.ID]
+	if dev == nil {
+		var err error
+		dev, err = tunnel.New(n.Iface, n.MTU, r.logf)
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", n.Iface, err)
+		}
+		r.devices[n.ID] = dev
+		r.logf("created interface %s for network %s", n.Iface, n.ID)
+	}
+	if err := dev.Configure(tunnel.Config{PrivateKey: n.PrivateKey, ListenPort: n.ListenPort, Peers: n.Peers}); err != nil {
+		return fmt.Errorf("configuring %s: %w", n.Iface, err)
+	}
+	return r.nl.Sync(netcfg.LinkConfig{Name: n.Iface, MTU: n.MTU, Addrs: n.Addrs, Routes: n.Routes})
+}
+
+func (r *Reconciler) applyFirewall(d Desired, st *Status) error {
+	rs := firewall.Ruleset{Strict: d.Strict, AllowTCP: d.AllowTCP}
+	for _, n := range d.Networks {
+		if n.ListenPort != 0 {
+			rs.AllowUDP = append(rs.AllowUDP, uint16(n.ListenPort))
+		}
+		o := firewall.Overlay{Iface: n.Iface, Prefixes: n.Prefixes}
+		for _, a := range n.Addrs {
+			o.Addrs = append(o.Addrs, a.Addr())
+		}
+		if g := n.Gateway; g != nil {
+			wan, err := r.nl.LinkByDefaultRoute()
+			if err != nil {
+				return fmt.Errorf("finding the default-route interface: %w", err)
+			}
+			lan := g.LAN
+			if lan == "" {
+				lan = wan
+			}
+			if lan == "" {
+				return fmt.Errorf("network %s: gateway has no LAN interface: name one, or give the node a default route", n.ID)
+			}
+			o.Gateway = &firewall.Gateway{Serve: g.Serve, LAN: lan, WAN: wan, MasqueradeLAN: g.MasqueradeLAN, MasqueradeInternet: g.MasqueradeInternet}
+		}
+		rs.Overlays = append(rs.Overlays, o)
+	}
+	if !d.Strict && len(rs.Overlays) == 0 {
+		st.Firewall = "none"
+		if !r.ownsNFT {
+			return nil
+		}
+		if err := firewall.Remove(r.nft); err != nil {
+			return fmt.Errorf("removing firewall: %w", err)
+		}
+		r.ownsNFT = false
+		return nil
+	}
+	if err := firewall.Apply(r.nft, rs); err != nil {
+		return fmt.Errorf("firewall: %w", err)
+	}
+	r.ownsNFT = true
+	st.Firewall = "guard"
+	if d.Strict {
+		st.Firewall = "strict"
+	}
+	return nil
+}
+
+func (r *Reconciler) setForwarding(on bool, st *Status) error {
+	switch {
+	case on:
+		prev, err := netcfg.SetForwarding(true)
+		if err != nil {
+			return fmt.Errorf("enabling IPv4 forwarding: %w", err)
+		}
+		if r.fwdPrev == nil {
+			r.fwdPrev = &prev
+			if !prev {
+				r.logf("IPv4 forwarding on")
+			}
+		}
+		st.Forwarding = true
+	case r.fwdPrev != nil:
+		if !*r.fwdPrev {
+			if _, err := netcfg.SetForwarding(false); err != nil {
+				return fmt.Errorf("restoring IPv4 forwarding: %w", err)
+			}
+			r.logf("IPv4 forwarding off (as found)")
+		}
+		r.fwdPrev = nil
+	}
+	return nil
+}
