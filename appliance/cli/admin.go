@@ -1,0 +1,397 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/controller"
+)
+
+const defaultControllerState = "/var/lib/gate/controller"
+
+func runController(e *env, args []string) error {
+	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
+	stateDir := fs.String("state", envOr("GATE_CONTROLLER_STATE", defaultControllerState), "controller state directory: key, admin token, database ($GATE_CONTROLLER_STATE)")
+	listen := fs.String("listen", ":8443", "address to listen on (TLS)")
+	advertise := fs.String("advertise", "", "HOST:PORT members use to reach this controller (default: --listen, if it names a host)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	logger := log.New(e.stderr, "", log.LstdFlags)
+	s, err := controller.New(controller.Config{StateDir: *stateDir, Listen: *listen, Advertise: *advertise, Logf: logger.Printf})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	logger.Printf("controller %s listening on %s; admin token in %s", s.Pin(), *listen, filepath.Join(*stateDir, "admin-token"))
+	ctx, cancel := signalContext()
+	defer cancel()
+	return s.Serve(ctx)
+}
+
+// adminFlags are the flags that locate a controller and its admin token.
+type adminFlags struct {
+	controller, token, tokenFile, state *string
+	json                                *bool
+}
+
+func addAdminFlags(fs *flag.FlagSet, withJSON bool) adminFlags {
+	a := adminFlags{
+		controller: fs.String("controller", os.Getenv("GATE_CONTROLLER"), "controller: gate://HOST:PORT?pin=sha256:... ($GATE_CONTROLLER; default: read from --controller-state)"),
+		token:      fs.String("token", "", "admin token (prefer --token-file or $GATE_TOKEN: arguments show in ps)"),
+		tokenFile:  fs.String("token-file", os.Getenv("GATE_TOKEN_FILE"), "file holding the admin token ($GATE_TOKEN_FILE)"),
+		state:      fs.String("controller-state", envOr("GATE_CONTROLLER_STATE", defaultControllerState), "on the controller's host: its state directory, to read controller.url and admin-token from"),
+	}
+	if withJSON {
+		a.json = fs.Bool("json", false, "print JSON")
+	}
+	return a
+}
+
+func (a adminFlags) client() (*control.Client, error) {
+	addr := *a.controller
+	if addr == "" {
+		b, err := os.ReadFile(filepath.Join(*a.state, "controller.url"))
+		if err != nil {
+			return nil, fmt.Errorf("no controller given: set --controller or $GATE_CONTROLLER (gate://HOST:PORT?pin=...), or run where the controller's state is (%v)", err)
+		}
+		addr = strings.TrimSpace(string(b))
+	}
+	js, err := control.ParseControllerAddress(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--controller: %w", err)
+	}
+	token := *a.token
+	if token == "" {
+		token = os.Getenv("GATE_TOKEN")
+	}
+	if token == "" {
+		file := *a.tokenFile
+		if file == "" {
+			file = filepath.Join(*a.state, "admin-token")
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("no admin token: set --token-file or $GATE_TOKEN (%v)", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return control.NewClient(js.Controller, js.Pin, nil, token)
+}
+
+func adminCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+func runNetwork(e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("want a subcommand: create, list, show, delete, route")
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("network "+sub, flag.ContinueOnError)
+	af := addAdminFlags(fs, true)
+	var name, cidr *string
+	var mtu *int
+	var auto *bool
+	if sub == "create" {
+		name = fs.String("name", "", "network name")
+		cidr = fs.String("cidr", "", "overlay IPv4 CIDR, e.g. 192.168.254.0/24")
+		mtu = fs.Int("mtu", 0, fmt.Sprintf("tunnel MTU (default %d)", control.DefaultMTU))
+		auto = fs.Bool("auto-allow", false, "allow new members automatically (otherwise an admin allows each)")
+	}
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "create":
+		if err := wantArgs(pos, 0, "flags only (--name, --cidr)"); err != nil {
+			return err
+		}
+		p, err := netip.ParsePrefix(*cidr)
+		if err != nil {
+			return usagef("--cidr %q is not a CIDR like 192.168.254.0/24", *cidr)
+		}
+		n, err := c.CreateNetwork(ctx, control.CreateNetworkRequest{Name: *name, CIDR: p, MTU: *mtu, AutoAllow: *auto})
+		if err != nil {
+			return err
+		}
+		if *af.json {
+			return printJSON(e.stdout, n)
+		}
+		fmt.Fprintln(e.stdout, n.ID)
+		return nil
+	case "list":
+		if err := wantArgs(pos, 0, "no arguments"); err != nil {
+			return err
+		}
+		ns, err := c.Networks(ctx)
+		if err != nil {
+			return err
+		}
+		if *af.json {
+			return printJSON(e.stdout, ns)
+		}
+		tw := table(e.stdout)
+		fmt.Fprintln(tw, "ID\tNAME\tCIDR\tMTU\tAUTO-ALLOW\tROUTES")
+		for _, n := range ns {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%d\n", n.ID, n.Name, n.CIDR, n.MTU, n.AutoAllow, len(n.Routes))
+		}
+		return tw.Flush()
+	case "show":
+		if err := wantArgs(pos, 1, "a network ID"); err != nil {
+			return err
+		}
+		n, err := c.Network(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		ms, err := c.Members(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if *af.json {
+			return printJSON(e.stdout, struct {
+				control.Network
+				Members []control.Member `json:"members"`
+			}{n, ms})
+		}
+		fmt.Fprintf(e.stdout, "id:         %s\nname:       %s\ncidr:       %s\nmtu:        %d\nauto-allow: %v\nrevision:   %d\nroutes:\n", n.ID, n.Name, n.CIDR, n.MTU, n.AutoAllow, n.Revision)
+		for _, r := range n.Routes {
+			fmt.Fprintf(e.stdout, "  %s via %s\n", r.Dest, r.Via)
+		}
+		fmt.Fprintln(e.stdout, "members:")
+		printMembers(e, ms)
+		return nil
+	case "delete":
+		if err := wantArgs(pos, 1, "a network ID"); err != nil {
+			return err
+		}
+		if err := c.DeleteNetwork(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "deleted %s\n", pos[0])
+		return nil
+	case "route":
+		return runRoute(e, c, ctx, pos, *af.json)
+	}
+	return usagef("unknown subcommand %q: want create, list, show, delete, route", sub)
+}
+
+// runRoute: route add NET CIDR via ADDR | route del NET CIDR.
+func runRoute(e *env, c *control.Client, ctx context.Context, pos []string, asJSON bool) error {
+	if len(pos) == 0 {
+		return usagef("want: route add NETWORK CIDR via ADDRESS | route del NETWORK CIDR")
+	}
+	var n control.Network
+	var err error
+	switch pos[0] {
+	case "add":
+		if len(pos) != 5 || pos[3] != "via" {
+			return usagef("want: route add NETWORK CIDR via ADDRESS")
+		}
+		dest, err := netip.ParsePrefix(pos[2])
+		if err != nil {
+			return usagef("%q is not a CIDR", pos[2])
+		}
+		via, err := netip.ParseAddr(pos[4])
+		if err != nil {
+			return usagef("%q is not an IP address", pos[4])
+		}
+		if n, err = c.AddRoute(ctx, pos[1], control.Route{Dest: dest, Via: via}); err != nil {
+			return err
+		}
+	case "del", "delete":
+		if len(pos) != 3 {
+			return usagef("want: route del NETWORK CIDR")
+		}
+		dest, err := netip.ParsePrefix(pos[2])
+		if err != nil {
+			return usagef("%q is not a CIDR", pos[2])
+		}
+		if n, err = c.DeleteRoute(ctx, pos[1], dest); err != nil {
+			return err
+		}
+	default:
+		return usagef("unknown route subcommand %q: want add or del", pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(e.stdout, n.Routes)
+	}
+	for _, r := range n.Routes {
+		fmt.Fprintf(e.stdout, "%s via %s\n", r.Dest, r.Via)
+	}
+	return nil
+}
+
+func printMembers(e *env, ms []control.Member) {
+	tw := table(e.stdout)
+	fmt.Fprintln(tw, "NODE\tHOSTNAME\tSTATE\tADDRESS\tENDPOINTS\tLAST SEEN\tVERSION")
+	for _, m := range ms {
+		seen := "-"
+		if !m.LastSeen.IsZero() {
+			seen = time.Since(m.LastSeen).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.NodeID, orDash(m.Hostname), m.State, joinStrings(m.Addresses), joinStrings(m.Endpoints), seen, orDash(m.Version))
+	}
+	tw.Flush()
+}
+
+func runMember(e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("want a subcommand: list, allow, deny, remove, set-ip")
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("member "+sub, flag.ContinueOnError)
+	af := addAdminFlags(fs, true)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	var m control.Member
+	switch sub {
+	case "list":
+		if err := wantArgs(pos, 1, "a network ID"); err != nil {
+			return err
+		}
+		ms, err := c.Members(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if *af.json {
+			return printJSON(e.stdout, ms)
+		}
+		printMembers(e, ms)
+		return nil
+	case "allow", "deny":
+		if err := wantArgs(pos, 2, "a network ID and a node ID"); err != nil {
+			return err
+		}
+		if sub == "allow" {
+			m, err = c.AllowMember(ctx, pos[0], pos[1])
+		} else {
+			m, err = c.DenyMember(ctx, pos[0], pos[1])
+		}
+	case "set-ip":
+		if err := wantArgs(pos, 3, "a network ID, a node ID and an address"); err != nil {
+			return err
+		}
+		a, perr := netip.ParseAddr(pos[2])
+		if perr != nil {
+			return usagef("%q is not an IP address", pos[2])
+		}
+		m, err = c.SetMemberAddress(ctx, pos[0], pos[1], a)
+	case "remove":
+		if err := wantArgs(pos, 2, "a network ID and a node ID"); err != nil {
+			return err
+		}
+		if err := c.RemoveMember(ctx, pos[0], pos[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "removed %s from %s\n", pos[1], pos[0])
+		return nil
+	default:
+		return usagef("unknown subcommand %q: want list, allow, deny, remove, set-ip", sub)
+	}
+	if err != nil {
+		return err
+	}
+	if *af.json {
+		return printJSON(e.stdout, m)
+	}
+	printMembers(e, []control.Member{m})
+	return nil
+}
+
+func runToken(e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("want a subcommand: create, list")
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
+	af := addAdminFlags(fs, true)
+	reusable := fs.Bool("reusable", false, "the token can be used by many nodes (default: once)")
+	expires := fs.Duration("expires", control.DefaultTokenLifetime, "lifetime")
+	allow := fs.Bool("allow", false, "nodes joining with it are allowed at once")
+	addr := fs.String("address", "", "static overlay address for the node that uses it (single-use tokens)")
+	note := fs.String("note", "", "free text shown in listings")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 1, "a network ID"); err != nil {
+		return err
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	switch sub {
+	case "create":
+		req := control.CreateTokenRequest{Reusable: *reusable, ExpiresIn: control.Duration(*expires), Allow: *allow, Note: *note}
+		if *addr != "" {
+			a, err := netip.ParseAddr(*addr)
+			if err != nil {
+				return usagef("--address %q is not an IP address", *addr)
+			}
+			req.Address = a
+		}
+		t, err := c.CreateToken(ctx, pos[0], req)
+		if err != nil {
+			return err
+		}
+		if *af.json {
+			return printJSON(e.stdout, t)
+		}
+		fmt.Fprintln(e.stdout, t.JoinString)
+		return nil
+	case "list":
+		ts, err := c.Tokens(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if *af.json {
+			return printJSON(e.stdout, ts)
+		}
+		tw := table(e.stdout)
+		fmt.Fprintln(tw, "ID\tREUSABLE\tALLOW\tADDRESS\tEXPIRES\tUSES\tNOTE")
+		for _, t := range ts {
+			a := "-"
+			if t.Address.IsValid() {
+				a = t.Address.String()
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%d\t%s\n", t.ID, t.Reusable, t.Allow, a, t.Expires.Format(time.RFC3339), t.Uses, orDash(t.Note))
+		}
+		return tw.Flush()
+	}
+	return usagef("unknown subcommand %q: want create, list", sub)
+}

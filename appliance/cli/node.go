@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatenet/gate/services/daemon"
+	"github.com/gatenet/gate/services/localapi"
+)
+
+const defaultStateDir = "/var/lib/gate"
+
+func socketFlag(fs *flag.FlagSet) *string {
+	return fs.String("socket", envOr("GATE_SOCKET", localapi.DefaultSocket), "daemon's local API socket ($GATE_SOCKET)")
+}
+
+func runUp(e *env, args []string) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	stateDir := fs.String("state", envOr("GATE_STATE", defaultStateDir), "state directory: keys and joined networks ($GATE_STATE)")
+	socket := socketFlag(fs)
+	fw := fs.String("firewall", daemon.FirewallAuto, "auto: deny input and forwarding by default when this node is a gateway, else only guard Gate's own addresses; strict: always deny by default; guard: never")
+	allow := fs.String("allow-input", "tcp/22", "comma-separated ports open on input when the firewall is strict, e.g. tcp/22,tcp/8443 (\"\" for none)")
+	hostname := fs.String("hostname", "", "name reported to the controller (default: the system's)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	ports, err := parsePorts(*allow)
+	if err != nil {
+		return usagef("--allow-input: %v", err)
+	}
+	logger := log.New(e.stderr, "", log.LstdFlags)
+	ctx, cancel := signalContext()
+	defer cancel()
+	return daemon.Run(ctx, daemon.Options{
+		StateDir: *stateDir,
+		Socket:   *socket,
+		Firewall: *fw,
+		AllowTCP: ports,
+		Hostname: *hostname,
+		Version:  e.version,
+		Logf:     logger.Printf,
+	})
+}
+
+// parsePorts reads "tcp/22,tcp/8443". Only TCP is accepted: WireGuard's UDP
+// ports are opened by Gate itself.
+func parsePorts(s string) ([]uint16, error) {
+	var out []uint16
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		proto, port, ok := strings.Cut(f, "/")
+		if !ok || proto != "tcp" {
+			return nil, fmt.Errorf("%q: want tcp/PORT", f)
+		}
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("%q: port must be 1-65535", f)
+		}
+		out = append(out, uint16(n))
+	}
+	return out, nil
+}
+
+type prefixList []netip.Prefix
+
+func (p *prefixList) String() string { return joinStrings(*p) }
+func (p *prefixList) Set(s string) error {
+	for _, f := range strings.Split(s, ",") {
+		pr, err := netip.ParsePrefix(strings.TrimSpace(f))
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR", f)
+		}
+		*p = append(*p, pr)
+	}
+	return nil
+}
+
+func runJoin(e *env, args []string) error {
+	fs := flag.NewFlagSet("join", flag.ContinueOnError)
+	socket := socketFlag(fs)
+	ctl := fs.String("controller", "", "controller for a bare network ID: gate://HOST:PORT?pin=sha256:...")
+	addr := fs.String("address", "", "request this overlay address (the controller decides)")
+	var serve prefixList
+	fs.Var(&serve, "serve", "gateway role: local CIDR(s) this node forwards to and from the overlay (repeat or comma-separate)")
+	lan := fs.String("lan", "", "gateway role: interface facing the served CIDRs (default: the default-route interface)")
+	masqLAN := fs.Bool("masquerade-lan", false, "gateway role: overlay traffic enters the LAN with this node's address (clouds that drop foreign sources)")
+	masqNet := fs.Bool("masquerade-internet", false, "gateway role: NAT the served CIDRs to the internet (the NAT-instance job)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 1, "a join string or network ID"); err != nil {
+		return err
+	}
+	req := localapi.JoinRequest{Join: pos[0], Controller: *ctl}
+	if *addr != "" {
+		a, err := netip.ParseAddr(*addr)
+		if err != nil {
+			return usagef("--address %q is not an IP address", *addr)
+		}
+		req.Address = a
+	}
+	if len(serve) > 0 || *lan != "" || *masqLAN || *masqNet {
+		req.Gateway = &localapi.Gateway{Serve: serve, LAN: *lan, MasqueradeLAN: *masqLAN, MasqueradeInternet: *masqNet}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := localapi.NewClient(*socket).Join(ctx, req)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, n)
+	}
+	fmt.Fprintf(e.stdout, "joined %s: %s\n", n.ID, n.Status)
+	if n.Error != "" {
+		fmt.Fprintf(e.stdout, "  last error: %s\n", n.Error)
+	}
+	if n.Status == "REQUESTING_CONFIGURATION" {
+		st, err := localapi.NewClient(*socket).Status(ctx)
+		if err == nil {
+			fmt.Fprintf(e.stdout, "  waiting for an admin: gate member allow %s %s\n", n.ID, st.NodeID)
+		}
+	}
+	return nil
+}
+
+func runLeave(e *env, args []string) error {
+	fs := flag.NewFlagSet("leave", flag.ContinueOnError)
+	socket := socketFlag(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 1, "a network ID"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := localapi.NewClient(*socket).Leave(ctx, pos[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "left %s\n", pos[0])
+	return nil
+}
+
+func runStatus(e *env, args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	socket := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := localapi.NewClient(*socket).Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, st)
+	}
+	online := "OFFLINE"
+	if st.Online {
+		online = "ONLINE"
+	}
+	fmt.Fprintf(e.stdout, "%s %s %s networks=%d firewall=%s forwarding=%v\n", st.NodeID, st.Version, online, st.Networks, orDash(st.Firewall), st.Forward)
+	if st.LastError != "" {
+		fmt.Fprintf(e.stdout, "last error: %s\n", st.LastError)
+	}
+	return nil
+}
+
+func runNetworks(e *env, args []string) error {
+	fs := flag.NewFlagSet("networks", flag.ContinueOnError)
+	socket := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ns, err := localapi.NewClient(*socket).Networks(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, ns)
+	}
+	tw := table(e.stdout)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tINTERFACE\tADDRESSES\tROUTES\tPEERS")
+	for _, n := range ns {
+		var routes []string
+		for _, r := range n.Routes {
+			routes = append(routes, r.Dest.String()+" via "+r.Via.String())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", n.ID, orDash(n.Name), n.Status, orDash(n.Interface), joinStrings(n.Addresses), orDash(strings.Join(routes, ",")), len(n.Peers))
+	}
+	tw.Flush()
+	for _, n := range ns {
+		if n.Error != "" {
+			fmt.Fprintf(e.stdout, "%s: %s\n", n.ID, n.Error)
+		}
+	}
+	return nil
+}
