@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# The seed scenario of DESIGN.md, for real, in network namespaces, through
+# the gate command line only:
+#
+#   vpchost 172.16.10.105 -- vpc router (VPC route table, IGW 1:1 NAT) -- awsgw (gate up, gateway, 192.168.254.11)
+#                                     |                                       \\ WireGuard over the "internet"
+#   controller 198.51.100.10 ---- internet bridge ---- droplet 198.51.100.20 (gate up) -- private segment -- foreign host
+#                                     |---- stranger (gate up, never allowed), web 198.51.100.80
+#
+# It prints what it checks and exits non-zero if anything fails. Run as root:
+#   make seed          (or: scripts/seed.sh after make)
+source "$(dirname "$0")/netns-lib.sh"
+trap cleanup EXIT
+require_tools
+
+NET_CIDR=192.168.254.0/24
+GW_IP=192.168.254.11
+CTL=198.51.100.10:8443
+
+say "topology"
+for n in inet dopriv ctl vpc awsgw vpchost droplet foreign stranger web; do mkns $n; done
+bridge inet br0
+for pair in "ctl 198.51.100.10/24" "droplet 198.51.100.20/24" "stranger 198.51.100.30/24" "web 198.51.100.80/24" "vpc 198.51.100.2/24"; do
+	set -- $pair
+	link "$1" eth0 "$2" inet "p-$1" -
+	plug inet br0 "p-$1"
+done
+bridge dopriv br0
+link droplet eth1 10.10.0.2/16 dopriv p-droplet -
+link foreign eth0 10.10.0.3/16 dopriv p-foreign -
+plug dopriv br0 p-droplet
+plug dopriv br0 p-foreign
+link vpc gw 172.16.1.1/24 awsgw eth0 172.16.1.10/24
+link vpc priv 172.16.10.1/24 vpchost eth0 172.16.10.105/24
+in_ns awsgw ip route add default via 172.16.1.1
+in_ns vpchost ip route add default via 172.16.10.1
+# The VPC: its route table sends the overlay to the gate and the private
+# subnet's internet traffic to the gate (the NAT instance); the internet
+# gateway maps the gate's elastic IP 198.51.100.11 1:1 to 172.16.1.10.
+in_ns vpc sysctl -qw net.ipv4.ip_forward=1
+in_ns vpc ip addr add 198.51.100.11/32 dev eth0
+in_ns vpc ip route add $NET_CIDR via 172.16.1.10
+in_ns vpc ip route add default dev eth0
+in_ns vpc ip route add default via 172.16.1.10 table 100
+in_ns vpc ip rule add pref 100 to 172.16.0.0/16 lookup main
+in_ns vpc ip rule add pref 200 from 172.16.10.0/24 iif priv lookup 100
+in_ns vpc nft -f - <<'NFT'
+table ip igw {
+	chain pre { type nat hook prerouting priority dstnat; ip daddr 198.51.100.11 dnat to 172.16.1.10; }
+	chain post { type nat hook postrouting priority srcnat; oifname "eth0" ip saddr 172.16.1.10 snat to 198.51.100.11; }
+}
+NFT
+# The droplet also routes for other things on its host (say, containers):
+# Gate must guard its overlay even with forwarding on.
+in_ns droplet sysctl -qw net.ipv4.ip_forward=1
+in_ns foreign ip route add $NET_CIDR via 10.10.0.2
+in_ns foreign ip route add 172.16.0.0/16 via 10.10.0.2
+note "namespaces: ${NAMESPACES[*]}"
+
+say "controller"
+start ctl ctl "$GATE" controller --state "$WORK/ctl" --listen $CTL
+wait_for 20 test -s "$WORK/ctl/controller.url" || { cat "$WORK/ctl.log"; exit 1; }
+admin() { ip netns exec "$(ns ctl)" env GATE_CONTROLLER_STATE="$WORK/ctl" "$GATE" "$@"; }
+wait_for 20 admin network list
+CONTROLLER=$(cat "$WORK/ctl/controller.url")
+note "controller: $CONTROLLER"
+check "admin token file is 0600" test "$(stat -c %a "$WORK/ctl/admin-token")" = 600
+
+NET=$(admin network create --name aws-do --cidr $NET_CIDR --json | jq -r .id)
+note "network $NET"
+check "managed route 172.16.0.0/16 via $GW_IP" admin network route add "$NET" 172.16.0.0/16 via $GW_IP
+JOIN="gate://$CTL/$NET?pin=$(sed 's/.*pin=//' <<<"$CONTROLLER")"
+
+say "bad input is refused and changes nothing"
+before=$(admin network show "$NET" --json | jq -S 'del(.members[].last_seen)')
+expect_error "CIDR that is not a network address" "not a network address" admin network create --name x --cidr 192.168.254.1/24
+expect_error "overlapping CIDR" "overlap" admin network create --name x --cidr 192.168.254.128/25
+expect_error "malformed CIDR" "not a CIDR" admin network create --name x --cidr 192.168.254.0/33
+expect_error "route via an address outside the network" "$NET_CIDR|outside|inside" admin network route add "$NET" 10.0.0.0/8 via 10.1.1.1
+expect_error "route overlapping the network" "overlap" admin network route add "$NET" 192.168.254.0/25 via $GW_IP
+expect_error "unknown network" "not found" admin network show 0123456789abcdef
+expect_error "admin call without the token" "401|unauthorized|token" ip netns exec "$(ns ctl)" env GATE_TOKEN=wrong-token "$GATE" network list --controller "$CONTROLLER"
+check "network unchanged" test "$before" = "$(admin network show "$NET" --json | jq -S 'del(.members[].last_seen)')"
+
+say "members start"
+for n in awsgw droplet stranger; do
+	start "$n" "$n" "$GATE" up --state "$WORK/$n" --socket "$WORK/$n.sock" --hostname "$n"
+done
+node() { local n=$1; shift; GATE_SOCKET="$WORK/$n.sock" "$GATE" "$@"; }
+for n in awsgw droplet stranger; do wait_for 20 node $n status || { cat "$WORK/$n.log"; exit 1; }; done
+for n in awsgw droplet stranger; do
+	check "$n: keys are 0600" test "$(stat -c %a "$WORK/$n/identity.key")$(stat -c %a "$WORK/$n/wireguard.key")" = 600600
+done
+GW_NODE=$(node awsgw status --json | jq -r .node_id)
+DROPLET_NODE=$(node droplet status --json | jq -r .node_id)
+STRANGER_NODE=$(node stranger status --json | jq -r .node_id)
+note "nodes: awsgw $GW_NODE, droplet $DROPLET_NODE, stranger $STRANGER_NODE"
+
+say "the AWS gate joins, waits, is allowed with its static address"
+expect_error "join an unknown network ID" "not found" node awsgw join "gate://$CTL/0123456789abcdef?pin=$(sed 's/.*pin=//' <<<"$CONTROLLER")"
+check "nothing joined after the refusal" test "$(node awsgw networks --json)" = "[]"
+check "join (gateway for 172.16.0.0/16, NAT instance)" node awsgw join "$JOIN" --serve 172.16.0.0/16 --masquerade-internet
+check "status REQUESTING_CONFIGURATION" test "$(node awsgw networks --json | jq -r '.[0].status')" = REQUESTING_CONFIGURATION
+member_state() { admin member list "$NET" --json | jq -e --arg n "$1" --arg s "$2" '.[] | select(.node_id==$n and .state==$s)'; }
+check "controller lists it pending" member_state "$GW_NODE" pending
+check "allow" admin member allow "$NET" "$GW_NODE"
+check "static address $GW_IP" admin member set-ip "$NET" "$GW_NODE" $GW_IP
+check "gate is OK with $GW_IP" wait_for 5 sh -c "GATE_SOCKET=$WORK/awsgw.sock $GATE networks --json | jq -e '.[0].status==\"OK\" and .[0].addresses==[\"$GW_IP/24\"]'"
+GW_IF=$(node awsgw networks --json | jq -r '.[0].interface')
+check "gate has no route via itself" sh -c "! ip -n $(ns awsgw) route show 172.16.0.0/16 | grep -q $GW_IF"
+check "gate firewall is strict (gateway)" test "$(node awsgw status --json | jq -r .firewall)" = strict
+check "gate forwards" test "$(in_ns awsgw sysctl -n net.ipv4.ip_forward)" = 1
+
+say "the droplet joins with a pre-allowed single-use token"
+TOKEN_JOIN=$(admin token create "$NET" --allow)
+t0=$(date +%s%N)
+check "join" node droplet join "$TOKEN_JOIN"
+check "droplet OK" wait_for 5 sh -c "GATE_SOCKET=$WORK/droplet.sock $GATE networks --json | jq -e '.[0].status==\"OK\"'"
+wait_for 20 in_ns droplet ping -c1 -W1 $GW_IP && t1=$(date +%s%N) || t1=0
+DROPLET_IP=$(node droplet networks --json | jq -r '.[0].addresses[0]' | cut -d/ -f1)
+DO_IF=$(node droplet networks --json | jq -r '.[0].interface')
+note "droplet address $DROPLET_IP on $DO_IF"
+[ "$t1" != 0 ] && JOIN_MS=$(( (t1 - t0) / 1000000 )) && note "join -> first ping: ${JOIN_MS} ms"
+check "managed route on the droplet" sh -c "ip -n $(ns droplet) route show 172.16.0.0/16 | grep -q 'via $GW_IP dev $DO_IF'"
+ip -n "$(ns droplet)" route show 172.16.0.0/16 | sed 's/^/        /'
+expect_error "the used single-use token is refused" "already used" node stranger join "$TOKEN_JOIN"
+EXPIRED=$(admin token create "$NET" --allow --expires 1s)
+sleep 1.5
+expect_error "an expired token is refused" "expired" node stranger join "$EXPIRED"
+expect_error "a malformed join string is refused" "join string|pin" node stranger join "gate://$CTL/$NET?pin=sha256:1234"
+expect_error "a join string with the wrong pin is refused" "pin" node stranger join "gate://$CTL/$NET?pin=sha256:$(printf '0%.0s' $(seq 64))"
+check "nothing joined on the stranger" test "$(node stranger networks --json)" = "[]"
+
+say "traffic both ways"
+check "VPC host pings the droplet ($DROPLET_IP)" in_ns vpchost ping -c3 -i0.2 -W2 "$DROPLET_IP"
+check "droplet pings the VPC host (172.16.10.105)" in_ns droplet ping -c3 -i0.2 -W2 172.16.10.105
+head -c 10M /dev/urandom >"$WORK/blob"
+want=$(sha256sum <"$WORK/blob" | cut -d' ' -f1)
+in_ns vpchost timeout 30 nc -l 172.16.10.105 5001 >"$WORK/blob.recv" &
+listener=$!
+sleep 0.3
+check "10 MB TCP droplet -> VPC host" in_ns droplet timeout 30 nc -N 172.16.10.105 5001 <"$WORK/blob"
+wait "$listener" || true
+check "checksum matches" test "$(sha256sum <"$WORK/blob.recv" | cut -d' ' -f1)" = "$want"
+in_ns droplet timeout 30 nc -l "$DROPLET_IP" 5002 >"$WORK/blob.recv2" &
+listener=$!
+sleep 0.3
+check "10 MB TCP VPC host -> droplet" in_ns vpchost timeout 30 nc -N "$DROPLET_IP" 5002 <"$WORK/blob"
+wait "$listener" || true
+check "checksum matches" test "$(sha256sum <"$WORK/blob.recv2" | cut -d' ' -f1)" = "$want"
+
+say "the gate is the VPC's NAT instance"
+in_ns web timeout 10 nc -lnv 198.51.100.80 5003 >"$WORK/web.out" 2>&1 &
+listener=$!
+sleep 0.3
+check "VPC host reaches the internet through the gate" sh -c "echo hi | ip netns exec $(ns vpchost) timeout 10 nc -N 198.51.100.80 5003"
+wait "$listener" || true
+check "the internet sees the gate's elastic IP" grep -q "198.51.100.11" "$WORK/web.out"
+
+say "outsiders reach nothing"
+check "stranger joins by network ID and waits" node stranger join "$NET" --controller "$CONTROLLER"
+check "stranger stays REQUESTING_CONFIGURATION" test "$(node stranger networks --json | jq -r '.[0].status')" = REQUESTING_CONFIGURATION
+refute "stranger cannot reach the gate's overlay address" in_ns stranger ping -c2 -W1 $GW_IP
+refute "stranger cannot reach the VPC host" in_ns stranger ping -c2 -W1 172.16.10.105
+check "the gate has no peer for the stranger" test "$(node awsgw networks --json | jq '[.[0].peers[] | select(.node_id=="'"$STRANGER_NODE"'")] | length')" = 0
+refute "foreign host cannot reach the droplet's overlay address" in_ns foreign ping -c2 -W1 "$DROPLET_IP"
+refute "foreign host cannot reach the gate through the droplet" in_ns foreign ping -c2 -W1 $GW_IP
+refute "foreign host cannot reach the VPC through the droplet" in_ns foreign ping -c2 -W1 172.16.10.105
+check "admin denies the stranger" admin member deny "$NET" "$STRANGER_NODE"
+check "stranger sees ACCESS_DENIED" wait_for 5 sh -c "GATE_SOCKET=$WORK/stranger.sock $GATE networks --json | jq -e '.[0].status==\"ACCESS_DENIED\"'"
+
+say "changes reach members within a second"
+t0=$(date +%s%N)
+admin network route add "$NET" 10.99.0.0/16 via $GW_IP >/dev/null
+if wait_for 10 sh -c "ip -n $(ns droplet) route show 10.99.0.0/16 | grep -q $DO_IF"; then
+	ROUTE_MS=$(( ($(date +%s%N) - t0) / 1000000 )); pass "new route on the droplet after ${ROUTE_MS} ms"
+else fail "new route never reached the droplet"; fi
+admin network route del "$NET" 10.99.0.0/16 >/dev/null
+check "deleted route leaves the droplet" wait_for 10 sh -c "! ip -n $(ns droplet) route show 10.99.0.0/16 | grep -q ."
+
+say "controller restart loses nothing"
+members() { admin member list "$NET" --json | jq -S '[.[] | {node_id, state, addresses}]'; }
+nets() { admin network list --json | jq -S '[.[] | del(.revision)]'; }
+m_before=$(members); n_before=$(nets)
+stop ctl
+start ctl ctl "$GATE" controller --state "$WORK/ctl" --listen $CTL
+wait_for 20 admin network list
+check "members and addresses survive" test "$m_before" = "$(members)"
+check "networks and routes survive" test "$n_before" = "$(nets)"
+
+say "offline first: the controller is down"
+stop ctl
+check "traffic keeps flowing" in_ns droplet ping -c3 -i0.2 -W2 172.16.10.105
+stop droplet
+start droplet droplet "$GATE" up --state "$WORK/droplet" --socket "$WORK/droplet.sock" --hostname droplet
+wait_for 20 node droplet status
+check "a restarted droplet applies its last configuration" wait_for 20 in_ns droplet ping -c1 -W1 172.16.10.105
+check "and says it is offline" test "$(node droplet status --json | jq -r .online)" = false
+start ctl ctl "$GATE" controller --state "$WORK/ctl" --listen $CTL
+check "back online when the controller returns" wait_for 40 sh -c "GATE_SOCKET=$WORK/droplet.sock $GATE status --json | jq -e .online"
+
+say "leave removes what Gate made, and nothing else"
+check "droplet leaves" node droplet leave "$NET"
+check "interface gone" sh -c "! ip -n $(ns droplet) link show $DO_IF 2>/dev/null"
+check "managed route gone" sh -c "! ip -n $(ns droplet) route show 172.16.0.0/16 | grep -q ."
+check "Gate's nftables table gone" sh -c "! ip netns exec $(ns droplet) nft list table inet gate 2>/dev/null"
+check "droplet's own addresses untouched" sh -c "ip -n $(ns droplet) addr show eth1 | grep -q 10.10.0.2/16"
+check "droplet's forwarding left as found" test "$(in_ns droplet sysctl -n net.ipv4.ip_forward)" = 1
+check "controller forgot the droplet" sh -c "! (ip netns exec $(ns ctl) env GATE_CONTROLLER_STATE=$WORK/ctl $GATE member list $NET --json | jq -e '.[] | select(.node_id==\"$DROPLET_NODE\")')"
+check "gate leaves" node awsgw leave "$NET"
+check "gate's table gone" sh -c "! ip netns exec $(ns awsgw) nft list table inet gate 2>/dev/null"
+check "gate's forwarding switched back off" test "$(in_ns awsgw sysctl -n net.ipv4.ip_forward)" = 0
+check "the VPC's NAT table is untouched" in_ns vpc nft list table ip igw
+
+say "figures"
+echo "{\"join_to_first_ping_ms\": ${JOIN_MS:-null}, \"route_change_ms\": ${ROUTE_MS:-null}}" | tee "$WORK/figures.json"
+summary
