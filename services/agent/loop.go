@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"time"
@@ -10,17 +11,28 @@ import (
 	"github.com/gatenet/gate/services/control"
 )
 
-// Backoff bounds for retries after a failed attempt.
+// Backoff bounds for retries after a failed attempt. The cap is short: a
+// controller restart should be caught up within seconds, and jitter keeps
+// a large network from reconnecting in lockstep.
 const (
 	minBackoff = 500 * time.Millisecond
-	maxBackoff = 30 * time.Second
+	maxBackoff = 10 * time.Second
 )
+
+// jitter spreads d over [0.8d, 1.2d).
+func jitter(d time.Duration) time.Duration {
+	return d*8/10 + time.Duration(rand.Int64N(int64(d)*4/10+1))
+}
 
 // run keeps one membership in sync with its controller until ctx is done:
 // a join while the controller does not know the node, then long-polls.
 func (a *Agent) run(ctx context.Context, id string) {
 	backoff := minBackoff
 	needJoin := true
+	// fresh: the next sync must answer at once (Since 0), so that after a
+	// start or an outage the node knows promptly that it is back online
+	// and catches up, rather than waiting out a long-poll.
+	fresh := true
 	for ctx.Err() == nil {
 		a.mu.Lock()
 		mp := a.find(id)
@@ -38,7 +50,7 @@ func (a *Agent) run(ctx context.Context, id string) {
 		a.mu.Lock()
 		a.inflight[id] = cancel
 		a.mu.Unlock()
-		cfg, err := a.attempt(actx, &m, needJoin)
+		cfg, err := a.attempt(actx, &m, needJoin, fresh)
 		a.mu.Lock()
 		delete(a.inflight, id)
 		a.mu.Unlock()
@@ -53,7 +65,7 @@ func (a *Agent) run(ctx context.Context, id string) {
 		switch {
 		case err == nil:
 			backoff = minBackoff
-			needJoin = false
+			needJoin, fresh = false, false
 			a.record(id, &cfg, nil)
 			continue
 		case !needJoin && control.IsStatus(err, http.StatusNotFound):
@@ -69,16 +81,17 @@ func (a *Agent) run(ctx context.Context, id string) {
 		default:
 			a.record(id, nil, err)
 		}
+		fresh = true
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(jitter(backoff)):
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
 }
 
-func (a *Agent) attempt(ctx context.Context, m *Membership, join bool) (control.MemberConfig, error) {
+func (a *Agent) attempt(ctx context.Context, m *Membership, join, fresh bool) (control.MemberConfig, error) {
 	c, err := a.client(m)
 	if err != nil {
 		return control.MemberConfig{}, err
@@ -95,7 +108,7 @@ func (a *Agent) attempt(ctx context.Context, m *Membership, join bool) (control.
 		})
 	}
 	var since uint64
-	if m.Config != nil {
+	if m.Config != nil && !fresh {
 		since = m.Config.Revision
 	}
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.Poll+15*time.Second)

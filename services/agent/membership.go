@@ -46,7 +46,6 @@ func (a *Agent) Join(ctx context.Context, r localapi.JoinRequest) (Membership, e
 	m.ListenPort = a.freePortLocked()
 	m.Joined = time.Now().UTC()
 	a.doc.Networks = append(a.doc.Networks, m)
-	a.doc.DefaultController = control.JoinString{Controller: m.Controller, Pin: m.Pin}.ControllerAddress()
 	if err := a.saveLocked(); err != nil {
 		a.removeLocked(m.ID)
 		a.mu.Unlock()
@@ -67,7 +66,13 @@ func (a *Agent) Join(ctx context.Context, r localapi.JoinRequest) (Membership, e
 		a.leaveLocal(m.ID)
 		return Membership{}, errors.New(got.Error)
 	}
-	return got, nil
+	// Remember the controller for joins by bare network ID, once it has
+	// not refused us.
+	a.mu.Lock()
+	a.doc.DefaultController = control.JoinString{Controller: m.Controller, Pin: m.Pin}.ControllerAddress()
+	err = a.saveLocked()
+	a.mu.Unlock()
+	return got, err
 }
 
 func (a *Agent) parseJoin(r localapi.JoinRequest) (*Membership, error) {

@@ -1,0 +1,176 @@
+package daemon
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatenet/gate/services/agent"
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/reconciler"
+	"github.com/gatenet/gate/services/tunnel"
+)
+
+func mustKey(t *testing.T) tunnel.Key {
+	t.Helper()
+	k, err := tunnel.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestDesired(t *testing.T) {
+	key := mustKey(t)
+	gwKey, dropletKey := mustKey(t).Public(), mustKey(t).Public()
+	pfx := netip.MustParsePrefix
+	ap := netip.MustParseAddrPort
+	route := control.Route{Dest: pfx("172.16.0.0/16"), Via: netip.MustParseAddr("192.168.254.11")}
+	first := func(p control.Peer) netip.AddrPort {
+		if len(p.Endpoints) == 0 {
+			return netip.AddrPort{}
+		}
+		return p.Endpoints[0]
+	}
+	// The droplet's view: the gate is a peer serving 172.16.0.0/16.
+	droplet := agent.Membership{
+		ID: "d363b4e9bd3d6aa8", Iface: "gated363b4e9bd", ListenPort: 51820,
+		Config: &control.MemberConfig{
+			Status: control.StatusOK, CIDR: pfx("192.168.254.0/24"), MTU: 1420,
+			Addresses: []netip.Prefix{pfx("192.168.254.170/24")},
+			Routes:    []control.Route{route},
+			Keepalive: 25,
+			Peers: []control.Peer{{
+				NodeID: "9788637428", PublicKey: gwKey.String(),
+				AllowedIPs: []netip.Prefix{pfx("192.168.254.11/32"), pfx("172.16.0.0/16")},
+				Endpoints:  []netip.AddrPort{ap("198.51.100.11:51820"), ap("172.16.1.10:51820")},
+			}, {
+				NodeID: "badbadbad0", PublicKey: "not a key",
+			}},
+		},
+	}
+	// The gate's view: the route is via itself; it is a gateway.
+	gate := agent.Membership{
+		ID: "d363b4e9bd3d6aa8", Iface: "gated363b4e9bd", ListenPort: 51820,
+		Gateway: &localapi.Gateway{Serve: []netip.Prefix{pfx("172.16.0.0/16")}, MasqueradeInternet: true},
+		Config: &control.MemberConfig{
+			Status: control.StatusOK, CIDR: pfx("192.168.254.0/24"), MTU: 1420,
+			Addresses: []netip.Prefix{pfx("192.168.254.11/24")},
+			Routes:    []control.Route{route},
+			Peers: []control.Peer{{
+				NodeID: "a4f8166c39", PublicKey: dropletKey.String(),
+				AllowedIPs: []netip.Prefix{pfx("192.168.254.170/32")},
+			}},
+		},
+	}
+	pending := agent.Membership{ID: "0000000000000001", Iface: "gate0000000000", Config: &control.MemberConfig{Status: control.StatusRequesting}}
+	denied := agent.Membership{ID: "0000000000000002", Iface: "gate0000000000", Config: &control.MemberConfig{Status: control.StatusDenied}}
+	neverAnswered := agent.Membership{ID: "0000000000000003"}
+
+	tests := []struct {
+		name string
+		ms   []agent.Membership
+		mode string
+		want reconciler.Desired
+	}{{
+		name: "nothing joined",
+		mode: FirewallAuto,
+		want: reconciler.Desired{AllowTCP: []uint16{22}},
+	}, {
+		name: "only networks that are OK reach the kernel",
+		ms:   []agent.Membership{pending, denied, neverAnswered},
+		mode: FirewallAuto,
+		want: reconciler.Desired{AllowTCP: []uint16{22}},
+	}, {
+		name: "strict mode is strict without a gateway",
+		mode: FirewallStrict,
+		want: reconciler.Desired{Strict: true, AllowTCP: []uint16{22}},
+	}, {
+		name: "droplet: route via the gate, peer allowed IPs, keepalive behind NAT, bad peer key skipped",
+		ms:   []agent.Membership{droplet, pending},
+		mode: FirewallAuto,
+		want: reconciler.Desired{AllowTCP: []uint16{22}, Networks: []reconciler.Network{{
+			ID: droplet.ID, Iface: droplet.Iface, MTU: 1420, PrivateKey: key, ListenPort: 51820,
+			Addrs:    []netip.Prefix{pfx("192.168.254.170/24")},
+			Routes:   []netcfg.Route{{Dst: pfx("172.16.0.0/16"), Via: netip.MustParseAddr("192.168.254.11"), Metric: RouteMetric}},
+			Prefixes: []netip.Prefix{pfx("192.168.254.0/24"), pfx("172.16.0.0/16")},
+			Peers: []tunnel.Peer{{PublicKey: gwKey, Endpoint: ap("198.51.100.11:51820"),
+				AllowedIPs: []netip.Prefix{pfx("192.168.254.11/32"), pfx("172.16.0.0/16")}, Keepalive: 25}},
+		}}},
+	}, {
+		name: "gate: no route via itself, gateway makes auto strict",
+		ms:   []agent.Membership{gate},
+		mode: FirewallAuto,
+		want: reconciler.Desired{Strict: true, AllowTCP: []uint16{22}, Networks: []reconciler.Network{{
+			ID: gate.ID, Iface: gate.Iface, MTU: 1420, PrivateKey: key, ListenPort: 51820,
+			Addrs:    []netip.Prefix{pfx("192.168.254.11/24")},
+			Prefixes: []netip.Prefix{pfx("192.168.254.0/24")},
+			Peers:    []tunnel.Peer{{PublicKey: dropletKey, AllowedIPs: []netip.Prefix{pfx("192.168.254.170/32")}}},
+			Gateway:  &reconciler.Gateway{Serve: []netip.Prefix{pfx("172.16.0.0/16")}, MasqueradeInternet: true},
+		}}},
+	}, {
+		name: "guard mode stays guard even for a gateway",
+		ms:   []agent.Membership{gate},
+		mode: FirewallGuard,
+		want: reconciler.Desired{AllowTCP: []uint16{22}, Networks: []reconciler.Network{{
+			ID: gate.ID, Iface: gate.Iface, MTU: 1420, PrivateKey: key, ListenPort: 51820,
+			Addrs:    []netip.Prefix{pfx("192.168.254.11/24")},
+			Prefixes: []netip.Prefix{pfx("192.168.254.0/24")},
+			Peers:    []tunnel.Peer{{PublicKey: dropletKey, AllowedIPs: []netip.Prefix{pfx("192.168.254.170/32")}}},
+			Gateway:  &reconciler.Gateway{Serve: []netip.Prefix{pfx("172.16.0.0/16")}, MasqueradeInternet: true},
+		}}},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := desired(tt.ms, key, tt.mode, []uint16{22}, first)
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+				cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+				cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+				t.Errorf("desired() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPickerTriesNextEndpointWhileSilent(t *testing.T) {
+	now := time.Unix(1000, 0)
+	p := newPicker()
+	p.now = func() time.Time { return now }
+	ap := netip.MustParseAddrPort
+	peer := control.Peer{PublicKey: "k", Endpoints: []netip.AddrPort{ap("198.51.100.11:51820"), ap("172.16.1.10:51820")}}
+	never := func(string) time.Time { return time.Time{} }
+
+	if got := p.endpoint(peer); got != peer.Endpoints[0] {
+		t.Fatalf("first pick = %v, want the controller's best", got)
+	}
+	now = now.Add(endpointTrial / 2)
+	if p.advance([]control.Peer{peer}, never) {
+		t.Fatal("advanced before the trial time ran out")
+	}
+	now = now.Add(endpointTrial)
+	if !p.advance([]control.Peer{peer}, never) || p.endpoint(peer) != peer.Endpoints[1] {
+		t.Fatalf("after a silent trial the pick is %v, want the second endpoint", p.endpoint(peer))
+	}
+	now = now.Add(2 * endpointTrial)
+	if !p.advance([]control.Peer{peer}, never) || p.endpoint(peer) != peer.Endpoints[0] {
+		t.Fatalf("picks do not wrap around: %v", p.endpoint(peer))
+	}
+	recent := func(string) time.Time { return now.Add(-time.Second) }
+	now = now.Add(2 * endpointTrial)
+	if p.advance([]control.Peer{peer}, recent) {
+		t.Fatal("advanced away from an endpoint with a recent handshake")
+	}
+	single := control.Peer{PublicKey: "s", Endpoints: []netip.AddrPort{ap("198.51.100.20:51820")}}
+	p.endpoint(single)
+	now = now.Add(10 * endpointTrial)
+	if p.advance([]control.Peer{single}, never) {
+		t.Fatal("advanced with a single endpoint")
+	}
+	if got := p.endpoint(control.Peer{PublicKey: "none"}); got.IsValid() {
+		t.Fatalf("peer without endpoints got %v", got)
+	}
+}
