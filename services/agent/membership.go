@@ -85,7 +85,7 @@ func (a *Agent) parseJoin(r localapi.JoinRequest) (*Membership, error) {
 			a.mu.Unlock()
 		}
 		if ctl == "" {
-			return nil, fmt.Errorf("network %s: no controller known yet; give a join string, or the controller as gate://HOST:PORT?pin=sha256:...", r.Join)
+			return nil, fmt.Errorf("network %s: no controller known yet; give a join string, or --controller gate://HOST:PORT?pin=sha256:HEX", r.Join)
 		}
 		c, err := control.ParseControllerAddress(ctl)
 		if err != nil {

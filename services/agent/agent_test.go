@@ -1,0 +1,180 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/controller"
+	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/state"
+)
+
+// startController runs a real controller on loopback.
+func startController(t *testing.T) (*controller.Server, string, *control.Client) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s, err := controller.New(controller.Config{StateDir: t.TempDir(), Listen: addr, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(ctx) }()
+	admin, err := control.NewClient(addr, s.Pin(), nil, s.AdminToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(); cancel(); <-done; s.Close() })
+	for i := 0; ; i++ {
+		if _, err := admin.Networks(ctx); err == nil {
+			break
+		} else if i > 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s, addr, admin
+}
+
+func newAgent(t *testing.T, dir string) (*Agent, context.CancelFunc) {
+	t.Helper()
+	st, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := control.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{State: st, Identity: id, PublicKey: "V8FjWmnFFHIIvnVvwmwRPOu7JhW92odFepoHGki3alQ=", Hostname: "t", Version: "t", Logf: t.Logf,
+		Endpoints: func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("127.0.0.1")} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.Start(ctx)
+	return a, func() { cancel(); a.Wait() }
+}
+
+func TestTokenJoinIsKeptWithoutTheToken(t *testing.T) {
+	ctl, addr, admin := startController(t)
+	ctx := context.Background()
+	n, err := admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "t", CIDR: netip.MustParsePrefix("10.5.0.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := admin.CreateToken(ctx, n.ID, control.CreateTokenRequest{Allow: true, Address: netip.MustParseAddr("10.5.0.9")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a, stop := newAgent(t, dir)
+	m, err := a.Join(ctx, localapi.JoinRequest{Join: tok.JoinString})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Status() != control.StatusOK || len(m.Config.Addresses) != 1 || m.Config.Addresses[0] != netip.MustParsePrefix("10.5.0.9/24") {
+		t.Fatalf("membership = %+v", m.Config)
+	}
+	stop()
+
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := tok.JoinString[strings.Index(tok.JoinString, "token=")+len("token="):]
+	if strings.Contains(string(b), secret) {
+		t.Error("the state file still holds the join token after it was accepted")
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, stateFile)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v", fi.Mode().Perm())
+	}
+
+	// Offline first: a new agent knows its last good configuration before
+	// it has talked to anyone.
+	st, _ := state.Open(dir)
+	again, err := New(Config{State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := again.Memberships()
+	if len(ms) != 1 || ms[0].Status() != control.StatusOK || ms[0].Controller != addr || ms[0].Pin != ctl.Pin() {
+		t.Fatalf("reloaded memberships = %+v", ms)
+	}
+}
+
+func TestRefusedJoinIsNotKept(t *testing.T) {
+	ctl, addr, admin := startController(t)
+	ctx := context.Background()
+	n, err := admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "t", CIDR: netip.MustParsePrefix("10.6.0.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, stop := newAgent(t, t.TempDir())
+	defer stop()
+	bad := control.JoinString{Controller: addr, NetworkID: n.ID, Pin: ctl.Pin(), Token: "nonexistenttoken0000"}.String()
+	if _, err := a.Join(ctx, localapi.JoinRequest{Join: bad}); err == nil || !strings.Contains(err.Error(), "invalid join token") {
+		t.Fatalf("join with an unknown token: %v", err)
+	}
+	if ms := a.Memberships(); len(ms) != 0 {
+		t.Fatalf("refused join kept: %+v", ms)
+	}
+}
+
+func TestCheckGateway(t *testing.T) {
+	p := netip.MustParsePrefix
+	tests := []struct {
+		g       *localapi.Gateway
+		wantErr string
+	}{
+		{nil, ""},
+		{&localapi.Gateway{Serve: []netip.Prefix{p("172.16.0.0/16")}}, ""},
+		{&localapi.Gateway{Serve: []netip.Prefix{p("172.16.0.0/16")}, LAN: "eth0", MasqueradeLAN: true}, ""},
+		{&localapi.Gateway{}, "serve needs at least one CIDR"},
+		{&localapi.Gateway{Serve: []netip.Prefix{p("172.16.1.1/16")}}, "did you mean 172.16.0.0/16"},
+		{&localapi.Gateway{Serve: []netip.Prefix{p("fd00::/64")}}, "want an IPv4 CIDR"},
+		{&localapi.Gateway{Serve: []netip.Prefix{p("172.16.0.0/16")}, LAN: "eth0/1"}, "not a valid interface name"},
+		{&localapi.Gateway{Serve: []netip.Prefix{p("172.16.0.0/16")}, LAN: "averyveryverylongname"}, "not a valid interface name"},
+	}
+	for _, tt := range tests {
+		err := CheckGateway(tt.g)
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("CheckGateway(%+v) = %v, want %q", tt.g, err, tt.wantErr)
+		}
+	}
+}
+
+// FuzzParseJoin: whatever arrives on the local API's join call is parsed
+// into a membership or refused with an error, never a panic, and what is
+// accepted is well-formed.
+func FuzzParseJoin(f *testing.F) {
+	f.Add("gate://198.51.100.10:8443/d363b4e9bd3d6aa8?pin=sha256:"+strings.Repeat("ab", 32), "", "172.16.0.0/16", "eth0")
+	f.Add("d363b4e9bd3d6aa8", "gate://198.51.100.10:8443?pin=sha256:"+strings.Repeat("ab", 32), "", "")
+	f.Add("d363b4e9bd3d6aa8", "", "10.0.0.1/8", "x/y")
+	f.Fuzz(func(t *testing.T, join, ctl, serve, lan string) {
+		a := &Agent{}
+		req := localapi.JoinRequest{Join: join, Controller: ctl}
+		if pr, err := netip.ParsePrefix(serve); err == nil {
+			req.Gateway = &localapi.Gateway{Serve: []netip.Prefix{pr}, LAN: lan}
+		}
+		m, err := a.parseJoin(req)
+		if err != nil {
+			return
+		}
+		if control.CheckNetworkID(m.ID) != nil || m.Controller == "" || m.Pin == "" || CheckGateway(m.Gateway) != nil {
+			t.Fatalf("accepted %+v as %+v", req, m)
+		}
+	})
+}

@@ -1,0 +1,160 @@
+package reconciler
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/nstest"
+	"github.com/gatenet/gate/services/tunnel"
+)
+
+func TestMain(m *testing.M) { nstest.Main(m) }
+
+func run(t *testing.T, name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
+
+func forwarding(t *testing.T) string {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestReconcileAndTeardown drives the reconciler through the life of a
+// gateway: join, a route change, the gateway role going, and shutdown,
+// checking the kernel after each step, and that what Gate did not make
+// survives.
+func TestReconcileAndTeardown(t *testing.T) {
+	// Something of the host's own: a veth with an address and a route, and
+	// an nftables table. Gate must leave them alone.
+	nstest.Run(t, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")
+	nstest.Run(t, "ip", "link", "set", "eth0", "up")
+	nstest.Run(t, "ip", "link", "set", "eth0p", "up")
+	nstest.Run(t, "ip", "addr", "add", "172.16.1.10/24", "dev", "eth0")
+	nstest.Run(t, "ip", "route", "add", "default", "via", "172.16.1.1")
+	nstest.Run(t, "nft", "add", "table", "ip", "host")
+	if forwarding(t) != "0" {
+		t.Fatal("test namespace starts with forwarding on")
+	}
+
+	r, err := New(t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	wait := func(d Desired) {
+		t.Helper()
+		wctx, c := context.WithTimeout(ctx, 20*time.Second)
+		defer c()
+		if err := r.Wait(wctx, r.Set(d)); err != nil {
+			t.Fatalf("pass: %v", err)
+		}
+	}
+
+	key, _ := tunnel.GeneratePrivateKey()
+	peer, _ := tunnel.GeneratePrivateKey()
+	pfx := netip.MustParsePrefix
+	n := Network{
+		ID: "d363b4e9bd3d6aa8", Iface: "gatetest", MTU: 1420, PrivateKey: key, ListenPort: 51999,
+		Addrs:    []netip.Prefix{pfx("192.168.254.11/24")},
+		Routes:   []netcfg.Route{{Dst: pfx("10.99.0.0/16"), Via: netip.MustParseAddr("192.168.254.170"), Metric: 5000}},
+		Peers:    []tunnel.Peer{{PublicKey: peer.Public(), AllowedIPs: []netip.Prefix{pfx("192.168.254.170/32"), pfx("10.99.0.0/16")}}},
+		Prefixes: []netip.Prefix{pfx("192.168.254.0/24"), pfx("10.99.0.0/16")},
+		Gateway:  &Gateway{Serve: []netip.Prefix{pfx("172.16.0.0/16")}, MasqueradeInternet: true},
+	}
+	wait(Desired{Strict: true, AllowTCP: []uint16{22}, Networks: []Network{n}})
+
+	if out, _ := run(t, "ip", "addr", "show", "dev", "gatetest"); !strings.Contains(out, "192.168.254.11/24") || !strings.Contains(out, "mtu 1420") {
+		t.Errorf("link:\n%s", out)
+	}
+	if out, _ := run(t, "ip", "route", "show", "proto", "241"); !strings.Contains(out, "10.99.0.0/16 via 192.168.254.170 dev gatetest") {
+		t.Errorf("routes:\n%s", out)
+	}
+	out, err := run(t, "nft", "list", "table", "inet", "gate")
+	for _, want := range []string{"policy drop", `oifname "eth0" ip saddr { 172.16.0.0/16 }`, "udp dport { 51999 } accept", "tcp dport { 22 } accept", "masquerade"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("nft table lacks %q (%v):\n%s", want, err, out)
+		}
+	}
+	if forwarding(t) != "1" {
+		t.Error("gateway did not turn forwarding on")
+	}
+	st := r.Status()
+	if st.Firewall != "strict" || !st.Forwarding || st.Networks[n.ID].Device == nil || st.Networks[n.ID].Device.ListenPort != 51999 {
+		t.Errorf("status = %+v", st)
+	}
+
+	// Same desired state again: nothing to do, nothing breaks.
+	wait(Desired{Strict: true, AllowTCP: []uint16{22}, Networks: []Network{n}})
+
+	// The route goes, the gateway role goes: forwarding back as found.
+	n.Routes, n.Gateway = nil, nil
+	wait(Desired{Networks: []Network{n}})
+	if out, _ := run(t, "ip", "route", "show", "proto", "241"); strings.TrimSpace(out) != "" {
+		t.Errorf("stale routes:\n%s", out)
+	}
+	if forwarding(t) != "0" {
+		t.Error("forwarding not put back")
+	}
+	if out, _ := run(t, "nft", "list", "table", "inet", "gate"); !strings.Contains(out, "policy accept") {
+		t.Errorf("guard table expected:\n%s", out)
+	}
+
+	// Shutdown removes what Gate made, and nothing else.
+	cancel()
+	<-done
+	if _, err := run(t, "ip", "link", "show", "gatetest"); err == nil {
+		t.Error("interface left behind")
+	}
+	if _, err := run(t, "nft", "list", "table", "inet", "gate"); err == nil {
+		t.Error("table left behind")
+	}
+	if _, err := run(t, "nft", "list", "table", "ip", "host"); err != nil {
+		t.Error("the host's own table is gone")
+	}
+	if out, _ := run(t, "ip", "route", "show", "default"); !strings.Contains(out, "172.16.1.1") {
+		t.Errorf("the host's default route is gone: %q", out)
+	}
+}
+
+// TestBadNetworkDoesNotStopOthers: one network that cannot be created (its
+// port is taken) reports an error; the other still comes up.
+func TestBadNetworkDoesNotStopOthers(t *testing.T) {
+	r, err := New(t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	key, _ := tunnel.GeneratePrivateKey()
+	pfx := netip.MustParsePrefix
+	good := Network{ID: "0000000000000001", Iface: "gategood", MTU: 1420, PrivateKey: key, ListenPort: 52001,
+		Addrs: []netip.Prefix{pfx("10.1.0.1/24")}, Prefixes: []netip.Prefix{pfx("10.1.0.0/24")}}
+	bad := Network{ID: "0000000000000002", Iface: "gatebad", MTU: 1420, PrivateKey: key, ListenPort: 52001,
+		Addrs: []netip.Prefix{pfx("10.2.0.1/24")}, Prefixes: []netip.Prefix{pfx("10.2.0.0/24")}}
+	wctx, c := context.WithTimeout(ctx, 20*time.Second)
+	defer c()
+	err = r.Wait(wctx, r.Set(Desired{Networks: []Network{good, bad}}))
+	if err == nil || !strings.Contains(err.Error(), bad.ID) {
+		t.Fatalf("pass error = %v, want one naming network %s", err, bad.ID)
+	}
+	st := r.Status()
+	if st.Networks[good.ID].Err != nil || st.Networks[bad.ID].Err == nil {
+		t.Errorf("statuses: good %v, bad %v", st.Networks[good.ID].Err, st.Networks[bad.ID].Err)
+	}
+	if out, _ := run(t, "ip", "addr", "show", "dev", "gategood"); !strings.Contains(out, "10.1.0.1/24") {
+		t.Errorf("good network not up:\n%s", out)
+	}
+}
