@@ -22,8 +22,7 @@ run: deps build ## the main job: the seed scenario in network namespaces, step b
 seed: deps build ## the seed scenario as a test (root)
 	scripts/seed.sh
 
-test: deps build ## all tests: vet, unit and kernel tests (root, in namespaces), the seed scenario
-	$(GO) vet ./...
+test: deps build lint ## all tests: lint, unit and kernel tests (root, in namespaces), the seed scenario
 	$(GO) test -count=1 ./...
 	scripts/seed.sh
 
