@@ -9,7 +9,7 @@ BIN := bin/gate
 DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps
 TOOLS := ip nft ping nc jq sysctl
 
-.PHONY: all build run seed test unit deps lint fuzz clean help
+.PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools
 
 all: build ## build bin/gate (static)
 
@@ -22,8 +22,9 @@ run: deps build ## the main job: the seed scenario in network namespaces, step b
 seed: deps build ## the seed scenario as a test (root)
 	scripts/seed.sh
 
-test: deps build lint ## all tests: lint, unit and kernel tests (root, in namespaces), the seed scenario
+test: deps build lint bench-tools ## all tests: lint, unit and kernel tests (root, in namespaces), the seed scenario, a bench smoke run
 	$(GO) test -count=1 ./...
+	BENCH_SMOKE=1 OUT=out/bench-smoke scripts/bench.sh
 	scripts/seed.sh
 
 unit: ## tests only, no scenario
@@ -35,6 +36,15 @@ deps: ## install the Debian packages the tests need (root)
 		echo "installing $(DEBS)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
 	fi
+
+BENCH_DEBS := iperf3 wireguard-tools
+bench-tools: deps ## build what make bench compares against (upstream wireguard-go, same version as Gate embeds) and its tools
+	@command -v iperf3 >/dev/null && command -v wg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEBS) >/dev/null; }
+	$(GO) build -trimpath -o bin/wireguard-go golang.zx2c4.com/wireguard
+	$(GO) build -trimpath -o bin/tcprr ./scripts/tcprr
+
+bench: build bench-tools ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json (root)
+	scripts/bench.sh
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -54,3 +64,41 @@ clean: ## remove build outputs
 
 help: ## this list
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+# --- image (issue 3) ---
+# Debian packages for the kernel, the initramfs, the disk image and the QEMU
+# boot tests.
+IMAGE_DEBS := apt-utils dpkg kmod ca-certificates fdisk dosfstools mtools e2fsprogs \
+	syslinux syslinux-common systemd-boot-efi qemu-utils qemu-system-x86 ovmf
+IMAGE_TOOLS := dpkg depmod sfdisk mkfs.vfat mkfs.ext4 mcopy mmd syslinux qemu-img qemu-system-x86_64
+IMAGE_FILES := /usr/lib/syslinux/mbr/gptmbr.bin /usr/lib/systemd/boot/efi/systemd-bootx64.efi \
+	/usr/share/OVMF/OVMF_CODE_4M.fd /etc/ssl/certs/ca-certificates.crt
+KERNEL_DIR := out/kernel
+INITRD := out/initramfs.cpio.gz
+
+.PHONY: image-deps kernel initramfs image boot-test run-image
+
+image-deps: ## install the Debian packages the image and its boot tests need (root)
+	@missing=""; for t in $(IMAGE_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
+	for f in $(IMAGE_FILES); do [ -f $$f ] || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing $(IMAGE_DEBS)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(IMAGE_DEBS) >/dev/null; \
+	fi
+
+kernel: image-deps ## Debian's cloud kernel and modules into out/kernel (resolved through linux-image-cloud-amd64, cached)
+	scripts/fetch-kernel.sh $(KERNEL_DIR)
+
+initramfs: build kernel ## out/initramfs.cpio.gz: gate as /init, kernel modules, CA certificates
+	$(GO) run ./initramfs/cmd/mkinitramfs -init $(BIN) -kernel $(KERNEL_DIR) -version $(VERSION) -o $(INITRD)
+
+image: initramfs ## out/gate.raw, gate.raw.gz (DigitalOcean), gate.qcow2, gate.vmdk (AWS), manifest.json
+	$(GO) run ./image/cmd/mkimage -kernel $(KERNEL_DIR) -initrd $(INITRD) -version $(VERSION) -out out
+
+boot-test: image ## boot in QEMU (TCG, no network): kernel+initrd, then the disk with BIOS and UEFI
+	scripts/boot-test.sh direct
+	scripts/boot-test.sh all
+
+run-image: image ## boot the image in QEMU, serial console in this terminal (quit: Ctrl-a x)
+	scripts/run-image.sh
+# --- end image ---

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# make bench: Gate's dataplane side by side with the upstream wireguard-go
+# command and the plain routed path, in one run, on this machine.
+#
+#   hostA 10.1.0.2 -- gwA -- wan (198.51.100.0/24) -- gwB -- hostB 10.2.0.2
+#
+# For each dataplane on the gateways it measures TCP throughput hostA ->
+# hostB (iperf3, 1 and STREAMS streams, REPS repetitions, median), CPU time
+# of the gateway processes per Gbit/s, their RSS idle / under load / after,
+# and latency through the path (ping and TCP request/response p50/p99).
+# Prints a table and writes out/bench/bench.json.
+#
+# Knobs: DURATION (s, default 10), REPS (3), STREAMS (4), SETTLE (30 s,
+# the wait before "RSS after"), VARIANTS ("plain upstream gate gate-full").
+# BENCH_SMOKE=1 runs a tiny configuration (the test suite uses it).
+source "$(dirname "$0")/netns-lib.sh"
+trap cleanup EXIT
+require_tools
+for t in iperf3 wg; do command -v $t >/dev/null || { echo "missing $t (make deps-bench installs it)" >&2; exit 1; }; done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$ROOT/out/bench}
+mkdir -p "$OUT"
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+	DURATION=${DURATION:-1} REPS=${REPS:-1} SETTLE=${SETTLE:-1} PINGS=${PINGS:-20} RR=${RR:-50}
+fi
+DURATION=${DURATION:-10}
+REPS=${REPS:-3}
+STREAMS=${STREAMS:-4}
+SETTLE=${SETTLE:-30}
+PINGS=${PINGS:-200}
+RR=${RR:-2000}
+VARIANTS=${VARIANTS:-plain upstream gate gate-full}
+WGGO=${WGGO:-$ROOT/bin/wireguard-go}
+TCPRR=${TCPRR:-$ROOT/bin/tcprr}
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+
+say "topology"
+for n in ha ga gb hb; do mkns $n; done
+link ha eth0 10.1.0.2/24 ga lan 10.1.0.1/24
+link ga wan 198.51.100.1/24 gb wan 198.51.100.2/24
+link gb lan 10.2.0.1/24 hb eth0 10.2.0.2/24
+in_ns ha ip route add default via 10.1.0.1
+in_ns hb ip route add default via 10.2.0.1
+for g in ga gb; do in_ns $g sysctl -qw net.ipv4.ip_forward=1; done
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "null"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+cpu_ticks() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $s; }
+rss_kb() { local s=0 p; for p in "$@"; do s=$((s + $(awk '/^VmRSS/ {print $2}' /proc/$p/status))); done; echo $s; }
+busy_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat; }
+busy_ticks_all() { awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+
+# measure VARIANT PIDS...: throughput, CPU, RSS and latency through the path.
+measure() {
+	local variant=$1; shift
+	local pids=("$@")
+	local idle_rss=null peak=0 t1=() t4=() cpu_per_gbit=null sys_per_gbit=null
+	[ ${#pids[@]} -gt 0 ] && idle_rss=$(rss_kb "${pids[@]}")
+	wait_for 20 in_ns ha ping -c1 -W1 10.2.0.2 || { fail "$variant: no path hostA -> hostB"; return; }
+	local cpu0 busy0 bits=0
+	[ ${#pids[@]} -gt 0 ] && cpu0=$(cpu_ticks "${pids[@]}")
+	busy0=$(busy_ticks)
+	for streams in 1 "$STREAMS"; do
+		for rep in $(seq "$REPS"); do
+			in_ns hb iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+			local srv=$!
+			sleep 0.3
+			local json
+			json=$(in_ns ha iperf3 -c 10.2.0.2 -p 5201 -t "$DURATION" -P "$streams" -J 2>/dev/null &
+				local cl=$!
+				while kill -0 $cl 2>/dev/null; do
+					[ ${#pids[@]} -gt 0 ] && { r=$(rss_kb "${pids[@]}"); [ "$r" -gt "$(cat "$WORK/peak" 2>/dev/null || echo 0)" ] && echo "$r" >"$WORK/peak"; }
+					sleep 0.5
+				done
+				wait $cl)
+			wait $srv 2>/dev/null || true
+			local bps
+			bps=$(jq -r '.end.sum_received.bits_per_second // empty' <<<"$json")
+			if [ -z "$bps" ]; then fail "$variant: iperf3 ($streams streams) gave no result"; continue; fi
+			echo "$bps" >>"$WORK/$variant.$streams"
+			bits=$(awk -v a="$bits" -v b="$bps" -v d="$DURATION" 'BEGIN {printf "%.0f", a + b*d}')
+		done
+	done
+	local busy1 cpu1
+	busy1=$(busy_ticks)
+	sys_per_gbit=$(awk -v t=$((busy1 - busy0)) -v hz="$HZ" -v bits="$bits" 'BEGIN {printf "%.3f", (t/hz) / (bits/1e9)}')
+	if [ ${#pids[@]} -gt 0 ]; then
+		cpu1=$(cpu_ticks "${pids[@]}")
+		cpu_per_gbit=$(awk -v t=$((cpu1 - cpu0)) -v hz="$HZ" -v bits="$bits" 'BEGIN {printf "%.3f", (t/hz) / (bits/1e9)}')
+		peak=$(cat "$WORK/peak" 2>/dev/null || echo null); rm -f "$WORK/peak"
+	else
+		peak=null
+	fi
+	local lat
+	lat=$(in_ns ha ping -c "$PINGS" -i 0.01 -W1 10.2.0.2 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
+		awk '{a[NR]=$1} END {if (NR==0) print "null null"; else print a[int((NR-1)*0.5)+1], a[int((NR-1)*0.99)+1]}')
+	in_ns hb "$TCPRR" -listen 10.2.0.2:5202 &
+	local rrsrv=$!
+	local rr
+	rr=$(in_ns ha "$TCPRR" -connect 10.2.0.2:5202 -n "$RR" || echo '{}')
+	wait $rrsrv 2>/dev/null || true
+	local after_rss=null
+	if [ ${#pids[@]} -gt 0 ]; then sleep "$SETTLE"; after_rss=$(rss_kb "${pids[@]}"); fi
+	local m1 m4 all1 all4
+	m1=$(median <"$WORK/$variant.1"); m4=$(median <"$WORK/$variant.$STREAMS")
+	all1=$(paste -sd, "$WORK/$variant.1"); all4=$(paste -sd, "$WORK/$variant.$STREAMS")
+	jq -nc --arg v "$variant" --argjson m1 "$m1" --argjson m4 "$m4" --argjson r1 "[$all1]" --argjson r4 "[$all4]" \
+		--argjson cpu "$cpu_per_gbit" --argjson sys "$sys_per_gbit" --argjson idle "$idle_rss" --argjson peak "$peak" --argjson after "$after_rss" \
+		--arg lat "$lat" --argjson rr "$rr" --argjson streams "$STREAMS" \
+		'{variant:$v, streams:$streams, tcp_1_bps:$m1, tcp_n_bps:$m4, tcp_1_reps:$r1, tcp_n_reps:$r4,
+		  gw_cpu_s_per_gbit:$cpu, system_cpu_s_per_gbit:$sys, rss_kb:{idle:$idle, load_peak:$peak, after:$after},
+		  ping_ms:{p50:($lat|split(" ")[0]|tonumber? // null), p99:($lat|split(" ")[1]|tonumber? // null)}, tcp_rr_us:$rr}' >>"$RESULTS"
+	pass "$variant: $(awk -v a="$m1" 'BEGIN {printf "%.2f", a/1e9}') Gbit/s (1 stream), $(awk -v a="$m4" 'BEGIN {printf "%.2f", a/1e9}') Gbit/s ($STREAMS)"
+}
+
+plain() {
+	say "plain routed path"
+	in_ns ga ip route add 10.2.0.0/24 via 198.51.100.2
+	in_ns gb ip route add 10.1.0.0/24 via 198.51.100.1
+	measure plain
+	in_ns ga ip route del 10.2.0.0/24
+	in_ns gb ip route del 10.1.0.0/24
+}
+
+upstream() {
+	say "upstream wireguard-go command ($("$WGGO" --version 2>&1 | head -1))"
+	local ka kb
+	ka=$(wg genkey); kb=$(wg genkey)
+	start wga ga env WG_PROCESS_FOREGROUND=1 "$WGGO" -f wga
+	start wgb gb env WG_PROCESS_FOREGROUND=1 "$WGGO" -f wgb
+	wait_for 10 test -S /var/run/wireguard/wga.sock
+	wait_for 10 test -S /var/run/wireguard/wgb.sock
+	in_ns ga wg set wga private-key <(echo "$ka") listen-port 51820 peer "$(echo "$kb" | wg pubkey)" endpoint 198.51.100.2:51820 allowed-ips 10.255.0.2/32,10.2.0.0/24
+	in_ns gb wg set wgb private-key <(echo "$kb") listen-port 51820 peer "$(echo "$ka" | wg pubkey)" endpoint 198.51.100.1:51820 allowed-ips 10.255.0.1/32,10.1.0.0/24
+	in_ns ga ip addr add 10.255.0.1/24 dev wga; in_ns ga ip link set wga mtu 1420 up
+	in_ns gb ip addr add 10.255.0.2/24 dev wgb; in_ns gb ip link set wgb mtu 1420 up
+	in_ns ga ip route add 10.2.0.0/24 dev wga
+	in_ns gb ip route add 10.1.0.0/24 dev wgb
+	measure upstream "$PID_wga" "$PID_wgb"
+	stop wga; stop wgb
+}
+
+# gate MODE: Gate's dataplane on both gateways, driven by a controller.
+# "gate": gateway role, firewall guard (forward rules, no deny-by-default);
+# "gate-full": the full gateway ruleset (strict input and forward, masquerade
+# to the internet, MSS clamp), as an appliance runs it.
+gate_variant() {
+	local variant=$1 fw=guard extra=()
+	[ "$variant" = gate-full ] && fw=strict extra=(--masquerade-internet)
+	say "Gate ($variant)"
+	start ctl ga "$GATE" controller --state "$WORK/ctl-$variant" --listen 198.51.100.1:8443
+	wait_for 20 test -s "$WORK/ctl-$variant/controller.url"
+	admin() { ip netns exec "$(ns ga)" env GATE_CONTROLLER_STATE="$WORK/ctl-$variant" "$GATE" "$@"; }
+	wait_for 20 admin network list
+	local net
+	net=$(admin network create --name bench --cidr 10.255.0.0/24 --json | jq -r .id)
+	admin network route add "$net" 10.1.0.0/24 via 10.255.0.1 >/dev/null
+	admin network route add "$net" 10.2.0.0/24 via 10.255.0.2 >/dev/null
+	for g in ga gb; do
+		start "gate_$g" $g "$GATE" up --state "$WORK/$variant-$g" --socket "$WORK/$variant-$g.sock" --firewall $fw --allow-input tcp/8443
+		wait_for 20 env GATE_SOCKET="$WORK/$variant-$g.sock" "$GATE" status
+	done
+	in_ns ga ip route add default via 198.51.100.2 2>/dev/null || true
+	local t0 t1
+	t0=$(date +%s%N)
+	GATE_SOCKET="$WORK/$variant-ga.sock" "$GATE" join "$(admin token create "$net" --allow --address 10.255.0.1)" --serve 10.1.0.0/24 --lan lan "${extra[@]}" >/dev/null
+	GATE_SOCKET="$WORK/$variant-gb.sock" "$GATE" join "$(admin token create "$net" --allow --address 10.255.0.2)" --serve 10.2.0.0/24 --lan lan "${extra[@]}" >/dev/null
+	wait_for 20 in_ns ha ping -c1 -W1 10.2.0.2 && t1=$(date +%s%N)
+	note "joins -> first packet hostA -> hostB: $(( (t1 - t0) / 1000000 )) ms"
+	echo "$(( (t1 - t0) / 1000000 ))" >"$WORK/$variant.join_ms"
+	measure "$variant" "$PID_gate_ga" "$PID_gate_gb"
+	stop gate_ga; stop gate_gb; stop ctl
+	in_ns ga ip route del default 2>/dev/null || true
+}
+
+# How busy the machine is before we start: other load lowers tunnel figures
+# by a quarter, so a dirty run is flagged in the table and the JSON.
+idle0=$(busy_ticks_all)
+sleep 2
+idle1=$(busy_ticks_all)
+BACKGROUND=$(awk -v a="$idle0" -v b="$idle1" 'BEGIN {split(a,x," "); split(b,y," "); printf "%.3f", (y[1]-x[1])/((y[2]-x[2]) > 0 ? (y[2]-x[2]) : 1)}')
+DIRTY=$(awk -v b="$BACKGROUND" 'BEGIN {print (b > 0.10) ? "true" : "false"}')
+note "machine busy before the run: $(awk -v b="$BACKGROUND" 'BEGIN {printf "%.0f%%", b*100}')$( [ "$DIRTY" = true ] && echo ' (DIRTY: other load; figures will be low)')"
+
+say "crypto-bound limit (ChaCha20-Poly1305, 1420-byte packets, one core)"
+(cd "$ROOT" && go test -run '^$' -bench ChaCha20Poly1305 -benchtime "${CRYPTO_BENCHTIME:-2s}" -count "$REPS" ./services/tunnel/) >"$WORK/crypto.txt" 2>&1 || { cat "$WORK/crypto.txt"; fail "crypto benchmark"; }
+seal=$(awk '/Seal/ {print $(NF-1)}' "$WORK/crypto.txt" | median)
+open=$(awk '/Open/ {print $(NF-1)}' "$WORK/crypto.txt" | median)
+note "seal $seal MB/s, open $open MB/s per core"
+
+for v in $VARIANTS; do
+	case $v in
+	plain) plain ;;
+	upstream) upstream ;;
+	gate|gate-full) gate_variant "$v" ;;
+	*) fail "unknown variant $v" ;;
+	esac
+done
+
+say "results ($(nproc) cores, $(uname -r), DURATION=${DURATION}s REPS=$REPS)"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+jq -s --argjson seal "${seal:-null}" --argjson open "${open:-null}" --arg load "$load" --arg kernel "$(uname -r)" \
+	--argjson cores "$(nproc)" --argjson duration "$DURATION" --argjson reps "$REPS" \
+	--argjson background "$BACKGROUND" --argjson dirty "$DIRTY" '
+	(map(select(.variant=="upstream"))[0].tcp_1_bps) as $up |
+	(map(select(.variant=="plain"))[0].tcp_1_bps) as $plain |
+	{machine:{cores:$cores, kernel:$kernel, loadavg_at_end:$load, busy_before:$background, dirty:$dirty}, duration_s:$duration, reps:$reps,
+	 crypto_mb_s:{seal:$seal, open:$open},
+	 crypto_bound_bps: (if $seal and $open then (1/(1/$seal + 1/$open)) * 8e6 else null end),
+	 variants: map(. + {vs_upstream: (if $up then .tcp_1_bps/$up else null end), vs_plain: (if $plain then .tcp_1_bps/$plain else null end)})}' \
+	"$RESULTS" >"$OUT/bench.json"
+jq -r '
+	["variant","Gbit/s 1","Gbit/s N","x upstream","x plain","gw CPU s/Gbit","sys CPU s/Gbit","RSS idle MB","RSS load MB","RSS after MB","ping p50/p99 ms","TCP RR p50/p99 us"],
+	(.variants[] | [.variant, (.tcp_1_bps/1e9*100|round/100), (.tcp_n_bps/1e9*100|round/100),
+		(.vs_upstream // "-" | if type=="number" then (.*100|round/100) else . end),
+		(.vs_plain // "-" | if type=="number" then (.*100|round/100) else . end),
+		(.gw_cpu_s_per_gbit // "-"), .system_cpu_s_per_gbit,
+		(.rss_kb.idle // "-" | if type=="number" then (./1024|round) else . end),
+		(.rss_kb.load_peak // "-" | if type=="number" then (./1024|round) else . end),
+		(.rss_kb.after // "-" | if type=="number" then (./1024|round) else . end),
+		"\(.ping_ms.p50)/\(.ping_ms.p99)", "\(.tcp_rr_us.p50_us // "-")/\(.tcp_rr_us.p99_us // "-")"]) | @tsv' "$OUT/bench.json" | column -t -s $'\t'
+echo "crypto-bound limit: $(jq -r '(.crypto_bound_bps // 0)/1e9*100|round/100' "$OUT/bench.json") Gbit/s per core (seal+open of every packet on one core)"
+[ "$DIRTY" = true ] && echo "DIRTY RUN: the machine was $(awk -v b="$BACKGROUND" 'BEGIN {printf "%.0f%%", b*100}') busy before it started"
+echo "JSON: $OUT/bench.json"
+summary
