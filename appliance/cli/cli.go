@@ -38,6 +38,7 @@ func commands() []command {
 		{"leave", "leave a network: gate leave <network ID>", runLeave},
 		{"status", "show this node: ID, version, online", runStatus},
 		{"networks", "list joined networks with status, addresses, routes", runNetworks},
+		{"logs", "print the daemon's recent log (-f to follow)", runLogs},
 		{"network", "admin: create|list|show|delete networks, route add|del", runNetwork},
 		{"member", "admin: list|allow|deny|remove|set-ip members", runMember},
 		{"token", "admin: create|list join tokens", runToken},
@@ -128,6 +129,11 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+func printJSONLine(w io.Writer, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintf(w, "%s\n", b)
 }
 
 func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }

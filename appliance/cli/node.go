@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net/netip"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gatenet/gate/services/daemon"
 	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/logring"
 )
 
 const defaultStateDir = "/var/lib/gate"
@@ -38,10 +40,12 @@ func runUp(e *env, args []string) error {
 	if err != nil {
 		return usagef("--allow-input: %v", err)
 	}
-	logger := log.New(e.stderr, "", log.LstdFlags)
+	ring := logring.New(2000)
+	logger := log.New(io.MultiWriter(e.stderr, ring), "", log.LstdFlags)
 	ctx, cancel := signalContext()
 	defer cancel()
 	return daemon.Run(ctx, daemon.Options{
+		Log:      ring,
 		StateDir: *stateDir,
 		Socket:   *socket,
 		Firewall: *fw,
@@ -225,4 +229,46 @@ func runNetworks(e *env, args []string) error {
 		}
 	}
 	return nil
+}
+
+func runLogs(e *env, args []string) error {
+	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
+	socket := socketFlag(fs)
+	follow := fs.Bool("f", false, "follow: keep printing new lines")
+	asJSON := fs.Bool("json", false, "print JSON lines")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	c := localapi.NewClient(*socket)
+	var seq uint64
+	for first := true; ; first = false {
+		wait := time.Duration(0)
+		if *follow && !first {
+			wait = 30 * time.Second
+		}
+		lines, err := c.Logs(ctx, seq, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, l := range lines {
+			if *asJSON {
+				printJSONLine(e.stdout, l)
+			} else {
+				fmt.Fprintln(e.stdout, l.Text)
+			}
+			seq = l.Seq
+		}
+		if !*follow {
+			return nil
+		}
+	}
 }

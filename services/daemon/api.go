@@ -6,6 +6,7 @@ import (
 	"github.com/gatenet/gate/services/agent"
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/logring"
 	"github.com/gatenet/gate/services/reconciler"
 )
 
@@ -83,6 +84,30 @@ func (d *Daemon) network(m agent.Membership, kernel map[string]reconciler.Networ
 		n.Peers = append(n.Peers, lp)
 	}
 	return n
+}
+
+// Watch implements localapi.Backend.
+func (d *Daemon) Watch(ctx context.Context, since uint64) localapi.Snapshot {
+	for {
+		d.mu.Lock()
+		rev, ch := d.rev, d.revCh
+		d.mu.Unlock()
+		if rev > since || ctx.Err() != nil {
+			return localapi.Snapshot{Rev: rev, Status: d.Status(), Networks: d.Networks()}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// Logs implements localapi.Backend.
+func (d *Daemon) Logs(ctx context.Context, since uint64) []logring.Line {
+	if ls := d.opt.Log.Since(since); len(ls) > 0 {
+		return ls
+	}
+	return d.opt.Log.Wait(ctx, since)
 }
 
 // Join implements localapi.Backend.

@@ -18,6 +18,7 @@ import (
 	"github.com/gatenet/gate/services/agent"
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/logring"
 	"github.com/gatenet/gate/services/netcfg"
 	"github.com/gatenet/gate/services/reconciler"
 	"github.com/gatenet/gate/services/state"
@@ -33,6 +34,10 @@ type Options struct {
 	Hostname string
 	Version  string
 	Logf     func(format string, args ...any)
+	// Log holds the daemon's recent log lines for the local API; the
+	// caller makes Logf write to it too. Nil: a ring of its own, fed by
+	// nothing.
+	Log *logring.Ring
 }
 
 // Daemon is a running node daemon.
@@ -47,6 +52,8 @@ type Daemon struct {
 
 	mu     sync.Mutex
 	picker *picker
+	rev    uint64        // state revision for watchers: memberships or kernel changed
+	revCh  chan struct{} // closed when rev moves, then replaced
 }
 
 // Run runs the daemon until ctx is done, then removes the kernel state it
@@ -115,7 +122,10 @@ func New(opt Options) (*Daemon, error) {
 		nl.Close()
 		return nil, err
 	}
-	d := &Daemon{opt: opt, started: time.Now().UTC(), id: id, key: key, rec: rec, nl: nl, picker: newPicker()}
+	if opt.Log == nil {
+		opt.Log = logring.New(1)
+	}
+	d := &Daemon{opt: opt, started: time.Now().UTC(), id: id, key: key, rec: rec, nl: nl, picker: newPicker(), rev: 1, revCh: make(chan struct{})}
 	d.agent, err = agent.New(agent.Config{
 		State:     st,
 		Identity:  id,
@@ -130,7 +140,14 @@ func New(opt Options) (*Daemon, error) {
 		nl.Close()
 		return nil, err
 	}
-	rec.OnStrict(d.agent.Reconnect)
+	rec.OnPass(func(before, after reconciler.Status) {
+		// Conntrack may have picked up our control connections mid-stream
+		// when the firewall turned strict; open new ones.
+		if after.Firewall == "strict" && before.Firewall != "strict" {
+			d.agent.Reconnect()
+		}
+		d.bump()
+	})
 	return d, nil
 }
 
@@ -174,7 +191,18 @@ func (d *Daemon) update() uint64 {
 	d.mu.Lock()
 	want := desired(ms, d.key, d.opt.Firewall, d.opt.AllowTCP, d.picker.endpoint)
 	d.mu.Unlock()
-	return d.rec.Set(want)
+	gen := d.rec.Set(want)
+	d.bump()
+	return gen
+}
+
+// bump tells watchers that something changed.
+func (d *Daemon) bump() {
+	d.mu.Lock()
+	d.rev++
+	close(d.revCh)
+	d.revCh = make(chan struct{})
+	d.mu.Unlock()
 }
 
 // watchEndpoints tries a peer's next endpoint while it stays silent.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/logring"
 )
 
 // Client talks to a daemon's local API.
@@ -27,7 +28,7 @@ func NewClient(socket string) *Client {
 			return d.DialContext(ctx, "unix", socket)
 		},
 	}
-	return &Client{socket: socket, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	return &Client{socket: socket, hc: &http.Client{Transport: tr, Timeout: MaxWait + 10*time.Second}}
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -81,6 +82,20 @@ func (c *Client) Networks(ctx context.Context) ([]Network, error) {
 func (c *Client) Join(ctx context.Context, r JoinRequest) (Network, error) {
 	var n Network
 	return n, c.do(ctx, http.MethodPost, "/v1/join", r, &n)
+}
+
+// Watch returns the daemon's state once its revision passes since, or
+// after wait (then the current state, for fresh counters).
+func (c *Client) Watch(ctx context.Context, since uint64, wait time.Duration) (Snapshot, error) {
+	var s Snapshot
+	return s, c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/watch?since=%d&wait=%s", since, wait), nil, &s)
+}
+
+// Logs returns the daemon's log lines after since, waiting up to wait for
+// new ones.
+func (c *Client) Logs(ctx context.Context, since uint64, wait time.Duration) ([]logring.Line, error) {
+	var ls []logring.Line
+	return ls, c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/logs?since=%d&wait=%s", since, wait), nil, &ls)
 }
 
 // Leave leaves a network.

@@ -79,6 +79,14 @@ type JoinRequest struct {
 	Gateway    *Gateway   `json:"gateway,omitempty"`
 }
 
+// Snapshot is everything the console shows, at one revision (GET
+// /v1/watch).
+type Snapshot struct {
+	Rev      uint64    `json:"rev"`
+	Status   Status    `json:"status"`
+	Networks []Network `json:"networks"`
+}
+
 // LeaveRequest is the body of POST /v1/leave.
 type LeaveRequest struct {
 	Network string `json:"network"`

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gatenet/gate/services/logring"
 )
 
 // backend is a small in-memory Backend: the local API is a transport, and
@@ -38,6 +41,20 @@ func (b *backend) Leave(_ context.Context, id string) error {
 		}
 	}
 	return fmt.Errorf("network %s: %w", id, ErrNotFound)
+}
+
+func (b *backend) Watch(ctx context.Context, since uint64) Snapshot {
+	if since >= uint64(len(b.joined)) {
+		<-ctx.Done()
+	}
+	return Snapshot{Rev: uint64(len(b.joined)), Status: b.Status(), Networks: b.Networks()}
+}
+
+func (b *backend) Logs(ctx context.Context, since uint64) []logring.Line {
+	r := logring.New(10)
+	r.Add("first")
+	r.Add("second")
+	return r.Since(since)
 }
 
 func serve(t *testing.T, b Backend) string {
@@ -77,6 +94,17 @@ func TestRoundTrip(t *testing.T) {
 	ns, err := c.Networks(ctx)
 	if err != nil || len(ns) != 1 {
 		t.Errorf("Networks = %+v, %v", ns, err)
+	}
+	snap, err := c.Watch(ctx, 0, time.Second)
+	if err != nil || snap.Rev != 1 || len(snap.Networks) != 1 {
+		t.Errorf("Watch(0) = %+v, %v", snap, err)
+	}
+	t0 := time.Now()
+	if snap, err := c.Watch(ctx, 1, 200*time.Millisecond); err != nil || snap.Rev != 1 || time.Since(t0) < 150*time.Millisecond {
+		t.Errorf("Watch(1) = %+v, %v after %v; want the current state after the wait", snap, err, time.Since(t0))
+	}
+	if ls, err := c.Logs(ctx, 1, 0); err != nil || len(ls) != 1 || ls[0].Text != "second" {
+		t.Errorf("Logs(1) = %+v, %v", ls, err)
 	}
 	if err := c.Leave(ctx, "d363b4e9bd3d6aa8"); err != nil {
 		t.Error(err)

@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/logring"
 )
 
 // Backend is what the daemon provides to the local API.
@@ -20,6 +22,40 @@ type Backend interface {
 	Networks() []Network
 	Join(ctx context.Context, r JoinRequest) (Network, error)
 	Leave(ctx context.Context, network string) error
+	// Watch returns a snapshot once the daemon's state revision passes
+	// since, or when ctx is done (then the current one).
+	Watch(ctx context.Context, since uint64) Snapshot
+	// Logs returns log lines after since, waiting for some until ctx is
+	// done.
+	Logs(ctx context.Context, since uint64) []logring.Line
+}
+
+// MaxWait bounds the wait parameter of watch and logs.
+const MaxWait = 60 * time.Second
+
+// waitParam reads ?wait= (a Go duration, default def, at most MaxWait).
+func waitParam(r *http.Request, def time.Duration) (time.Duration, error) {
+	w := r.URL.Query().Get("wait")
+	if w == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(w)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("wait %q: want a duration like 2s", w)
+	}
+	return min(d, MaxWait), nil
+}
+
+func uintParam(r *http.Request, name string) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: want a non-negative integer", name, v)
+	}
+	return n, nil
 }
 
 // ErrNotFound marks errors about things that do not exist (HTTP 404).
@@ -60,6 +96,44 @@ func Handler(b Backend) http.Handler {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /v1/watch", func(w http.ResponseWriter, r *http.Request) {
+		since, err := uintParam(r, "since")
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		wait, err := waitParam(r, 2*time.Second)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		defer cancel()
+		snap := b.Watch(ctx, since)
+		if snap.Networks == nil {
+			snap.Networks = []Network{}
+		}
+		reply(w, http.StatusOK, snap)
+	})
+	mux.HandleFunc("GET /v1/logs", func(w http.ResponseWriter, r *http.Request) {
+		since, err := uintParam(r, "since")
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		wait, err := waitParam(r, 0)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		defer cancel()
+		lines := b.Logs(ctx, since)
+		if lines == nil {
+			lines = []logring.Line{}
+		}
+		reply(w, http.StatusOK, lines)
 	})
 	return mux
 }

@@ -98,16 +98,15 @@ type Reconciler struct {
 	// nil while Gate has not touched it.
 	fwdPrev *bool
 	ownsNFT bool
-	// onStrict runs after a pass that turned the firewall strict.
-	onStrict func()
+	// onPass runs after each pass with the status before and after it.
+	onPass func(before, after Status)
 }
 
-// OnStrict sets a function to run (outside the lock) whenever a pass turns
-// the firewall strict: connections opened before it may have been picked up
-// mid-stream by conntrack, and their owners should open new ones.
-func (r *Reconciler) OnStrict(f func()) {
+// OnPass sets a function to run (outside the lock, on the loop's
+// goroutine) after each pass, with the status before and after it.
+func (r *Reconciler) OnPass(f func(before, after Status)) {
 	r.mu.Lock()
-	r.onStrict = f
+	r.onPass = f
 	r.mu.Unlock()
 }
 
@@ -224,17 +223,17 @@ func (r *Reconciler) Run(ctx context.Context) {
 		d, gen := r.desired, r.gen
 		r.mu.Unlock()
 		r.mu.Lock()
-		before := r.status.Firewall
+		before := r.status
 		r.mu.Unlock()
 		err := r.pass(d)
 		r.mu.Lock()
-		after, f := r.status.Firewall, r.onStrict
+		after, f := r.status, r.onPass
 		r.applied = gen
 		close(r.passed)
 		r.passed = make(chan struct{})
 		r.mu.Unlock()
-		if after == "strict" && before != "strict" && f != nil {
-			f()
+		if f != nil {
+			f(before, after)
 		}
 		if err != nil {
 			r.logf("reconcile: %v", err)
