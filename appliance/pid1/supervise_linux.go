@@ -1,0 +1,147 @@
+package pid1
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// service is one supervised child process: restarted with backoff when it
+// exits, in its own process group so that stopping it reaches everything it
+// started, its output copied to a ring buffer and to the consoles.
+type service struct {
+	name string
+	path string
+	args []string // argv, argv[0] included
+	env  []string
+	log  *ring
+	out  io.Writer // the consoles
+	logf func(format string, args ...any)
+	r    *reaper
+
+	mu      sync.Mutex
+	pid     int  // 0 while not running
+	stopped bool // no more restarts
+	exited  chan struct{}
+}
+
+// run keeps the service running until stop is called. It never returns
+// before that.
+func (s *service) run() {
+	b := &backoff{min: 250 * time.Millisecond, max: 30 * time.Second, stable: time.Minute}
+	for {
+		began := time.Now()
+		ws, err := s.once()
+		if s.isStopped() {
+			return
+		}
+		ran := time.Since(began)
+		delay := b.next(ran)
+		if err != nil {
+			s.logf("%s: %v; retrying in %v", s.name, err, delay)
+		} else {
+			s.logf("%s: %s after %v; restarting in %v", s.name, describe(ws), ran.Round(time.Millisecond), delay)
+		}
+		time.Sleep(delay)
+		if s.isStopped() {
+			return
+		}
+	}
+}
+
+func (s *service) once() (unix.WaitStatus, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("output pipe: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:        s.path,
+		Args:        s.args,
+		Env:         s.env,
+		Dir:         "/",
+		Stdout:      pw,
+		Stderr:      pw,
+		SysProcAttr: &unix.SysProcAttr{Setpgid: true},
+	}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		pr.Close()
+		pw.Close()
+		return 0, nil
+	}
+	done, err := s.r.start(func() (int, error) {
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		return cmd.Process.Pid, nil
+	})
+	pw.Close()
+	if err != nil {
+		s.mu.Unlock()
+		pr.Close()
+		return 0, fmt.Errorf("starting %s: %w", s.path, err)
+	}
+	s.pid = cmd.Process.Pid
+	s.exited = make(chan struct{})
+	s.mu.Unlock()
+
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		io.Copy(io.MultiWriter(s.log, s.out), pr)
+		pr.Close()
+	}()
+	ws := <-done
+	// The reaper has waited; Release frees the process handle (a pidfd)
+	// that Cmd.Wait would otherwise have closed.
+	cmd.Process.Release()
+	// Children that the service left behind in its group keep the pipe
+	// open; do not wait on them for longer than a moment.
+	select {
+	case <-copied:
+	case <-time.After(time.Second):
+	}
+	s.mu.Lock()
+	s.pid = 0
+	close(s.exited)
+	s.mu.Unlock()
+	return ws, nil
+}
+
+func (s *service) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
+// stop ends the restarts and sends sig to the service's process group;
+// it returns a channel closed when the service has exited (at once if it
+// was not running).
+func (s *service) stop(sig unix.Signal) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if s.pid == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	unix.Kill(-s.pid, sig)
+	return s.exited
+}
+
+func describe(ws unix.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return fmt.Sprintf("exited with status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return fmt.Sprintf("killed by %v", ws.Signal())
+	}
+	return fmt.Sprintf("ended (wait status %#x)", uint32(ws))
+}
