@@ -16,14 +16,15 @@ all: build ## build bin/gate (static)
 build: ## build the static gate binary
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./appliance
 
-run: deps build ## the main job: the seed scenario in network namespaces, step by step (root)
-	VERBOSE=1 scripts/seed.sh
+run: run-image ## the main job: build the appliance image and boot it in QEMU, console in this terminal (quit: Ctrl-a x)
 
-seed: deps build ## the seed scenario as a test (root)
+seed: deps build ## the seed scenario in network namespaces, through the real CLI (root)
 	scripts/seed.sh
 
-test: deps build lint bench-tools ## all tests: lint, unit and kernel tests (root, in namespaces), the seed scenario, a bench smoke run
+test: deps build lint bench-tools image ## all tests: lint, unit and kernel tests (root, in namespaces), QEMU boots, a bench smoke run, the seed scenario
 	$(GO) test -count=1 ./...
+	scripts/boot-test.sh direct
+	scripts/boot-test.sh all
 	BENCH_SMOKE=1 OUT=out/bench-smoke scripts/bench.sh
 	scripts/seed.sh
 
@@ -47,7 +48,7 @@ bench: build bench-tools ## benchmarks: Gate vs upstream wireguard-go vs the pla
 	scripts/bench.sh
 
 lint: ## gofmt, go vet, staticcheck
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@files=$$(find . -name '*.go' -not -path './out/*'); test -z "$$(gofmt -l $$files)" || { gofmt -l $$files; exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
@@ -63,7 +64,7 @@ clean: ## remove build outputs
 	rm -rf bin out
 
 help: ## this list
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 # --- image (issue 3) ---
 # Debian packages for the kernel, the initramfs, the disk image and the QEMU
