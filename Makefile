@@ -6,8 +6,8 @@ export CGO_ENABLED := 0
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/gate
 # Debian packages the tests and scenarios use.
-DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps
-TOOLS := ip nft ping nc jq sysctl
+DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux
+TOOLS := ip nft ping nc jq sysctl tmux
 
 .PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools
 
@@ -25,6 +25,7 @@ test: deps build lint bench-tools image ## all tests: lint, unit and kernel test
 	$(GO) test -count=1 ./...
 	scripts/boot-test.sh direct
 	scripts/boot-test.sh all
+	scripts/tui-test.sh
 	BENCH_SMOKE=1 OUT=out/bench-smoke scripts/bench.sh
 	scripts/seed.sh
 

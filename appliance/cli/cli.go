@@ -39,6 +39,7 @@ func commands() []command {
 		{"status", "show this node: ID, version, online", runStatus},
 		{"networks", "list joined networks with status, addresses, routes", runNetworks},
 		{"logs", "print the daemon's recent log (-f to follow)", runLogs},
+		{"tui", "the console: status, join and leave networks, logs", runTUI},
 		{"network", "admin: create|list|show|delete networks, route add|del", runNetwork},
 		{"member", "admin: list|allow|deny|remove|set-ip members", runMember},
 		{"token", "admin: create|list join tokens", runToken},

@@ -1,0 +1,23 @@
+package cli
+
+import (
+	"flag"
+	"os"
+
+	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/tui"
+)
+
+func runTUI(e *env, args []string) error {
+	fs := flag.NewFlagSet("tui", flag.ContinueOnError)
+	socket := socketFlag(fs)
+	ascii := fs.Bool("ascii", false, "ASCII borders (default: from $TERM; vt100 and linux get ASCII)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	return tui.Run(localapi.NewClient(*socket), os.Stdin, os.Stdout, *ascii)
+}

@@ -1,0 +1,13 @@
+// Package tui is Gate's console: a bubbletea program that shows a node's
+// state and lets an operator join and leave networks from the VGA console,
+// a serial console or any terminal, in 80x24 and without a mouse.
+//
+// It is a client of the daemon's local API (services/localapi) and nothing
+// else: it runs as its own process without network privileges, and it must
+// never import netlink, nftables or WireGuard packages (a test enforces
+// this). All I/O happens in tea.Cmds; Update and View never block. Live
+// updates come from the API's watch long-poll, re-armed after each answer.
+//
+// Forms turn into API requests through pure functions (see join.go), which
+// is where validation lives and what the tests pin down.
+package tui
