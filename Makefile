@@ -45,7 +45,7 @@ bench-tools: deps ## build what make bench compares against (upstream wireguard-
 	$(GO) build -trimpath -o bin/wireguard-go golang.zx2c4.com/wireguard
 	$(GO) build -trimpath -o bin/tcprr ./scripts/tcprr
 
-bench: build bench-tools ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json (root)
+bench: build bench-tools image ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json (root)
 	scripts/bench.sh
 
 lint: ## gofmt, go vet, staticcheck

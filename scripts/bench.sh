@@ -11,7 +11,8 @@
 # Prints a table and writes out/bench/bench.json.
 #
 # Knobs: DURATION (s, default 10), REPS (3), STREAMS (4), SETTLE (30 s,
-# the wait before "RSS after"), VARIANTS ("plain upstream gate gate-full").
+# the wait before "RSS after"), VARIANTS ("plain upstream gate gate-full"),
+# BOOT_BENCH (1: also image sizes and boot time, scripts/bench-boot.sh).
 # BENCH_SMOKE=1 runs a tiny configuration (the test suite uses it).
 source "$(dirname "$0")/netns-lib.sh"
 trap cleanup EXIT
@@ -222,6 +223,10 @@ jq -r '
 		(.rss_kb.after // "-" | if type=="number" then (./1024|round) else . end),
 		"\(.ping_ms.p50)/\(.ping_ms.p99)", "\(.tcp_rr_us.p50_us // "-")/\(.tcp_rr_us.p99_us // "-")"]) | @tsv' "$OUT/bench.json" | column -t -s $'\t'
 echo "crypto-bound limit: $(jq -r '(.crypto_bound_bps // 0)/1e9*100|round/100' "$OUT/bench.json") Gbit/s per core (seal+open of every packet on one core)"
+if [ "${BOOT_BENCH:-1}" = 1 ]; then
+	say "image size and boot time (QEMU TCG)"
+	if REPS=$REPS OUT="$OUT" "$ROOT/scripts/bench-boot.sh"; then pass "boot benchmark"; else fail "boot benchmark"; fi
+fi
 [ "$DIRTY" = true ] && echo "DIRTY RUN: the machine was $(awk -v b="$BACKGROUND" 'BEGIN {printf "%.0f%%", b*100}') busy before it started"
 echo "JSON: $OUT/bench.json"
 summary
