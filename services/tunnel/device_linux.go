@@ -80,7 +80,30 @@ func (d *Device) Configure(cfg Config) error {
 	if err := d.dev.IpcSet(set); err != nil {
 		return fmt.Errorf("configuring %s: %w", d.name, err)
 	}
+	d.greet(cur, cfg)
 	return nil
+}
+
+// greet starts a handshake with every peer that is new and has an
+// endpoint. WireGuard otherwise waits for traffic, and when two members
+// learn of each other at the same moment (an admin allows one), the first
+// packet's handshake can reach the other side before it has the peer
+// configured; its retry comes only after Rekey-Timeout (5 s). Greeting on
+// both sides makes the later one's handshake the one that succeeds, within
+// a round trip of the second configuration.
+func (d *Device) greet(cur Status, cfg Config) {
+	known := make(map[Key]bool, len(cur.Peers))
+	for _, p := range cur.Peers {
+		known[p.PublicKey] = true
+	}
+	for _, p := range cfg.Peers {
+		if known[p.PublicKey] || !p.Endpoint.IsValid() {
+			continue
+		}
+		if peer := d.dev.LookupPeer(device.NoisePublicKey(p.PublicKey)); peer != nil {
+			peer.SendHandshakeInitiation(false)
+		}
+	}
 }
 
 // Status returns the device's key, port and peers as wireguard-go reports

@@ -321,3 +321,37 @@ func TestNewErrors(t *testing.T) {
 		t.Errorf("Configure with own key as peer: %v", err)
 	}
 }
+
+// TestGreetHandshakesWithoutTraffic: a peer that already knows us gets a
+// handshake as soon as we configure it, with no packet to carry; without
+// the greeting WireGuard would wait for traffic (and, when the first
+// attempt raced the peer's configuration, for its 5 s retry).
+func TestGreetHandshakesWithoutTraffic(t *testing.T) {
+	a, err := New("gtw1", 1420, testLogf(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	privA, _ := GeneratePrivateKey()
+	const portA = 51999
+	b := newChannelPeer(t)
+	if err := b.dev.IpcSet(fmt.Sprintf("public_key=%s\nendpoint=127.0.0.1:%d\nallowed_ip=10.98.0.1/32\n", privA.Public().hex(), portA)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Configure(Config{PrivateKey: privA, ListenPort: portA, Peers: []Peer{{
+		PublicKey: b.priv.Public(), Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(b.port)),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.98.0.2/32")},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(4 * time.Second) // under Rekey-Timeout: a retry would not count
+	for {
+		if p, ok := peerStatus(t, a, b.priv.Public()); ok && !p.LastHandshake.IsZero() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no handshake without traffic: the new peer was not greeted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
