@@ -58,9 +58,12 @@ HZ=$(getconf CLK_TCK)
 measure() {
 	local variant=$1; shift
 	local pids=("$@")
-	local idle_rss=null peak=0 t1=() t4=() cpu_per_gbit=null sys_per_gbit=null
-	[ ${#pids[@]} -gt 0 ] && idle_rss=$(rss_kb "${pids[@]}")
+	local idle_rss=null peak=0 cpu_per_gbit=null sys_per_gbit=null
 	wait_for 20 in_ns ha ping -c1 -W1 10.2.0.2 || { fail "$variant: no path hostA -> hostB"; return; }
+	# Idle: every dataplane has carried the same few pings, then rests.
+	in_ns ha ping -c5 -i0.2 -q 10.2.0.2 >/dev/null
+	sleep 2
+	[ ${#pids[@]} -gt 0 ] && idle_rss=$(rss_kb "${pids[@]}")
 	local cpu0 busy0 bits=0
 	[ ${#pids[@]} -gt 0 ] && cpu0=$(cpu_ticks "${pids[@]}")
 	busy0=$(busy_ticks)
