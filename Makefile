@@ -6,8 +6,8 @@ export CGO_ENABLED := 0
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/gate
 # Debian packages the tests and scenarios use.
-DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux dosfstools mtools genisoimage
-TOOLS := ip nft ping nc jq sysctl tmux mkfs.vfat mcopy genisoimage
+DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux dosfstools mtools genisoimage dnsmasq-base
+TOOLS := ip nft ping nc jq sysctl tmux mkfs.vfat mcopy genisoimage dnsmasq
 
 .PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools
 
@@ -25,6 +25,7 @@ test: deps build lint bench-tools image ## all tests: lint, unit and kernel test
 	$(GO) test -count=1 ./...
 	scripts/boot-test.sh direct
 	scripts/boot-test.sh all
+	scripts/net-test.sh all
 	scripts/tui-test.sh
 	BENCH_SMOKE=1 OUT=out/bench-smoke scripts/bench.sh
 	scripts/seed.sh
@@ -44,6 +45,7 @@ bench-tools: deps ## build what make bench compares against (upstream wireguard-
 	@command -v iperf3 >/dev/null && command -v wg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEBS) >/dev/null; }
 	$(GO) build -trimpath -o bin/wireguard-go golang.zx2c4.com/wireguard
 	$(GO) build -trimpath -o bin/tcprr ./scripts/tcprr
+	$(GO) build -trimpath -o bin/ctlbench ./scripts/ctlbench
 
 bench: build bench-tools image ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json (root)
 	scripts/bench.sh
@@ -78,7 +80,7 @@ IMAGE_FILES := /usr/lib/syslinux/mbr/gptmbr.bin /usr/lib/systemd/boot/efi/system
 KERNEL_DIR := out/kernel
 INITRD := out/initramfs.cpio.gz
 
-.PHONY: image-deps kernel initramfs image boot-test run-image
+.PHONY: image-deps kernel initramfs image boot-test net-test run-image
 
 image-deps: ## install the Debian packages the image and its boot tests need (root)
 	@missing=""; for t in $(IMAGE_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
@@ -100,6 +102,9 @@ image: initramfs ## out/gate.raw, gate.raw.gz (DigitalOcean), gate.qcow2, gate.v
 boot-test: image ## boot in QEMU (TCG, no network): kernel+initrd, then the disk with BIOS and UEFI
 	scripts/boot-test.sh direct
 	scripts/boot-test.sh all
+
+net-test: deps image ## QEMU with networking (taps into namespaces): DHCP from dnsmasq and renewal; two preseeded appliances, a controller, traffic over their tunnel, a reboot
+	scripts/net-test.sh all
 
 run-image: image ## boot the image in QEMU, serial console in this terminal (quit: Ctrl-a x)
 	scripts/run-image.sh

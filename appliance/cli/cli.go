@@ -38,6 +38,7 @@ func commands() []command {
 		{"leave", "leave a network: gate leave <network ID>", runLeave},
 		{"status", "show this node: ID, version, online", runStatus},
 		{"networks", "list joined networks with status, addresses, routes", runNetworks},
+		{"interfaces", "list the NICs the appliance manages: addresses, DHCP leases, WAN", runInterfaces},
 		{"logs", "print the daemon's recent log (-f to follow)", runLogs},
 		{"tui", "the console: status, join and leave networks, logs", runTUI},
 		{"network", "admin: create|list|show|delete networks, route add|del", runNetwork},

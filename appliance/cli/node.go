@@ -29,6 +29,7 @@ func runUp(e *env, args []string) error {
 	fw := fs.String("firewall", daemon.FirewallAuto, "auto: deny input and forwarding by default when this node is a gateway, else only guard Gate's own addresses; strict: always deny by default; guard: never")
 	allow := fs.String("allow-input", "tcp/22", "comma-separated ports open on input when the firewall is strict, e.g. tcp/22,tcp/8443 (\"\" for none)")
 	hostname := fs.String("hostname", "", "name reported to the controller (default: the system's)")
+	nic := addNICFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ func runUp(e *env, args []string) error {
 	logger := log.New(io.MultiWriter(e.stderr, ring), "", log.LstdFlags)
 	ctx, cancel := signalContext()
 	defer cancel()
-	return daemon.Run(ctx, daemon.Options{
+	opt := daemon.Options{
 		Log:      ring,
 		StateDir: *stateDir,
 		Socket:   *socket,
@@ -53,7 +54,9 @@ func runUp(e *env, args []string) error {
 		Hostname: *hostname,
 		Version:  e.version,
 		Logf:     logger.Printf,
-	})
+	}
+	nic.apply(&opt)
+	return daemon.Run(ctx, opt)
 }
 
 // parsePorts reads "tcp/22,tcp/8443". Only TCP is accepted: WireGuard's UDP

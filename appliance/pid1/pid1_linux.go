@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -75,11 +76,22 @@ func run(version string, c *consoles) {
 		c.logf("making /run/gate: %v", err)
 	}
 
+	// The appliance manages its NICs (DHCP, static settings, the WAN).
+	args := []string{"gate", "up", "--state", stateDir, "--socket", socket, "--firewall", "strict", "--allow-input", "", "--manage-nics"}
+	if p, msg, err := copyPreseed(time.Second); err != nil {
+		c.logf("preseed: %v", err)
+	} else {
+		c.logf("%s", msg)
+		if p != "" {
+			args = append(args, "--preseed", p)
+		}
+	}
+
 	r := newReaper()
 	daemon := &service{
 		name: "gate up",
 		path: "/proc/self/exe",
-		args: []string{"gate", "up", "--state", stateDir, "--socket", socket, "--firewall", "strict", "--allow-input", ""},
+		args: args,
 		env:  []string{"PATH=" + os.Getenv("PATH"), "HOME=/", "GATE_SOCKET=" + socket},
 		log:  newRing(256 << 10),
 		out:  c,
@@ -88,6 +100,7 @@ func run(version string, c *consoles) {
 	}
 	go daemon.run()
 	go announce(version, c)
+	go announceNetwork(c)
 
 	a := <-power
 	shutdown(a, []*service{daemon}, c)
@@ -124,4 +137,54 @@ func IsInit(args []string) bool {
 		return true
 	}
 	return os.Getpid() == 1 && len(args) <= 1
+}
+
+// announceNetwork prints a machine-readable line on every console each
+// time the WAN's address changes: `gate: network wan=<nic> address=<a/len>
+// gateway=<gw> dns=<a,b> mode=<dhcp|static> default_route=<bool>
+// uptime=<s>s`. The boot tests
+// wait for it; a user at the console sees where the appliance is.
+func announceNetwork(c *consoles) {
+	cl := localapi.NewClient(socket)
+	last := ""
+	for {
+		if last == "" {
+			time.Sleep(200 * time.Millisecond)
+		} else {
+			time.Sleep(2 * time.Second)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		nics, err := cl.Interfaces(ctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, n := range nics {
+			if !n.WAN || len(n.Addresses) == 0 {
+				continue
+			}
+			addr := ""
+			for _, a := range n.Addresses {
+				if a.Addr().Is4() {
+					addr = a.String()
+					break
+				}
+			}
+			key := n.Name + " " + addr
+			if addr == "" || key == last {
+				break
+			}
+			last = key
+			dns := make([]string, len(n.DNS))
+			for i, d := range n.DNS {
+				dns[i] = d.String()
+			}
+			gw := "-"
+			if n.Gateway.IsValid() {
+				gw = n.Gateway.String()
+			}
+			fmt.Fprintf(c, "gate: network wan=%s address=%s gateway=%s dns=%s mode=%s default_route=%v uptime=%.2fs\n",
+				n.Name, addr, gw, strings.Join(dns, ","), n.Mode, n.DefaultRoute, uptime().Seconds())
+		}
+	}
 }

@@ -26,6 +26,7 @@ func (d *Daemon) Status() localapi.Status {
 	if st.Err != nil {
 		s.LastError = st.Err.Error()
 	}
+	s.Pending = d.pending()
 	return s
 }
 
@@ -93,7 +94,7 @@ func (d *Daemon) Watch(ctx context.Context, since uint64) localapi.Snapshot {
 		rev, ch := d.rev, d.revCh
 		d.mu.Unlock()
 		if rev > since || ctx.Err() != nil {
-			return localapi.Snapshot{Rev: rev, Status: d.Status(), Networks: d.Networks()}
+			return localapi.Snapshot{Rev: rev, Status: d.Status(), Networks: d.Networks(), Interfaces: d.Interfaces()}
 		}
 		select {
 		case <-ch:

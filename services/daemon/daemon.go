@@ -20,6 +20,7 @@ import (
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/logring"
 	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/nodeconfig"
 	"github.com/gatenet/gate/services/reconciler"
 	"github.com/gatenet/gate/services/state"
 	"github.com/gatenet/gate/services/tunnel"
@@ -38,6 +39,26 @@ type Options struct {
 	// caller makes Logf write to it too. Nil: a ring of its own, fed by
 	// nothing.
 	Log *logring.Ring
+
+	// ManageNICs makes the daemon manage the machine's NICs (the
+	// appliance; see nics.go): each physical NIC is brought up and
+	// configured by DHCP unless static settings name it. Off (an ordinary
+	// host), NICs are never touched.
+	ManageNICs bool
+	// NICs, with ManageNICs, limits management to these NICs; empty:
+	// every physical NIC.
+	NICs []string
+	// ResolvConf, with ManageNICs, is where the NICs' DNS servers are
+	// written; default /etc/resolv.conf.
+	ResolvConf string
+	// Preseed is the path of a preseed document (services/nodeconfig,
+	// YAML or JSON; absent is fine): its interfaces are static NIC
+	// settings (under those of the state directory), and its networks
+	// are joined once.
+	Preseed string
+	// Cmdline is the kernel command line, whose gate.iface.* and gate.wan
+	// keys override NIC settings (recovery); "" for none.
+	Cmdline string
 }
 
 // Daemon is a running node daemon.
@@ -49,6 +70,14 @@ type Daemon struct {
 	agent   *agent.Agent
 	rec     *reconciler.Reconciler
 	nl      *netcfg.Handle // reads only: own addresses for endpoint reports
+
+	nics *nics // nil unless ManageNICs
+	// probation is the change waiting for confirmation (confirm.go),
+	// guarded by confirmMu.
+	confirmMu sync.Mutex
+	probation *probation
+	preseed   *nodeconfig.Layer // nil without a (valid) preseed
+	state     *state.Dir
 
 	mu     sync.Mutex
 	picker *picker
@@ -125,7 +154,15 @@ func New(opt Options) (*Daemon, error) {
 	if opt.Log == nil {
 		opt.Log = logring.New(1)
 	}
-	d := &Daemon{opt: opt, started: time.Now().UTC(), id: id, key: key, rec: rec, nl: nl, picker: newPicker(), rev: 1, revCh: make(chan struct{})}
+	d := &Daemon{opt: opt, started: time.Now().UTC(), id: id, key: key, rec: rec, nl: nl, state: st, picker: newPicker(), rev: 1, revCh: make(chan struct{})}
+	d.preseed = loadPreseed(opt.Preseed, opt.Logf)
+	if opt.ManageNICs {
+		if d.opt.ResolvConf == "" {
+			d.opt.ResolvConf = "/etc/resolv.conf"
+		}
+		d.nics = &nics{logf: opt.Logf, only: opt.NICs, hostname: opt.Hostname, onChange: func() { d.update() }, nics: map[string]*nic{}}
+		d.nics.cfg = d.nicSettings()
+	}
 	d.agent, err = agent.New(agent.Config{
 		State:     st,
 		Identity:  id,
@@ -168,8 +205,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.update()
 
 	agentCtx, stopAgent := context.WithCancel(ctx)
+	if d.nics != nil {
+		if err := d.nics.watch(agentCtx); err != nil {
+			d.opt.Logf("managing NICs: %v", err)
+		}
+	}
 	d.agent.Start(agentCtx)
 	go d.watchEndpoints(agentCtx)
+	go d.applyPreseed(agentCtx)
 
 	err = localapi.Serve(ctx, ln, localapi.Handler(d))
 	stopAgent()
@@ -191,6 +234,10 @@ func (d *Daemon) update() uint64 {
 	d.mu.Lock()
 	want := desired(ms, d.key, d.opt.Firewall, d.opt.AllowTCP, d.picker.endpoint)
 	d.mu.Unlock()
+	if d.nics != nil {
+		want.Interfaces, want.Resolv = d.nics.desired()
+		want.ResolvConf = d.opt.ResolvConf
+	}
 	gen := d.rec.Set(want)
 	d.bump()
 	return gen

@@ -28,6 +28,12 @@ type Status struct {
 	Firewall  string    `json:"firewall"`   // "strict" or "guard"
 	Forward   bool      `json:"forwarding"` // IPv4 forwarding switched on by Gate
 	LastError string    `json:"last_error,omitempty"`
+	// Pending is a change waiting for confirmation, if any.
+	Pending *Pending `json:"pending,omitempty"`
+	// Config is where the node's configuration document came from and
+	// what was wrong with it (configstatus.go); nil when the daemon does
+	// not read one.
+	Config *ConfigStatus `json:"config,omitempty"`
 }
 
 // Gateway is a node's gateway role in one network: it forwards between the
@@ -82,9 +88,10 @@ type JoinRequest struct {
 // Snapshot is everything the console shows, at one revision (GET
 // /v1/watch).
 type Snapshot struct {
-	Rev      uint64    `json:"rev"`
-	Status   Status    `json:"status"`
-	Networks []Network `json:"networks"`
+	Rev        uint64      `json:"rev"`
+	Status     Status      `json:"status"`
+	Networks   []Network   `json:"networks"`
+	Interfaces []Interface `json:"interfaces"`
 }
 
 // LeaveRequest is the body of POST /v1/leave.

@@ -64,6 +64,8 @@ var ErrNotFound = errors.New("not found")
 // Handler serves the local API for b.
 func Handler(b Backend) http.Handler {
 	mux := http.NewServeMux()
+	handleInterfaces(mux, b)
+	handleConfig(mux, b)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, b.Status())
 	})

@@ -85,7 +85,7 @@ func (h *Handle) Sync(lc LinkConfig) error {
 	// could not be set, the lost secondary address and routes come back
 	// here). The second round is normally empty.
 	for round := 0; round < 2; round++ {
-		cur, err := h.observe(link)
+		cur, err := h.observe(link, lc.IPv4Only)
 		if err != nil {
 			return fmt.Errorf("syncing %s: %w", lc.Name, err)
 		}
@@ -126,21 +126,25 @@ func (h *Handle) Observe(name string) (LinkConfig, error) {
 	if err != nil {
 		return LinkConfig{}, fmt.Errorf("observing %s: %w", name, err)
 	}
-	lc, err := h.observe(link)
+	lc, err := h.observe(link, false)
 	if err != nil {
 		return LinkConfig{}, fmt.Errorf("observing %s: %w", name, err)
 	}
 	return lc, nil
 }
 
-func (h *Handle) observe(link netlink.Link) (LinkConfig, error) {
+func (h *Handle) observe(link netlink.Link, v4only bool) (LinkConfig, error) {
 	// Look again: the MTU may have changed since the caller looked.
 	fresh, err := h.nl.LinkByIndex(link.Attrs().Index)
 	if err != nil {
 		return LinkConfig{}, err
 	}
-	lc := LinkConfig{Name: fresh.Attrs().Name, MTU: fresh.Attrs().MTU}
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.nl.AddrList(fresh, netlink.FAMILY_ALL) })
+	lc := LinkConfig{Name: fresh.Attrs().Name, MTU: fresh.Attrs().MTU, IPv4Only: v4only}
+	family := netlink.FAMILY_ALL
+	if v4only {
+		family = netlink.FAMILY_V4
+	}
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.nl.AddrList(fresh, family) })
 	if err != nil {
 		return LinkConfig{}, fmt.Errorf("listing addresses: %w", err)
 	}
@@ -157,7 +161,10 @@ func (h *Handle) observe(link netlink.Link) (LinkConfig, error) {
 	}
 	for _, r := range routes {
 		dst, ok := prefixOf(r.Dst)
-		if !ok {
+		if r.Dst == nil && r.Family != unix.AF_INET6 {
+			dst, ok = netip.PrefixFrom(netip.IPv4Unspecified(), 0), true // the default route
+		}
+		if !ok || v4only && dst.Addr().Is6() {
 			continue
 		}
 		via, _ := netip.AddrFromSlice(r.Gw)

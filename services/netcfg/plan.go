@@ -1,5 +1,7 @@
 // Package netcfg owns the kernel's addresses and routes on the interfaces
-// Gate made (its WireGuard links), and the IPv4 forwarding switch.
+// Gate made (its WireGuard links) and, on the appliance, on the machine's
+// NICs (their IPv4 addresses and default route, from DHCP or static
+// settings, and /etc/resolv.conf), and the IPv4 forwarding switch.
 //
 // It talks to the kernel through a vishvananda/netlink handle bound to one
 // network namespace. Each Sync observes a link in one list call per kind
@@ -40,6 +42,10 @@ type LinkConfig struct {
 	MTU    int            // 0: leave the MTU alone
 	Addrs  []netip.Prefix // addresses on the link, e.g. 192.168.254.170/24; not IPv6 link-local (those are the kernel's)
 	Routes []Route        // routes through the link
+	// IPv4Only limits what Gate owns on the link to IPv4 addresses and
+	// routes: on a NIC, IPv6 addresses come from router advertisements
+	// (the kernel's SLAAC), which Gate must leave alone.
+	IPv4Only bool
 }
 
 // Route is one route through a Gate link, in the main table.

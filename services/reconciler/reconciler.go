@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
 
 	"github.com/gatenet/gate/services/firewall"
 	"github.com/gatenet/gate/services/netcfg"
@@ -35,6 +36,25 @@ type Desired struct {
 	Strict   bool
 	AllowTCP []uint16 // input ports open in strict mode
 	Networks []Network
+	// Interfaces are the machine's NICs that Gate manages (the appliance
+	// only; an ordinary host's NICs are never listed). A NIC that leaves
+	// the list loses the IPv4 addresses and routes Gate gave it; NICs
+	// never listed are not touched.
+	Interfaces []Interface
+	// Resolv, when set, is written to ResolvConf (the appliance's
+	// /etc/resolv.conf).
+	Resolv     *netcfg.Resolver
+	ResolvConf string
+}
+
+// Interface is the state Gate wants on one NIC: its IPv4 addresses (from
+// DHCP or static settings) and a default route through it.
+type Interface struct {
+	Name    string
+	Addrs   []netip.Prefix // IPv4 only: IPv6 on a NIC is the kernel's (SLAAC)
+	Gateway netip.Addr     // the default route's next hop; invalid: no default route
+	Metric  int            // the default route's metric: lowest is the WAN
+	MTU     int            // 0: leave it
 }
 
 // Network is the kernel state of one joined network.
@@ -70,6 +90,7 @@ type NetworkStatus struct {
 // Status is the outcome of the last pass.
 type Status struct {
 	Networks   map[string]NetworkStatus
+	Interfaces map[string]error // by NIC name: nil when the NIC matches
 	Forwarding bool
 	Firewall   string
 	Err        error
@@ -98,6 +119,7 @@ type Reconciler struct {
 	// nil while Gate has not touched it.
 	fwdPrev *bool
 	ownsNFT bool
+	nics    map[string]bool // NICs Gate has configured
 	// onPass runs after each pass with the status before and after it.
 	onPass func(before, after Status)
 }
@@ -128,6 +150,7 @@ func New(logf func(string, ...any)) (*Reconciler, error) {
 		trigger: make(chan struct{}, 1),
 		passed:  make(chan struct{}),
 		devices: map[string]*tunnel.Device{},
+		nics:    map[string]bool{},
 		// A table left by a crashed run is Gate's: the first pass with
 		// nothing to guard removes it.
 		ownsNFT: true,
@@ -261,7 +284,7 @@ func (r *Reconciler) pass(d Desired) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var errs []error
-	st := Status{Networks: map[string]NetworkStatus{}, At: time.Now()}
+	st := Status{Networks: map[string]NetworkStatus{}, Interfaces: map[string]error{}, At: time.Now()}
 
 	wanted := map[string]bool{}
 	for _, n := range d.Networks {
@@ -281,6 +304,10 @@ func (r *Reconciler) pass(d Desired) error {
 		delete(r.devices, id)
 		r.logf("removed interface %s of network %s", dev.Name(), id)
 	}
+
+	// NICs before the firewall: a gateway's WAN is the NIC with the
+	// default route, which DHCP or a static setting puts there.
+	errs = append(errs, r.applyInterfaces(d, &st))
 
 	gateway := slices.ContainsFunc(d.Networks, func(n Network) bool { return n.Gateway != nil })
 	if err := r.applyFirewall(d, &st); err != nil {
@@ -393,4 +420,52 @@ func (r *Reconciler) setForwarding(on bool, st *Status) error {
 		r.fwdPrev = nil
 	}
 	return nil
+}
+
+// applyInterfaces makes the managed NICs match d: addresses, the default
+// route (protocol netcfg.RouteProtocol, so that it is told apart from
+// routes others made) and resolv.conf. A NIC that left d loses what Gate
+// gave it; one that vanished from the machine is forgotten.
+func (r *Reconciler) applyInterfaces(d Desired, st *Status) error {
+	var errs []error
+	wanted := map[string]bool{}
+	for _, nic := range d.Interfaces {
+		wanted[nic.Name] = true
+		lc := netcfg.LinkConfig{Name: nic.Name, MTU: nic.MTU, Addrs: nic.Addrs, IPv4Only: true}
+		if nic.Gateway.IsValid() {
+			lc.Routes = []netcfg.Route{{Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Via: nic.Gateway, Metric: nic.Metric}}
+		}
+		err := r.nl.Sync(lc)
+		if err != nil {
+			err = fmt.Errorf("interface %s: %w", nic.Name, err)
+			errs = append(errs, err)
+		}
+		st.Interfaces[nic.Name] = err
+		if !r.nics[nic.Name] {
+			r.logf("managing interface %s", nic.Name)
+		}
+		r.nics[nic.Name] = true
+	}
+	for name := range r.nics {
+		if wanted[name] {
+			continue
+		}
+		err := r.nl.Sync(netcfg.LinkConfig{Name: name, IPv4Only: true})
+		var nf netlink.LinkNotFoundError
+		if err != nil && !errors.As(err, &nf) {
+			errs = append(errs, fmt.Errorf("interface %s: removing Gate's addresses and routes: %w", name, err))
+			continue
+		}
+		delete(r.nics, name)
+		r.logf("released interface %s", name)
+	}
+	if d.Resolv != nil && d.ResolvConf != "" {
+		wrote, err := netcfg.WriteResolvConf(d.ResolvConf, *d.Resolv)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resolv.conf: %w", err))
+		} else if wrote {
+			r.logf("wrote %s: nameservers %v, search %v", d.ResolvConf, d.Resolv.Servers, d.Resolv.Search)
+		}
+	}
+	return errors.Join(errs...)
 }

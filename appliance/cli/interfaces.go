@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gatenet/gate/services/daemon"
+	"github.com/gatenet/gate/services/localapi"
+)
+
+// nicFlags are `gate up`'s flags for the appliance's NIC management.
+type nicFlags struct {
+	manage  *bool
+	only    *string
+	resolv  *string
+	preseed *string
+}
+
+func addNICFlags(fs *flag.FlagSet) nicFlags {
+	return nicFlags{
+		manage:  fs.Bool("manage-nics", false, "manage this machine's NICs (the appliance; PID 1 sets it): DHCP on every physical NIC unless static settings name it, default route, resolv.conf"),
+		only:    fs.String("nics", "", "with --manage-nics: only these NICs (comma-separated); default: every physical NIC"),
+		resolv:  fs.String("resolv-conf", "/etc/resolv.conf", "with --manage-nics: where the NICs' DNS servers are written"),
+		preseed: fs.String("preseed", "", "preseed document (YAML or JSON, gate's node configuration): static NIC settings, networks joined once"),
+	}
+}
+
+// apply sets the daemon's NIC options. With --manage-nics, the kernel
+// command line's gate.iface.* keys override NIC settings.
+func (f nicFlags) apply(o *daemon.Options) {
+	o.ManageNICs, o.ResolvConf, o.Preseed = *f.manage, *f.resolv, *f.preseed
+	for _, n := range strings.Split(*f.only, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			o.NICs = append(o.NICs, n)
+		}
+	}
+	if o.ManageNICs {
+		if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+			o.Cmdline = string(b)
+		}
+	}
+}
+
+func runInterfaces(e *env, args []string) error {
+	fs := flag.NewFlagSet("interfaces", flag.ContinueOnError)
+	socket := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nics, err := localapi.NewClient(*socket).Interfaces(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, nics)
+	}
+	if len(nics) == 0 {
+		fmt.Fprintln(e.stdout, "no NICs managed by gate here (the appliance manages them: gate up --manage-nics)")
+		return nil
+	}
+	tw := table(e.stdout)
+	fmt.Fprintln(tw, "NAME\tMAC\tLINK\tMODE\tADDRESSES\tGATEWAY\tWAN\tDNS\tLEASE")
+	for _, n := range nics {
+		wan := ""
+		if n.WAN {
+			wan = "WAN"
+		}
+		lease := "-"
+		if d := n.DHCP; d != nil {
+			lease = d.State
+			if !d.Expiry.IsZero() {
+				lease += fmt.Sprintf(" (from %s, renew in %s, expires in %s)", d.Server, until(d.Renew), until(d.Expiry))
+			}
+			if d.LastError != "" && d.State != "bound" {
+				lease += ": " + d.LastError
+			}
+		}
+		gw := "-"
+		if n.Gateway.IsValid() {
+			gw = n.Gateway.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.MAC, n.Link, n.Mode, joinStrings(n.Addresses), gw, orDash(wan), joinStrings(n.DNS), lease)
+	}
+	tw.Flush()
+	for _, n := range nics {
+		if n.Error != "" {
+			fmt.Fprintf(e.stdout, "%s: %s\n", n.Name, n.Error)
+		}
+	}
+	return nil
+}
+
+func until(t time.Time) string {
+	d := time.Until(t).Round(time.Second)
+	if d < 0 {
+		return "0s"
+	}
+	return d.String()
+}
