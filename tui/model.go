@@ -20,6 +20,8 @@ const (
 	screenJoin
 	screenLogs
 	screenHelp
+	screenInterfaces
+	screenEditNIC
 )
 
 // Messages from the commands.
@@ -42,7 +44,22 @@ type (
 	}
 	retryWatchMsg struct{}
 	retryLogsMsg  struct{}
+	setNICMsg     struct {
+		pending localapi.Pending
+		err     error
+	}
+	doneMsg struct {
+		what string // what succeeded, for the notice
+		err  error
+	}
+	tickMsg struct{}
 )
+
+// question is a yes/no prompt in the footer; yes runs on "y".
+type question struct {
+	prompt string
+	yes    func() tea.Cmd
+}
 
 // How long one watch waits: it answers sooner on a change, and at the
 // latest after this, with fresh counters (handshake ages, bytes).
@@ -68,8 +85,16 @@ type Model struct {
 	joining   bool
 	following string // network the join screen follows
 
-	confirm string // network ID awaiting "leave? y/n"
-	notice  string // one-line outcome of the last action
+	ask    *question // a yes/no prompt waiting for an answer
+	notice string    // one-line outcome of the last action
+
+	nicSel   int
+	form     nicForm
+	field    int
+	fields   [numFields]textinput.Model // address, gateway, dns (mode has none)
+	formErrs map[int]string
+	applying bool
+	ticking  bool
 
 	logs     []logring.Line
 	logSeq   uint64
@@ -89,9 +114,16 @@ func New(api API, opt Options) Model {
 	in.Placeholder = "gate://HOST:PORT/NETWORKID?pin=sha256:...  or a network ID"
 	in.CharLimit = 512
 	in.Prompt = "> "
+	var fields [numFields]textinput.Model
+	for i, ph := range map[int]string{fieldAddress: "172.16.1.10/24", fieldGateway: "172.16.1.1 (optional)", fieldDNS: "172.16.0.2, 1.1.1.1 (optional)"} {
+		fields[i] = textinput.New()
+		fields[i].Placeholder = ph
+		fields[i].CharLimit = 64
+		fields[i].Prompt = ""
+	}
 	return Model{
 		api: api, keys: defaultKeys(), st: newStyles(opt.ASCII), now: time.Now,
-		width: 80, height: 24, input: in, follow: true,
+		width: 80, height: 24, input: in, follow: true, fields: fields,
 		logView: viewport.New(78, 16),
 	}
 }
@@ -138,6 +170,24 @@ func leaveCmd(api API, id string) tea.Cmd {
 	}
 }
 
+// actionCmd runs one API call and reports it as a doneMsg.
+func actionCmd(what string, f func(ctx context.Context) error) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return doneMsg{what: what, err: f(ctx)}
+	}
+}
+
+func setNICCmd(api API, name string, r localapi.SetInterfaceRequest) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		p, err := api.SetInterface(ctx, name, r)
+		return setNICMsg{p, err}
+	}
+}
+
 func after(d time.Duration, msg tea.Msg) tea.Cmd {
 	return tea.Tick(d, func(time.Time) tea.Msg { return msg })
 }
@@ -160,7 +210,38 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if m.sel >= len(m.snap.Networks) {
 			m.sel = max(len(m.snap.Networks)-1, 0)
 		}
-		return m, watchCmd(m.api, msg.snap.Rev)
+		if m.nicSel >= len(m.snap.Interfaces) {
+			m.nicSel = max(len(m.snap.Interfaces)-1, 0)
+		}
+		cmds := []tea.Cmd{watchCmd(m.api, msg.snap.Rev)}
+		if m.snap.Status.Pending != nil && !m.ticking {
+			// A countdown on screen: redraw every second.
+			m.ticking = true
+			cmds = append(cmds, after(time.Second, tickMsg{}))
+		}
+		return m, tea.Batch(cmds...)
+	case tickMsg:
+		if m.snap.Status.Pending == nil {
+			m.ticking = false
+			return m, nil
+		}
+		return m, after(time.Second, tickMsg{})
+	case setNICMsg:
+		m.applying = false
+		if msg.err != nil {
+			m.notice = "Not applied: " + msg.err.Error()
+			return m, nil
+		}
+		m.screen = screenInterfaces
+		m.notice = "Applied " + msg.pending.What + ": press c to keep it"
+		return m, nil
+	case doneMsg:
+		if msg.err != nil {
+			m.notice = msg.what + " failed: " + msg.err.Error()
+		} else {
+			m.notice = msg.what
+		}
+		return m, nil
 	case retryWatchMsg:
 		return m, watchCmd(m.api, m.snap.Rev)
 	case logsMsg:
@@ -199,7 +280,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		// Keys typed faster than the program reads arrive as one message
 		// (a serial line, tmux send-keys); outside a text field, take
 		// them one by one.
-		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && m.screen != screenJoin {
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && m.screen != screenJoin && m.screen != screenEditNIC {
 			var cmds []tea.Cmd
 			var next tea.Model = m
 			for _, r := range msg.Runes {
@@ -224,17 +305,20 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if msg.Type == tea.KeyCtrlC {
 		return m, tea.Quit
 	}
-	if m.confirm != "" {
+	if m.ask != nil {
 		switch {
 		case key.Matches(msg, k.Yes):
-			id := m.confirm
-			m.confirm = ""
-			m.notice = "Leaving " + id + "..."
-			return m, leaveCmd(m.api, id)
+			q := m.ask
+			m.ask = nil
+			return m, q.yes()
 		case key.Matches(msg, k.No):
-			m.confirm = ""
+			m.ask = nil
 		}
 		return m, nil
+	}
+	if key.Matches(msg, k.Keep) && m.snap.Status.Pending != nil && m.screen != screenJoin && m.screen != screenEditNIC {
+		m.notice = "Keeping " + m.snap.Status.Pending.What
+		return m, actionCmd("Kept "+m.snap.Status.Pending.What, func(ctx context.Context) error { return m.api.Confirm(ctx) })
 	}
 	switch m.screen {
 	case screenJoin:
@@ -264,6 +348,8 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case screenHelp:
 		m.screen = m.prev
 		return m, nil
+	case screenEditNIC:
+		return m.formKey(msg)
 	}
 	switch {
 	case key.Matches(msg, k.Quit):
@@ -275,6 +361,27 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Join):
 		m.screen, m.joinErr = screenJoin, ""
 		return m, m.input.Focus()
+	case key.Matches(msg, k.Interfaces):
+		m.screen = screenInterfaces
+	case m.screen == screenInterfaces && key.Matches(msg, k.Edit):
+		if m.nicSel < len(m.snap.Interfaces) {
+			return m.startEdit(m.snap.Interfaces[m.nicSel])
+		}
+		m.notice = "No interface to edit (NICs are managed on the appliance only)"
+	case m.screen == screenInterfaces && key.Matches(msg, k.Up):
+		m.nicSel = max(m.nicSel-1, 0)
+	case m.screen == screenInterfaces && key.Matches(msg, k.Down):
+		if m.nicSel < len(m.snap.Interfaces)-1 {
+			m.nicSel++
+		}
+	case key.Matches(msg, k.Reboot), key.Matches(msg, k.PowerOff):
+		action, what := "reboot", "Reboot"
+		if key.Matches(msg, k.PowerOff) {
+			action, what = "poweroff", "Power off"
+		}
+		m.ask = &question{prompt: what + " this machine?", yes: func() tea.Cmd {
+			return actionCmd(what+" requested", func(ctx context.Context) error { return m.api.Power(ctx, action) })
+		}}
 	case key.Matches(msg, k.Logs):
 		m.screen = screenLogs
 		if !m.logsLive {
@@ -291,7 +398,10 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 	case key.Matches(msg, k.Leave):
 		if n, ok := m.selected(); ok {
-			m.confirm = n.ID
+			id := n.ID
+			m.ask = &question{prompt: "Leave network " + id + "?", yes: func() tea.Cmd {
+				return leaveCmd(m.api, id)
+			}}
 		} else {
 			m.notice = "No network to leave"
 		}
@@ -341,4 +451,75 @@ func (m Model) selected() (localapi.Network, bool) {
 		return localapi.Network{}, false
 	}
 	return m.snap.Networks[m.sel], true
+}
+
+// startEdit opens the form for a NIC, filled with what it has now.
+func (m Model) startEdit(n localapi.Interface) (tea.Model, tea.Cmd) {
+	m.form = formFor(n)
+	m.fields[fieldAddress].SetValue(m.form.address)
+	m.fields[fieldGateway].SetValue(m.form.gateway)
+	m.fields[fieldDNS].SetValue(m.form.dns)
+	m.field, m.screen, m.formErrs = fieldMode, screenEditNIC, nil
+	return m, nil
+}
+
+// formKey edits the NIC form: tab/down and shift+tab/up move, space
+// toggles DHCP, enter applies, esc goes back. Every change is validated at
+// once, so an error shows next to its field as it is typed.
+func (m Model) formKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Cancel):
+		m.screen = screenInterfaces
+		return m, nil
+	case msg.Type == tea.KeyTab || msg.Type == tea.KeyDown:
+		m = m.focus((m.field + 1) % numFields)
+		return m, nil
+	case msg.Type == tea.KeyShiftTab || msg.Type == tea.KeyUp:
+		m = m.focus((m.field + numFields - 1) % numFields)
+		return m, nil
+	case m.field == fieldMode && (key.Matches(msg, k.Toggle) || msg.String() == "d" || msg.String() == "s"):
+		m.form.dhcp = !m.form.dhcp
+		if msg.String() == "d" || msg.String() == "s" {
+			m.form.dhcp = msg.String() == "d"
+		}
+	case key.Matches(msg, k.Apply):
+		if m.applying {
+			return m, nil
+		}
+		req, errs := m.form.request(m.snap.Interfaces)
+		m.formErrs = errs
+		if len(errs) > 0 {
+			return m, nil
+		}
+		m.applying = true
+		return m, setNICCmd(m.api, m.form.name, req)
+	default:
+		if m.field != fieldMode {
+			var cmd tea.Cmd
+			m.fields[m.field], cmd = m.fields[m.field].Update(msg)
+			m.form.address = m.fields[fieldAddress].Value()
+			m.form.gateway = m.fields[fieldGateway].Value()
+			m.form.dns = m.fields[fieldDNS].Value()
+			_, m.formErrs = m.form.request(m.snap.Interfaces)
+			return m, cmd
+		}
+	}
+	_, m.formErrs = m.form.request(m.snap.Interfaces)
+	return m, nil
+}
+
+func (m Model) focus(f int) Model {
+	for i := range m.fields {
+		if i == fieldMode {
+			continue
+		}
+		if i == f {
+			m.fields[i].Focus()
+		} else {
+			m.fields[i].Blur()
+		}
+	}
+	m.field = f
+	return m
 }

@@ -18,9 +18,12 @@ import (
 // recorder is an API that records what the console asked for and answers
 // from a script: the model's side of the conversation is what is tested.
 type recorder struct {
-	joins   []localapi.JoinRequest
-	leaves  []string
-	joinErr error
+	joins    []localapi.JoinRequest
+	leaves   []string
+	joinErr  error
+	sets     map[string]localapi.SetInterfaceRequest
+	confirms int
+	power    []string
 }
 
 func (r *recorder) Watch(context.Context, uint64, time.Duration) (localapi.Snapshot, error) {
@@ -38,6 +41,18 @@ func (r *recorder) Join(_ context.Context, req localapi.JoinRequest) (localapi.N
 }
 func (r *recorder) Leave(_ context.Context, id string) error {
 	r.leaves = append(r.leaves, id)
+	return nil
+}
+func (r *recorder) SetInterface(_ context.Context, name string, req localapi.SetInterfaceRequest) (localapi.Pending, error) {
+	if r.sets == nil {
+		r.sets = map[string]localapi.SetInterfaceRequest{}
+	}
+	r.sets[name] = req
+	return localapi.Pending{What: name + ": static " + req.Address.String()}, nil
+}
+func (r *recorder) Confirm(context.Context) error { r.confirms++; return nil }
+func (r *recorder) Power(_ context.Context, action string) error {
+	r.power = append(r.power, action)
 	return nil
 }
 
@@ -161,7 +176,7 @@ func TestLeaveAsksFirst(t *testing.T) {
 		t.Fatalf("no confirmation:\n%s", m.View())
 	}
 	m, cmd := send(t, m, keys("n"))
-	if cmd != nil || m.confirm != "" {
+	if cmd != nil || m.ask != nil {
 		t.Fatal("n did not cancel")
 	}
 	m, cmd = send(t, m, keys("x"), keys("y"))
@@ -176,7 +191,7 @@ func TestLeaveAsksFirst(t *testing.T) {
 
 func TestKeysTypedTogetherAreTakenOneByOne(t *testing.T) {
 	m, _ := send(t, newModel(&recorder{}, true), snapshotMsg{snap: snapshot()}, keys("xn"))
-	if m.confirm != "" {
+	if m.ask != nil {
 		t.Error("x then n in one message left the confirmation open")
 	}
 }

@@ -21,6 +21,10 @@ func (m Model) View() string {
 		body = m.logsView()
 	case screenHelp:
 		body = m.helpView()
+	case screenInterfaces:
+		body = m.interfacesView()
+	case screenEditNIC:
+		body = m.editNICView()
 	default:
 		body = m.dashboardView()
 	}
@@ -58,8 +62,12 @@ func (m Model) headerView() string {
 
 func (m Model) footerView() string {
 	var parts []string
-	if m.confirm != "" {
-		parts = append(parts, m.st.warn.Render(fmt.Sprintf("Leave network %s? ", m.confirm))+m.helpItem(m.keys.Yes)+"  "+m.helpItem(m.keys.No))
+	if p := m.snap.Status.Pending; p != nil {
+		left := max(p.Deadline.Sub(m.now()).Round(time.Second), 0)
+		parts = append(parts, m.st.warn.Render("Keep "+p.What+"?")+" "+m.helpItem(m.keys.Keep)+m.st.dim.Render(fmt.Sprintf("  (reverts in %v)", left)))
+	}
+	if m.ask != nil {
+		parts = append(parts, m.st.warn.Render(m.ask.prompt+" ")+m.helpItem(m.keys.Yes)+"  "+m.helpItem(m.keys.No))
 	} else if m.notice != "" {
 		parts = append(parts, m.notice)
 	}
