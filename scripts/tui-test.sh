@@ -10,10 +10,11 @@ command -v tmux >/dev/null || { echo "missing tmux (make deps installs it)" >&2;
 SHOTS=${SHOTS:-$(cd "$(dirname "$0")/.." && pwd)/out/console}
 mkdir -p "$SHOTS"
 
-mkns inet; mkns ctl; mkns node
+mkns inet; mkns ctl; mkns node; mkns lan
 bridge inet br0
 link ctl eth0 198.51.100.10/24 inet p-ctl -; plug inet br0 p-ctl
 link node eth0 198.51.100.20/24 inet p-node -; plug inet br0 p-node
+link node eth1 - lan p-lan 10.66.0.1/24   # a NIC the appliance manages (DHCP, no server: no lease)
 start ctl ctl "$GATE" controller --state "$WORK/ctl" --listen 198.51.100.10:8443
 wait_for 20 test -s "$WORK/ctl/controller.url"
 admin() { ip netns exec "$(ns ctl)" env GATE_CONTROLLER_STATE="$WORK/ctl" "$GATE" "$@"; }
@@ -21,7 +22,8 @@ wait_for 20 admin network list
 NET=$(admin network create --name aws-do --cidr 192.168.254.0/24 --json | jq -r .id)
 admin network route add "$NET" 172.16.0.0/16 via 192.168.254.11 >/dev/null
 JOIN="gate://198.51.100.10:8443/$NET?pin=$(sed 's/.*pin=//' "$WORK/ctl/controller.url")"
-start node node "$GATE" up --state "$WORK/node" --socket "$WORK/node.sock" --hostname droplet-1
+start node node "$GATE" up --state "$WORK/node" --socket "$WORK/node.sock" --hostname droplet-1 \
+	--manage-nics --nics eth1 --resolv-conf "$WORK/resolv.conf" --confirm-timeout 5s
 wait_for 20 env GATE_SOCKET="$WORK/node.sock" "$GATE" status
 NODE=$(GATE_SOCKET="$WORK/node.sock" "$GATE" status --json | jq -r .node_id)
 
@@ -79,5 +81,36 @@ type x y
 expect "Left $NET"
 expect "none joined"
 check "the interface is gone" sh -c "! ip -n $(ns node) addr | grep -q 192.168.254.1"
+say "interfaces: a static address, validated as typed, applied on probation"
+nic_has() { ip -n "$(ns node)" addr show eth1 | grep -q "$1"; }
+type i
+expect "eth1"
+type e
+expect "Interface eth1"
+type Space Tab C-u
+$T send-keys -t tui -l "10.66.0.0/24"
+expect "that is the network address"
+check "nothing applied while the form is wrong" sh -c "! ip -n $(ns node) addr show eth1 | grep -q 10.66.0.0"
+type Enter
+check "Enter on a wrong form applies nothing" sh -c "! ip -n $(ns node) addr show eth1 | grep -q 10.66.0"
+type C-u
+$T send-keys -t tui -l "10.66.0.5/24"
+type Enter
+expect "reverts in"
+shot interfaces-pending
+check "the kernel has the new address" wait_for 5 nic_has 10.66.0.5/24
+say "unconfirmed, it reverts by itself"
+check "the old setting is back after the countdown" wait_for 15 sh -c "! ip -n $(ns node) addr show eth1 | grep -q 10.66.0.5"
+expect "dhcp"
+say "confirmed, it stays"
+type e Space Tab C-u
+$T send-keys -t tui -l "10.66.0.5/24"
+type Enter
+expect "reverts in"
+type c
+expect "Kept"
+sleep 6
+check "a kept setting stays past the countdown" nic_has 10.66.0.5/24
+check "the LAN answers on it" in_ns node ping -c1 -W2 10.66.0.1
 type q
 summary

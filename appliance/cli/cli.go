@@ -39,6 +39,8 @@ func commands() []command {
 		{"status", "show this node: ID, version, online", runStatus},
 		{"networks", "list joined networks with status, addresses, routes", runNetworks},
 		{"interfaces", "list the NICs the appliance manages: addresses, DHCP leases, WAN", runInterfaces},
+		{"set-interface", "appliance: set a NIC to DHCP or a static address, reverting unless confirmed", runSetInterface},
+		{"confirm", "appliance: keep the change waiting for confirmation", runConfirm},
 		{"logs", "print the daemon's recent log (-f to follow)", runLogs},
 		{"tui", "the console: status, join and leave networks, logs", runTUI},
 		{"network", "admin: create|list|show|delete networks, route add|del", runNetwork},

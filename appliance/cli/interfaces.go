@@ -18,6 +18,7 @@ type nicFlags struct {
 	only    *string
 	resolv  *string
 	preseed *string
+	confirm *time.Duration
 }
 
 func addNICFlags(fs *flag.FlagSet) nicFlags {
@@ -26,13 +27,14 @@ func addNICFlags(fs *flag.FlagSet) nicFlags {
 		only:    fs.String("nics", "", "with --manage-nics: only these NICs (comma-separated); default: every physical NIC"),
 		resolv:  fs.String("resolv-conf", "/etc/resolv.conf", "with --manage-nics: where the NICs' DNS servers are written"),
 		preseed: fs.String("preseed", "", "preseed document (YAML or JSON, gate's node configuration): static NIC settings, networks joined once"),
+		confirm: fs.Duration("confirm-timeout", localapi.DefaultConfirm, "with --manage-nics: how long a NIC change waits for confirmation before it reverts"),
 	}
 }
 
 // apply sets the daemon's NIC options. With --manage-nics, the kernel
 // command line's gate.iface.* keys override NIC settings.
 func (f nicFlags) apply(o *daemon.Options) {
-	o.ManageNICs, o.ResolvConf, o.Preseed = *f.manage, *f.resolv, *f.preseed
+	o.ManageNICs, o.ResolvConf, o.Preseed, o.ConfirmTimeout = *f.manage, *f.resolv, *f.preseed, *f.confirm
 	for _, n := range strings.Split(*f.only, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			o.NICs = append(o.NICs, n)

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/tui"
 )
@@ -19,6 +21,12 @@ func runTUI(e *env, args []string) error {
 	}
 	if err := wantArgs(pos, 0, "no arguments"); err != nil {
 		return err
+	}
+	// A serial line has no size: the kernel says 0x0 and a full-screen
+	// program cannot lay itself out. Assume the classic 80x24 (the EC2
+	// serial console's size) unless someone set one.
+	if ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ); err == nil && (ws.Row == 0 || ws.Col == 0) {
+		unix.IoctlSetWinsize(0, unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
 	}
 	if !*keepCaps {
 		if err := dropCapabilities(); err != nil {

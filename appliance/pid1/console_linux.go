@@ -16,8 +16,10 @@ import (
 // the last one, and a cloud's serial log and its VGA screenshot must both
 // show the ready line.
 type consoles struct {
-	mu  sync.Mutex
-	out []io.Writer
+	mu    sync.Mutex
+	out   []io.Writer
+	names []string        // the kernel's names of out (tty0, ttyS0), "" for stdout
+	muted map[string]bool // consoles a console session owns: no log lines there
 }
 
 // openConsoles opens the active consoles listed by the kernel, or falls
@@ -32,12 +34,38 @@ func openConsoles() *consoles {
 				continue
 			}
 			c.out = append(c.out, f)
+			c.names = append(c.names, name)
 		}
 	}
 	if len(c.out) == 0 {
 		c.out = []io.Writer{os.Stdout}
+		c.names = []string{""}
 	}
 	return c
+}
+
+// active returns the names of the consoles.
+func (c *consoles) active() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, n := range c.names {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// mute stops (or resumes) log lines on one console, while the console
+// program owns the screen: a stray line would tear its layout.
+func (c *consoles) mute(name string, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.muted == nil {
+		c.muted = map[string]bool{}
+	}
+	c.muted[name] = on
 }
 
 // Write writes p to every console; a console that fails is skipped, so a
@@ -45,8 +73,10 @@ func openConsoles() *consoles {
 func (c *consoles) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, w := range c.out {
-		w.Write(p)
+	for i, w := range c.out {
+		if !c.muted[c.names[i]] {
+			w.Write(p)
+		}
 	}
 	return len(p), nil
 }

@@ -99,7 +99,11 @@ func run(version string, c *consoles) {
 		r:    r,
 	}
 	go daemon.run()
-	go announce(version, c)
+	go func() {
+		announce(version, c)
+		// The console program, once the daemon answers (session_linux.go).
+		startSessions(c, r)
+	}()
 	go announceNetwork(c)
 
 	a := <-power

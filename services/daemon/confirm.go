@@ -48,6 +48,9 @@ func (d *Daemon) SetInterface(ctx context.Context, name string, r localapi.SetIn
 	}
 	wait := time.Duration(r.Confirm)
 	if wait <= 0 {
+		wait = d.opt.ConfirmTimeout
+	}
+	if wait <= 0 {
 		wait = localapi.DefaultConfirm
 	}
 

@@ -56,6 +56,10 @@ type Options struct {
 	// settings (under those of the state directory), and its networks
 	// are joined once.
 	Preseed string
+	// ConfirmTimeout is how long a change made on the machine (a NIC
+	// setting) waits for confirmation before it reverts, when the request
+	// does not say; 0 means localapi.DefaultConfirm.
+	ConfirmTimeout time.Duration
 	// Cmdline is the kernel command line, whose gate.iface.* and gate.wan
 	// keys override NIC settings (recovery); "" for none.
 	Cmdline string
