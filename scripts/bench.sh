@@ -24,7 +24,10 @@ OUT=${OUT:-$ROOT/out/bench}
 mkdir -p "$OUT"
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
 	DURATION=${DURATION:-1} REPS=${REPS:-1} SETTLE=${SETTLE:-1} PINGS=${PINGS:-20} RR=${RR:-50}
+	CONTROLLER_SIZES=${CONTROLLER_SIZES-50}
 fi
+CONTROLLER_SIZES=${CONTROLLER_SIZES-1000 10000}
+CTLBENCH=${CTLBENCH:-$ROOT/bin/ctlbench}
 DURATION=${DURATION:-10}
 REPS=${REPS:-3}
 STREAMS=${STREAMS:-4}
@@ -256,4 +259,21 @@ if [ "${BOOT_BENCH:-1}" = 1 ]; then
 fi
 [ "$DIRTY" = true ] && echo "DIRTY RUN: the machine was $(awk -v b="$BACKGROUND" 'BEGIN {printf "%.0f%%", b*100}') busy before it started"
 echo "JSON: $OUT/bench.json"
+
+# --- controller scale (issue 6, item 5) ---
+# N simulated members (API clients with their own identities and TLS
+# connections, no dataplane) join one auto-allow network and hold
+# long-polls; scripts/ctlbench measures the join storm, the controller's
+# RSS, and the bytes and time one change takes to reach all. It runs in a
+# namespace of its own, on its loopback.
+if [ -n "$CONTROLLER_SIZES" ]; then
+	say "controller scale: ${CONTROLLER_SIZES// /, } members"
+	note "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	mkns ctl
+	if in_ns ctl "$CTLBENCH" -gate "$GATE" -n "${CONTROLLER_SIZES// /,}" -out "$OUT/controller.json" -workdir "$WORK/ctlbench"; then
+		pass "controller scale (${CONTROLLER_SIZES// /, } members)"
+	else
+		fail "controller scale (${CONTROLLER_SIZES// /, } members)"
+	fi
+fi
 summary

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +179,84 @@ func FuzzParseJoin(f *testing.F) {
 			t.Fatalf("accepted %+v as %+v", req, m)
 		}
 	})
+}
+
+// TestDeltasKeepTheFullConfiguration: the agent syncs with deltas and keeps
+// (and persists) the full configuration, the same as a full sync gives.
+func TestDeltasKeepTheFullConfiguration(t *testing.T) {
+	ctl, addr, admin := startController(t)
+	ctx := context.Background()
+	n, err := admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "t", CIDR: netip.MustParsePrefix("10.7.0.0/24"), AutoAllow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a, stop := newAgent(t, dir)
+	defer stop()
+	js := control.JoinString{Controller: addr, NetworkID: n.ID, Pin: ctl.Pin()}.String()
+	if _, err := a.Join(ctx, localapi.JoinRequest{Join: js}); err != nil {
+		t.Fatal(err)
+	}
+	// Other members come and go and move; the agent follows by deltas.
+	var others []*control.Client
+	for i := range 3 {
+		id, _ := control.NewIdentity()
+		c, err := control.NewClient(addr, ctl.Pin(), &id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		others = append(others, c)
+		if _, err := c.Join(ctx, n.ID, control.JoinRequest{PublicKey: "V8FjWmnFFHIIvnVvwmwRPOu7JhW92odFepoHGki3alQ=", Hostname: fmt.Sprint("o", i), ListenPort: 51820}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := others[1].SyncDelta(ctx, n.ID, control.SyncRequest{Endpoints: []netip.AddrPort{netip.MustParseAddrPort("203.0.113.7:51820")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := others[2].Leave(ctx, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	var want control.MemberConfig
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := a.Membership(n.ID)
+		// A full sync of the same member: what the agent must hold.
+		want = fullConfigOf(t, addr, ctl.Pin(), a.cfg.Identity, n.ID)
+		if m.Config != nil && m.Config.Revision == want.Revision {
+			if !reflect.DeepEqual(*m.Config, want) {
+				t.Fatalf("agent holds\n%+v\nfull sync gives\n%+v", *m.Config, want)
+			}
+			if len(m.Config.Peers) != 2 || m.Config.Delta {
+				t.Fatalf("agent holds %d peers (delta %t), want 2", len(m.Config.Peers), m.Config.Delta)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent at revision %v, controller at %d", m.Config, want.Revision)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// fullConfigOf asks the controller, as the agent's node, for a full
+// configuration without waiting.
+func fullConfigOf(t *testing.T, addr, pin string, id control.Identity, netID string) control.MemberConfig {
+	t.Helper()
+	c, err := control.NewClient(addr, pin, &id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mc, err := c.Sync(context.Background(), netID, control.SyncRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
+}
+
+func TestApplyDeltaWithoutBase(t *testing.T) {
+	if _, err := applyDelta(nil, control.MemberConfig{Delta: true, Since: 3}); err == nil {
+		t.Fatal("a delta with no configuration to apply it to was accepted")
+	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"reflect"
@@ -113,7 +114,7 @@ func (a *Agent) attempt(ctx context.Context, m *Membership, join, fresh bool) (c
 	}
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.Poll+15*time.Second)
 	defer cancel()
-	return c.Sync(rctx, m.ID, control.SyncRequest{
+	mc, err := c.SyncDelta(rctx, m.ID, control.SyncRequest{
 		Since:      since,
 		Wait:       control.Duration(a.cfg.Poll),
 		PublicKey:  a.cfg.PublicKey,
@@ -122,6 +123,22 @@ func (a *Agent) attempt(ctx context.Context, m *Membership, join, fresh bool) (c
 		ListenPort: m.ListenPort,
 		Endpoints:  a.endpoints(m.ListenPort),
 	})
+	if err != nil || !mc.Delta {
+		return mc, err
+	}
+	return applyDelta(m.Config, mc)
+}
+
+// applyDelta turns a delta into the full configuration it gives on top of
+// the last good one; that is what is kept and persisted. A delta that does
+// not fit (it should not happen: the controller answers against the
+// revision this node sent) fails the attempt, and the retry asks for a full
+// configuration.
+func applyDelta(last *control.MemberConfig, d control.MemberConfig) (control.MemberConfig, error) {
+	if last == nil {
+		return control.MemberConfig{}, fmt.Errorf("network %s: got a delta against revision %d but hold no configuration", d.NetworkID, d.Since)
+	}
+	return control.ApplyDelta(*last, d)
 }
 
 // record stores the outcome of one attempt: a new configuration (saved and

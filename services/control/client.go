@@ -32,6 +32,7 @@ import (
 //	GET    /v1/networks/{id}/tokens                  -> []Token (no secrets)
 //	POST   /v1/networks/{id}/join                    JoinRequest -> MemberConfig   (member)
 //	POST   /v1/networks/{id}/sync                    SyncRequest -> MemberConfig   (member, long-poll)
+//	POST   /v1/networks/{id}/sync?delta=1            SyncRequest -> MemberConfig, full or delta
 //	POST   /v1/networks/{id}/leave                                                 (member)
 //	GET    /v1/health                                -> {"ok":true,"pin":...}      (anyone)
 
@@ -229,6 +230,16 @@ func (c *Client) Join(ctx context.Context, id string, r JoinRequest) (MemberConf
 func (c *Client) Sync(ctx context.Context, id string, r SyncRequest) (MemberConfig, error) {
 	var mc MemberConfig
 	return mc, c.Do(ctx, http.MethodPost, netPath(id, "sync"), r, &mc)
+}
+
+// SyncDelta is Sync for a member that can apply deltas: the answer is a
+// full configuration or, when the controller can give one, a delta against
+// the configuration at r.Since (see MemberConfig). The opt-in is a query
+// parameter, not a body field, so that an older controller (which refuses
+// unknown body fields) simply answers a full configuration.
+func (c *Client) SyncDelta(ctx context.Context, id string, r SyncRequest) (MemberConfig, error) {
+	var mc MemberConfig
+	return mc, c.Do(ctx, http.MethodPost, netPath(id, "sync")+"?delta=1", r, &mc)
 }
 
 // Leave removes this member from a network.

@@ -113,7 +113,9 @@ type JoinRequest struct {
 
 // SyncRequest is the body of POST /v1/networks/{id}/sync: the member reports
 // what may have changed on its side and waits (long-poll) until the network
-// revision passes Since or Wait runs out.
+// revision passes Since or Wait runs out. Since is the revision of the
+// configuration the member holds (0: none, or "answer at once"); with
+// ?delta=1 (Client.SyncDelta) the answer may be a delta against it.
 type SyncRequest struct {
 	Since      uint64           `json:"since"`
 	Wait       Duration         `json:"wait"`
@@ -136,6 +138,24 @@ type Peer struct {
 
 // MemberConfig is what a member needs to take part in one network. The
 // controller answers join and sync with it.
+//
+// Full or delta. A full configuration (Delta false) lists every peer. A
+// member that syncs with SyncDelta may instead get a delta (Delta true)
+// against the configuration it already holds at revision Since: Peers then
+// holds only the peers added or changed since Since (each complete, to be
+// put in place of the old entry with the same NodeID), RemovedPeers the node
+// IDs of peers that are gone, and every other field is complete, as in a
+// full configuration. Applying a delta to the configuration at Since gives
+// the full configuration at Revision, with the peers in the same order (by
+// address, then node ID). The controller sends a full configuration instead
+// whenever it cannot give a delta: on join, on a first sync (Since 0), when
+// Since is unknown to it (older than what it remembers, or newer than its
+// revision, as after a restore from a backup), and when the member has just
+// come into service. A member that holds no configuration at Since must
+// not apply a delta; it asks again with Since 0.
+//
+// Peers stays the last field: the controller splices pre-encoded peers in
+// after it.
 type MemberConfig struct {
 	NetworkID string         `json:"network_id"`
 	Name      string         `json:"name"`
@@ -145,11 +165,16 @@ type MemberConfig struct {
 	MTU       int            `json:"mtu"`
 	Addresses []netip.Prefix `json:"addresses"` // own overlay addresses with the network's prefix length
 	Routes    []Route        `json:"routes"`    // all managed routes, including those via this member
-	Peers     []Peer         `json:"peers"`
 	// Keepalive is the persistent keepalive in seconds this member should
 	// use towards its peers: non-zero when the controller saw it behind NAT.
 	Keepalive int    `json:"keepalive"`
 	Revision  uint64 `json:"revision"`
+	// Delta marks a delta against the configuration at revision Since.
+	Delta bool   `json:"delta,omitempty"`
+	Since uint64 `json:"since,omitempty"`
+	// RemovedPeers lists, in a delta, the node IDs of peers that are gone.
+	RemovedPeers []string `json:"removed_peers,omitempty"`
+	Peers        []Peer   `json:"peers"`
 }
 
 // Error is the body of every non-2xx answer.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -10,7 +11,9 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gatenet/gate/services/control"
 )
@@ -75,6 +78,41 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }
+
+// writeAnswer writes a member configuration, its pre-encoded peers as
+// they are: a full configuration of a large network is two slices of a
+// buffer that all members share.
+func writeAnswer(w http.ResponseWriter, a answer) error {
+	head, tail, err := a.frame()
+	if err != nil {
+		return err
+	}
+	n := len(head) + len(tail)
+	for _, p := range a.peers {
+		n += len(p)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(n))
+	w.WriteHeader(http.StatusOK)
+	// A delta is many small pieces; gathered in a large buffer they go
+	// out in full-size TLS records (net/http's own buffer is 4 kB, a
+	// record and a syscall each). Large pieces pass straight through.
+	bw := answerBufs.Get().(*bufio.Writer)
+	bw.Reset(w)
+	bw.Write(head)
+	for _, p := range a.peers {
+		bw.Write(p)
+	}
+	bw.Write(tail)
+	bw.Flush() // an error here is the client gone: nothing more to tell it
+	bw.Reset(nil)
+	answerBufs.Put(bw)
+	return nil
+}
+
+var answerBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, control.Error{Error: msg})
@@ -390,12 +428,11 @@ func (s *Server) hJoin(w http.ResponseWriter, r *http.Request, node caller) erro
 	if err := readBody(w, r, &req); err != nil {
 		return err
 	}
-	mc, err := s.join(r.Context(), id, node, req, remoteAddr(r))
+	a, err := s.join(r.Context(), id, node, req, remoteAddr(r))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, mc)
-	return nil
+	return writeAnswer(w, a)
 }
 
 func (s *Server) hSync(w http.ResponseWriter, r *http.Request, node caller) error {
@@ -407,12 +444,11 @@ func (s *Server) hSync(w http.ResponseWriter, r *http.Request, node caller) erro
 	if err := readBody(w, r, &req); err != nil {
 		return err
 	}
-	mc, err := s.sync(r.Context(), id, node, req, remoteAddr(r))
+	a, err := s.sync(r.Context(), id, node, req, remoteAddr(r), r.URL.Query().Get("delta") == "1")
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, mc)
-	return nil
+	return writeAnswer(w, a)
 }
 
 func (s *Server) hLeave(w http.ResponseWriter, r *http.Request, node caller) error {

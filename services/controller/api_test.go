@@ -458,7 +458,7 @@ func TestIdentityPinned(t *testing.T) {
 	evil := e.newNode().joinReq("")
 	_, err := e.s.join(e.ctx, nw.ID, forged, evil, netip.MustParseAddr("198.51.100.66"))
 	wantErr(t, "join", err, "registered with a different identity key")
-	_, err = e.s.sync(e.ctx, nw.ID, forged, control.SyncRequest{PublicKey: evil.PublicKey}, netip.MustParseAddr("198.51.100.66"))
+	_, err = e.s.sync(e.ctx, nw.ID, forged, control.SyncRequest{PublicKey: evil.PublicKey}, netip.MustParseAddr("198.51.100.66"), true)
 	wantErr(t, "sync", err, "registered with a different identity key")
 	err = e.s.removeMember(e.ctx, nw.ID, a.id.NodeID(), other.Pin())
 	wantErr(t, "leave", err, "registered with a different identity key")

@@ -6,17 +6,28 @@
 // (controller.db) and the controller address members are given
 // (controller.url). Everything a member must be told is derived from the
 // database: a member's configuration (control.MemberConfig) is a pure
-// function of its network, the network's routes and the other members, built
-// fresh on every join and sync, so there is no second copy that could drift.
+// function of its network, the network's routes and the other members
+// (buildMemberConfig defines it). Syncs are answered from an in-memory view
+// of each network (view.go) that every write patches from the rows it
+// touched, read back inside its own transaction, so the view cannot drift
+// from the database; the tests hold the two together. The view lets a sync
+// cost what changed rather than what the network holds: each peer entry is
+// encoded once and its bytes go to every member, and a member that can
+// apply deltas (sync ?delta=1) gets only the peers that changed since the
+// revision it holds, found through each member's rev and the tombstones of
+// deleted members, both kept in the database so that deltas survive a
+// restart. A sync that changes nothing but when the member was last seen
+// writes nothing; last-seen times are written every 30 s.
 //
 // Why the rules live here: the controller is the only place that sees all
 // members of a network at once, so it is where "no address is handed out
 // twice", "a route's gateway lies inside the network" and "a denied member
 // gets no peers" can be enforced. Every request is validated in full before
-// anything is written, and every mutation is one database transaction that
-// also bumps the network's revision when any member's configuration changes;
-// members long-poll on that revision, so a change reaches them within a round
-// trip.
+// anything is written, and every mutation runs as one unit (a savepoint in a
+// transaction that writes queued together share: one fsync per group, see
+// Store) that also bumps the network's revision when any member's
+// configuration changes; members long-poll on that revision, so a change
+// reaches them within a round trip.
 //
 // What it must not do: touch the kernel, hold a member's private keys (a
 // member proves who it is with its own certificate; the controller only ever

@@ -79,7 +79,7 @@ func startEnv(t *testing.T, dir string) *env {
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {
-			// Closing the clients' connections first spares the HTTP/2
+			// Closing the clients' connections first spares the
 			// server its one-second wait for them at shutdown.
 			for _, c := range e.clients {
 				c.Close()

@@ -28,7 +28,9 @@ func memberStatus(m memberRec) string {
 func inService(m memberRec) bool { return memberStatus(m) == control.StatusOK }
 
 // buildMemberConfig returns the configuration of member self of network n,
-// given the network's routes and all its members (self included).
+// given the network's routes and all its members (self included). It is
+// the definition the controller's cache (view.go) must agree with; the
+// tests hold the two together.
 func buildMemberConfig(n networkRec, routes []control.Route, members []memberRec, self memberRec) control.MemberConfig {
 	mc := control.MemberConfig{
 		NetworkID: n.ID,
@@ -51,25 +53,32 @@ func buildMemberConfig(n networkRec, routes []control.Route, members []memberRec
 		if m.NodeID == self.NodeID || !inService(m) {
 			continue
 		}
-		p := control.Peer{
-			NodeID:     m.NodeID,
-			Hostname:   m.Hostname,
-			PublicKey:  m.PublicKey,
-			Addresses:  []netip.Addr{m.Address},
-			AllowedIPs: []netip.Prefix{netip.PrefixFrom(m.Address, 32)},
-			Endpoints:  peerEndpoints(m),
-		}
-		for _, r := range mc.Routes {
-			if r.Via == m.Address {
-				p.AllowedIPs = append(p.AllowedIPs, r.Dest)
-			}
-		}
-		mc.Peers = append(mc.Peers, p)
+		mc.Peers = append(mc.Peers, peerOf(m, mc.Routes))
 	}
 	if self.BehindNAT {
 		mc.Keepalive = natKeepalive
 	}
 	return mc
+}
+
+// peerOf is member m (in service) as its peers see it, given the network's
+// routes: the same for every peer, which is why the controller can encode
+// it once and send the bytes to all.
+func peerOf(m memberRec, routes []control.Route) control.Peer {
+	p := control.Peer{
+		NodeID:     m.NodeID,
+		Hostname:   m.Hostname,
+		PublicKey:  m.PublicKey,
+		Addresses:  []netip.Addr{m.Address},
+		AllowedIPs: []netip.Prefix{netip.PrefixFrom(m.Address, 32)},
+		Endpoints:  peerEndpoints(m),
+	}
+	for _, r := range routes {
+		if r.Via == m.Address {
+			p.AllowedIPs = append(p.AllowedIPs, r.Dest)
+		}
+	}
+	return p
 }
 
 // peerEndpoints lists where a member can be reached, best first: the

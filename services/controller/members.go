@@ -62,12 +62,12 @@ func applyReport(m *memberRec, r report, remote netip.Addr, now time.Time) (chan
 // giveAddress gives an allowed member without an address one: want if it
 // is valid and free, else the lowest free address. A full pool leaves the
 // member without one (it reports REQUESTING_CONFIGURATION) rather than
-// failing the call.
-func (s *Server) giveAddress(n networkRec, members []memberRec, m *memberRec, want netip.Addr) {
+// failing the call. used are the addresses other members hold.
+func (s *Server) giveAddress(n networkRec, used map[netip.Addr]string, m *memberRec, want netip.Addr) {
 	if m.State != control.StateAllowed || m.Address.IsValid() {
 		return
 	}
-	a, passedOver, err := pickAddress(n.CIDR, usedAddresses(members, m.NodeID), want)
+	a, passedOver, err := pickAddress(n.CIDR, used, want)
 	if passedOver != nil {
 		s.logf("network %s: member %s: %v; using the pool", n.ID, m.NodeID, passedOver)
 	}
@@ -78,25 +78,14 @@ func (s *Server) giveAddress(n networkRec, members []memberRec, m *memberRec, wa
 	m.Address = a
 }
 
-// configOf reads member node's configuration inside tx.
-func configOf(tx *Tx, id, node string) (control.MemberConfig, error) {
-	n, err := tx.network(id)
+// answerOf builds member node's configuration from its network's view: a
+// delta against since if delta is set and one can be given, else full.
+func (s *Server) answerOf(ctx context.Context, id, node string, since uint64, delta bool) (answer, error) {
+	v, err := s.viewOf(ctx, id)
 	if err != nil {
-		return control.MemberConfig{}, err
+		return answer{}, err
 	}
-	self, err := tx.member(id, node)
-	if err != nil {
-		return control.MemberConfig{}, err
-	}
-	rs, err := tx.routes(id)
-	if err != nil {
-		return control.MemberConfig{}, err
-	}
-	ms, err := tx.members(id)
-	if err != nil {
-		return control.MemberConfig{}, err
-	}
-	return buildMemberConfig(n, rs, ms, self), nil
+	return v.answer(node, since, delta)
 }
 
 func findMember(ms []memberRec, node string) (memberRec, bool) {
@@ -124,17 +113,23 @@ func checkIdentity(m memberRec, key string) error {
 	return nil
 }
 
-func (s *Server) join(ctx context.Context, id string, c caller, req control.JoinRequest, remote netip.Addr) (control.MemberConfig, error) {
+func (s *Server) join(ctx context.Context, id string, c caller, req control.JoinRequest, remote netip.Addr) (answer, error) {
 	node := c.node
 	req, err := checkJoin(req)
 	if err != nil {
-		return control.MemberConfig{}, err
+		return answer{}, err
 	}
 	now := s.now()
-	var mc control.MemberConfig
 	var event string
 	err = s.write(ctx, func(tx *Tx) error {
 		n, err := tx.network(id)
+		if err != nil {
+			return err
+		}
+		// The view holds every address in use, so a join reads one row,
+		// not the whole network. Inside a write it is exactly what the
+		// database holds.
+		v, err := s.viewTx(tx, id)
 		if err != nil {
 			return err
 		}
@@ -146,11 +141,10 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 			}
 			tok = &t
 		}
-		members, err := tx.members(id)
+		m, existing, err := tx.memberIfAny(id, node)
 		if err != nil {
 			return err
 		}
-		m, existing := findMember(members, node)
 		if existing {
 			if err := checkIdentity(m, c.key); err != nil {
 				return err
@@ -169,13 +163,17 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 			m.Requested = req.RequestedAddress
 		}
 		reported := applyReport(&m, report{req.PublicKey, req.Hostname, req.Version, req.ListenPort, req.Endpoints}, remote, now)
+		// The member's own address, if any, is in used: it is never the
+		// one checked or picked below (the token's differs from it; a
+		// member with an address gets none).
+		used := v.byAddr
 		if tok != nil && tok.Address.IsValid() && m.Address != tok.Address && m.State != control.StateDenied {
-			if err := checkFree("token address", n.CIDR, usedAddresses(members, node), tok.Address); err != nil {
+			if err := checkFree("token address", n.CIDR, used, tok.Address); err != nil {
 				return err
 			}
 			m.Address = tok.Address
 		}
-		s.giveAddress(n, members, &m, m.Requested)
+		s.giveAddress(n, used, &m, m.Requested)
 		if existing {
 			err = tx.updateMember(m)
 		} else {
@@ -190,19 +188,18 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 			}
 		}
 		if !existing && m.State != control.StatePending || existing && (reported || configChanged(old, m)) {
-			if err := tx.bump(id); err != nil {
+			if _, err := tx.bump(id); err != nil {
 				return err
 			}
 		}
 		event = joinEvent(existing, m, tok)
-		mc, err = configOf(tx, id, node)
-		return err
+		return nil
 	})
 	if err != nil {
-		return control.MemberConfig{}, err
+		return answer{}, err
 	}
 	s.logf("network %s: member %s (%q) %s", id, node, req.Hostname, event)
-	return mc, nil
+	return s.answerOf(ctx, id, node, 0, false)
 }
 
 func joinEvent(existing bool, m memberRec, tok *tokenRec) string {
@@ -223,54 +220,79 @@ func joinEvent(existing bool, m memberRec, tok *tokenRec) string {
 
 // sync records a member's report, then waits until the network's revision
 // differs from req.Since (or the wait runs out) and answers its
-// configuration.
-func (s *Server) sync(ctx context.Context, id string, c caller, req control.SyncRequest, remote netip.Addr) (control.MemberConfig, error) {
+// configuration: a delta against req.Since if delta is set and one can be
+// given. A report that changes nothing but when the member was last seen
+// does not write the database.
+func (s *Server) sync(ctx context.Context, id string, c caller, req control.SyncRequest, remote netip.Addr, delta bool) (answer, error) {
 	node := c.node
 	req, err := checkSync(req)
 	if err != nil {
-		return control.MemberConfig{}, err
+		return answer{}, err
 	}
 	// Take the channel before reading the revision: a change committed
 	// after the read still closes it.
 	changed, done := s.watch.wait(id)
 	defer done()
-	var mc control.MemberConfig
+	v, err := s.viewOf(ctx, id)
+	if err != nil {
+		return answer{}, err
+	}
+	v.mu.RLock()
+	vm := v.members[node]
 	var m memberRec
-	var reported bool
-	err = s.write(ctx, func(tx *Tx) error {
-		if _, err := tx.network(id); err != nil {
-			return err
-		}
-		m, err = tx.member(id, node)
-		if err != nil {
-			return err
-		}
-		if err := checkIdentity(m, c.key); err != nil {
-			return err
-		}
-		reported = applyReport(&m, report{req.PublicKey, req.Hostname, req.Version, req.ListenPort, req.Endpoints}, remote, s.now())
-		if err := tx.updateMember(m); err != nil {
-			return err
-		}
-		if reported {
-			if err := tx.bump(id); err != nil {
+	if vm != nil {
+		m = vm.rec
+		m.Endpoints = slices.Clone(m.Endpoints)
+	}
+	v.mu.RUnlock()
+	if vm == nil {
+		return answer{}, errMemberNotFound(node, id)
+	}
+	if err := checkIdentity(m, c.key); err != nil {
+		return answer{}, err
+	}
+	now := s.now()
+	rep := report{req.PublicKey, req.Hostname, req.Version, req.ListenPort, req.Endpoints}
+	was := m
+	reported := applyReport(&m, rep, remote, now)
+	if reported || m.Version != was.Version {
+		err = s.write(ctx, func(tx *Tx) error {
+			m, err = tx.member(id, node)
+			if err != nil {
 				return err
 			}
+			if err := checkIdentity(m, c.key); err != nil {
+				return err
+			}
+			reported = applyReport(&m, rep, remote, now)
+			if err := tx.updateMember(m); err != nil {
+				return err
+			}
+			if reported {
+				if _, err := tx.bump(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return answer{}, err
 		}
-		mc, err = configOf(tx, id, node)
-		return err
-	})
-	if err != nil {
-		return control.MemberConfig{}, err
+		if reported {
+			s.logf("network %s: member %s reported a change: endpoints %v, seen at %v, listen port %d, behind NAT %t",
+				id, node, m.Endpoints, m.Observed, m.ListenPort, m.BehindNAT)
+		}
+	} else if t := nanos(now); t > vm.seen.Load() {
+		vm.seen.Store(t)
 	}
-	if reported {
-		s.logf("network %s: member %s reported a change: endpoints %v, seen at %v, listen port %d, behind NAT %t",
-			id, node, m.Endpoints, m.Observed, m.ListenPort, m.BehindNAT)
+	a, err := s.answerOf(ctx, id, node, req.Since, delta)
+	if err != nil {
+		return answer{}, err
 	}
 	// A revision behind Since means the controller's state was restored
 	// from an older copy: answer at once rather than wait for it to catch up.
-	if mc.Revision != req.Since {
-		return mc, nil
+	if a.mc.Revision != req.Since {
+		return a, nil
 	}
 	t := time.NewTimer(time.Duration(req.Wait))
 	defer t.Stop()
@@ -279,18 +301,9 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 	case <-t.C:
 	case <-s.stopping:
 	case <-ctx.Done():
-		return control.MemberConfig{}, ctx.Err()
+		return answer{}, ctx.Err()
 	}
-	return s.memberConfig(ctx, id, node)
-}
-
-func (s *Server) memberConfig(ctx context.Context, id, node string) (control.MemberConfig, error) {
-	var mc control.MemberConfig
-	err := s.store.Read(ctx, func(tx *Tx) (err error) {
-		mc, err = configOf(tx, id, node)
-		return err
-	})
-	return mc, err
+	return s.answerOf(ctx, id, node, req.Since, delta)
 }
 
 // removeMember deletes a member, freeing its address. key is the caller's
@@ -318,7 +331,8 @@ func (s *Server) removeMember(ctx context.Context, id, node, key string) error {
 		if err := tx.deleteMember(id, node); err != nil {
 			return err
 		}
-		return tx.bump(id)
+		_, err = tx.bump(id)
+		return err
 	})
 	if err == nil {
 		s.logf("network %s: member %s %s (address %s freed)", id, node, how, textAddr(addr))
@@ -338,6 +352,19 @@ func (s *Server) listMembers(ctx context.Context, id string) ([]control.Member, 
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Syncs that change nothing keep when a member was last seen in
+	// memory; it is written to the database every so often.
+	if v := s.views.get(id); v != nil {
+		v.mu.RLock()
+		for i, m := range ms {
+			if vm := v.members[m.NodeID]; vm != nil {
+				if t := fromNanos(vm.seen.Load()); t.After(m.LastSeen) {
+					ms[i].LastSeen = t
+				}
+			}
+		}
+		v.mu.RUnlock()
 	}
 	out := make([]control.Member, 0, len(ms))
 	for _, m := range sortedMembers(ms) {
@@ -374,7 +401,8 @@ func (s *Server) changeMember(ctx context.Context, id, node string, change func(
 		if err := tx.updateMember(m); err != nil {
 			return err
 		}
-		return tx.bump(id)
+		_, err = tx.bump(id)
+		return err
 	})
 	return m, changed, err
 }
@@ -382,7 +410,7 @@ func (s *Server) changeMember(ctx context.Context, id, node string, change func(
 func (s *Server) allowMember(ctx context.Context, id, node string) (control.Member, error) {
 	m, changed, err := s.changeMember(ctx, id, node, func(n networkRec, members []memberRec, m *memberRec) error {
 		m.State = control.StateAllowed
-		s.giveAddress(n, members, m, m.Requested)
+		s.giveAddress(n, usedAddresses(members, m.NodeID), m, m.Requested)
 		return nil
 	})
 	if err == nil && changed {

@@ -3,6 +3,8 @@ package controller
 import (
 	"cmp"
 	"context"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -10,24 +12,102 @@ import (
 	"github.com/gatenet/gate/services/control"
 )
 
-// write runs fn in a write transaction and, once it has committed, wakes
-// the long-polls of every network whose revision it bumped.
+// write runs fn in a write transaction, brings the views of the networks it
+// changed up to date (inside the same transaction) and, once it has
+// committed, wakes the long-polls of every network whose revision moved.
 func (s *Server) write(ctx context.Context, fn func(*Tx) error) error {
-	var bumped []string
-	err := s.store.Write(ctx, func(tx *Tx) error {
+	return s.store.Write(ctx, func(tx *Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		bumped = tx.bumped
+		if err := s.patchViews(tx); err != nil {
+			return fmt.Errorf("updating the network cache: %w", err)
+		}
+		bumped := slices.Clone(tx.bumped)
+		tx.afterCommit(func() {
+			for _, id := range bumped {
+				s.watch.notify(id)
+			}
+		})
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	for _, id := range bumped {
-		s.watch.notify(id)
+}
+
+// patchViews applies a write to the views (on the writer goroutine).
+func (s *Server) patchViews(tx *Tx) error {
+	ids := slices.Concat(slices.Collect(maps.Keys(tx.touched)), slices.Collect(maps.Keys(tx.netChanged)), tx.bumped)
+	slices.Sort(ids)
+	for _, id := range slices.Compact(ids) {
+		if tx.deleted[id] {
+			s.views.set(id, nil)
+			continue
+		}
+		v := s.views.get(id)
+		if v == nil {
+			// A new network, or the views were dropped after a failed
+			// commit: start from what the database holds now, and give
+			// no delta across this write, whose changes the view did not
+			// see.
+			if _, err := tx.tx.ExecContext(tx.ctx, `UPDATE networks SET horizon = revision WHERE id = $1`, id); err != nil {
+				return err
+			}
+			nv, err := loadView(tx, id)
+			if err != nil {
+				return err
+			}
+			s.views.set(id, nv)
+			continue
+		}
+		if err := v.patch(tx, tx.touched[id], s.now()); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// viewTx returns network id's view inside a write, loading it if need be
+// (call it before the write changes anything). The error is a 404 if the
+// network does not exist.
+func (s *Server) viewTx(tx *Tx, id string) (*netView, error) {
+	if v := s.views.get(id); v != nil {
+		return v, nil
+	}
+	v, err := loadView(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.views.set(id, v)
+	return v, nil
+}
+
+// viewOf returns network id's view; the error is a 404 if the network does
+// not exist.
+func (s *Server) viewOf(ctx context.Context, id string) (*netView, error) {
+	if v := s.views.get(id); v != nil {
+		return v, nil
+	}
+	var v *netView
+	err := s.store.Write(ctx, func(tx *Tx) (err error) {
+		v, err = s.viewTx(tx, id)
+		return err
+	})
+	return v, err
+}
+
+// loadViews loads every network's view, at start.
+func (s *Server) loadViews(ctx context.Context) error {
+	return s.store.Write(ctx, func(tx *Tx) error {
+		ns, err := tx.networks()
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if _, err := s.viewTx(tx, n.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // networkOf reads network id with its routes, as the API shows it.
@@ -138,7 +218,7 @@ func (s *Server) updateNetwork(ctx context.Context, id string, req control.Updat
 		// The name and MTU are in every member's configuration; whether
 		// new members are allowed automatically is not.
 		if n.Name != old.Name || n.MTU != old.MTU {
-			if err := tx.bump(id); err != nil {
+			if _, err := tx.bump(id); err != nil {
 				return err
 			}
 		}
@@ -186,7 +266,7 @@ func (s *Server) addRoute(ctx context.Context, id string, r control.Route) (cont
 		if err := tx.insertRoute(id, r); err != nil {
 			return err
 		}
-		if err := tx.bump(id); err != nil {
+		if _, err := tx.bump(id); err != nil {
 			return err
 		}
 		out, err = networkOf(tx, id)
@@ -214,7 +294,7 @@ func (s *Server) deleteRoute(ctx context.Context, id string, dest netip.Prefix) 
 		if !found {
 			return errorf(http.StatusNotFound, "network %s has no route to %s", id, dest)
 		}
-		if err := tx.bump(id); err != nil {
+		if _, err := tx.bump(id); err != nil {
 			return err
 		}
 		out, err = networkOf(tx, id)

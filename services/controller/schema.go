@@ -60,6 +60,22 @@ var migrations = [][]string{
 		)`,
 		`CREATE INDEX tokens_network ON tokens (network_id)`,
 	},
+	// Deltas: the revision at which each member last changed as its peers
+	// see it, tombstones of deleted members, and the horizon before which
+	// no delta can be given (changes before this migration were not
+	// tracked, so it starts at each network's current revision).
+	2: {
+		`ALTER TABLE members ADD COLUMN rev INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE networks ADD COLUMN horizon INTEGER NOT NULL DEFAULT 0`,
+		`UPDATE networks SET horizon = revision`,
+		`CREATE TABLE tombstones (
+			network_id TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+			node_id    TEXT NOT NULL,
+			rev        INTEGER NOT NULL,
+			deleted    INTEGER NOT NULL,
+			PRIMARY KEY (network_id, node_id)
+		)`,
+	},
 }
 
 func (st *Store) migrate(ctx context.Context) error {

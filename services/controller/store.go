@@ -22,12 +22,24 @@ import (
 // outside the connection pragmas) so that a PostgreSQL DSN can be added for
 // a highly available controller. Times are stored as Unix nanoseconds and
 // addresses as text; a NULL address means none.
+//
+// Writes go through one goroutine that commits them in groups: every write
+// queued while a commit (an fsync, milliseconds) is under way runs in the
+// next database transaction, each inside its own savepoint, so a failing
+// write is undone alone and the others commit together. A join storm thus
+// costs one fsync per group rather than one per member. Each write still
+// sees the writes before it and none of the ones after, exactly as if they
+// ran one at a time, which is what "read, validate, write" relies on.
 type Store struct {
-	db *sql.DB
-	// wmu serialises write transactions: SQLite has one writer anyway, and
-	// serialising here makes "read, validate, write" in one transaction
-	// free of lost updates without relying on the engine's isolation.
-	wmu sync.Mutex
+	db     *sql.DB
+	writes chan *writeReq
+	quit   chan struct{}
+	exited chan struct{}
+	once   sync.Once
+	// failed is called (on the writer goroutine) when a group that had
+	// succeeded in part could not be committed, so that caches built from
+	// its writes are dropped.
+	failed func()
 }
 
 // OpenSQLite opens (creating if need be) the SQLite database at path and
@@ -41,60 +53,71 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	st := &Store{db: db}
+	st := &Store{db: db, writes: make(chan *writeReq), quit: make(chan struct{}), exited: make(chan struct{}), failed: func() {}}
+	go st.writer()
 	if err := st.migrate(ctx); err != nil {
-		db.Close()
+		st.Close()
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	return st, nil
 }
 
-// Close closes the database.
-func (st *Store) Close() error { return st.db.Close() }
+// Close stops the writer and closes the database.
+func (st *Store) Close() error {
+	st.once.Do(func() { close(st.quit) })
+	<-st.exited
+	return st.db.Close()
+}
 
-// Tx is one database transaction with the controller's queries.
+// Tx is one write (or read) with the controller's queries. In a write, it
+// also records what changed, for the caches and the long-polls.
 type Tx struct {
 	ctx context.Context
 	tx  *sql.Tx
 	// bumped lists the networks whose revision this transaction moved (or
 	// which it deleted): their long-polls are woken after the commit.
 	bumped []string
+	// revs holds the revision each bumped network moved to: one write
+	// moves a network's revision once.
+	revs map[string]uint64
+	// touched lists, by network, the members this write inserted, updated
+	// or deleted; netChanged the networks whose row or routes it changed.
+	touched    map[string][]string
+	netChanged map[string]bool
+	deleted    map[string]bool
+	// after runs once the transaction has committed.
+	after []func()
 }
 
-// Write runs fn in a transaction that is committed, durably, if fn returns
-// nil and rolled back otherwise. Write transactions run one at a time.
-func (st *Store) Write(ctx context.Context, fn func(*Tx) error) error {
-	st.wmu.Lock()
-	defer st.wmu.Unlock()
-	return st.run(ctx, fn)
+// afterCommit runs f after the transaction has committed, on the writer
+// goroutine, in the order the writes ran.
+func (tx *Tx) afterCommit(f func()) { tx.after = append(tx.after, f) }
+
+func (tx *Tx) touch(networkID, node string) {
+	if tx.touched == nil {
+		tx.touched = map[string][]string{}
+	}
+	if !slices.Contains(tx.touched[networkID], node) {
+		tx.touched[networkID] = append(tx.touched[networkID], node)
+	}
+}
+
+func (tx *Tx) netChange(id string) {
+	if tx.netChanged == nil {
+		tx.netChanged = map[string]bool{}
+	}
+	tx.netChanged[id] = true
 }
 
 // Read runs fn in a transaction, which gives it a consistent snapshot; it
 // is always rolled back.
 func (st *Store) Read(ctx context.Context, fn func(*Tx) error) error {
-	return st.run(ctx, func(tx *Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return errReadOnly
-	})
-}
-
-var errReadOnly = errors.New("read-only transaction")
-
-func (st *Store) run(ctx context.Context, fn func(*Tx) error) error {
 	sqlTx, err := st.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(&Tx{ctx: ctx, tx: sqlTx}); err != nil {
-		sqlTx.Rollback()
-		if err == errReadOnly {
-			return nil
-		}
-		return err
-	}
-	return sqlTx.Commit()
+	defer sqlTx.Rollback()
+	return fn(&Tx{ctx: ctx, tx: sqlTx})
 }
 
 // Records as stored.
@@ -107,6 +130,10 @@ type networkRec struct {
 	AutoAllow bool
 	Revision  uint64
 	Created   time.Time
+	// Horizon is the oldest revision a delta can start from: the
+	// revisions of tombstones pruned so far, or of the schema upgrade
+	// that started tracking changes.
+	Horizon uint64
 }
 
 type memberRec struct {
@@ -125,6 +152,10 @@ type memberRec struct {
 	LastSeen   time.Time
 	Version    string
 	Created    time.Time
+	// Rev is the network revision at which this member's entry in other
+	// members' configurations last changed (deltas send what changed
+	// since a revision).
+	Rev uint64
 }
 
 type tokenRec struct {
@@ -168,20 +199,20 @@ func textAddr(a netip.Addr) string {
 
 // Networks.
 
-const networkCols = `id, name, cidr, mtu, auto_allow, revision, created`
+const networkCols = `id, name, cidr, mtu, auto_allow, revision, created, horizon`
 
 func scanNetwork(sc interface{ Scan(...any) error }) (networkRec, error) {
 	var n networkRec
 	var cidr string
-	var rev, created int64
-	if err := sc.Scan(&n.ID, &n.Name, &cidr, &n.MTU, &n.AutoAllow, &rev, &created); err != nil {
+	var rev, created, horizon int64
+	if err := sc.Scan(&n.ID, &n.Name, &cidr, &n.MTU, &n.AutoAllow, &rev, &created, &horizon); err != nil {
 		return n, err
 	}
 	var err error
 	if n.CIDR, err = netip.ParsePrefix(cidr); err != nil {
 		return n, fmt.Errorf("network %s: stored cidr: %w", n.ID, err)
 	}
-	n.Revision, n.Created = uint64(rev), fromNanos(created)
+	n.Revision, n.Created, n.Horizon = uint64(rev), fromNanos(created), uint64(horizon)
 	return n, nil
 }
 
@@ -214,25 +245,38 @@ func (tx *Tx) networks() ([]networkRec, error) {
 }
 
 func (tx *Tx) insertNetwork(n networkRec) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO networks (`+networkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		n.ID, n.Name, n.CIDR.String(), n.MTU, n.AutoAllow, int64(n.Revision), nanos(n.Created))
+	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO networks (`+networkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		n.ID, n.Name, n.CIDR.String(), n.MTU, n.AutoAllow, int64(n.Revision), nanos(n.Created), int64(n.Horizon))
+	tx.netChange(n.ID)
 	return err
 }
 
 func (tx *Tx) updateNetwork(n networkRec) error {
 	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE networks SET name = $2, mtu = $3, auto_allow = $4 WHERE id = $1`,
 		n.ID, n.Name, n.MTU, n.AutoAllow)
+	tx.netChange(n.ID)
 	return err
 }
 
-// bump increments a network's revision: every member's configuration may
-// have changed.
-func (tx *Tx) bump(id string) error {
-	if _, err := tx.tx.ExecContext(tx.ctx, `UPDATE networks SET revision = revision + 1 WHERE id = $1`, id); err != nil {
-		return err
+// bump moves a network's revision (once per write): every member's
+// configuration may have changed. It returns the new revision.
+func (tx *Tx) bump(id string) (uint64, error) {
+	if r, ok := tx.revs[id]; ok {
+		return r, nil
 	}
+	if _, err := tx.tx.ExecContext(tx.ctx, `UPDATE networks SET revision = revision + 1 WHERE id = $1`, id); err != nil {
+		return 0, err
+	}
+	var r int64
+	if err := tx.tx.QueryRowContext(tx.ctx, `SELECT revision FROM networks WHERE id = $1`, id).Scan(&r); err != nil {
+		return 0, err
+	}
+	if tx.revs == nil {
+		tx.revs = map[string]uint64{}
+	}
+	tx.revs[id] = uint64(r)
 	tx.changed(id)
-	return nil
+	return uint64(r), nil
 }
 
 // changed marks network id for waking its long-polls after the commit.
@@ -243,7 +287,12 @@ func (tx *Tx) changed(id string) {
 }
 
 func (tx *Tx) deleteNetwork(id string) error {
+	if tx.deleted == nil {
+		tx.deleted = map[string]bool{}
+	}
+	tx.deleted[id] = true
 	for _, q := range []string{
+		`DELETE FROM tombstones WHERE network_id = $1`,
 		`DELETE FROM tokens WHERE network_id = $1`,
 		`DELETE FROM members WHERE network_id = $1`,
 		`DELETE FROM routes WHERE network_id = $1`,
@@ -285,6 +334,7 @@ func (tx *Tx) routes(networkID string) ([]control.Route, error) {
 func (tx *Tx) insertRoute(networkID string, r control.Route) error {
 	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO routes (network_id, dest, via) VALUES ($1, $2, $3)`,
 		networkID, r.Dest.String(), r.Via.String())
+	tx.netChange(networkID)
 	return err
 }
 
@@ -295,20 +345,21 @@ func (tx *Tx) deleteRoute(networkID string, dest netip.Prefix) (bool, error) {
 		return false, err
 	}
 	n, err := res.RowsAffected()
+	tx.netChange(networkID)
 	return n > 0, err
 }
 
 // Members.
 
-const memberCols = `network_id, node_id, identity, hostname, public_key, endpoints, observed, listen_port, state, address, requested, behind_nat, last_seen, version, created`
+const memberCols = `network_id, node_id, identity, hostname, public_key, endpoints, observed, listen_port, state, address, requested, behind_nat, last_seen, version, created, rev`
 
 func scanMember(sc interface{ Scan(...any) error }) (memberRec, error) {
 	var m memberRec
 	var eps, observed, requested string
 	var addr sql.NullString
-	var lastSeen, created int64
+	var lastSeen, created, rev int64
 	if err := sc.Scan(&m.NetworkID, &m.NodeID, &m.Identity, &m.Hostname, &m.PublicKey, &eps, &observed, &m.ListenPort,
-		&m.State, &addr, &requested, &m.BehindNAT, &lastSeen, &m.Version, &created); err != nil {
+		&m.State, &addr, &requested, &m.BehindNAT, &lastSeen, &m.Version, &created, &rev); err != nil {
 		return m, err
 	}
 	bad := func(what string, err error) error { return fmt.Errorf("member %s: stored %s: %w", m.NodeID, what, err) }
@@ -329,7 +380,7 @@ func scanMember(sc interface{ Scan(...any) error }) (memberRec, error) {
 			return m, bad("requested address", err)
 		}
 	}
-	m.LastSeen, m.Created = fromNanos(lastSeen), fromNanos(created)
+	m.LastSeen, m.Created, m.Rev = fromNanos(lastSeen), fromNanos(created), uint64(rev)
 	return m, nil
 }
 
@@ -345,6 +396,16 @@ func (tx *Tx) member(networkID, node string) (memberRec, error) {
 		return m, errMemberNotFound(node, networkID)
 	}
 	return m, err
+}
+
+// memberIfAny returns a member; found is false if there is none.
+func (tx *Tx) memberIfAny(networkID, node string) (m memberRec, found bool, err error) {
+	m, err = scanMember(tx.tx.QueryRowContext(tx.ctx,
+		`SELECT `+memberCols+` FROM members WHERE network_id = $1 AND node_id = $2`, networkID, node))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, false, nil
+	}
+	return m, err == nil, err
 }
 
 func (tx *Tx) members(networkID string) ([]memberRec, error) {
@@ -378,7 +439,7 @@ func memberArgs(m memberRec) ([]any, error) {
 		observed = m.Observed.String()
 	}
 	return []any{m.NetworkID, m.NodeID, m.Identity, m.Hostname, m.PublicKey, string(b), observed, m.ListenPort,
-		m.State, nullAddr(m.Address), textAddr(m.Requested), m.BehindNAT, nanos(m.LastSeen), m.Version, nanos(m.Created)}, nil
+		m.State, nullAddr(m.Address), textAddr(m.Requested), m.BehindNAT, nanos(m.LastSeen), m.Version, nanos(m.Created), int64(m.Rev)}, nil
 }
 
 func (tx *Tx) insertMember(m memberRec) error {
@@ -387,7 +448,8 @@ func (tx *Tx) insertMember(m memberRec) error {
 		return err
 	}
 	_, err = tx.tx.ExecContext(tx.ctx, `INSERT INTO members (`+memberCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`, args...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, args...)
+	tx.touch(m.NetworkID, m.NodeID)
 	return err
 }
 
@@ -399,14 +461,88 @@ func (tx *Tx) updateMember(m memberRec) error {
 	}
 	_, err = tx.tx.ExecContext(tx.ctx, `UPDATE members SET identity = $3, hostname = $4, public_key = $5,
 		endpoints = $6, observed = $7, listen_port = $8, state = $9, address = $10, requested = $11,
-		behind_nat = $12, last_seen = $13, version = $14, created = $15
+		behind_nat = $12, last_seen = $13, version = $14, created = $15, rev = $16
 		WHERE network_id = $1 AND node_id = $2`, args...)
+	tx.touch(m.NetworkID, m.NodeID)
 	return err
 }
 
 func (tx *Tx) deleteMember(networkID, node string) error {
 	_, err := tx.tx.ExecContext(tx.ctx, `DELETE FROM members WHERE network_id = $1 AND node_id = $2`, networkID, node)
+	tx.touch(networkID, node)
 	return err
+}
+
+// setMemberRev records the revision at which a member's peer entry changed.
+func (tx *Tx) setMemberRev(networkID, node string, rev uint64) error {
+	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE members SET rev = $3 WHERE network_id = $1 AND node_id = $2`, networkID, node, int64(rev))
+	return err
+}
+
+// setLastSeen writes when a member was last heard from, which is kept in
+// memory between writes.
+func (tx *Tx) setLastSeen(networkID, node string, t time.Time) error {
+	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE members SET last_seen = $3 WHERE network_id = $1 AND node_id = $2`, networkID, node, nanos(t))
+	return err
+}
+
+// Tombstones: members that were deleted, kept for a while with the
+// revision of their removal so that deltas can tell the others.
+
+func (tx *Tx) putTombstone(networkID, node string, rev uint64, at time.Time) error {
+	if err := tx.dropTombstone(networkID, node); err != nil {
+		return err
+	}
+	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO tombstones (network_id, node_id, rev, deleted) VALUES ($1, $2, $3, $4)`,
+		networkID, node, int64(rev), nanos(at))
+	return err
+}
+
+func (tx *Tx) dropTombstone(networkID, node string) error {
+	_, err := tx.tx.ExecContext(tx.ctx, `DELETE FROM tombstones WHERE network_id = $1 AND node_id = $2`, networkID, node)
+	return err
+}
+
+// tombstones returns a network's tombstones: node ID -> revision.
+func (tx *Tx) tombstones(networkID string) (map[string]uint64, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT node_id, rev FROM tombstones WHERE network_id = $1`, networkID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var node string
+		var rev int64
+		if err := rows.Scan(&node, &rev); err != nil {
+			return nil, err
+		}
+		out[node] = uint64(rev)
+	}
+	return out, rows.Err()
+}
+
+// pruneTombstones forgets the tombstones of a network deleted before
+// cutoff and moves its horizon past them; it returns the new horizon.
+func (tx *Tx) pruneTombstones(networkID string, cutoff time.Time) (uint64, error) {
+	var top sql.NullInt64
+	if err := tx.tx.QueryRowContext(tx.ctx, `SELECT MAX(rev) FROM tombstones WHERE network_id = $1 AND deleted < $2`,
+		networkID, nanos(cutoff)).Scan(&top); err != nil {
+		return 0, err
+	}
+	var horizon int64
+	if err := tx.tx.QueryRowContext(tx.ctx, `SELECT horizon FROM networks WHERE id = $1`, networkID).Scan(&horizon); err != nil {
+		return 0, err
+	}
+	if !top.Valid {
+		return uint64(horizon), nil
+	}
+	if _, err := tx.tx.ExecContext(tx.ctx, `DELETE FROM tombstones WHERE network_id = $1 AND rev <= $2`, networkID, top.Int64); err != nil {
+		return 0, err
+	}
+	horizon = max(horizon, top.Int64)
+	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE networks SET horizon = $2 WHERE id = $1`, networkID, horizon)
+	return uint64(horizon), err
 }
 
 // Tokens.

@@ -2,8 +2,14 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/netip"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestStoreOpen(t *testing.T) {
@@ -74,4 +80,70 @@ func TestFailedWriteRollsBack(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestGroupCommit: writes queued together commit together, each in its own
+// savepoint: a failing one is undone alone, and later ones see earlier ones.
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	insert := func(id string) func(*Tx) error {
+		return func(tx *Tx) error {
+			return tx.insertNetwork(networkRec{ID: id, Name: id, CIDR: netip.MustParsePrefix("10.0.0.0/24"), MTU: 1420, Revision: 1})
+		}
+	}
+	boom := errors.New("boom")
+	// Hold the writer busy so that the writes below queue up as one group.
+	hold, release := make(chan struct{}), make(chan struct{})
+	go st.Write(ctx, func(*Tx) error { close(hold); <-release; return nil })
+	<-hold
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("n%d", i)
+			switch i {
+			case 2: // writes, then fails: undone
+				errs[i] = st.Write(ctx, func(tx *Tx) error {
+					if err := insert(id)(tx); err != nil {
+						return err
+					}
+					return boom
+				})
+			case 4: // the same key as n1: fails on the constraint, n1 stays
+				errs[i] = st.Write(ctx, insert("n1"))
+			default:
+				errs[i] = st.Write(ctx, insert(id))
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	var have []string
+	st.Read(ctx, func(tx *Tx) error {
+		ns, err := tx.networks()
+		for _, n := range ns {
+			have = append(have, n.ID)
+		}
+		return err
+	})
+	slices.Sort(have)
+	if want := []string{"n0", "n1", "n3", "n5"}; !slices.Equal(have, want) {
+		t.Errorf("networks %v, want %v", have, want)
+	}
+	if !errors.Is(errs[2], boom) || errs[4] == nil {
+		t.Errorf("errors %v", errs)
+	}
+	for _, i := range []int{0, 1, 3, 5} {
+		if errs[i] != nil {
+			t.Errorf("write %d: %v", i, errs[i])
+		}
+	}
 }

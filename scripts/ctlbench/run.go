@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/controller"
+)
+
+// ctl is the controller under test.
+type ctl struct {
+	addr, pin, token string
+	pid              int
+	stop             func() error
+}
+
+// startController runs `gate controller` on a free loopback port (or, with
+// inproc, a controller in this process) with its state in dir.
+func startController(o options, dir string) (*ctl, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logf, err := os.Create(filepath.Join(dir, "controller.log"))
+	if err != nil {
+		return nil, err
+	}
+	c := &ctl{addr: addr}
+	if o.inproc {
+		lg := log.New(logf, "", log.LstdFlags)
+		s, err := controller.New(controller.Config{StateDir: dir, Listen: addr, Logf: lg.Printf})
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx) }()
+		c.pid = os.Getpid()
+		c.stop = func() error { cancel(); err := <-done; s.Close(); logf.Close(); return err }
+	} else {
+		cmd := exec.Command(o.gate, "controller", "--state", dir, "--listen", addr)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.Env = append(os.Environ(), o.ctlEnv...)
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("starting %s controller: %w", o.gate, err)
+		}
+		c.pid = cmd.Process.Pid
+		c.stop = func() error {
+			cmd.Process.Signal(syscall.SIGTERM)
+			err := cmd.Wait()
+			logf.Close()
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = waitFor(ctx, 30*time.Second, func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "controller.url"))
+		if err != nil {
+			return false
+		}
+		js, err := control.ParseControllerAddress(strings.TrimSpace(string(b)))
+		if err != nil {
+			return false
+		}
+		tok, err := os.ReadFile(filepath.Join(dir, "admin-token"))
+		if err != nil {
+			return false
+		}
+		c.pin, c.token = js.Pin, strings.TrimSpace(string(tok))
+		admin, err := control.NewClient(addr, c.pin, nil, c.token)
+		if err != nil {
+			return false
+		}
+		defer admin.Close()
+		_, err = admin.Networks(ctx)
+		return err == nil
+	})
+	if err != nil {
+		c.stop()
+		return nil, fmt.Errorf("controller did not come up (see %s): %w", filepath.Join(dir, "controller.log"), err)
+	}
+	return c, nil
+}
+
+// status reads a VmRSS-like field of /proc/PID/status, in kB.
+func status(pid int, field string) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func run(n int, o options) (*result, error) {
+	dir := o.workdir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "ctlbench")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	dir = filepath.Join(dir, fmt.Sprintf("n%d", n))
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	r := &result{N: n, Mode: "delta", Concurrency: o.concurrency, LoadStart: loadavg()}
+	if !o.delta {
+		r.Mode = "full"
+	}
+	r.RSSMB.InProcess = o.inproc
+	r.ControllerEnv = o.ctlEnv
+	log.Printf("N=%d (%s): starting the controller", n, r.Mode)
+	c, err := startController(o, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := c.stop(); err != nil {
+			log.Printf("controller: %v", err)
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin, err := control.NewClient(c.addr, c.pin, nil, c.token)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	nw, err := admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "bench", CIDR: netip.MustParsePrefix("10.64.0.0/16"), AutoAllow: true})
+	if err != nil {
+		return nil, err
+	}
+
+	log.Printf("N=%d: making %d identities", n, n)
+	f := &fleet{ms: make([]*member, n), byNode: make(map[string]int, n), delta: o.delta}
+	var wg sync.WaitGroup
+	var mkErr atomic.Pointer[error]
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				m, err := newMember(i, c.addr, c.pin, nw.ID)
+				if err != nil {
+					mkErr.Store(&err)
+					return
+				}
+				f.ms[i] = m
+			}
+		}()
+	}
+	wg.Wait()
+	if e := mkErr.Load(); e != nil {
+		return nil, *e
+	}
+	for i, m := range f.ms {
+		f.byNode[m.node] = i
+	}
+
+	// The join storm: every member joins, at most o.concurrency at once,
+	// and starts its long-poll as soon as it is in.
+	log.Printf("N=%d: join storm, %d at a time", n, o.concurrency)
+	sem := make(chan struct{}, o.concurrency)
+	start := time.Now()
+	var joinErrs atomic.Int64
+	var lastErr atomic.Pointer[error]
+	for _, m := range f.ms {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			for try := 0; try < 5; try++ {
+				if err = f.join(ctx, m); err == nil {
+					break
+				}
+				time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+			}
+			<-sem
+			if err != nil {
+				joinErrs.Add(1)
+				lastErr.Store(&err)
+				return
+			}
+			go f.poll(ctx, m, control.MaxSyncWait)
+		}()
+	}
+	wg.Wait()
+	r.JoinStormS = time.Since(start).Seconds()
+	r.JoinsPerS = float64(n) / r.JoinStormS
+	r.RSSMB.AfterStorm = mb(status(c.pid, "VmRSS"))
+	if k := joinErrs.Load(); k > 0 {
+		return r, fmt.Errorf("%d joins failed, the last with %v", k, *lastErr.Load())
+	}
+	log.Printf("N=%d: all joined in %.1f s; waiting until every member holds every peer", n, r.JoinStormS)
+	converged := func() bool {
+		for _, m := range f.ms {
+			if m.npeer.Load() != int64(n-1) {
+				return false
+			}
+		}
+		return true
+	}
+	if err := waitFor(ctx, o.timeout, converged); err != nil {
+		return r, fmt.Errorf("members did not converge: %w", err)
+	}
+	r.ConvergedS = time.Since(start).Seconds()
+	r.StormBytes, r.StormCalls = f.bytes.Load(), f.calls.Load()
+	// Let the long-polls settle in (everyone waiting at the same revision).
+	nv, err := admin.Network(ctx, nw.ID)
+	if err != nil {
+		return r, err
+	}
+	if err := waitFor(ctx, o.timeout, func() bool {
+		for _, m := range f.ms {
+			if m.rev.Load() != nv.Revision {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return r, fmt.Errorf("members did not reach revision %d: %w", nv.Revision, err)
+	}
+	time.Sleep(2 * time.Second)
+	r.RSSMB.Idle = mb(status(c.pid, "VmRSS"))
+	if o.memprofile != "" {
+		runtime.GC()
+		if pf, err := os.Create(o.memprofile); err == nil {
+			pprof.Lookup("heap").WriteTo(pf, 0)
+			pf.Close()
+		}
+	}
+	log.Printf("N=%d: converged at %.1f s; idle RSS %.0f MB", n, r.ConvergedS, r.RSSMB.Idle)
+
+	// One full configuration, for what full syncs would send per change.
+	probe := f.ms[0]
+	if err := f.post(ctx, probe, "/sync", control.SyncRequest{}, func(b []byte) { r.FullConfigBytes = int64(len(b)) }); err != nil {
+		return r, err
+	}
+
+	// Change 1: the admin adds a route via member 0.
+	ms, err := admin.Members(ctx, nw.ID)
+	if err != nil {
+		return r, err
+	}
+	var via netip.Addr
+	for _, m := range ms {
+		if m.NodeID == probe.node && len(m.Addresses) > 0 {
+			via = m.Addresses[0]
+		}
+	}
+	dest := netip.MustParsePrefix("172.16.0.0/16")
+	ch, err := measure(ctx, f, o, "route add", nv.Revision, -1, []byte(`"dest":"`+dest.String()+`"`), r.FullConfigBytes, func() error {
+		_, err := admin.AddRoute(ctx, nw.ID, control.Route{Dest: dest, Via: via})
+		return err
+	})
+	r.Changes = append(r.Changes, ch)
+	if err != nil {
+		return r, err
+	}
+
+	// Change 2: one member reports a new endpoint.
+	nv, err = admin.Network(ctx, nw.ID)
+	if err != nil {
+		return r, err
+	}
+	k := n / 2
+	ep := netip.MustParseAddrPort("203.0.113.77:51820")
+	ch, err = measure(ctx, f, o, "endpoint change", nv.Revision, k, []byte(ep.String()), r.FullConfigBytes, func() error {
+		f.ms[k].report(ep)
+		return nil
+	})
+	r.Changes = append(r.Changes, ch)
+	if err != nil {
+		return r, err
+	}
+	r.RSSMB.Peak = mb(status(c.pid, "VmHWM"))
+	r.Errors = f.errors.Load()
+	r.LoadEnd = loadavg()
+	cancel()
+	return r, nil
+}
+
+// measure makes one change and waits until it has reached every member
+// (but skip, the one that made it): the first answer each gets past
+// revision base, which must contain want.
+func measure(ctx context.Context, f *fleet, o options, name string, base uint64, skip int, want []byte, fullBytes int64, do func() error) (change, error) {
+	n := len(f.ms)
+	if skip >= 0 {
+		n--
+	}
+	p := &phase{base: base, skip: skip, arrived: make([]atomic.Int64, len(f.ms)),
+		check: func(b []byte) bool { return bytes.Contains(b, want) }}
+	c := change{Name: name, Members: n, FullBytes: int64(n) * fullBytes}
+	p.start = time.Now()
+	f.phase.Store(p)
+	defer f.phase.Store(nil)
+	if err := do(); err != nil {
+		return c, fmt.Errorf("%s: %w", name, err)
+	}
+	err := waitFor(ctx, min(o.timeout, 2*time.Minute), func() bool { return p.got.Load() >= int64(n) })
+	c.Delivered, c.Correct, c.Deltas, c.Bytes = p.got.Load(), p.ok.Load(), p.deltas.Load(), p.bytes.Load()
+	if c.Delivered > 0 {
+		c.PerMember = float64(c.Bytes) / float64(c.Delivered)
+	}
+	ms := sortedMS(p)
+	if len(ms) > 0 {
+		c.MaxMS, c.P50MS, c.P99MS = ms[len(ms)-1], percentile(ms, 0.5), percentile(ms, 0.99)
+	}
+	if err != nil {
+		c.TimedOutAt = time.Since(p.start).Seconds()
+		return c, fmt.Errorf("%s reached %d of %d members: %w", name, c.Delivered, n, err)
+	}
+	if c.Correct != c.Delivered {
+		return c, fmt.Errorf("%s: %d of %d deliveries did not carry it", name, c.Delivered-c.Correct, c.Delivered)
+	}
+	log.Printf("%s: reached %d members, max %.0f ms, %d bytes", name, n, c.MaxMS, c.Bytes)
+	return c, errors.Join()
+}

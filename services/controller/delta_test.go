@@ -1,0 +1,255 @@
+package controller
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// reference builds every member's configuration from the database with
+// buildMemberConfig, the definition the views must agree with.
+func (e *env) reference(id string) map[string]control.MemberConfig {
+	e.t.Helper()
+	out := map[string]control.MemberConfig{}
+	err := e.s.store.Read(e.ctx, func(tx *Tx) error {
+		n, err := tx.network(id)
+		if err != nil {
+			return err
+		}
+		rs, err := tx.routes(id)
+		if err != nil {
+			return err
+		}
+		ms, err := tx.members(id)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			out[m.NodeID] = roundTrip(e.t, buildMemberConfig(n, rs, ms, m))
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+func roundTrip(t *testing.T, mc control.MemberConfig) control.MemberConfig {
+	t.Helper()
+	b, err := json.Marshal(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out control.MemberConfig
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// viewAnswer is what a sync answers, decoded from the bytes it sends.
+func (e *env) viewAnswer(id, node string, since uint64) control.MemberConfig {
+	e.t.Helper()
+	a, err := e.s.answerOf(e.ctx, id, node, since, true)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b, err := a.encode()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var mc control.MemberConfig
+	if err := json.Unmarshal(b, &mc); err != nil {
+		e.t.Fatalf("answer is not JSON: %v\n%s", err, b)
+	}
+	return mc
+}
+
+// TestDeltasAgreeWithFullConfigs drives a network through random changes
+// and checks, after each, that every member's full answer is what
+// buildMemberConfig gives, and that the delta from every revision it held
+// before, applied to what it held, gives the same. A restart in the middle
+// checks that revisions and tombstones survive it.
+func TestDeltasAgreeWithFullConfigs(t *testing.T) {
+	dir := t.TempDir()
+	e := startEnv(t, dir)
+	nw := e.mustNetwork("d", "10.30.0.0/24", false)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var nodes []*node
+	held := map[string][]control.MemberConfig{} // every configuration each member held
+	deltas := 0
+	check := func(step string) {
+		ref := e.reference(nw.ID)
+		for node, want := range ref {
+			if got := e.viewAnswer(nw.ID, node, 0); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: full answer of %s:\n got %+v\nwant %+v", step, node, got, want)
+			}
+			for _, old := range held[node] {
+				d := e.viewAnswer(nw.ID, node, old.Revision)
+				if d.Delta {
+					deltas++
+				}
+				got, err := control.ApplyDelta(old, d)
+				if err != nil {
+					t.Fatalf("%s: %s from %d: %v", step, node, old.Revision, err)
+				}
+				if got = roundTrip(t, got); !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: %s from revision %d (delta %t, removed %v, %d peers):\n got %+v\nwant %+v",
+						step, node, old.Revision, d.Delta, d.RemovedPeers, len(d.Peers), got, want)
+				}
+			}
+			held[node] = append(held[node], want)
+		}
+	}
+	member := func() *node { return nodes[rng.IntN(len(nodes))] }
+	addrOf := func(n *node) (netip.Addr, bool) {
+		ms, err := e.admin.Members(e.ctx, nw.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := memberByNode(ms, n.id.NodeID()); ok && len(m.Addresses) > 0 {
+			return m.Addresses[0], true
+		}
+		return netip.Addr{}, false
+	}
+	routes := 0
+	for step := range 80 {
+		if step == 50 {
+			e.stop()
+			e = startEnv(t, dir)
+			for _, n := range nodes {
+				n.c = e.client(&n.id, "")
+			}
+		}
+		op := rng.IntN(10)
+		if len(nodes) < 3 {
+			op = 0
+		}
+		var what string
+		switch op {
+		case 0, 1:
+			n := e.newNode()
+			nodes = append(nodes, n)
+			e.mustJoin(n, nw.ID, "")
+			what = "join " + n.id.NodeID()
+		case 2, 3:
+			n := member()
+			_, err := e.admin.AllowMember(e.ctx, nw.ID, n.id.NodeID())
+			what = fmt.Sprintf("allow %s: %v", n.id.NodeID(), err)
+		case 4:
+			n := member()
+			_, err := e.admin.DenyMember(e.ctx, nw.ID, n.id.NodeID())
+			what = fmt.Sprintf("deny %s: %v", n.id.NodeID(), err)
+		case 5:
+			n := member()
+			err := e.admin.RemoveMember(e.ctx, nw.ID, n.id.NodeID())
+			what = fmt.Sprintf("remove %s: %v", n.id.NodeID(), err)
+			if rng.IntN(2) == 0 { // and it comes back
+				e.mustJoin(n, nw.ID, "")
+				what += ", rejoined"
+			}
+		case 6:
+			n := member()
+			a := netip.AddrFrom4([4]byte{10, 30, 0, byte(100 + rng.IntN(100))})
+			_, err := e.admin.SetMemberAddress(e.ctx, nw.ID, n.id.NodeID(), a)
+			what = fmt.Sprintf("set-ip %s %s: %v", n.id.NodeID(), a, err)
+		case 7:
+			n := member()
+			if a, ok := addrOf(n); ok {
+				routes++
+				dest := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(16 + routes), 0, 0}), 16)
+				_, err := e.admin.AddRoute(e.ctx, nw.ID, control.Route{Dest: dest, Via: a})
+				what = fmt.Sprintf("route %s via %s: %v", dest, a, err)
+			}
+		case 8:
+			nv, _ := e.admin.Network(e.ctx, nw.ID)
+			if len(nv.Routes) > 0 {
+				r := nv.Routes[rng.IntN(len(nv.Routes))]
+				_, err := e.admin.DeleteRoute(e.ctx, nw.ID, r.Dest)
+				what = fmt.Sprintf("route %s deleted: %v", r.Dest, err)
+			} else {
+				name := fmt.Sprintf("d%d", step)
+				_, err := e.admin.UpdateNetwork(e.ctx, nw.ID, control.UpdateNetworkRequest{Name: &name})
+				what = fmt.Sprintf("rename: %v", err)
+			}
+		case 9:
+			n := member()
+			ep := netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(rng.IntN(250))}), 51820)
+			_, err := n.c.SyncDelta(e.ctx, nw.ID, control.SyncRequest{Endpoints: []netip.AddrPort{ep}, Wait: control.Duration(time.Millisecond)})
+			what = fmt.Sprintf("endpoint %s %s: %v", n.id.NodeID(), ep, err)
+		}
+		check(fmt.Sprintf("step %d (%s)", step, what))
+	}
+	if deltas == 0 {
+		t.Fatal("no answer was a delta")
+	}
+	t.Logf("%d deltas checked", deltas)
+
+	// Tombstones are forgotten after a while; deltas from before then
+	// become full configurations, which still agree.
+	e.clock.Advance(tombstoneTTL + time.Hour)
+	if err := e.s.maintain(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := e.s.views.get(nw.ID)
+	if v.n.Horizon == 0 || len(v.tombs) != 0 {
+		t.Errorf("after pruning: horizon %d, %d tombstones", v.n.Horizon, len(v.tombs))
+	}
+	check("after pruning tombstones")
+	for node := range e.reference(nw.ID) {
+		hs := held[node]
+		if mc := e.viewAnswer(nw.ID, node, hs[0].Revision); mc.Delta && hs[0].Revision < v.n.Horizon {
+			t.Errorf("%s got a delta from %d, behind the horizon %d", node, hs[0].Revision, v.n.Horizon)
+		}
+	}
+}
+
+// TestDeltaIsSmall: one change sends one peer to each member, not all.
+func TestDeltaIsSmall(t *testing.T) {
+	e := newEnv(t)
+	nw := e.mustNetwork("d", "10.31.0.0/24", true)
+	var nodes []*node
+	for range 20 {
+		n := e.newNode()
+		e.mustJoin(n, nw.ID, "")
+		nodes = append(nodes, n)
+	}
+	a := nodes[0]
+	mc, err := a.c.SyncDelta(e.ctx, nw.ID, control.SyncRequest{})
+	if err != nil || mc.Delta || len(mc.Peers) != 19 {
+		t.Fatalf("first sync: delta %t, %d peers, %v", mc.Delta, len(mc.Peers), err)
+	}
+	ch := make(chan control.MemberConfig, 1)
+	go func() {
+		d, err := a.c.SyncDelta(e.ctx, nw.ID, control.SyncRequest{Since: mc.Revision, Wait: control.Duration(10 * time.Second)})
+		if err != nil {
+			t.Error(err)
+		}
+		ch <- d
+	}()
+	time.Sleep(100 * time.Millisecond)
+	ep := netip.MustParseAddrPort("203.0.113.5:51820")
+	if _, err := nodes[7].c.SyncDelta(e.ctx, nw.ID, control.SyncRequest{Endpoints: []netip.AddrPort{ep}}); err != nil {
+		t.Fatal(err)
+	}
+	d := <-ch
+	if !d.Delta || d.Since != mc.Revision || len(d.Peers) != 1 || d.Peers[0].NodeID != nodes[7].id.NodeID() || len(d.RemovedPeers) != 0 {
+		t.Fatalf("delta after an endpoint change: %+v", d)
+	}
+	full, err := control.ApplyDelta(mc, d)
+	if err != nil || len(full.Peers) != 19 {
+		t.Fatalf("applied: %d peers, %v", len(full.Peers), err)
+	}
+	// An old client (Sync, no ?delta=1) still gets everything.
+	old, err := a.c.Sync(e.ctx, nw.ID, control.SyncRequest{Since: mc.Revision})
+	if err != nil || old.Delta || len(old.Peers) != 19 {
+		t.Fatalf("full sync: delta %t, %d peers, %v", old.Delta, len(old.Peers), err)
+	}
+}

@@ -1,0 +1,131 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// The store's write path: one goroutine, groups of writes per transaction
+// (see Store).
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error
+}
+
+// maxGroup bounds how many writes share one transaction.
+const maxGroup = 256
+
+var errClosed = errors.New("controller store is closed")
+
+// Write runs fn in a transaction that is committed, durably, if fn returns
+// nil and undone otherwise. Writes run one at a time, in the order they
+// arrive, on the store's writer goroutine; fn must not call Write. Its
+// queries do not stop when ctx is cancelled mid-way (a write is short, and
+// an interrupted statement could abort the whole group), but a write whose
+// ctx is done before it starts is skipped.
+func (st *Store) Write(ctx context.Context, fn func(*Tx) error) error {
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case st.writes <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-st.quit:
+		return errClosed
+	}
+	return <-r.done
+}
+
+func (st *Store) writer() {
+	defer close(st.exited)
+	for {
+		var group []*writeReq
+		select {
+		case r := <-st.writes:
+			group = append(group, r)
+		case <-st.quit:
+			return
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case r := <-st.writes:
+				group = append(group, r)
+			default:
+				break more
+			}
+		}
+		st.commit(group)
+	}
+}
+
+// commit runs a group of writes in one transaction, each in a savepoint.
+func (st *Store) commit(group []*writeReq) {
+	errs := make([]error, len(group))
+	finish := func() {
+		for i, r := range group {
+			r.done <- errs[i]
+		}
+	}
+	defer finish()
+	sqlTx, err := st.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return
+	}
+	var after []func()
+	ok := 0
+	abort := func(i int, err error) {
+		sqlTx.Rollback()
+		for j := range errs {
+			if j >= i || errs[j] == nil {
+				errs[j] = err
+			}
+		}
+		if ok > 0 {
+			st.failed()
+		}
+	}
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := sqlTx.Exec(`SAVEPOINT w`); err != nil {
+			abort(i, err)
+			return
+		}
+		tx := &Tx{ctx: context.WithoutCancel(r.ctx), tx: sqlTx}
+		if errs[i] = r.fn(tx); errs[i] != nil {
+			// After an error SQLite may have rolled the whole transaction
+			// back by itself; then the savepoint is gone and this fails.
+			if _, err := sqlTx.Exec(`ROLLBACK TO w`); err != nil {
+				abort(i+1, fmt.Errorf("undoing a failed write: %w", err))
+				return
+			}
+		}
+		if _, err := sqlTx.Exec(`RELEASE w`); err != nil {
+			abort(i, err)
+			return
+		}
+		if errs[i] == nil {
+			after = append(after, tx.after...)
+			ok++
+		}
+	}
+	if ok == 0 {
+		sqlTx.Rollback()
+		return
+	}
+	if err := sqlTx.Commit(); err != nil {
+		abort(len(group), err)
+		return
+	}
+	for _, f := range after {
+		f()
+	}
+}

@@ -1,0 +1,497 @@
+package controller
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// A view is one network held in memory, so that a sync is answered without
+// touching the database and without work in proportion to the network's
+// size: a long-poll that wakes after a change costs what changed, not what
+// the network holds.
+//
+// The database stays the source of truth. A view is loaded from it when
+// the controller starts (or when a network is created), and after every
+// write the rows that write touched are read back from the same
+// transaction and patched in (patch), on the store's writer goroutine, in
+// the order the writes ran. Only that goroutine changes a view; syncs read
+// it under its read lock. The patch is also where each member's rev (the
+// revision at which its peer entry last changed) and the tombstones of
+// deleted members are kept up to date, by comparing the member's encoded
+// peer entry before and after, so no write can forget them.
+//
+// Each in-service member's peer entry is encoded once, when it changes,
+// and the same bytes go to every member: a full configuration is the
+// encoded list of all of them minus the member itself (two slices of one
+// buffer, built at most once per revision), a delta is the entries whose
+// rev is past the member's revision, found through the log.
+type netView struct {
+	mu      sync.RWMutex
+	n       networkRec
+	routes  []control.Route // sorted
+	members map[string]*viewMember
+	byAddr  map[netip.Addr]string // every member holding an address, in service or not
+	ranked  []*viewMember         // in service, by address then node ID: the order of Peers
+	tombs   map[string]uint64     // deleted members: node ID -> revision of the removal
+	// log lists (revision, node) in revision order; an entry is current
+	// when it carries the node's rev (or tombstone revision), and stale
+	// entries are skipped and compacted away.
+	log []logEntry
+
+	fullMu sync.Mutex // guards full (taken with mu held for reading)
+	full   *peerList  // all ranked peers, encoded; nil when stale
+}
+
+type viewMember struct {
+	rec memberRec
+	// svcRev is the revision at which the member last came into service:
+	// a member that was not in service at Since gets a full configuration.
+	svcRev uint64
+	peer   []byte // its control.Peer, encoded; nil when not in service
+	// seen is when it was last heard from (Unix ns). Syncs that change
+	// nothing do not write the database; seen is flushed every so often.
+	seen    atomic.Int64
+	flushed int64 // the seen value last written (writer goroutine only)
+}
+
+type logEntry struct {
+	rev  uint64
+	node string
+}
+
+// peerList is every ranked peer's entry, comma-separated, with where each
+// starts.
+type peerList struct {
+	buf []byte
+	off []int
+}
+
+func encodePeer(m memberRec, routes []control.Route) ([]byte, error) {
+	if !inService(m) {
+		return nil, nil
+	}
+	b, err := json.Marshal(peerOf(m, routes))
+	if err != nil {
+		return nil, fmt.Errorf("member %s: encoding peer entry: %w", m.NodeID, err)
+	}
+	return b, nil
+}
+
+func rankCmp(a, b *viewMember) int {
+	return cmp.Or(compareAddr(a.rec.Address, b.rec.Address), cmp.Compare(a.rec.NodeID, b.rec.NodeID))
+}
+
+// loadView reads network id whole.
+func loadView(tx *Tx, id string) (*netView, error) {
+	n, err := tx.network(id)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := tx.routes(id)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := tx.members(id)
+	if err != nil {
+		return nil, err
+	}
+	tombs, err := tx.tombstones(id)
+	if err != nil {
+		return nil, err
+	}
+	v := &netView{n: n, routes: sortedRoutes(rs), members: make(map[string]*viewMember, len(ms)),
+		byAddr: make(map[netip.Addr]string, len(ms)), tombs: tombs}
+	if v.routes == nil {
+		v.routes = []control.Route{}
+	}
+	for _, m := range ms {
+		vm := &viewMember{rec: m, svcRev: m.Rev}
+		vm.seen.Store(nanos(m.LastSeen))
+		vm.flushed = nanos(m.LastSeen)
+		if vm.peer, err = encodePeer(m, v.routes); err != nil {
+			return nil, err
+		}
+		v.members[m.NodeID] = vm
+		if m.Address.IsValid() {
+			v.byAddr[m.Address] = m.NodeID
+		}
+		if vm.peer != nil {
+			v.ranked = append(v.ranked, vm)
+		}
+		v.log = append(v.log, logEntry{m.Rev, m.NodeID})
+	}
+	for node, rev := range tombs {
+		if _, ok := v.members[node]; ok {
+			delete(v.tombs, node) // a stale tombstone of a member that came back
+			continue
+		}
+		v.log = append(v.log, logEntry{rev, node})
+	}
+	slices.SortFunc(v.ranked, rankCmp)
+	slices.SortFunc(v.log, func(a, b logEntry) int { return cmp.Compare(a.rev, b.rev) })
+	return v, nil
+}
+
+// patch brings the view up to date with a write (inside its transaction):
+// the network row, the routes if they changed, and the members in nodes.
+// It sets the rev of every member whose peer entry changed and tombstones
+// the deleted ones, moving the network's revision if the write did not.
+func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
+	id := v.n.ID
+	n, err := tx.network(id)
+	if err != nil {
+		return err
+	}
+	routes := v.routes
+	cands := slices.Clone(nodes)
+	if tx.netChanged[id] {
+		rs, err := tx.routes(id)
+		if err != nil {
+			return err
+		}
+		if routes = sortedRoutes(rs); routes == nil {
+			routes = []control.Route{}
+		}
+		if !slices.Equal(routes, v.routes) {
+			// The members routes go through carry them in AllowedIPs.
+			for _, r := range slices.Concat(routes, v.routes) {
+				if node, ok := v.byAddr[r.Via]; ok && !slices.Contains(cands, node) {
+					cands = append(cands, node)
+				}
+			}
+		}
+	}
+	type change struct {
+		node   string
+		rec    memberRec
+		found  bool
+		peer   []byte
+		newRev bool
+	}
+	changes := make([]change, 0, len(cands))
+	needRev := false
+	for _, node := range cands {
+		rec, found, err := tx.memberIfAny(id, node)
+		if err != nil {
+			return err
+		}
+		c := change{node: node, rec: rec, found: found}
+		if found {
+			if c.peer, err = encodePeer(rec, routes); err != nil {
+				return err
+			}
+		}
+		old := v.members[node]
+		switch {
+		case old == nil && !found:
+			continue // inserted and deleted in one write, or never there
+		case old != nil && !found:
+			c.newRev = true // deleted: tombstone
+		case old == nil:
+			// New, or back after it was deleted: then its tombstone
+			// gives way to an entry of its own, which must tell those
+			// who saw the removal, and those who did not, where it
+			// stands now.
+			_, back := v.tombs[node]
+			c.newRev = c.peer != nil || back
+		default:
+			c.newRev = !bytes.Equal(old.peer, c.peer)
+		}
+		needRev = needRev || c.newRev
+		changes = append(changes, c)
+	}
+	rev := n.Revision
+	if needRev {
+		if rev, err = tx.bump(id); err != nil {
+			return err
+		}
+		n.Revision = rev
+	}
+	for i := range changes {
+		c := &changes[i]
+		switch {
+		case !c.found:
+			if err := tx.putTombstone(id, c.node, rev, now); err != nil {
+				return err
+			}
+		case c.newRev:
+			if err := tx.setMemberRev(id, c.node, rev); err != nil {
+				return err
+			}
+			c.rec.Rev = rev
+			fallthrough
+		default:
+			if _, ok := v.tombs[c.node]; ok {
+				if err := tx.dropTombstone(id, c.node); err != nil {
+					return err
+				}
+			}
+		}
+	}
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	stale := !slices.Equal(routes, v.routes)
+	v.n, v.routes = n, routes
+	for _, c := range changes {
+		old := v.members[c.node]
+		if !c.found {
+			if a := old.rec.Address; a.IsValid() && v.byAddr[a] == c.node {
+				delete(v.byAddr, a)
+			}
+			if old.peer != nil {
+				v.unrank(old)
+				stale = true
+			}
+			delete(v.members, c.node)
+			v.tombs[c.node] = rev
+			v.log = append(v.log, logEntry{rev, c.node})
+			continue
+		}
+		vm := old
+		if vm == nil {
+			vm = &viewMember{}
+			vm.seen.Store(nanos(c.rec.LastSeen))
+			vm.flushed = nanos(c.rec.LastSeen)
+			v.members[c.node] = vm
+		}
+		moved := vm.rec.Address != c.rec.Address
+		if vm.peer != nil && (c.peer == nil || moved) {
+			v.unrank(vm) // by its record as it was
+		}
+		if a := vm.rec.Address; old != nil && a.IsValid() && v.byAddr[a] == c.node {
+			delete(v.byAddr, a)
+		}
+		wasRanked := vm.peer != nil && !moved
+		if c.peer != nil && vm.peer == nil {
+			vm.svcRev = rev
+		}
+		if s := nanos(c.rec.LastSeen); s > vm.seen.Load() {
+			vm.seen.Store(s)
+		}
+		vm.rec, vm.peer = c.rec, c.peer
+		delete(v.tombs, c.node)
+		if a := c.rec.Address; a.IsValid() {
+			v.byAddr[a] = c.node
+		}
+		if vm.peer != nil && !wasRanked {
+			v.rank(vm)
+		}
+		if c.newRev {
+			v.log = append(v.log, logEntry{rev, c.node})
+			stale = true
+		}
+	}
+	if stale {
+		v.full = nil
+	}
+	if live := len(v.members) + len(v.tombs); len(v.log) > 2*live+64 {
+		v.log = slices.DeleteFunc(v.log, func(e logEntry) bool { return !v.current(e) })
+	}
+	return nil
+}
+
+func (v *netView) rank(vm *viewMember) {
+	i, _ := slices.BinarySearchFunc(v.ranked, vm, rankCmp)
+	v.ranked = slices.Insert(v.ranked, i, vm)
+}
+
+// unrank removes vm, ranked by its record as it was.
+func (v *netView) unrank(vm *viewMember) {
+	if i, ok := slices.BinarySearchFunc(v.ranked, vm, rankCmp); ok {
+		v.ranked = slices.Delete(v.ranked, i, i+1)
+	}
+}
+
+// current reports whether a log entry is the latest of its node.
+func (v *netView) current(e logEntry) bool {
+	if vm, ok := v.members[e.node]; ok {
+		return vm.rec.Rev == e.rev
+	}
+	rev, ok := v.tombs[e.node]
+	return ok && rev == e.rev
+}
+
+var comma = []byte{','}
+
+// answer is a member configuration with its peers already encoded.
+type answer struct {
+	mc    control.MemberConfig // Peers unset
+	peers [][]byte             // the inside of the "peers" array, in pieces
+}
+
+// encode returns the answer as JSON, the same as json.Marshal of the
+// whole MemberConfig would give, then a newline.
+func (a answer) encode() ([]byte, error) {
+	head, tail, err := a.frame()
+	if err != nil {
+		return nil, err
+	}
+	out := head
+	for _, p := range a.peers {
+		out = append(out, p...)
+	}
+	return append(out, tail...), nil
+}
+
+// frame returns what goes before and after the peers.
+func (a answer) frame() (head, tail []byte, err error) {
+	mc := a.mc
+	mc.Peers = []control.Peer{}
+	b, err := json.Marshal(mc)
+	if err != nil {
+		return nil, nil, err
+	}
+	const empty = `"peers":[]}`
+	if !bytes.HasSuffix(b, []byte(empty)) {
+		return nil, nil, fmt.Errorf("member configuration does not end with its peers: %.40q", b[max(0, len(b)-40):])
+	}
+	return b[:len(b)-2], []byte("]}\n"), nil
+}
+
+// answer builds member node's configuration: a delta against revision
+// since when want is set and the view can give one, else a full one.
+func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	vm, ok := v.members[node]
+	if !ok {
+		return answer{}, errMemberNotFound(node, v.n.ID)
+	}
+	self := vm.rec
+	a := answer{mc: control.MemberConfig{
+		NetworkID: v.n.ID,
+		Name:      v.n.Name,
+		Status:    memberStatus(self),
+		NodeID:    self.NodeID,
+		CIDR:      v.n.CIDR,
+		MTU:       v.n.MTU,
+		Addresses: []netip.Prefix{},
+		Routes:    []control.Route{},
+		Revision:  v.n.Revision,
+	}}
+	if a.mc.Status != control.StatusOK {
+		return a, nil
+	}
+	a.mc.Addresses = append(a.mc.Addresses, netip.PrefixFrom(self.Address, v.n.CIDR.Bits()))
+	a.mc.Routes = v.routes
+	if self.BehindNAT {
+		a.mc.Keepalive = natKeepalive
+	}
+	if want && since != 0 && since >= v.n.Horizon && since <= v.n.Revision && vm.svcRev <= since {
+		a.mc.Delta, a.mc.Since = true, since
+		i := sort.Search(len(v.log), func(i int) bool { return v.log[i].rev > since })
+		// The entries themselves, not copies: they are never changed
+		// once encoded (a change encodes a new one).
+		for _, e := range v.log[i:] {
+			if e.node == node || !v.current(e) {
+				continue
+			}
+			if m, ok := v.members[e.node]; ok && m.peer != nil {
+				if len(a.peers) > 0 {
+					a.peers = append(a.peers, comma)
+				}
+				a.peers = append(a.peers, m.peer)
+			} else {
+				a.mc.RemovedPeers = append(a.mc.RemovedPeers, e.node)
+			}
+		}
+		return a, nil
+	}
+	pl := v.peerList()
+	i, _ := slices.BinarySearchFunc(v.ranked, vm, rankCmp)
+	a.peers = pl.except(i)
+	return a, nil
+}
+
+// peerList returns the encoded list of all ranked peers, building it if
+// the last change made it stale. Call with mu held for reading.
+func (v *netView) peerList() *peerList {
+	v.fullMu.Lock()
+	defer v.fullMu.Unlock()
+	if v.full != nil {
+		return v.full
+	}
+	size := len(v.ranked)
+	for _, vm := range v.ranked {
+		size += len(vm.peer)
+	}
+	pl := &peerList{buf: make([]byte, 0, size), off: make([]int, len(v.ranked))}
+	for i, vm := range v.ranked {
+		if i > 0 {
+			pl.buf = append(pl.buf, ',')
+		}
+		pl.off[i] = len(pl.buf)
+		pl.buf = append(pl.buf, vm.peer...)
+	}
+	v.full = pl
+	return pl
+}
+
+// except returns the list without entry i, as at most two slices of the
+// shared buffer.
+func (pl *peerList) except(i int) [][]byte {
+	n := len(pl.off)
+	switch {
+	case n == 0:
+		return nil
+	case i < 0 || i >= n:
+		return [][]byte{pl.buf}
+	case n == 1:
+		return nil
+	case i == 0:
+		return [][]byte{pl.buf[pl.off[1]:]}
+	case i == n-1:
+		return [][]byte{pl.buf[:pl.off[i]-1]}
+	}
+	return [][]byte{pl.buf[:pl.off[i]], pl.buf[pl.off[i+1]:]}
+}
+
+// Views of all networks, kept by the server.
+
+type views struct {
+	mu sync.RWMutex
+	m  map[string]*netView
+}
+
+func (vs *views) get(id string) *netView {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	return vs.m[id]
+}
+
+func (vs *views) set(id string, v *netView) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if v == nil {
+		delete(vs.m, id)
+	} else {
+		vs.m[id] = v
+	}
+}
+
+func (vs *views) all() []*netView {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	out := make([]*netView, 0, len(vs.m))
+	for _, v := range vs.m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func (vs *views) reset() {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.m = map[string]*netView{}
+}
