@@ -26,6 +26,7 @@ test: deps build lint bench-tools image ## all tests: lint, unit and kernel test
 	scripts/boot-test.sh direct
 	scripts/boot-test.sh all
 	scripts/net-test.sh all
+	scripts/net-test.sh nocloud
 	scripts/tui-test.sh
 	scripts/console-qemu-test.sh
 	BENCH_SMOKE=1 OUT=out/bench-smoke scripts/bench.sh

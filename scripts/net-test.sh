@@ -11,7 +11,17 @@
 #                              get their addresses, and carry traffic to each
 #                              other over the tunnel; one reboots and comes
 #                              back with the same node ID, address and tunnel
-#   scripts/net-test.sh all    both (the default)
+#   scripts/net-test.sh nocloud  one appliance configured only by a NoCloud
+#                              seed volume (a second virtio disk: vfat labelled
+#                              CIDATA, made with mkfs.vfat and mcopy) whose
+#                              user-data joins a controller with a pre-allowed
+#                              single-use token; a `gate up` member in a
+#                              namespace pings its overlay address. Then a
+#                              second boot with broken user-data (an unknown
+#                              key, an invalid value): the error is on the
+#                              serial console, nothing of it is applied, the
+#                              network joined before still carries traffic
+#   scripts/net-test.sh all    dhcp and pair (the default)
 #
 # How "traffic over the tunnel between the two appliances" is observed
 # without a shell in the guests: each appliance is the gateway of a LAN
@@ -75,6 +85,10 @@ boot() {
 		-netdev "tap,id=wan,ifname=$tap,script=no,downscript=no" -device "virtio-net-pci,netdev=wan,mac=$mac,addr=0x3")
 	if [ -n "$lantap" ]; then
 		args+=(-netdev "tap,id=lan,ifname=$lantap,script=no,downscript=no" -device "virtio-net-pci,netdev=lan,mac=$lanmac,addr=0x4")
+	fi
+	# SEED_IMG: a NoCloud seed volume, the second virtio disk.
+	if [ -n "${SEED_IMG:-}" ]; then
+		args+=(-drive "file=$SEED_IMG,format=raw,if=virtio")
 	fi
 	ip netns exec "$(ns "$n")" "$QEMU" "${args[@]}" >"$WORK/$name.qemu" 2>&1 &
 	echo $! >"$WORK/$name.pid"
@@ -265,11 +279,91 @@ run_pair() {
 	check "B powers off cleanly" poweroff b
 }
 
+# seed_volume FILE META-DATA USER-DATA: a NoCloud seed as cloud-init
+# defines it: a vfat filesystem labelled CIDATA holding meta-data and
+# user-data. No root, no loop device: mkfs.vfat -C makes the file, mcopy
+# writes into it.
+seed_volume() {
+	rm -f "$1"
+	mkfs.vfat -n CIDATA -C "$1" 1024 >/dev/null
+	printf '%s\n' "$2" >"$WORK/meta-data"
+	printf '%s\n' "$3" >"$WORK/user-data"
+	MTOOLS_SKIP_CHECK=1 mcopy -o -i "$1" "$WORK/meta-data" "$WORK/user-data" ::
+}
+
+run_nocloud() {
+	say "nocloud: an appliance configured only by a NoCloud seed volume joins a controller; then broken user-data"
+	command -v mkfs.vfat >/dev/null || { fail "need mkfs.vfat (make deps)"; return 1; }
+	wan
+	tap wan tap0
+	plug wan br0 tap0
+	# A member on the WAN bridge: `gate up` in namespace m.
+	mkns m
+	link m eth0 10.0.77.5/24 wan pM -
+	plug wan br0 pM
+	start ctl wan "$GATE" controller --state "$WORK/ctl" --listen $CTL
+	wait_for 20 test -s "$WORK/ctl/controller.url" || { cat "$WORK/ctl.log"; return 1; }
+	admin() { ip netns exec "$(ns wan)" env GATE_CONTROLLER_STATE="$WORK/ctl" "$GATE" "$@"; }
+	member() { admin member list "$NET" --json | jq -e --arg n "$1" --arg a "$2" '.[] | select(.node_id==$n and .state=="allowed" and (.addresses | index($a)) != null)'; }
+	wait_for 20 admin network list
+	NET=$(admin network create --name cloud --cidr $NET_CIDR --json | jq -r .id)
+	local join joinM
+	# What an operator puts in user-data: single-use, pre-allowed, with
+	# the appliance's static overlay address.
+	join=$(admin token create "$NET" --allow --address 192.168.254.21 --expires 1h --note nocloud-seed)
+	joinM=$(admin token create "$NET" --allow --address 192.168.254.5)
+	start memberm m "$GATE" up --state "$WORK/m" --socket "$WORK/m.sock" --allow-input ""
+	check "the namespace member joins" wait_for 20 in_ns m "$GATE" join --socket "$WORK/m.sock" "$joinM"
+	local meta="instance-id: iid-gate-nocloud-1
+local-hostname: gate-nocloud"
+	seed_volume "$WORK/seed.img" "$meta" "#cloud-config
+ssh_authorized_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample ops]
+gate:
+  networks:
+    - join: $join
+      address: 192.168.254.21"
+	image nc
+	SEED_IMG=$WORK/seed.img boot nc wan tap0 52:54:00:77:00:c1
+	up nc || return 1
+	local t0=$SECONDS
+	check "console: config applied from the cidata volume, instance iid-gate-nocloud-1, first boot" \
+		serial_wait nc 'gate: config state=applied source="nocloud: /dev/vdb.*instance=iid-gate-nocloud-1 first_boot=true' 60
+	note "$(serial_line nc 'gate: config state=' | cut -c1-240)"
+	check "console: the ignored cloud-config key is noted" sh -c "grep -a 'gate: config state=applied' $SERIAL | grep -q 'cloud-config keys ignored.*ssh_authorized_keys'"
+	check "the controller lists the appliance allowed, with 192.168.254.21" wait_for 90 member "$NODE_nc" 192.168.254.21
+	check "the namespace member pings the appliance's overlay address 192.168.254.21" wait_for 90 in_ns m ping -c1 -W1 192.168.254.21
+	note "joined and reachable $((SECONDS - t0)) s after the appliance was up, no console interaction"
+	check "the hostname from meta-data is set" grep -aq "config: hostname gate-nocloud" "$SERIAL"
+	check "the appliance powers off cleanly" poweroff nc
+
+	say "nocloud: second boot, broken user-data (an unknown key, an invalid value)"
+	seed_volume "$WORK/seed.img" "$meta" "#cloud-config
+gate:
+  colour: blue
+  networks:
+    - join: $join
+      address: 192.168.254.300"
+	SEED_IMG=$WORK/seed.img boot nc wan tap0 52:54:00:77:00:c1
+	up nc || return 1
+	check "console: config rejected" serial_wait nc 'gate: config state=rejected' 60
+	local line; line=$(serial_line nc 'gate: config state=rejected')
+	note "$(cut -c1-300 <<<"$line")"
+	check "console: the error names the key, the layer and the line" grep -qF 'error: gate.networks[0].address: "192.168.254.300" is not an IP address (user-data (nocloud), line 6)' <<<"$line"
+	check "console: the unknown key is a warning" grep -qF 'warning: gate.colour: unknown key' <<<"$line"
+	check "the log has the error on a line of its own" grep -aqF 'config error: gate.networks[0].address' "$SERIAL"
+	check "nothing is joined again" sh -c "! grep -aq 'user-data (nocloud): joined' $SERIAL"
+	check "the controller still lists the appliance allowed, with 192.168.254.21" member "$NODE_nc" 192.168.254.21
+	check "the network joined before still carries traffic: the member pings 192.168.254.21" wait_for 90 in_ns m ping -c1 -W1 192.168.254.21
+	check "the appliance powers off cleanly" poweroff nc
+	stop memberm
+}
+
 mode=${1:-all}
 case $mode in
 dhcp) run_dhcp ;;
 pair) run_pair ;;
+nocloud) run_nocloud ;;
 all) run_dhcp && run_pair ;;
-*) echo "usage: $0 [dhcp|pair|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [dhcp|pair|nocloud|all]" >&2; exit 2 ;;
 esac
 summary

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -30,12 +31,16 @@ func runUp(e *env, args []string) error {
 	allow := fs.String("allow-input", "tcp/22", "comma-separated ports open on input when the firewall is strict, e.g. tcp/22,tcp/8443 (\"\" for none)")
 	hostname := fs.String("hostname", "", "name reported to the controller (default: the system's)")
 	nic := addNICFlags(fs)
+	cloudMode := fs.String("cloud", daemon.CloudOff, "read user-data and metadata at start and apply the configuration document once per instance: auto (a NoCloud seed, then the metadata service; the appliance), nocloud, digitalocean, aws, or off")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if err := wantArgs(pos, 0, "no arguments"); err != nil {
 		return err
+	}
+	if err := daemon.CheckCloudMode(*cloudMode); err != nil {
+		return usagef("--cloud: %v", err)
 	}
 	ports, err := parsePorts(*allow)
 	if err != nil {
@@ -56,6 +61,13 @@ func runUp(e *env, args []string) error {
 		Logf:     logger.Printf,
 	}
 	nic.apply(&opt)
+	opt.Cloud = *cloudMode
+	if opt.Cloud != daemon.CloudOff && opt.Cmdline == "" {
+		// NoCloud's ds=nocloud;s=... and the gate.* recovery keys.
+		if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+			opt.Cmdline = string(b)
+		}
+	}
 	return daemon.Run(ctx, opt)
 }
 
@@ -193,6 +205,7 @@ func runStatus(e *env, args []string) error {
 	if st.LastError != "" {
 		fmt.Fprintf(e.stdout, "last error: %s\n", st.LastError)
 	}
+	printConfigStatus(e.stdout, st.Config)
 	return nil
 }
 

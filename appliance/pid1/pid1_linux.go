@@ -77,7 +77,7 @@ func run(version string, c *consoles) {
 	}
 
 	// The appliance manages its NICs (DHCP, static settings, the WAN).
-	args := []string{"gate", "up", "--state", stateDir, "--socket", socket, "--firewall", "strict", "--allow-input", "", "--manage-nics"}
+	args := []string{"gate", "up", "--state", stateDir, "--socket", socket, "--firewall", "strict", "--allow-input", "", "--manage-nics", "--cloud", "auto"}
 	if p, msg, err := copyPreseed(time.Second); err != nil {
 		c.logf("preseed: %v", err)
 	} else {
@@ -105,6 +105,7 @@ func run(version string, c *consoles) {
 		startSessions(c, r)
 	}()
 	go announceNetwork(c)
+	go announceConfig(c)
 
 	a := <-power
 	shutdown(a, []*service{daemon}, c)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/gatenet/gate/services/cloud/cloudtest"
 	"github.com/gatenet/gate/services/nstest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -20,7 +21,7 @@ func metadataDetector(t *testing.T) *Detector {
 }
 
 func TestDetectDigitalOcean(t *testing.T) {
-	serveMetadata(t, &fakeDigitalOcean{userData: cloudConfigDoc})
+	cloudtest.Serve(t, &cloudtest.DigitalOcean{UserData: cloudConfigDoc})
 	r, err := metadataDetector(t).Detect(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +53,7 @@ func TestDetectDigitalOcean(t *testing.T) {
 }
 
 func TestDetectDigitalOceanNoUserData(t *testing.T) {
-	serveMetadata(t, &fakeDigitalOcean{})
+	cloudtest.Serve(t, &cloudtest.DigitalOcean{})
 	r, err := metadataDetector(t).Detect(context.Background())
 	if err != nil || r.Kind != DigitalOcean || r.UserData != nil {
 		t.Fatalf("got %+v, %v", r, err)
@@ -60,8 +61,8 @@ func TestDetectDigitalOceanNoUserData(t *testing.T) {
 }
 
 func TestDetectAWS(t *testing.T) {
-	imds := &fakeIMDSv2{userData: cloudConfigDoc}
-	serveMetadata(t, imds)
+	imds := &cloudtest.IMDSv2{UserData: cloudConfigDoc}
+	cloudtest.Serve(t, imds)
 	r, err := metadataDetector(t).Detect(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -80,20 +81,18 @@ func TestDetectAWS(t *testing.T) {
 	if diff := cmp.Diff(want, r, append(cmpAddrs, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Elapsed" }, cmp.Ignore()))...); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
 	}
-	imds.mu.Lock()
-	defer imds.mu.Unlock()
 	// The only request without a token is the DigitalOcean probe; IMDSv1
 	// is never tried.
-	if diff := cmp.Diff([]string{"/metadata/v1.json"}, imds.unauthorized); diff != "" {
+	if diff := cmp.Diff([]string{"/metadata/v1.json"}, imds.Unauthorized()); diff != "" {
 		t.Errorf("requests without a token (-want +got)\n%s", diff)
 	}
-	if imds.authorizedGET == 0 {
+	if imds.AuthorizedGETs() == 0 {
 		t.Error("no request carried the token")
 	}
 }
 
 func TestDetectAWSNoUserData(t *testing.T) {
-	serveMetadata(t, &fakeIMDSv2{})
+	cloudtest.Serve(t, &cloudtest.IMDSv2{})
 	r, err := metadataDetector(t).Detect(context.Background())
 	if err != nil || r.Kind != AWS || r.UserData != nil {
 		t.Fatalf("got %+v, %v", r, err)
@@ -106,7 +105,7 @@ func TestDetectAWSNoUserData(t *testing.T) {
 
 // Something answers on the address but is neither cloud: none, with a note.
 func TestDetectUnknownService(t *testing.T) {
-	serveMetadata(t, jsonHandler(map[string]string{"hello": "world"}))
+	cloudtest.Serve(t, cloudtest.JSON(map[string]string{"hello": "world"}))
 	r, err := metadataDetector(t).Detect(context.Background())
 	if err != nil || r.Kind != None || len(r.Notes) != 1 {
 		t.Fatalf("got %+v, %v", r, err)
@@ -138,7 +137,7 @@ func TestDetectNoneIsFast(t *testing.T) {
 
 // Without Metadata set, a Detector never probes, even where a service is.
 func TestDetectMetadataOffByDefault(t *testing.T) {
-	serveMetadata(t, &fakeDigitalOcean{})
+	cloudtest.Serve(t, &cloudtest.DigitalOcean{})
 	r, err := (&Detector{SysBlock: "-"}).Detect(context.Background())
 	if err != nil || r.Kind != None {
 		t.Fatalf("got %+v, %v", r, err)
@@ -148,15 +147,15 @@ func TestDetectMetadataOffByDefault(t *testing.T) {
 // A NoCloud volume wins over the metadata service, which is then not
 // probed.
 func TestDetectNoCloudFirst(t *testing.T) {
-	imds := &fakeIMDSv2{}
-	serveMetadata(t, imds)
+	imds := &cloudtest.IMDSv2{}
+	cloudtest.Serve(t, imds)
 	sys, dev := fakeBlockDevices(t, map[string][]byte{"vdb": vfatSeed(t, "cidata", 2<<20, "")})
 	d := &Detector{Metadata: true, SysBlock: sys, DevDir: dev, Logf: t.Logf}
 	r, err := d.Detect(context.Background())
 	if err != nil || r.Kind != NoCloud {
 		t.Fatalf("got %+v, %v", r, err)
 	}
-	if len(imds.unauthorized) != 0 || len(imds.tokens) != 0 {
+	if len(imds.Unauthorized()) != 0 || imds.Tokens() != 0 {
 		t.Error("the metadata service was probed")
 	}
 	if !slices.Equal(r.PublicKeys, []string{"ssh-ed25519 AAAA seed"}) {

@@ -27,6 +27,7 @@ func (d *Daemon) Status() localapi.Status {
 		s.LastError = st.Err.Error()
 	}
 	s.Pending = d.pending()
+	s.Config = d.configStatus()
 	return s
 }
 

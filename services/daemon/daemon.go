@@ -63,6 +63,10 @@ type Options struct {
 	// Cmdline is the kernel command line, whose gate.iface.* and gate.wan
 	// keys override NIC settings (recovery); "" for none.
 	Cmdline string
+	// Cloud says where to look for user-data and metadata (config.go):
+	// CloudOff (""), CloudAuto, CloudNoCloud, CloudDigitalOcean or
+	// CloudAWS.
+	Cloud string
 }
 
 // Daemon is a running node daemon.
@@ -81,6 +85,7 @@ type Daemon struct {
 	confirmMu sync.Mutex
 	probation *probation
 	preseed   *nodeconfig.Layer // nil without a (valid) preseed
+	conf      *configState      // the configuration document (config.go)
 	state     *state.Dir
 
 	mu     sync.Mutex
@@ -160,6 +165,7 @@ func New(opt Options) (*Daemon, error) {
 	}
 	d := &Daemon{opt: opt, started: time.Now().UTC(), id: id, key: key, rec: rec, nl: nl, state: st, picker: newPicker(), rev: 1, revCh: make(chan struct{})}
 	d.preseed = loadPreseed(opt.Preseed, opt.Logf)
+	d.conf = d.loadConfigState()
 	if opt.ManageNICs {
 		if d.opt.ResolvConf == "" {
 			d.opt.ResolvConf = "/etc/resolv.conf"
@@ -216,11 +222,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.agent.Start(agentCtx)
 	go d.watchEndpoints(agentCtx)
-	go d.applyPreseed(agentCtx)
+	go d.configure(agentCtx)
 
 	err = localapi.Serve(ctx, ln, localapi.Handler(d))
 	stopAgent()
 	d.agent.Wait()
+	d.stopController()
 	stopRec()
 	<-recDone
 	d.nl.Close()
@@ -236,7 +243,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) update() uint64 {
 	ms := d.agent.Memberships()
 	d.mu.Lock()
-	want := desired(ms, d.key, d.opt.Firewall, d.opt.AllowTCP, d.picker.endpoint)
+	want := desired(ms, d.key, d.opt.Firewall, d.allowTCP(), d.picker.endpoint)
 	d.mu.Unlock()
 	if d.nics != nil {
 		want.Interfaces, want.Resolv = d.nics.desired()

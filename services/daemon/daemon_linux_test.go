@@ -19,7 +19,7 @@ import (
 	"github.com/gatenet/gate/services/nstest"
 )
 
-func TestMain(m *testing.M) { nstest.Main(m) }
+func TestMain(m *testing.M) { memberHelper(); nstest.Main(m) }
 
 // harness runs a real controller on loopback and real daemons in the test
 // namespace, talking through the real local API.

@@ -66,10 +66,9 @@ func (d *Daemon) nicSettings() *nodeconfig.Config {
 // preseedNICs is the preseed's NIC settings as a layer (nil without a
 // preseed): only those; its networks are joined once, by applyPreseed.
 func (d *Daemon) preseedNICs() *nodeconfig.Layer {
-	if d.preseed == nil {
-		return nil
-	}
-	return nodeconfig.NewLayer(nodeconfig.SourcePreseed, "preseed", &nodeconfig.Config{Interfaces: d.preseed.Config.Interfaces, WAN: d.preseed.Config.WAN})
+	// With the cloud layers in force (config.go): user-data and NoCloud
+	// network-config set NICs too.
+	return d.lowerNICs()
 }
 
 // applyPreseed joins the preseed's networks, once per preseed document.

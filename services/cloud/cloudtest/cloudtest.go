@@ -1,6 +1,15 @@
-package cloud
+// Package cloudtest is test support for code that talks to cloud metadata
+// services: fakes of DigitalOcean's metadata service and of AWS's IMDSv2
+// (the token flow enforced), and Serve, which puts one of them on
+// 169.254.169.254:80 inside the test's own network namespace.
+//
+// It is for tests only, and it must never serve or send anything on
+// 169.254.169.254 outside a namespace the test run created: Serve fails
+// the test unless services/nstest put the process in one.
+package cloudtest
 
 import (
+	"cmp"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -12,10 +21,10 @@ import (
 	"github.com/gatenet/gate/services/nstest"
 )
 
-// serveMetadata serves h on 169.254.169.254:80, inside the namespace that
+// Serve serves h on 169.254.169.254:80, inside the namespace that
 // nstest.Main put this test process in (it fails the test anywhere else):
 // the address goes on lo there, and comes off when the test ends.
-func serveMetadata(t *testing.T, h http.Handler) {
+func Serve(t testing.TB, h http.Handler) {
 	t.Helper()
 	nstest.Current(t) // never outside a namespace this test run created
 	nstest.Run(t, "ip", "addr", "add", "169.254.169.254/32", "dev", "lo")
@@ -31,14 +40,29 @@ func serveMetadata(t *testing.T, h http.Handler) {
 	})
 }
 
-// fakeDigitalOcean behaves like DigitalOcean's metadata service: the
-// document of its API reference at /metadata/v1.json (an object, as
-// droplets serve it), user-data at /metadata/v1/user-data, 404 elsewhere.
-type fakeDigitalOcean struct {
-	userData string // "" = none (404)
+// DigitalOcean behaves like DigitalOcean's metadata service: the document
+// of its API reference at /metadata/v1.json (an object, as droplets serve
+// it), user-data at /metadata/v1/user-data, 404 elsewhere.
+type DigitalOcean struct {
+	UserData  string // "" = none (404)
+	DropletID string // default 2756294
+	Hostname  string // default sample-droplet
+
+	mu sync.Mutex
 }
 
-func (f *fakeDigitalOcean) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// SetUserData replaces the user-data served from now on (an operator
+// editing it between boots).
+func (f *DigitalOcean) SetUserData(s string) {
+	f.mu.Lock()
+	f.UserData = s
+	f.mu.Unlock()
+}
+
+func (f *DigitalOcean) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	userData, id, host := f.UserData, cmp.Or(f.DropletID, "2756294"), cmp.Or(f.Hostname, "sample-droplet")
+	f.mu.Unlock()
 	if r.Method != http.MethodGet {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -47,8 +71,8 @@ func (f *fakeDigitalOcean) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/metadata/v1.json":
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{
-  "droplet_id": 2756294,
-  "hostname": "sample-droplet",
+  "droplet_id": ` + id + `,
+  "hostname": ` + strconv.Quote(host) + `,
   "vendor_data": "#cloud-config\ndisable_root: false\n",
   "public_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample test@do"],
   "auth_key": "0123456789abcdef",
@@ -67,11 +91,11 @@ func (f *fakeDigitalOcean) ServeHTTP(w http.ResponseWriter, r *http.Request) {
   "features": {"dhcp_enabled": true}
 }`))
 	case "/metadata/v1/user-data":
-		if f.userData == "" {
+		if userData == "" {
 			http.NotFound(w, r)
 			return
 		}
-		w.Write([]byte(f.userData))
+		w.Write([]byte(userData))
 	case "/metadata/v1/":
 		w.Write([]byte("id\nhostname\nuser-data\nvendor-data\npublic-keys\nregion\ninterfaces/\ndns/\nfloating_ip/\ntags/\nfeatures/\n"))
 	default:
@@ -79,12 +103,13 @@ func (f *fakeDigitalOcean) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// fakeIMDSv2 behaves like AWS's instance metadata service with IMDSv2
+// IMDSv2 behaves like AWS's instance metadata service with IMDSv2
 // required: a token from PUT /latest/api/token (the TTL header is
 // mandatory, 1-21600 s; a request with X-Forwarded-For is refused), and
 // 401 for any GET without a valid token.
-type fakeIMDSv2 struct {
-	userData string // "" = none (404)
+type IMDSv2 struct {
+	UserData   string // "" = none (404)
+	InstanceID string // default i-0123456789abcdef0
 
 	mu            sync.Mutex
 	tokens        map[string]bool
@@ -92,7 +117,35 @@ type fakeIMDSv2 struct {
 	authorizedGET int
 }
 
-func (f *fakeIMDSv2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// SetUserData replaces the user-data served from now on.
+func (f *IMDSv2) SetUserData(s string) {
+	f.mu.Lock()
+	f.UserData = s
+	f.mu.Unlock()
+}
+
+// Unauthorized returns the paths asked for without a valid token.
+func (f *IMDSv2) Unauthorized() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.unauthorized...)
+}
+
+// AuthorizedGETs counts the GETs that carried a valid token.
+func (f *IMDSv2) AuthorizedGETs() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.authorizedGET
+}
+
+// Tokens counts the session tokens handed out.
+func (f *IMDSv2) Tokens() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.tokens)
+}
+
+func (f *IMDSv2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r.URL.Path == "/latest/api/token" {
@@ -130,7 +183,7 @@ func (f *fakeIMDSv2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.authorizedGET++
 	const m1, m2 = "0e:49:61:0f:c3:11", "0e:49:61:0f:c3:22"
 	items := map[string]string{
-		"instance-id":              "i-0123456789abcdef0",
+		"instance-id":              cmp.Or(f.InstanceID, "i-0123456789abcdef0"),
 		"placement/region":         "eu-north-1",
 		"local-hostname":           "ip-172-16-1-10.eu-north-1.compute.internal",
 		"local-ipv4":               "172.16.1.10",
@@ -151,15 +204,15 @@ func (f *fakeIMDSv2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if r.URL.Path == "/latest/user-data" && f.userData != "" {
-		w.Write([]byte(f.userData))
+	if r.URL.Path == "/latest/user-data" && f.UserData != "" {
+		w.Write([]byte(f.UserData))
 		return
 	}
 	http.NotFound(w, r)
 }
 
-// jsonHandler answers every request with v, to stand for "something else"
+// JSON answers every request with v, to stand for "something else"
 // listening on the metadata address.
-func jsonHandler(v any) http.Handler {
+func JSON(v any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(v) })
 }
