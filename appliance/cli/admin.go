@@ -383,13 +383,17 @@ func runToken(e *env, args []string) error {
 			return printJSON(e.stdout, ts)
 		}
 		tw := table(e.stdout)
-		fmt.Fprintln(tw, "ID\tREUSABLE\tALLOW\tADDRESS\tEXPIRES\tUSES\tNOTE")
+		fmt.Fprintln(tw, "ID\tREUSABLE\tALLOW\tADDRESS\tEXPIRES\tUSES\tUSED BY\tNOTE")
 		for _, t := range ts {
 			a := "-"
 			if t.Address.IsValid() {
 				a = t.Address.String()
 			}
-			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%d\t%s\n", t.ID, t.Reusable, t.Allow, a, t.Expires.Format(time.RFC3339), t.Uses, orDash(t.Note))
+			by := orDash(t.UsedBy)
+			if t.UsedByInstance != "" {
+				by += " (" + t.UsedByInstance + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.Reusable, t.Allow, a, t.Expires.Format(time.RFC3339), t.Uses, by, orDash(t.Note))
 		}
 		return tw.Flush()
 	}

@@ -30,10 +30,13 @@ type Membership struct {
 	Pin        string `json:"pin"`
 	// Token is kept only until the controller has accepted the node; it is
 	// a credential and has no use after that.
-	Token      string                `json:"token,omitempty"`
-	Address    netip.Addr            `json:"address,omitzero"` // requested
-	Gateway    *localapi.Gateway     `json:"gateway,omitempty"`
-	Iface      string                `json:"iface"`
+	Token   string            `json:"token,omitempty"`
+	Address netip.Addr        `json:"address,omitzero"` // requested
+	Gateway *localapi.Gateway `json:"gateway,omitempty"`
+	Iface   string            `json:"iface"`
+	// InstanceID is the cloud instance that joined, if user-data did;
+	// sent with the token.
+	InstanceID string                `json:"instance_id,omitempty"`
 	ListenPort int                   `json:"listen_port"`
 	Config     *control.MemberConfig `json:"config,omitempty"` // last good configuration
 	Joined     time.Time             `json:"joined"`

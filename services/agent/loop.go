@@ -106,6 +106,7 @@ func (a *Agent) attempt(ctx context.Context, m *Membership, join, fresh bool) (c
 			ListenPort:       m.ListenPort,
 			Endpoints:        a.endpoints(m.ListenPort),
 			RequestedAddress: m.Address,
+			InstanceID:       m.InstanceID,
 		})
 	}
 	var since uint64

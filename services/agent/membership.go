@@ -106,7 +106,10 @@ func (a *Agent) parseJoin(r localapi.JoinRequest) (*Membership, error) {
 	if err := CheckGateway(r.Gateway); err != nil {
 		return nil, err
 	}
-	return &Membership{ID: js.NetworkID, Controller: js.Controller, Pin: js.Pin, Token: js.Token, Address: r.Address, Gateway: r.Gateway}, nil
+	if len(r.InstanceID) > 128 {
+		return nil, fmt.Errorf("instance ID: at most 128 characters")
+	}
+	return &Membership{ID: js.NetworkID, Controller: js.Controller, Pin: js.Pin, Token: js.Token, Address: r.Address, Gateway: r.Gateway, InstanceID: r.InstanceID}, nil
 }
 
 // CheckGateway validates a gateway role; nil is valid (no role).

@@ -88,15 +88,17 @@ type CreateTokenRequest struct {
 // Token is a join token as the admin API shows it. The secret is only ever
 // returned once, inside JoinString, when the token is created.
 type Token struct {
-	ID         string     `json:"id"`
-	NetworkID  string     `json:"network_id"`
-	Reusable   bool       `json:"reusable"`
-	Allow      bool       `json:"allow"`
-	Address    netip.Addr `json:"address,omitzero"`
-	Expires    time.Time  `json:"expires"`
-	Uses       int        `json:"uses"`
-	Note       string     `json:"note,omitempty"`
-	JoinString string     `json:"join_string,omitempty"`
+	ID             string     `json:"id"`
+	NetworkID      string     `json:"network_id"`
+	Reusable       bool       `json:"reusable"`
+	Allow          bool       `json:"allow"`
+	Address        netip.Addr `json:"address,omitzero"`
+	Expires        time.Time  `json:"expires"`
+	Uses           int        `json:"uses"`
+	UsedBy         string     `json:"used_by,omitempty"`          // the node that used it last
+	UsedByInstance string     `json:"used_by_instance,omitempty"` // its cloud instance, if it said
+	Note           string     `json:"note,omitempty"`
+	JoinString     string     `json:"join_string,omitempty"`
 }
 
 // JoinRequest is the body of POST /v1/networks/{id}/join, sent by a member
@@ -109,6 +111,9 @@ type JoinRequest struct {
 	ListenPort       int              `json:"listen_port"`
 	Endpoints        []netip.AddrPort `json:"endpoints"`
 	RequestedAddress netip.Addr       `json:"requested_address,omitzero"`
+	// InstanceID is the cloud instance the node runs on, from its
+	// metadata, when it joins with user-data: recorded with the token.
+	InstanceID string `json:"instance_id,omitempty"`
 }
 
 // SyncRequest is the body of POST /v1/networks/{id}/sync: the member reports

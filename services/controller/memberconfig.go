@@ -185,13 +185,15 @@ func networkView(n networkRec, routes []control.Route) control.Network {
 // tokenView is a token as the admin API shows it, without its secret.
 func tokenView(t tokenRec) control.Token {
 	return control.Token{
-		ID:        t.ID,
-		NetworkID: t.NetworkID,
-		Reusable:  t.Reusable,
-		Allow:     t.Allow,
-		Address:   t.Address,
-		Expires:   t.Expires.UTC(),
-		Uses:      t.Uses,
-		Note:      t.Note,
+		ID:             t.ID,
+		NetworkID:      t.NetworkID,
+		Reusable:       t.Reusable,
+		Allow:          t.Allow,
+		Address:        t.Address,
+		Expires:        t.Expires.UTC(),
+		Uses:           t.Uses,
+		Note:           t.Note,
+		UsedBy:         t.UsedBy,
+		UsedByInstance: t.UsedInstance,
 	}
 }

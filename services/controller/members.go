@@ -183,7 +183,7 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 			return err
 		}
 		if tok != nil && m.State != control.StateDenied { // a denied member does not use up a token
-			if err := recordUse(tx, *tok, node); err != nil {
+			if err := recordUse(tx, *tok, node, req.InstanceID); err != nil {
 				return err
 			}
 		}

@@ -76,6 +76,11 @@ var migrations = [][]string{
 			PRIMARY KEY (network_id, node_id)
 		)`,
 	},
+	// The cloud instance that used a token (from its metadata), so that a
+	// copy of the token used elsewhere is refused naming where it went.
+	3: {
+		`ALTER TABLE tokens ADD COLUMN used_instance TEXT NOT NULL DEFAULT ''`,
+	},
 }
 
 func (st *Store) migrate(ctx context.Context) error {

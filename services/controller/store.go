@@ -170,6 +170,9 @@ type tokenRec struct {
 	Note       string
 	UsedBy     string // the node that used it last
 	Created    time.Time
+	// UsedInstance is the cloud instance ID the node that used it last
+	// reported, if any.
+	UsedInstance string
 }
 
 func nanos(t time.Time) int64     { return t.UnixNano() }
@@ -547,14 +550,14 @@ func (tx *Tx) pruneTombstones(networkID string, cutoff time.Time) (uint64, error
 
 // Tokens.
 
-const tokenCols = `id, network_id, secret_hash, reusable, allow, address, expires, uses, note, used_by, created`
+const tokenCols = `id, network_id, secret_hash, reusable, allow, address, expires, uses, note, used_by, created, used_instance`
 
 func scanToken(sc interface{ Scan(...any) error }) (tokenRec, error) {
 	var t tokenRec
 	var addr sql.NullString
 	var expires, created int64
 	if err := sc.Scan(&t.ID, &t.NetworkID, &t.SecretHash, &t.Reusable, &t.Allow, &addr, &expires,
-		&t.Uses, &t.Note, &t.UsedBy, &created); err != nil {
+		&t.Uses, &t.Note, &t.UsedBy, &created, &t.UsedInstance); err != nil {
 		return t, err
 	}
 	var err error
@@ -567,9 +570,9 @@ func scanToken(sc interface{ Scan(...any) error }) (tokenRec, error) {
 
 func (tx *Tx) insertToken(t tokenRec) error {
 	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO tokens (`+tokenCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		t.ID, t.NetworkID, t.SecretHash, t.Reusable, t.Allow, nullAddr(t.Address), nanos(t.Expires),
-		t.Uses, t.Note, t.UsedBy, nanos(t.Created))
+		t.Uses, t.Note, t.UsedBy, nanos(t.Created), t.UsedInstance)
 	return err
 }
 
@@ -600,7 +603,7 @@ func (tx *Tx) tokens(networkID string) ([]tokenRec, error) {
 	return out, rows.Err()
 }
 
-func (tx *Tx) recordTokenUse(id string, uses int, usedBy string) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE tokens SET uses = $2, used_by = $3 WHERE id = $1`, id, uses, usedBy)
+func (tx *Tx) recordTokenUse(id string, uses int, usedBy, instance string) error {
+	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE tokens SET uses = $2, used_by = $3, used_instance = $4 WHERE id = $1`, id, uses, usedBy, instance)
 	return err
 }

@@ -49,6 +49,10 @@ func checkTokenUse(t tokenRec, networkID, node string, now time.Time) error {
 	case !now.Before(t.Expires):
 		return forbidden("join token expired")
 	case !t.Reusable && t.Uses > 0 && t.UsedBy != node:
+		if t.UsedInstance != "" {
+			// The user-data was copied: say where the token went.
+			return forbidden("join token already used (by instance " + t.UsedInstance + ")")
+		}
 		return forbidden("join token already used")
 	}
 	return nil
@@ -57,6 +61,8 @@ func checkTokenUse(t tokenRec, networkID, node string, now time.Time) error {
 // lookupToken finds the token with the given secret and checks that node
 // may use it to join networkID.
 func lookupToken(tx *Tx, secret, networkID, node string, now time.Time) (tokenRec, error) {
+	// (The instance a node reports is recorded by recordUse; it is a
+	// label for operators, not a credential: anyone can claim any.)
 	t, found, err := tx.tokenByHash(hashSecret(secret))
 	if err != nil {
 		return t, err
@@ -69,11 +75,11 @@ func lookupToken(tx *Tx, secret, networkID, node string, now time.Time) (tokenRe
 
 // recordUse counts a use of t by node, unless it is the same node coming
 // back with a single-use token it already used.
-func recordUse(tx *Tx, t tokenRec, node string) error {
+func recordUse(tx *Tx, t tokenRec, node, instance string) error {
 	if !t.Reusable && t.Uses > 0 {
 		return nil
 	}
-	return tx.recordTokenUse(t.ID, t.Uses+1, node)
+	return tx.recordTokenUse(t.ID, t.Uses+1, node, instance)
 }
 
 // CreateToken makes a join token for network id.

@@ -115,3 +115,30 @@ func TestTokens(t *testing.T) {
 func containsAny(s string, subs ...string) bool {
 	return slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(s, sub) })
 }
+
+// TestTokenRecordsInstance: a node joining with user-data says which cloud
+// instance it is; the token remembers it, the admin sees it, and a copy of
+// the user-data used on another machine is refused naming the instance.
+func TestTokenRecordsInstance(t *testing.T) {
+	e := newEnv(t)
+	nw := e.mustNetwork("seed", "192.168.254.0/24", false)
+	tok := e.mustToken(nw.ID, control.CreateTokenRequest{Allow: true})
+	a, b := e.newNode(), e.newNode()
+	req := a.joinReq(tok)
+	req.InstanceID = "i-0a1b2c3d4e5f60718"
+	if _, err := a.c.Join(e.ctx, nw.ID, req); err != nil {
+		t.Fatal(err)
+	}
+	copied := b.joinReq(tok)
+	copied.InstanceID = "i-0ffffffffffffffff"
+	_, err := b.c.Join(e.ctx, nw.ID, copied)
+	wantAPIError(t, "copied user-data", err, 403, "join token already used (by instance i-0a1b2c3d4e5f60718)")
+	ts, _ := e.admin.Tokens(e.ctx, nw.ID)
+	if len(ts) != 1 || ts[0].UsedByInstance != "i-0a1b2c3d4e5f60718" || ts[0].UsedBy != a.id.NodeID() {
+		t.Errorf("tokens: %+v", ts)
+	}
+	long := b.joinReq(e.mustToken(nw.ID, control.CreateTokenRequest{}))
+	long.InstanceID = strings.Repeat("i", 200)
+	_, err = b.c.Join(e.ctx, nw.ID, long)
+	wantAPIError(t, "long instance ID", err, 400, "instance_id")
+}

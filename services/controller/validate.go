@@ -263,6 +263,9 @@ func checkJoin(req control.JoinRequest) (control.JoinRequest, error) {
 	if err := checkHostname(req.Hostname); err != nil {
 		return req, err
 	}
+	if err := checkText("instance_id", req.InstanceID, 0, 128); err != nil {
+		return req, err
+	}
 	if err := checkVersion(req.Version); err != nil {
 		return req, err
 	}

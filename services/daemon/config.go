@@ -505,14 +505,14 @@ func (d *Daemon) joinNetworks(ctx context.Context, eff *nodeconfig.Effective, fr
 		if boot.UserDataChanged {
 			d.opt.Logf("config: the user-data of instance %s changed since it was applied; applying it", fresh.InstanceID)
 		}
-		d.join(ctx, origin.Name, eff.Config.Networks)
+		d.join(ctx, origin.Name, eff.Config.Networks, fresh.InstanceID)
 	default:
 		sum := sha256.Sum256(nodeconfig.Format(&nodeconfig.Config{Networks: eff.Config.Networks}))
 		key := hex.EncodeToString(sum[:])
 		if b, err := d.state.Read(networksDone); err == nil && strings.TrimSpace(string(b)) == key {
 			break
 		}
-		d.join(ctx, origin.Name, eff.Config.Networks)
+		d.join(ctx, origin.Name, eff.Config.Networks, "")
 		if ctx.Err() == nil {
 			if err := d.state.Write(networksDone, []byte(key+"\n")); err != nil {
 				d.opt.Logf("config: %v", err)
@@ -522,13 +522,16 @@ func (d *Daemon) joinNetworks(ctx context.Context, eff *nodeconfig.Effective, fr
 	markCloud()
 }
 
-func (d *Daemon) join(ctx context.Context, from string, nets []nodeconfig.Network) {
+// join joins nets; instance is the cloud instance whose user-data asked
+// for them ("" otherwise), which the controller records with the token.
+func (d *Daemon) join(ctx context.Context, from string, nets []nodeconfig.Network, instance string) {
 	for _, n := range nets {
 		req, err := n.JoinRequest()
 		if err != nil {
 			d.opt.Logf("%s: %v", from, err)
 			continue
 		}
+		req.InstanceID = instance
 		if req.Controller == "" && control.CheckNetworkID(req.Join) == nil {
 			// A bare network ID without a controller: this node's own.
 			if a := d.localControllerAddress(); a != "" {

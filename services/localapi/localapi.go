@@ -83,6 +83,9 @@ type JoinRequest struct {
 	Controller string     `json:"controller,omitempty"` // gate://HOST:PORT?pin=...
 	Address    netip.Addr `json:"address,omitzero"`     // requested overlay address
 	Gateway    *Gateway   `json:"gateway,omitempty"`
+	// InstanceID is the cloud instance whose user-data asks for the join;
+	// the controller records it with the join token.
+	InstanceID string `json:"instance_id,omitempty"`
 }
 
 // Snapshot is everything the console shows, at one revision (GET
