@@ -14,8 +14,12 @@ import (
 // owner needs no capability to open it). Capabilities are per thread in
 // Linux; AllThreadsSyscall applies the change to all of the Go runtime's.
 func dropCapabilities() error {
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("no_new_privs: %w", err)
+	// no_new_privs too is a per-thread attribute.
+	if _, _, e := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e != 0 {
+		if e == unix.ENOTSUP {
+			return fmt.Errorf("dropping capabilities needs a build without cgo (CGO_ENABLED=0)")
+		}
+		return fmt.Errorf("no_new_privs: %w", e)
 	}
 	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
 		// Also clear the bounding set, so nothing executed later regains

@@ -16,8 +16,16 @@ func TestDropCapabilities(t *testing.T) {
 			os.Stdout.WriteString("drop: " + err.Error())
 			os.Exit(3)
 		}
-		b, _ := os.ReadFile("/proc/self/status")
-		os.Stdout.Write(b)
+		// Every thread: capabilities and no_new_privs are per thread.
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "Cap") || strings.HasPrefix(l, "NoNewPrivs") {
+					os.Stdout.WriteString(task.Name() + " " + l + "\n")
+				}
+			}
+		}
 		out, err := exec.Command("ip", "link", "add", "gtcaptest", "type", "veth", "peer", "name", "gtcaptest1").CombinedOutput()
 		if err == nil {
 			exec.Command("ip", "link", "del", "gtcaptest").Run()
@@ -47,9 +55,20 @@ func TestDropCapabilities(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	s := string(out)
-	for _, want := range []string{"CapEff:\t0000000000000000", "CapPrm:\t0000000000000000", "CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "ip link add:"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("child lacks %q:\n%s", want, s)
+	if !strings.Contains(s, "ip link add:") || !strings.Contains(s, "NoNewPrivs") {
+		t.Errorf("child did not report:\n%s", s)
+	}
+	for _, l := range strings.Split(s, "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 || !strings.HasPrefix(f[1], "Cap") && f[1] != "NoNewPrivs:" {
+			continue
+		}
+		want := "0000000000000000"
+		if f[1] == "NoNewPrivs:" {
+			want = "1"
+		}
+		if f[2] != want {
+			t.Errorf("thread %s: %s %s, want %s", f[0], f[1], f[2], want)
 		}
 	}
 	if strings.Contains(s, "STILL WORKS") {
