@@ -48,23 +48,18 @@ func (f nicFlags) apply(o *daemon.Options) {
 }
 
 func runInterfaces(e *env, args []string) error {
-	fs := flag.NewFlagSet("interfaces", flag.ContinueOnError)
-	socket := socketFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args)
-	if err != nil {
+	c := newLocalCmd("interfaces", true)
+	if _, err := c.args(args, 0, "no arguments"); err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+	var nics []localapi.Interface
+	if err := c.call(10*time.Second, func(ctx context.Context, cl *localapi.Client) (err error) {
+		nics, err = cl.Interfaces(ctx)
+		return err
+	}); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	nics, err := localapi.NewClient(*socket).Interfaces(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
+	if c.wantJSON() {
 		return printJSON(e.stdout, nics)
 	}
 	if len(nics) == 0 {

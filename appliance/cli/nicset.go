@@ -64,18 +64,11 @@ func runSetInterface(e *env, args []string) error {
 }
 
 func runConfirm(e *env, args []string) error {
-	fs := flag.NewFlagSet("confirm", flag.ContinueOnError)
-	socket := socketFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	c := newLocalCmd("confirm", false)
+	if _, err := c.args(args, 0, "no arguments"); err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 0, "no arguments"); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := localapi.NewClient(*socket).Confirm(ctx); err != nil {
+	if err := c.call(10*time.Second, func(ctx context.Context, cl *localapi.Client) error { return cl.Confirm(ctx) }); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, "confirmed")

@@ -159,18 +159,12 @@ func runJoin(e *env, args []string) error {
 }
 
 func runLeave(e *env, args []string) error {
-	fs := flag.NewFlagSet("leave", flag.ContinueOnError)
-	socket := socketFlag(fs)
-	pos, err := parse(fs, args)
+	c := newLocalCmd("leave", false)
+	pos, err := c.args(args, 1, "a network ID")
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 1, "a network ID"); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := localapi.NewClient(*socket).Leave(ctx, pos[0]); err != nil {
+	if err := c.call(15*time.Second, func(ctx context.Context, cl *localapi.Client) error { return cl.Leave(ctx, pos[0]) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "left %s\n", pos[0])
@@ -178,23 +172,18 @@ func runLeave(e *env, args []string) error {
 }
 
 func runStatus(e *env, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	socket := socketFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args)
-	if err != nil {
+	c := newLocalCmd("status", true)
+	if _, err := c.args(args, 0, "no arguments"); err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+	var st localapi.Status
+	if err := c.call(10*time.Second, func(ctx context.Context, cl *localapi.Client) (err error) {
+		st, err = cl.Status(ctx)
+		return err
+	}); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := localapi.NewClient(*socket).Status(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
+	if c.wantJSON() {
 		return printJSON(e.stdout, st)
 	}
 	online := "OFFLINE"
@@ -210,23 +199,18 @@ func runStatus(e *env, args []string) error {
 }
 
 func runNetworks(e *env, args []string) error {
-	fs := flag.NewFlagSet("networks", flag.ContinueOnError)
-	socket := socketFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args)
-	if err != nil {
+	c := newLocalCmd("networks", true)
+	if _, err := c.args(args, 0, "no arguments"); err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+	var ns []localapi.Network
+	if err := c.call(10*time.Second, func(ctx context.Context, cl *localapi.Client) (err error) {
+		ns, err = cl.Networks(ctx)
+		return err
+	}); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ns, err := localapi.NewClient(*socket).Networks(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
+	if c.wantJSON() {
 		return printJSON(e.stdout, ns)
 	}
 	tw := table(e.stdout)
