@@ -11,7 +11,8 @@
 # Prints a table and writes out/bench/bench.json.
 #
 # Knobs: DURATION (s, default 10), REPS (3), STREAMS (4), SETTLE (30 s,
-# the wait before "RSS after"), VARIANTS ("plain upstream gate gate-full"),
+# the wait before "RSS after"), VARIANTS ("plain upstream gate gate-nolimit
+# gate-full"),
 # BOOT_BENCH (1: also image sizes and boot time, scripts/bench-boot.sh).
 # BENCH_SMOKE=1 runs a tiny configuration (the test suite uses it).
 source "$(dirname "$0")/netns-lib.sh"
@@ -34,7 +35,7 @@ STREAMS=${STREAMS:-4}
 SETTLE=${SETTLE:-30}
 PINGS=${PINGS:-200}
 RR=${RR:-2000}
-VARIANTS=${VARIANTS:-plain upstream gate gate-full}
+VARIANTS=${VARIANTS:-plain upstream gate gate-nolimit gate-full}
 WGGO=${WGGO:-$ROOT/bin/wireguard-go}
 TCPRR=${TCPRR:-$ROOT/bin/tcprr}
 RESULTS="$WORK/results.jsonl"
@@ -155,8 +156,11 @@ upstream() {
 # "gate-full": the full gateway ruleset (strict input and forward, masquerade
 # to the internet, MSS clamp), as an appliance runs it.
 gate_variant() {
-	local variant=$1 fw=guard extra=()
+	local variant=$1 fw=guard extra=() mem=()
 	[ "$variant" = gate-full ] && fw=strict extra=(--masquerade-internet)
+	# gate-nolimit: Gate without its default memory limit, to show what
+	# the limit costs and saves.
+	[ "$variant" = gate-nolimit ] && mem=(--memory-limit 0)
 	say "Gate ($variant)"
 	start ctl ga "$GATE" controller --state "$WORK/ctl-$variant" --listen 198.51.100.1:8443
 	wait_for 20 test -s "$WORK/ctl-$variant/controller.url"
@@ -167,7 +171,7 @@ gate_variant() {
 	admin network route add "$net" 10.1.0.0/24 via 10.255.0.1 >/dev/null
 	admin network route add "$net" 10.2.0.0/24 via 10.255.0.2 >/dev/null
 	for g in ga gb; do
-		start "gate_$g" $g "$GATE" up --state "$WORK/$variant-$g" --socket "$WORK/$variant-$g.sock" --firewall $fw --allow-input tcp/8443
+		start "gate_$g" $g "$GATE" up --state "$WORK/$variant-$g" --socket "$WORK/$variant-$g.sock" --firewall $fw --allow-input tcp/8443 "${mem[@]}"
 		wait_for 20 env GATE_SOCKET="$WORK/$variant-$g.sock" "$GATE" status
 	done
 	in_ns ga ip route add default via 198.51.100.2 2>/dev/null || true
@@ -222,7 +226,7 @@ for v in $VARIANTS; do
 	case $v in
 	plain) plain ;;
 	upstream) upstream ;;
-	gate|gate-full) gate_variant "$v" ;;
+	gate|gate-full|gate-nolimit) gate_variant "$v" ;;
 	*) fail "unknown variant $v" ;;
 	esac
 done

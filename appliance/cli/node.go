@@ -8,6 +8,7 @@ import (
 	"log"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ func runUp(e *env, args []string) error {
 	fw := fs.String("firewall", daemon.FirewallAuto, "auto: deny input and forwarding by default when this node is a gateway, else only guard Gate's own addresses; strict: always deny by default; guard: never")
 	allow := fs.String("allow-input", "tcp/22", "comma-separated ports open on input when the firewall is strict, e.g. tcp/22,tcp/8443 (\"\" for none)")
 	hostname := fs.String("hostname", "", "name reported to the controller (default: the system's)")
+	memLimit := fs.String("memory-limit", "96MiB", "soft memory limit of the daemon (Go's GOMEMLIMIT; 0: none): WireGuard's buffers otherwise grow under load and are never given back; $GOMEMLIMIT wins")
 	nic := addNICFlags(fs)
 	cloudMode := fs.String("cloud", daemon.CloudOff, "read user-data and metadata at start and apply the configuration document once per instance: auto (a NoCloud seed, then the metadata service; the appliance), nocloud, digitalocean, aws, or off")
 	pos, err := parse(fs, args)
@@ -45,6 +47,15 @@ func runUp(e *env, args []string) error {
 	ports, err := parsePorts(*allow)
 	if err != nil {
 		return usagef("--allow-input: %v", err)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		n, err := parseSize(*memLimit)
+		if err != nil {
+			return usagef("--memory-limit: %v", err)
+		}
+		if n > 0 {
+			debug.SetMemoryLimit(n)
+		}
 	}
 	ring := logring.New(2000)
 	logger := log.New(io.MultiWriter(e.stderr, ring), "", log.LstdFlags)
@@ -69,6 +80,24 @@ func runUp(e *env, args []string) error {
 		}
 	}
 	return daemon.Run(ctx, opt)
+}
+
+// parseSize reads a byte count: 96MiB, 1GiB, 65536.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("%q: want a size like 96MiB or 0", s)
+			}
+			return n * u.mult, nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want a size like 96MiB or 0", s)
 }
 
 // parsePorts reads "tcp/22,tcp/8443". Only TCP is accepted: WireGuard's UDP
