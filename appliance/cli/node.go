@@ -31,7 +31,7 @@ func runUp(e *env, args []string) error {
 	fw := fs.String("firewall", daemon.FirewallAuto, "auto: deny input and forwarding by default when this node is a gateway, else only guard Gate's own addresses; strict: always deny by default; guard: never")
 	allow := fs.String("allow-input", "tcp/22", "comma-separated ports open on input when the firewall is strict, e.g. tcp/22,tcp/8443 (\"\" for none)")
 	hostname := fs.String("hostname", "", "name reported to the controller (default: the system's)")
-	memLimit := fs.String("memory-limit", "96MiB", "soft memory limit of the daemon (Go's GOMEMLIMIT; 0: none): WireGuard's buffers otherwise grow under load and are never given back; $GOMEMLIMIT wins")
+	memLimit := fs.String("memory-limit", "0", "soft memory limit of the daemon, e.g. 256MiB (Go's GOMEMLIMIT; 0: none, the default; the appliance uses 256MiB): WireGuard's buffers otherwise grow under load to hundreds of MB and are never given back; $GOMEMLIMIT wins")
 	nic := addNICFlags(fs)
 	cloudMode := fs.String("cloud", daemon.CloudOff, "read user-data and metadata at start and apply the configuration document once per instance: auto (a NoCloud seed, then the metadata service; the appliance), nocloud, digitalocean, aws, or off")
 	pos, err := parse(fs, args)
