@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -136,5 +137,28 @@ func TestPowerAsksFirst(t *testing.T) {
 	send(t, m, cmd())
 	if len(api.power) != 1 || api.power[0] != "poweroff" {
 		t.Errorf("power = %v", api.power)
+	}
+}
+
+func TestDashboardShowsNICs(t *testing.T) {
+	m, _ := send(t, newModel(&recorder{}, true), tea.WindowSizeMsg{Width: 80, Height: 24}, snapshotMsg{snap: nicSnapshot()})
+	v := m.View()
+	if !strings.Contains(v, "eth0       up    dhcp   172.16.1.10/24 via 172.16.1.1 WAN") {
+		t.Errorf("dashboard lacks the NIC line:\n%s", v)
+	}
+	if lines := strings.Split(v, "\n"); len(lines) != 24 {
+		t.Errorf("%d lines, want 24", len(lines))
+	}
+}
+
+func TestTallBodyIsCut(t *testing.T) {
+	s := nicSnapshot()
+	for i := 0; i < 30; i++ {
+		s.Interfaces = append(s.Interfaces, localapi.Interface{Name: fmt.Sprintf("eth%d", i+1), Link: "up", Mode: "dhcp"})
+	}
+	m, _ := send(t, newModel(&recorder{}, true), tea.WindowSizeMsg{Width: 80, Height: 24}, snapshotMsg{snap: s})
+	lines := strings.Split(m.View(), "\n")
+	if len(lines) != 24 || !strings.Contains(lines[23], "j join") {
+		t.Errorf("%d lines, last %q; want 24 with the help bar last", len(lines), lines[len(lines)-1])
 	}
 }

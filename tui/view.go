@@ -34,6 +34,9 @@ func (m Model) View() string {
 	room := m.height - lipgloss.Height(header) - lipgloss.Height(footer)
 	if h := lipgloss.Height(body); h < room {
 		body += strings.Repeat("\n", room-h)
+	} else if h > room && room > 0 {
+		// Too much for the screen: cut, so header and help stay in view.
+		body = strings.Join(strings.Split(body, "\n")[:room], "\n")
 	}
 	return fit(lipgloss.JoinVertical(lipgloss.Left, header, body, footer), m.width)
 }
@@ -100,6 +103,21 @@ func (m Model) dashboardView() string {
 			id = m.st.selected.Render(id)
 		}
 		b.WriteString(id + " " + fmt.Sprintf("%-10s ", clip(orDash(n.Name), 10)) + statusCol.Render(m.st.status(n.Status)) + addrs(n.Addresses) + "\n")
+	}
+	if nics := m.snap.Interfaces; len(nics) > 0 {
+		// The machine's side at a glance; i shows the details.
+		b.WriteString(m.st.title.Render("Interfaces") + "\n")
+		for _, n := range nics {
+			gw := ""
+			if n.Gateway.IsValid() {
+				gw = " via " + n.Gateway.String()
+			}
+			wan := ""
+			if n.WAN {
+				wan = " WAN"
+			}
+			b.WriteString(fmt.Sprintf("%-10s %-5s %-6s %s%s%s\n", clip(n.Name, 10), clip(n.Link, 5), n.Mode, clip(prefixes(n.Addresses), 34), gw, wan))
+		}
 	}
 	if n, ok := m.selected(); ok {
 		b.WriteString("\n" + m.networkDetail(n))
@@ -169,9 +187,17 @@ func (m Model) logsView() string {
 func (m Model) helpView() string {
 	var b strings.Builder
 	b.WriteString(m.st.title.Render("Keys") + "\n\n")
-	for _, k := range m.keys.all() {
-		h := k.Help()
-		b.WriteString(fmt.Sprintf("  %-8s %s\n", h.Key, h.Desc))
+	// Two columns, so that every key fits on 80x24.
+	all := m.keys.all()
+	half := (len(all) + 1) / 2
+	for i := 0; i < half; i++ {
+		h := all[i].Help()
+		line := fmt.Sprintf("  %-8s %-28s", h.Key, h.Desc)
+		if j := i + half; j < len(all) {
+			h2 := all[j].Help()
+			line += fmt.Sprintf("  %-8s %s", h2.Key, h2.Desc)
+		}
+		b.WriteString(line + "\n")
 	}
 	return b.String()
 }
