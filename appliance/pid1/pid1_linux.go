@@ -123,7 +123,10 @@ func announce(version string, c *consoles) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		st, err := cl.Status(ctx)
 		cancel()
-		if err == nil {
+		// Ready once the daemon answers and its first reconcile pass has
+		// run (the firewall is in place), so the line never says
+		// firewall= with nothing after it.
+		if err == nil && st.Firewall != "" {
 			fmt.Fprintf(c, "gate: ready node=%s version=%s hostname=%s firewall=%s uptime=%.2fs\n",
 				st.NodeID, version, st.Hostname, st.Firewall, uptime().Seconds())
 			if st.LastError != "" {
