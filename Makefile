@@ -45,17 +45,21 @@ deps: ## install the Debian packages the tests need (root)
 BENCH_DEBS := iperf3 wireguard-tools
 bench-tools: deps ## build what make bench compares against (upstream wireguard-go, same version as Gate embeds) and its tools
 	@command -v iperf3 >/dev/null && command -v wg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEBS) >/dev/null; }
-	$(GO) build -trimpath -o bin/wireguard-go golang.zx2c4.com/wireguard
+	@# The unpatched upstream module at the version third_party/wireguard-go
+	@# is based on: "go install pkg@version" ignores go.mod's replace.
+	GOBIN=$(CURDIR)/bin/upstream $(GO) install -trimpath golang.zx2c4.com/wireguard@$$($(GO) list -m -f '{{.Version}}' golang.zx2c4.com/wireguard)
+	mv bin/upstream/wireguard bin/wireguard-go && rmdir bin/upstream
 	$(GO) build -trimpath -o bin/tcprr ./scripts/tcprr
 	$(GO) build -trimpath -o bin/ctlbench ./scripts/ctlbench
 
 bench: build bench-tools image ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json (root)
 	scripts/bench.sh
 
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt, go vet, staticcheck, third_party/ is upstream + its patch
 	@files=$$(find . -name '*.go' -not -path './out/*'); test -z "$$(gofmt -l $$files)" || { gofmt -l $$files; exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	scripts/check-third-party.sh
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each
