@@ -221,6 +221,15 @@ func TestDeviceTraffic(t *testing.T) {
 		t.Fatalf("full-MTU ping: %v", err)
 	}
 
+	// A burst of six times the device's buffer bound, sent without waiting:
+	// the bounded pools hold the excess back instead of queueing it, so
+	// the device neither stalls nor piles up memory, and the echoes come
+	// back.
+	if got := device.PreallocatedBuffersPerPool; got != buffersPerDevice {
+		t.Errorf("wireguard-go's pool bound = %d, want %d", got, buffersPerDevice)
+	}
+	burst(t, b, overlayB, overlayA, 6*buffersPerDevice)
+
 	ps, ok := peerStatus(t, a, b.priv.Public())
 	if !ok {
 		t.Fatal("peer B missing from Status")
@@ -286,6 +295,55 @@ func TestDeviceTraffic(t *testing.T) {
 	}
 	if err := a.Configure(cfg); err == nil {
 		t.Error("Configure after Close succeeded")
+	}
+}
+
+// burst sends n full-MTU echo requests from the channel peer as fast as it
+// takes them and counts the replies: at least nine in ten must come back
+// (the kernel's TUN queue may drop a few), and a ping after it must pass.
+func burst(t *testing.T, p *channelPeer, src, dst netip.Addr, n int) {
+	t.Helper()
+	replies := make(chan int)
+	go func() {
+		got := 0
+		idle := time.NewTimer(5 * time.Second)
+		defer idle.Stop()
+		for got < n {
+			select {
+			case pkt := <-p.tun.Inbound:
+				if len(pkt) >= 28 && pkt[9] == 1 && pkt[20] == 0 && binary.BigEndian.Uint16(pkt[24:]) == 0x6275 {
+					got++
+				}
+				idle.Reset(5 * time.Second)
+			case <-idle.C:
+				replies <- got
+				return
+			}
+		}
+		replies <- got
+	}()
+	for i := range n {
+		select {
+		case p.tun.Outbound <- icmpEcho(src, dst, 0x6275, uint16(i), 1420-28):
+		case <-time.After(10 * time.Second):
+			t.Fatalf("burst: the channel TUN took only %d of %d packets: the device stalled", i, n)
+		}
+	}
+	if got := <-replies; got < n*9/10 {
+		t.Errorf("burst of %d echo requests: %d replies, want at least %d", n, got, n*9/10)
+	} else {
+		t.Logf("burst of %d echo requests: %d replies", n, got)
+	}
+	if err := p.ping(src, dst, 9999, 56, 5*time.Second); err != nil {
+		t.Errorf("ping after the burst: %v", err)
+	}
+}
+
+func TestBufferBoundLeavesRoom(t *testing.T) {
+	// The TUN reader and the IPv4 and IPv6 receivers each hold a batch at
+	// all times; below that the device stalls at start.
+	if standing := 3 * conn.IdealBatchSize; buffersPerDevice <= standing {
+		t.Errorf("buffersPerDevice = %d leaves nothing in flight beyond the %d buffers the device always holds", buffersPerDevice, standing)
 	}
 }
 
