@@ -16,6 +16,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -57,7 +58,14 @@ type result struct {
 	ConvergedS    float64  `json:"converged_s"`   // until every member holds every peer
 	StormBytes    int64    `json:"storm_bytes"`   // answer bytes received until then
 	StormCalls    int64    `json:"storm_answers"` // answers (joins and syncs) received until then
-	RSSMB         struct {
+	// StormCPU is the CPU time (user and system) spent until then by the
+	// controller and by the bench's simulated members, which share the
+	// machine: on few cores the storm's time is their sum over the cores.
+	StormCPU struct {
+		Controller float64 `json:"controller_s,omitempty"` // not with -inproc
+		Bench      float64 `json:"bench_s"`
+	} `json:"storm_cpu"`
+	RSSMB struct {
 		AfterStorm float64 `json:"after_storm"`
 		Idle       float64 `json:"idle"` // every member waiting in a long-poll
 		Peak       float64 `json:"peak"`
@@ -213,12 +221,43 @@ func percentile(sorted []float64, p float64) float64 {
 
 func mb(kb int64) float64 { return float64(kb*10/1024) / 10 }
 
+// procCPU is the CPU time process pid has used so far, in seconds: utime
+// and stime of /proc/PID/stat, in the kernel's fixed 100 ticks a second.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return float64(u+s) / 100
+}
+
+// selfCPU is the CPU time this process has used so far, in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 func printTable(rs []result) {
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "N\tmode\tjoin storm s\tjoins/s\tall peers s\tstorm answers\tstorm MB\tRSS storm MB\tRSS idle MB\tRSS peak MB\tfull config KB\terrors\tload start -> end")
+	fmt.Fprintln(w, "N\tmode\tjoin storm s\tjoins/s\tall peers s\tstorm answers\tstorm MB\tCPU ctl s\tCPU bench s\tRSS storm MB\tRSS idle MB\tRSS peak MB\tfull config KB\terrors\tload start -> end")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%d\t%s\t%.1f\t%.0f\t%.1f\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%s -> %s\n", r.N, r.Mode, r.JoinStormS, r.JoinsPerS,
-			r.ConvergedS, r.StormCalls, float64(r.StormBytes)/1e6, r.RSSMB.AfterStorm, r.RSSMB.Idle, r.RSSMB.Peak, float64(r.FullConfigBytes)/1024, r.Errors, r.LoadStart, r.LoadEnd)
+		fmt.Fprintf(w, "%d\t%s\t%.1f\t%.0f\t%.1f\t%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%s -> %s\n", r.N, r.Mode, r.JoinStormS, r.JoinsPerS,
+			r.ConvergedS, r.StormCalls, float64(r.StormBytes)/1e6, r.StormCPU.Controller, r.StormCPU.Bench,
+			r.RSSMB.AfterStorm, r.RSSMB.Idle, r.RSSMB.Peak, float64(r.FullConfigBytes)/1024, r.Errors, r.LoadStart, r.LoadEnd)
 	}
 	w.Flush()
 	fmt.Println()

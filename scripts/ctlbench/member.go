@@ -43,7 +43,7 @@ type member struct {
 // fleet is all simulated members of one run.
 type fleet struct {
 	ms     []*member
-	byNode map[string]int
+	byNode nodeIndex
 	delta  bool // ask for deltas (?delta=1), as the current agent does
 	errors atomic.Int64
 	bytes  atomic.Int64 // answer body bytes received, all calls
@@ -110,6 +110,9 @@ func (f *fleet) post(ctx context.Context, m *member, path string, in any, use fu
 	buf := bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufs.Put(buf)
+	if resp.ContentLength > 0 {
+		buf.Grow(int(resp.ContentLength)) // not grown and copied step by step
+	}
 	if _, err := io.Copy(buf, resp.Body); err != nil {
 		return err
 	}
@@ -136,28 +139,31 @@ type header struct {
 var peersKey = []byte(`,"peers":[`)
 var nodeKey = []byte(`"node_id":"`)
 
-// parse reads the header and the node IDs of the peers of an answer. The
-// controller puts the peers last (and the key cannot occur inside a JSON
-// string, where the quotes are escaped); anything else is decoded in full.
-// The node IDs are handed over as slices of body, not as strings: an
-// allocation per peer of every answer (members² in a storm) was a good
-// part of the bench's own CPU time, which the controller shares.
-func parse(body []byte, peer func(node []byte)) (header, error) {
-	var h header
+// parse reads the header of an answer and hands over the node IDs of its
+// peers, as slices of body (an allocation per peer of every answer, members²
+// in a storm, would be a good part of the bench's own CPU time, which the
+// controller shares). The controller puts the peers last (and the key
+// cannot occur inside a JSON string, where the quotes are escaped), so they
+// are only scanned for node IDs; anything else is decoded in full. head is
+// called once, before peer.
+func parse(body []byte, head func(header), peer func(node []byte)) error {
 	i := bytes.Index(body, peersKey)
 	if i < 0 {
 		var mc control.MemberConfig
 		if err := json.Unmarshal(body, &mc); err != nil {
-			return h, err
+			return err
 		}
+		head(headerFrom(mc))
 		for _, p := range mc.Peers {
 			peer([]byte(p.NodeID))
 		}
-		return header{mc.Status, mc.Revision, mc.Delta, mc.RemovedPeers, mc.Routes}, nil
+		return nil
 	}
+	var h header
 	if err := json.Unmarshal(append(body[:i:i], '}'), &h); err != nil {
-		return h, fmt.Errorf("answer header: %w", err)
+		return fmt.Errorf("answer header: %w", err)
 	}
+	head(h)
 	rest := body[i+len(peersKey):]
 	for {
 		j := bytes.Index(rest, nodeKey)
@@ -168,33 +174,36 @@ func parse(body []byte, peer func(node []byte)) (header, error) {
 		peer(rest[:10])
 		rest = rest[10:]
 	}
-	return h, nil
+	return nil
+}
+
+func headerFrom(mc control.MemberConfig) header {
+	return header{mc.Status, mc.Revision, mc.Delta, mc.RemovedPeers, mc.Routes}
 }
 
 // apply takes an answer into the member's state.
 func (f *fleet) apply(m *member, body []byte) (header, error) {
-	var fresh []int
-	h, err := parse(body, func(node []byte) {
-		if i, ok := f.byNode[string(node)]; ok { // no allocation
-			fresh = append(fresh, i)
+	if m.peers == nil {
+		m.peers = make([]uint64, (len(f.ms)+63)/64)
+	}
+	var h header
+	err := parse(body, func(hd header) {
+		h = hd
+		if !h.Delta {
+			clear(m.peers)
+		}
+		for _, node := range h.RemovedPeers {
+			if i, ok := f.byNode.lookup([]byte(node)); ok {
+				m.peers[i/64] &^= 1 << (i % 64)
+			}
+		}
+	}, func(node []byte) {
+		if i, ok := f.byNode.lookup(node); ok {
+			m.peers[i/64] |= 1 << (i % 64)
 		}
 	})
 	if err != nil {
 		return h, err
-	}
-	if m.peers == nil {
-		m.peers = make([]uint64, (len(f.ms)+63)/64)
-	}
-	if !h.Delta {
-		clear(m.peers)
-	}
-	for _, node := range h.RemovedPeers {
-		if i, ok := f.byNode[node]; ok {
-			m.peers[i/64] &^= 1 << (i % 64)
-		}
-	}
-	for _, i := range fresh {
-		m.peers[i/64] |= 1 << (i % 64)
 	}
 	n := 0
 	for _, w := range m.peers {
@@ -203,6 +212,73 @@ func (f *fleet) apply(m *member, body []byte) (header, error) {
 	m.npeer.Store(int64(n))
 	m.rev.Store(h.Revision)
 	return h, nil
+}
+
+// nodeIndex finds a member by its node ID. Every peer of every answer is
+// looked up, members² times in a storm, and a map of strings made that a
+// good part of the bench's CPU time. A node ID is 10 hex digits of a hash,
+// evenly spread, so its value indexes an open-addressed table directly.
+type nodeIndex struct {
+	keys []uint64 // the ID's value + 1; 0: free
+	idx  []int32
+}
+
+func newNodeIndex(ids []string) (nodeIndex, error) {
+	size := 1
+	for size < 4*len(ids) {
+		size *= 2
+	}
+	x := nodeIndex{keys: make([]uint64, size), idx: make([]int32, size)}
+	for i, id := range ids {
+		k, ok := hexValue([]byte(id))
+		if !ok {
+			return x, fmt.Errorf("node ID %q is not 10 hex digits", id)
+		}
+		s := x.slot(k)
+		if x.keys[s] != 0 {
+			return x, fmt.Errorf("node ID %s twice", id)
+		}
+		x.keys[s], x.idx[s] = k, int32(i)
+	}
+	return x, nil
+}
+
+// slot is where key k is, or where it would go.
+func (x nodeIndex) slot(k uint64) int {
+	mask := uint64(len(x.keys) - 1)
+	for s := k & mask; ; s = (s + 1) & mask {
+		if x.keys[s] == 0 || x.keys[s] == k {
+			return int(s)
+		}
+	}
+}
+
+func (x nodeIndex) lookup(id []byte) (int, bool) {
+	k, ok := hexValue(id)
+	if !ok {
+		return 0, false
+	}
+	s := x.slot(k)
+	return int(x.idx[s]), x.keys[s] == k
+}
+
+// hexValue is the value of a node ID, plus one (so that no ID is 0).
+func hexValue(id []byte) (uint64, bool) {
+	if len(id) != 10 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range id {
+		switch {
+		case '0' <= c && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case 'a' <= c && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v + 1, true
 }
 
 func (f *fleet) join(ctx context.Context, m *member) error {

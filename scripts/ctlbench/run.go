@@ -161,7 +161,7 @@ func run(n int, o options) (*result, error) {
 	}
 
 	log.Printf("N=%d: making %d identities", n, n)
-	f := &fleet{ms: make([]*member, n), byNode: make(map[string]int, n), delta: o.delta}
+	f := &fleet{ms: make([]*member, n), delta: o.delta}
 	var wg sync.WaitGroup
 	var mkErr atomic.Pointer[error]
 	for w := range 8 {
@@ -182,8 +182,12 @@ func run(n int, o options) (*result, error) {
 	if e := mkErr.Load(); e != nil {
 		return nil, *e
 	}
+	ids := make([]string, n)
 	for i, m := range f.ms {
-		f.byNode[m.node] = i
+		ids[i] = m.node
+	}
+	if f.byNode, err = newNodeIndex(ids); err != nil {
+		return nil, err
 	}
 
 	// The join storm: every member joins, at most o.concurrency at once,
@@ -191,6 +195,7 @@ func run(n int, o options) (*result, error) {
 	log.Printf("N=%d: join storm, %d at a time", n, o.concurrency)
 	sem := make(chan struct{}, o.concurrency)
 	start := time.Now()
+	ctlCPU, benchCPU := procCPU(c.pid), selfCPU()
 	var joinErrs atomic.Int64
 	var lastErr atomic.Pointer[error]
 	for _, m := range f.ms {
@@ -234,6 +239,10 @@ func run(n int, o options) (*result, error) {
 		return r, fmt.Errorf("members did not converge: %w", err)
 	}
 	r.ConvergedS = time.Since(start).Seconds()
+	r.StormCPU.Bench = selfCPU() - benchCPU
+	if !o.inproc {
+		r.StormCPU.Controller = procCPU(c.pid) - ctlCPU
+	}
 	r.StormBytes, r.StormCalls = f.bytes.Load(), f.calls.Load()
 	// Let the long-polls settle in (everyone waiting at the same revision).
 	nv, err := admin.Network(ctx, nw.ID)
