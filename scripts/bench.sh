@@ -14,7 +14,8 @@
 # the wait before "RSS after"), VARIANTS ("plain upstream gate gate-full
 # gate-256m": Gate's dataplane, with its full gateway ruleset, and with the
 # appliance's 256 MiB memory limit; also "gate-p1": Gate with GOMAXPROCS=1,
-# a lever measured for the README, not a default),
+# a lever measured for the README, not a default; "gate-bN": Gate with N
+# packet buffers per device, gate up --buffers N, 0 for unbounded),
 # BOOT_BENCH (1: also image sizes and boot time, scripts/bench-boot.sh).
 # BENCH_SMOKE=1 runs a tiny configuration (the test suite uses it).
 source "$(dirname "$0")/netns-lib.sh"
@@ -158,13 +159,15 @@ upstream() {
 # "gate-full": the full gateway ruleset (strict input and forward, masquerade
 # to the internet, MSS clamp), as an appliance runs it.
 gate_variant() {
-	local variant=$1 fw=guard extra=() mem=() envs=()
+	local variant=$1 fw=guard extra=() mem=() envs=() extra_up=()
 	[ "$variant" = gate-full ] && fw=strict extra=(--masquerade-internet)
 	# gate-256m: with the appliance's memory limit, to show what it costs
 	# and saves.
 	[ "$variant" = gate-256m ] && mem=(--memory-limit 256MiB)
 	# gate-p1: one P per gateway process, fewer thread hand-offs.
 	[ "$variant" = gate-p1 ] && envs=(GOMAXPROCS=1)
+	# gate-bN: another bound on the dataplane's packet buffers.
+	case $variant in gate-b[0-9]*) extra_up=(--buffers "${variant#gate-b}") ;; esac
 	say "Gate ($variant)"
 	start ctl ga "$GATE" controller --state "$WORK/ctl-$variant" --listen 198.51.100.1:8443
 	wait_for 20 test -s "$WORK/ctl-$variant/controller.url"
@@ -175,7 +178,7 @@ gate_variant() {
 	admin network route add "$net" 10.1.0.0/24 via 10.255.0.1 >/dev/null
 	admin network route add "$net" 10.2.0.0/24 via 10.255.0.2 >/dev/null
 	for g in ga gb; do
-		start "gate_$g" $g env "${envs[@]}" "$GATE" up --state "$WORK/$variant-$g" --socket "$WORK/$variant-$g.sock" --firewall $fw --allow-input tcp/8443 "${mem[@]}"
+		start "gate_$g" $g env "${envs[@]}" "$GATE" up --state "$WORK/$variant-$g" --socket "$WORK/$variant-$g.sock" --firewall $fw --allow-input tcp/8443 "${mem[@]}" "${extra_up[@]}"
 		wait_for 20 env GATE_SOCKET="$WORK/$variant-$g.sock" "$GATE" status
 	done
 	in_ns ga ip route add default via 198.51.100.2 2>/dev/null || true
@@ -230,7 +233,7 @@ for v in $VARIANTS; do
 	case $v in
 	plain) plain ;;
 	upstream) upstream ;;
-	gate|gate-full|gate-256m|gate-p1) gate_variant "$v" ;;
+	gate|gate-full|gate-256m|gate-p1|gate-b[0-9]*) gate_variant "$v" ;;
 	*) fail "unknown variant $v" ;;
 	esac
 done

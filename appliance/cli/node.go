@@ -16,6 +16,7 @@ import (
 	"github.com/gatenet/gate/services/daemon"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/logring"
+	"github.com/gatenet/gate/services/tunnel"
 )
 
 const defaultStateDir = "/var/lib/gate"
@@ -31,7 +32,8 @@ func runUp(e *env, args []string) error {
 	fw := fs.String("firewall", daemon.FirewallAuto, "auto: deny input and forwarding by default when this node is a gateway, else only guard Gate's own addresses; strict: always deny by default; guard: never")
 	allow := fs.String("allow-input", "tcp/22", "comma-separated ports open on input when the firewall is strict, e.g. tcp/22,tcp/8443 (\"\" for none)")
 	hostname := fs.String("hostname", "", "name reported to the controller (default: the system's)")
-	memLimit := fs.String("memory-limit", "0", "soft memory limit of the daemon, e.g. 256MiB (Go's GOMEMLIMIT; 0: none, the default; the appliance uses 256MiB): WireGuard's buffers otherwise grow under load to hundreds of MB and are never given back; $GOMEMLIMIT wins")
+	memLimit := fs.String("memory-limit", "0", "soft memory limit of the daemon, e.g. 256MiB (Go's GOMEMLIMIT; 0: none, the default; the appliance uses 256MiB): a safety net beside the dataplane's bounded packet buffers; $GOMEMLIMIT wins")
+	buffers := fs.Int("buffers", tunnel.DefaultBuffers, fmt.Sprintf("packet buffers per WireGuard device, 64 KiB each: what the dataplane may hold under load (at least %d; 0: unbounded, as upstream wireguard-go)", tunnel.MinBuffers))
 	nic := addNICFlags(fs)
 	cloudMode := fs.String("cloud", daemon.CloudOff, "read user-data and metadata at start and apply the configuration document once per instance: auto (a NoCloud seed, then the metadata service; the appliance), nocloud, digitalocean, aws, or off")
 	pos, err := parse(fs, args)
@@ -47,6 +49,9 @@ func runUp(e *env, args []string) error {
 	ports, err := parsePorts(*allow)
 	if err != nil {
 		return usagef("--allow-input: %v", err)
+	}
+	if err := tunnel.SetBuffers(*buffers); err != nil {
+		return usagef("--buffers: %v", err)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		n, err := parseSize(*memLimit)

@@ -34,7 +34,6 @@ func New(name string, mtu int, logf func(format string, args ...any)) (*Device, 
 	if logf == nil {
 		logf = device.DiscardLogf
 	}
-	boundBuffers()
 	t, err := tun.CreateTUN(name, mtu)
 	if err != nil {
 		return nil, fmt.Errorf("creating TUN %s: %w", name, err)
@@ -45,7 +44,7 @@ func New(name string, mtu int, logf func(format string, args ...any)) (*Device, 
 		Verbosef: device.DiscardLogf,
 		Errorf:   func(format string, args ...any) { logf(prefix+format, args...) },
 	}
-	d := &Device{name: name, dev: device.NewDevice(t, conn.NewDefaultBind(), logger)}
+	d := &Device{name: name, dev: newDevice(t, logger)}
 	if err := d.dev.Up(); err != nil {
 		d.dev.Close()
 		return nil, fmt.Errorf("starting WireGuard device %s: %w", name, err)
@@ -53,28 +52,51 @@ func New(name string, mtu int, logf func(format string, args ...any)) (*Device, 
 	return d, nil
 }
 
-// buffersPerDevice bounds how many packet buffers each device may hand out
-// at once (each is 64 KiB, the largest datagram a GSO/GRO batch can need,
-// with its queue element). Upstream wireguard-go leaves the bound off on
-// Linux, so under load the buffers pile up in its queues, to 300 MB - 1 GB
-// per process, and are never given back (make bench: "upstream").
+// DefaultBuffers bounds how many packet buffers each device may hand out at
+// once (each is 64 KiB, the largest datagram a GSO/GRO batch can need, with
+// its queue element). Upstream wireguard-go leaves the bound off on Linux,
+// so under load the buffers pile up in its queues, to 300 MB - 1 GB per
+// process, and are never given back (make bench: "upstream").
 //
 // The device always holds one batch (conn.IdealBatchSize, 128) in the TUN
 // reader and one in each UDP receiver (IPv4, IPv6): 3 batches standing, or
 // it stalls at start. One more batch in flight is enough to keep a 2-core
 // machine busy; make bench measured 512 against 768, 1024, 2048 and
-// unbounded: the same or better throughput (the buffers stay hot in the
-// cache), 55 MB instead of 400 MB per gateway under load, and a p99 of a
-// few milliseconds instead of 10 (less queued in front of a ping).
-const buffersPerDevice = 4 * conn.IdealBatchSize
+// unbounded (variants gate-b768 ...): the same or better throughput (the
+// buffers stay hot in the cache), ~60 MB instead of ~400 MB per gateway
+// under load, and a p99 ping of 1-2 ms instead of 10 (less queued in front
+// of it).
+const DefaultBuffers = 4 * conn.IdealBatchSize
 
-var boundOnce sync.Once
+// MinBuffers is the smallest bound a device can run with: one buffer more
+// than the three batches it always holds.
+const MinBuffers = 3*conn.IdealBatchSize + 1
 
-// boundBuffers sets wireguard-go's pool bound, a process-wide variable it
-// reads when a device is created (a var only in Gate's patched copy, see
-// third_party/README.md).
-func boundBuffers() {
-	boundOnce.Do(func() { device.PreallocatedBuffersPerPool = buffersPerDevice })
+var (
+	buffersMu sync.Mutex
+	buffers   = DefaultBuffers
+)
+
+// SetBuffers sets the bound for devices made from now on: DefaultBuffers,
+// or at least MinBuffers, or 0 for none (upstream's behaviour, to compare).
+func SetBuffers(n int) error {
+	if n != 0 && n < MinBuffers {
+		return fmt.Errorf("%d packet buffers per device: want 0 (unbounded) or at least %d (the device holds %d at all times)", n, MinBuffers, MinBuffers-1)
+	}
+	buffersMu.Lock()
+	defer buffersMu.Unlock()
+	buffers = n
+	return nil
+}
+
+// newDevice makes a wireguard-go device with the bound in force. The bound
+// is a process-wide variable wireguard-go reads while it makes the device
+// (a var only in Gate's patched copy, see third_party/README.md).
+func newDevice(t tun.Device, logger *device.Logger) *device.Device {
+	buffersMu.Lock()
+	defer buffersMu.Unlock()
+	device.PreallocatedBuffersPerPool = uint32(buffers)
+	return device.NewDevice(t, conn.NewDefaultBind(), logger)
 }
 
 // Name returns the name of the kernel link.

@@ -225,10 +225,10 @@ func TestDeviceTraffic(t *testing.T) {
 	// the bounded pools hold the excess back instead of queueing it, so
 	// the device neither stalls nor piles up memory, and the echoes come
 	// back.
-	if got := device.PreallocatedBuffersPerPool; got != buffersPerDevice {
-		t.Errorf("wireguard-go's pool bound = %d, want %d", got, buffersPerDevice)
+	if got := device.PreallocatedBuffersPerPool; got != DefaultBuffers {
+		t.Errorf("wireguard-go's pool bound = %d, want %d", got, DefaultBuffers)
 	}
-	burst(t, b, overlayB, overlayA, 6*buffersPerDevice)
+	burst(t, b, overlayB, overlayA, 6*DefaultBuffers)
 
 	ps, ok := peerStatus(t, a, b.priv.Public())
 	if !ok {
@@ -339,11 +339,27 @@ func burst(t *testing.T, p *channelPeer, src, dst netip.Addr, n int) {
 	}
 }
 
-func TestBufferBoundLeavesRoom(t *testing.T) {
-	// The TUN reader and the IPv4 and IPv6 receivers each hold a batch at
-	// all times; below that the device stalls at start.
-	if standing := 3 * conn.IdealBatchSize; buffersPerDevice <= standing {
-		t.Errorf("buffersPerDevice = %d leaves nothing in flight beyond the %d buffers the device always holds", buffersPerDevice, standing)
+func TestSetBuffers(t *testing.T) {
+	defer SetBuffers(DefaultBuffers)
+	for _, tt := range []struct {
+		n  int
+		ok bool
+	}{
+		{DefaultBuffers, true},
+		{0, true},
+		{MinBuffers, true},
+		{4096, true},
+		{MinBuffers - 1, false}, // the device would stall at start
+		{128, false},
+		{-1, false},
+	} {
+		err := SetBuffers(tt.n)
+		if (err == nil) != tt.ok {
+			t.Errorf("SetBuffers(%d) = %v, want ok %v", tt.n, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), fmt.Sprint(MinBuffers)) {
+			t.Errorf("SetBuffers(%d) error %q does not name the minimum %d", tt.n, err, MinBuffers)
+		}
 	}
 }
 
