@@ -78,9 +78,10 @@ func run(version string, c *consoles) {
 
 	// The appliance manages its NICs (DHCP, static settings, the WAN).
 	args := []string{"gate", "up", "--state", stateDir, "--socket", socket, "--firewall", "strict", "--allow-input", "", "--manage-nics", "--cloud", "auto",
-		// wireguard-go's buffers grow under load to hundreds of MB and
-		// are never given back: on a 512 MB droplet that is a crash. 256
-		// MiB costs ~20% of single-stream throughput (make bench).
+		// The dataplane's packet buffers are bounded (services/tunnel);
+		// the soft limit is the safety net for the rest (many peers, a
+		// controller run in-process from user-data) on a 512 MB droplet.
+		// make bench measures what it costs (variant gate-256m).
 		"--memory-limit", "256MiB"}
 	if p, msg, err := copyPreseed(time.Second); err != nil {
 		c.logf("preseed: %v", err)
