@@ -10,7 +10,9 @@
 # and latency through the path (ping and TCP request/response p50/p99).
 # Prints a table and writes out/bench/bench.json.
 #
-# Knobs: DURATION (s, default 10), REPS (3), STREAMS (4), SETTLE (30 s,
+# Knobs: CONTROLLER_SIZES ("1000 10000"), CONTROLLER_LIMIT_SIZES ("10000",
+# run again with gate controller --memory-limit CONTROLLER_LIMIT, 460MiB),
+# DURATION (s, default 10), REPS (3), STREAMS (4), SETTLE (30 s,
 # the wait before "RSS after"), VARIANTS ("plain upstream gate gate-full
 # gate-256m": Gate's dataplane, with its full gateway ruleset, and with the
 # appliance's 256 MiB memory limit; also "gate-p1": Gate with GOMAXPROCS=1,
@@ -29,8 +31,12 @@ mkdir -p "$OUT"
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
 	DURATION=${DURATION:-1} REPS=${REPS:-1} SETTLE=${SETTLE:-1} PINGS=${PINGS:-20} RR=${RR:-50}
 	CONTROLLER_SIZES=${CONTROLLER_SIZES-50}
+	CONTROLLER_LIMIT_SIZES=${CONTROLLER_LIMIT_SIZES-50}
 fi
 CONTROLLER_SIZES=${CONTROLLER_SIZES-1000 10000}
+# The same with gate controller --memory-limit $CONTROLLER_LIMIT.
+CONTROLLER_LIMIT_SIZES=${CONTROLLER_LIMIT_SIZES-10000}
+CONTROLLER_LIMIT=${CONTROLLER_LIMIT:-460MiB}
 CTLBENCH=${CTLBENCH:-$ROOT/bin/ctlbench}
 DURATION=${DURATION:-10}
 REPS=${REPS:-3}
@@ -285,6 +291,15 @@ if [ -n "$CONTROLLER_SIZES" ]; then
 		pass "controller scale (${CONTROLLER_SIZES// /, } members)"
 	else
 		fail "controller scale (${CONTROLLER_SIZES// /, } members)"
+	fi
+	if [ -n "$CONTROLLER_LIMIT_SIZES" ]; then
+		say "controller scale with --memory-limit $CONTROLLER_LIMIT: ${CONTROLLER_LIMIT_SIZES// /, } members"
+		if in_ns ctl "$CTLBENCH" -gate "$GATE" -n "${CONTROLLER_LIMIT_SIZES// /,}" -ctl-arg=--memory-limit -ctl-arg="$CONTROLLER_LIMIT" \
+			-out "$OUT/controller-limit.json" -workdir "$WORK/ctlbench-limit"; then
+			pass "controller scale with --memory-limit $CONTROLLER_LIMIT"
+		else
+			fail "controller scale with --memory-limit $CONTROLLER_LIMIT"
+		fi
 	fi
 fi
 summary

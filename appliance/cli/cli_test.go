@@ -98,6 +98,7 @@ func TestMainExitCodes(t *testing.T) {
 		{[]string{"join"}, 2, "want a join string or network ID"},
 		{[]string{"join", "x", "--address", "nope"}, 2, `--address "nope" is not an IP address`},
 		{[]string{"up", "--allow-input", "udp/1"}, 2, "--allow-input"},
+		{[]string{"controller", "--memory-limit", "lots"}, 2, "--memory-limit"},
 		{[]string{"up", "--buffers", "100"}, 2, "--buffers: 100 packet buffers per device: want 0 (unbounded) or at least 385"},
 		{[]string{"network"}, 2, "want a subcommand"},
 		{[]string{"network", "create", "--cidr", "x", "--controller", "gate://h:1?pin=sha256:" + strings.Repeat("a", 64), "--token", "t"}, 2, "is not a CIDR"},

@@ -32,7 +32,7 @@ func runUp(e *env, args []string) error {
 	fw := fs.String("firewall", daemon.FirewallAuto, "auto: deny input and forwarding by default when this node is a gateway, else only guard Gate's own addresses; strict: always deny by default; guard: never")
 	allow := fs.String("allow-input", "tcp/22", "comma-separated ports open on input when the firewall is strict, e.g. tcp/22,tcp/8443 (\"\" for none)")
 	hostname := fs.String("hostname", "", "name reported to the controller (default: the system's)")
-	memLimit := fs.String("memory-limit", "0", "soft memory limit of the daemon, e.g. 256MiB (Go's GOMEMLIMIT; 0: none, the default; the appliance uses 256MiB): a safety net beside the dataplane's bounded packet buffers; $GOMEMLIMIT wins")
+	memLimit := memoryLimitFlag(fs, "the appliance uses 256MiB; a safety net beside the dataplane's bounded packet buffers")
 	buffers := fs.Int("buffers", tunnel.DefaultBuffers, fmt.Sprintf("packet buffers per WireGuard device, 64 KiB each: what the dataplane may hold under load (at least %d; 0: unbounded, as upstream wireguard-go)", tunnel.MinBuffers))
 	nic := addNICFlags(fs)
 	cloudMode := fs.String("cloud", daemon.CloudOff, "read user-data and metadata at start and apply the configuration document once per instance: auto (a NoCloud seed, then the metadata service; the appliance), nocloud, digitalocean, aws, or off")
@@ -53,14 +53,8 @@ func runUp(e *env, args []string) error {
 	if err := tunnel.SetBuffers(*buffers); err != nil {
 		return usagef("--buffers: %v", err)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		n, err := parseSize(*memLimit)
-		if err != nil {
-			return usagef("--memory-limit: %v", err)
-		}
-		if n > 0 {
-			debug.SetMemoryLimit(n)
-		}
+	if err := applyMemoryLimit(*memLimit); err != nil {
+		return err
 	}
 	ring := logring.New(2000)
 	logger := log.New(io.MultiWriter(e.stderr, ring), "", log.LstdFlags)
@@ -88,6 +82,27 @@ func runUp(e *env, args []string) error {
 }
 
 // parseSize reads a byte count: 96MiB, 1GiB, 65536.
+// memoryLimitFlag adds --memory-limit to fs; why says who uses what.
+func memoryLimitFlag(fs *flag.FlagSet, why string) *string {
+	return fs.String("memory-limit", "0", "soft memory limit of the process, e.g. 256MiB (Go's GOMEMLIMIT; 0: none, the default; "+why+"); $GOMEMLIMIT wins")
+}
+
+// applyMemoryLimit sets the soft memory limit --memory-limit asks for,
+// unless $GOMEMLIMIT is set: the runtime has taken that one already.
+func applyMemoryLimit(v string) error {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	n, err := parseSize(v)
+	if err != nil {
+		return usagef("--memory-limit: %v", err)
+	}
+	if n > 0 {
+		debug.SetMemoryLimit(n)
+	}
+	return nil
+}
+
 func parseSize(s string) (int64, error) {
 	units := []struct {
 		suffix string

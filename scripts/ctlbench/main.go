@@ -44,6 +44,7 @@ type options struct {
 	workdir     string
 	memprofile  string
 	ctlEnv      []string
+	ctlArgs     []string
 	timeout     time.Duration
 }
 
@@ -52,6 +53,7 @@ type result struct {
 	N             int      `json:"n"`
 	Mode          string   `json:"mode"` // "delta" (the current agent) or "full" (an agent without ?delta=1)
 	ControllerEnv []string `json:"controller_env,omitempty"`
+	ControllerArg []string `json:"controller_args,omitempty"`
 	Concurrency   int      `json:"concurrency"`
 	JoinStormS    float64  `json:"join_storm_s"`
 	JoinsPerS     float64  `json:"joins_per_s"`
@@ -113,10 +115,17 @@ func main() {
 		o.ctlEnv = append(o.ctlEnv, v)
 		return nil
 	})
+	flag.Func("ctl-arg", "an argument for the gate controller command, e.g. -ctl-arg=--memory-limit -ctl-arg=460MiB (repeatable)", func(v string) error {
+		o.ctlArgs = append(o.ctlArgs, v)
+		return nil
+	})
 	flag.StringVar(&o.workdir, "workdir", "", "where the controller's state goes (default: a temporary directory)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on a phase after this long")
 	flag.Parse()
 	o.delta = !*full
+	if o.inproc && (len(o.ctlArgs) > 0 || len(o.ctlEnv) > 0) {
+		log.Fatal("-ctl-arg and -ctl-env are for a controller process; -inproc runs it in this one")
+	}
 	if *smoke {
 		*sizes, o.concurrency = "50", 20
 	}

@@ -57,7 +57,7 @@ func startController(o options, dir string) (*ctl, error) {
 		c.pid = os.Getpid()
 		c.stop = func() error { cancel(); err := <-done; s.Close(); logf.Close(); return err }
 	} else {
-		cmd := exec.Command(o.gate, "controller", "--state", dir, "--listen", addr)
+		cmd := exec.Command(o.gate, append([]string{"controller", "--state", dir, "--listen", addr}, o.ctlArgs...)...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.Env = append(os.Environ(), o.ctlEnv...)
 		if err := cmd.Start(); err != nil {
@@ -138,6 +138,7 @@ func run(n int, o options) (*result, error) {
 	}
 	r.RSSMB.InProcess = o.inproc
 	r.ControllerEnv = o.ctlEnv
+	r.ControllerArg = o.ctlArgs
 	log.Printf("N=%d (%s): starting the controller", n, r.Mode)
 	c, err := startController(o, dir)
 	if err != nil {
