@@ -65,7 +65,9 @@ func New(name string, mtu int, logf func(format string, args ...any)) (*Device, 
 // unbounded (variants gate-b768 ...): the same or better throughput (the
 // buffers stay hot in the cache), ~60 MB instead of ~400 MB per gateway
 // under load, and a p99 ping of 1-2 ms instead of 10 (less queued in front
-// of it).
+// of it). Packets staged for a peer still waiting for a handshake are
+// dropped when buffers run short (the patch's second part), so a dead peer
+// cannot hold the spare batch and stall the others.
 const DefaultBuffers = 4 * conn.IdealBatchSize
 
 // MinBuffers is the smallest bound a device can run with: one buffer more

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -427,5 +428,76 @@ func TestGreetHandshakesWithoutTraffic(t *testing.T) {
 			t.Fatal("no handshake without traffic: the new peer was not greeted")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDeadPeerDoesNotStarveOthers: packets for a peer that never answers
+// wait in that peer's staged queue for a handshake (up to 90 s). Holding
+// them must not take the buffers the device needs for everyone else: a
+// live peer still gets through while a host keeps sending to the dead one.
+func TestDeadPeerDoesNotStarveOthers(t *testing.T) {
+	const name = "gtw3"
+	a, err := New(name, 1420, testLogf(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	nc, err := netcfg.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	overlayA, overlayB := netip.MustParseAddr("10.97.0.1"), netip.MustParseAddr("10.97.0.2")
+	dead := netip.MustParseAddr("10.97.0.3")
+	if err := nc.Sync(netcfg.LinkConfig{Name: name, MTU: 1420, Addrs: []netip.Prefix{netip.PrefixFrom(overlayA, 24)}}); err != nil {
+		t.Fatal(err)
+	}
+	b := newChannelPeer(t)
+	privA, err := GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	privDead, err := GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing listens on the dead peer's endpoint.
+	deadEP, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadPort := deadEP.LocalAddr().(*net.UDPAddr).Port
+	deadEP.Close()
+	if err := a.Configure(Config{PrivateKey: privA, Peers: []Peer{
+		{PublicKey: b.priv.Public(), Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(b.port)), AllowedIPs: []netip.Prefix{netip.PrefixFrom(overlayB, 32)}},
+		{PublicKey: privDead.Public(), Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(deadPort)), AllowedIPs: []netip.Prefix{netip.PrefixFrom(dead, 32)}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.dev.IpcSet(fmt.Sprintf("public_key=%s\nendpoint=127.0.0.1:%d\nallowed_ip=%s/32\n", privA.Public().hex(), a.Port(), overlayA)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ping(overlayB, overlayA, 1, 56, 10*time.Second); err != nil {
+		t.Fatalf("ping before the dead peer's traffic: %v", err)
+	}
+	// A host keeps sending to the dead peer: one datagram per TUN read,
+	// more than the device's spare buffers.
+	s, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: dead.AsSlice(), Port: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 2 * DefaultBuffers {
+		if _, err := s.Write(make([]byte, 100)); err != nil {
+			t.Fatalf("datagram %d to the dead peer: %v", i, err)
+		}
+		if i%32 == 0 {
+			time.Sleep(time.Millisecond) // let the TUN reader take them one by one
+		}
+	}
+	for seq := uint16(2); seq < 5; seq++ {
+		if err := b.ping(overlayB, overlayA, seq, 56, 5*time.Second); err != nil {
+			t.Fatalf("ping to the live peer while the dead one has traffic staged: %v", err)
+		}
 	}
 }

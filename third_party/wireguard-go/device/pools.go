@@ -46,6 +46,17 @@ func (p *WaitPool) Put(x any) {
 	p.cond.Signal()
 }
 
+// available returns how many more Gets can proceed without waiting, or -1
+// when the pool has no bound. (Gate's patch, see third_party/README.md.)
+func (p *WaitPool) available() int {
+	if p.max == 0 {
+		return -1
+	}
+	p.lock.Lock()
+	defer p.lock.Unlock()
+	return int(p.max) - int(p.count)
+}
+
 func (device *Device) PopulatePools() {
 	device.pool.inboundElementsContainer = NewWaitPool(PreallocatedBuffersPerPool, func() any {
 		s := make([]*QueueInboundElement, 0, device.BatchSize())
