@@ -19,6 +19,8 @@
 # a lever measured for the README, not a default; "gate-bN": Gate with N
 # packet buffers per device, gate up --buffers N, 0 for unbounded),
 # BOOT_BENCH (1: also image sizes and boot time, scripts/bench-boot.sh).
+# PERF=1: a CPU profile (perf record) of each gateway during the first
+# 1-stream run, its top symbols printed, the data in out/bench/perf-*.
 # BENCH_SMOKE=1 runs a tiny configuration (the test suite uses it).
 source "$(dirname "$0")/netns-lib.sh"
 trap cleanup EXIT
@@ -47,6 +49,12 @@ RR=${RR:-2000}
 VARIANTS=${VARIANTS:-plain upstream gate gate-full gate-256m}
 WGGO=${WGGO:-$ROOT/bin/wireguard-go}
 TCPRR=${TCPRR:-$ROOT/bin/tcprr}
+if [ "${PERF:-0}" = 1 ]; then
+	command -v perf >/dev/null || { echo "PERF=1 needs perf (apt-get install linux-perf)" >&2; exit 1; }
+	# perf needs symbols: an unstripped build of the same source.
+	(cd "$ROOT" && go build -trimpath -o "$WORK/gate-sym" ./appliance) || { echo "building an unstripped gate failed" >&2; exit 1; }
+	GATE=$WORK/gate-sym
+fi
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
 : >"$WORK/control.jsonl"
@@ -85,6 +93,14 @@ measure() {
 			in_ns hb iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 			local srv=$!
 			sleep 0.3
+			# PERF=1: a CPU profile of each gateway during the first run.
+			if [ "${PERF:-0}" = 1 ] && [ "$rep" = 1 ] && [ "$streams" = 1 ] && [ ${#pids[@]} -gt 0 ]; then
+				local p i=0
+				for p in "${pids[@]}"; do
+					i=$((i + 1))
+					perf record -q -F 499 -g -p "$p" -o "$OUT/perf-$variant-$i.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+				done
+			fi
 			local json
 			json=$(in_ns ha iperf3 -c 10.2.0.2 -p 5201 -t "$DURATION" -P "$streams" -J 2>/dev/null &
 				local cl=$!
@@ -119,6 +135,15 @@ measure() {
 	local rr
 	rr=$(in_ns ha "$TCPRR" -connect 10.2.0.2:5202 -n "$RR" || echo '{}')
 	wait $rrsrv 2>/dev/null || true
+	if [ "${PERF:-0}" = 1 ] && [ ${#pids[@]} -gt 0 ]; then
+		wait_for 10 test -s "$OUT/perf-$variant-${#pids[@]}.data" || true
+		sleep 1
+		local f
+		for f in "$OUT"/perf-"$variant"-*.data; do
+			echo "--- $variant: top of $(basename "$f") (perf report --no-children --sort symbol)"
+			perf report -i "$f" --no-children --sort symbol --stdio -g none 2>/dev/null | grep '%' | head -15 || true
+		done
+	fi
 	local after_rss=null
 	if [ ${#pids[@]} -gt 0 ]; then sleep "$SETTLE"; after_rss=$(rss_kb "${pids[@]}"); fi
 	local m1 m4 all1 all4
