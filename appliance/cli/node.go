@@ -81,7 +81,6 @@ func runUp(e *env, args []string) error {
 	return daemon.Run(ctx, opt)
 }
 
-// parseSize reads a byte count: 96MiB, 1GiB, 65536.
 // memoryLimitFlag adds --memory-limit to fs; why says who uses what.
 func memoryLimitFlag(fs *flag.FlagSet, why string) *string {
 	return fs.String("memory-limit", "0", "soft memory limit of the process, e.g. 256MiB (Go's GOMEMLIMIT; 0: none, the default; "+why+"); $GOMEMLIMIT wins")
@@ -103,6 +102,7 @@ func applyMemoryLimit(v string) error {
 	return nil
 }
 
+// parseSize reads a byte count: 96MiB, 1GiB, 65536.
 func parseSize(s string) (int64, error) {
 	units := []struct {
 		suffix string
