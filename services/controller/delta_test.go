@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -76,8 +77,20 @@ func (e *env) viewAnswer(id, node string, since uint64) control.MemberConfig {
 // and checks, after each, that every member's full answer is what
 // buildMemberConfig gives, and that the delta from every revision it held
 // before, applied to what it held, gives the same. A restart in the middle
-// checks that revisions and tombstones survive it.
+// checks that revisions and tombstones survive it. With blocks of about two
+// entries, the network's peer list spans many blocks, which changes
+// rebuild or keep.
 func TestDeltasAgreeWithFullConfigs(t *testing.T) {
+	for _, size := range []uint32{64, 2} {
+		t.Run(fmt.Sprintf("blocks of %d", size), func(t *testing.T) {
+			defer func(old uint32) { blockSize = old }(blockSize)
+			blockSize = size
+			testDeltasAgree(t)
+		})
+	}
+}
+
+func testDeltasAgree(t *testing.T) {
 	dir := t.TempDir()
 	e := startEnv(t, dir)
 	nw := e.mustNetwork("d", "10.30.0.0/24", false)
@@ -251,5 +264,86 @@ func TestDeltaIsSmall(t *testing.T) {
 	old, err := a.c.Sync(e.ctx, nw.ID, control.SyncRequest{Since: mc.Revision})
 	if err != nil || old.Delta || len(old.Peers) != 19 {
 		t.Fatalf("full sync: delta %t, %d peers, %v", old.Delta, len(old.Peers), err)
+	}
+}
+
+// TestPeerListBlocks: the peer list without any one entry is every other
+// entry in order, and after a change only the block that holds it is
+// built again.
+func TestPeerListBlocks(t *testing.T) {
+	defer func(old uint32) { blockSize = old }(blockSize)
+	blockSize = 4
+	rng := rand.New(rand.NewPCG(3, 4))
+	v := &netView{}
+	entry := func(i int) []byte { return fmt.Appendf(nil, `,{"n":%d}`, i) }
+	for i := range 100 {
+		vm := newViewMember(memberRec{NodeID: fmt.Sprintf("%010x", rng.Uint64()>>24)})
+		vm.peer = entry(i)
+		v.ranked = append(v.ranked, vm)
+	}
+	check := func(step string) *peerList {
+		t.Helper()
+		pl := v.peerList()
+		for i := -1; i <= len(v.ranked); i++ {
+			var want, got []byte
+			for j, vm := range v.ranked {
+				if j != i {
+					want = append(want, vm.peer...)
+				}
+			}
+			for _, p := range pl.except(i) {
+				if len(p) == 0 {
+					t.Fatalf("%s: except(%d) has an empty piece", step, i)
+				}
+				got = append(got, p...)
+			}
+			if string(got) != string(want) {
+				t.Fatalf("%s: except(%d):\n got %s\nwant %s", step, i, got, want)
+			}
+		}
+		for k, b := range pl.blocks {
+			if n := len(b.members); n > 4*int(blockSize) || (!b.members[n-1].cut && n < 4*int(blockSize) && k < len(pl.blocks)-1) {
+				t.Fatalf("%s: block %d of %d entries, last cuts: %t", step, k, n, b.members[n-1].cut)
+			}
+		}
+		return pl
+	}
+	before := check("start")
+	if len(before.blocks) < 10 {
+		t.Fatalf("%d entries in %d blocks; want blocks of about %d", len(v.ranked), len(before.blocks), blockSize)
+	}
+	stale := func() { v.full.fresh = false }
+
+	// One entry changes: its block is new, every other is the same.
+	v.ranked[50].peer = entry(1000)
+	stale()
+	after := check("change")
+	kept := 0
+	for _, b := range after.blocks {
+		if slices.Contains(before.blocks, b) {
+			kept++
+		}
+	}
+	if kept != len(before.blocks)-1 || len(after.blocks) != len(before.blocks) {
+		t.Errorf("after one change: %d of %d blocks kept, %d blocks now", kept, len(before.blocks), len(after.blocks))
+	}
+
+	// Entries come and go; the list stays right.
+	for step := range 200 {
+		switch i := rng.IntN(len(v.ranked)); rng.IntN(3) {
+		case 0:
+			v.ranked = slices.Delete(v.ranked, i, i+1)
+		case 1:
+			vm := newViewMember(memberRec{NodeID: fmt.Sprintf("%010x", rng.Uint64()>>24)})
+			vm.peer = entry(2000 + step)
+			v.ranked = slices.Insert(v.ranked, i, vm)
+		default:
+			v.ranked[i].peer = entry(3000 + step)
+		}
+		stale()
+		check(fmt.Sprintf("step %d", step))
+	}
+	if !slices.Equal(v.peerList().blocks, v.peerList().blocks) {
+		t.Error("a fresh list was built again")
 	}
 }

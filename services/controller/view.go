@@ -32,9 +32,12 @@ import (
 //
 // Each in-service member's peer entry is encoded once, when it changes,
 // and the same bytes go to every member: a full configuration is the
-// encoded list of all of them minus the member itself (two slices of one
-// buffer, built at most once per revision), a delta is the entries whose
-// rev is past the member's revision, found through the log.
+// encoded list of all of them minus the member itself, a delta is the
+// entries whose rev is past the member's revision, found through the log.
+// The list is kept in blocks (peerList) so that a change re-encodes one
+// block, not the whole list, and answers still being written from older
+// revisions share the blocks that did not change instead of each holding
+// a copy of the list.
 type netView struct {
 	mu      sync.RWMutex
 	n       networkRec
@@ -49,7 +52,9 @@ type netView struct {
 	log []logEntry
 
 	fullMu sync.Mutex // guards full (taken with mu held for reading)
-	full   *peerList  // all ranked peers, encoded; nil when stale
+	// full is the peer list last built, kept when it goes stale for the
+	// blocks that did not change.
+	full *fullList
 }
 
 type viewMember struct {
@@ -57,7 +62,12 @@ type viewMember struct {
 	// svcRev is the revision at which the member last came into service:
 	// a member that was not in service at Since gets a full configuration.
 	svcRev uint64
-	peer   []byte // its control.Peer, encoded; nil when not in service
+	// peer is its control.Peer, encoded after a comma (so that entries
+	// are joined without separators of their own); nil when not in
+	// service.
+	peer []byte
+	// cut ends a block of the peer list after this member (cutsAfter).
+	cut bool
 	// seen is when it was last heard from (Unix ns). Syncs that change
 	// nothing do not write the database; seen is flushed every so often.
 	seen    atomic.Int64
@@ -69,13 +79,8 @@ type logEntry struct {
 	node string
 }
 
-// peerList is every ranked peer's entry, comma-separated, with where each
-// starts.
-type peerList struct {
-	buf []byte
-	off []int
-}
-
+// encodePeer returns m's peer entry after a comma, nil when m is not in
+// service.
 func encodePeer(m memberRec, routes []control.Route) ([]byte, error) {
 	if !inService(m) {
 		return nil, nil
@@ -84,7 +89,14 @@ func encodePeer(m memberRec, routes []control.Route) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("member %s: encoding peer entry: %w", m.NodeID, err)
 	}
-	return b, nil
+	return append([]byte{','}, b...), nil
+}
+
+func newViewMember(rec memberRec) *viewMember {
+	vm := &viewMember{rec: rec, cut: cutsAfter(rec.NodeID)}
+	vm.seen.Store(nanos(rec.LastSeen))
+	vm.flushed = nanos(rec.LastSeen)
+	return vm
 }
 
 func rankCmp(a, b *viewMember) int {
@@ -115,9 +127,8 @@ func loadView(tx *Tx, id string) (*netView, error) {
 		v.routes = []control.Route{}
 	}
 	for _, m := range ms {
-		vm := &viewMember{rec: m, svcRev: m.Rev}
-		vm.seen.Store(nanos(m.LastSeen))
-		vm.flushed = nanos(m.LastSeen)
+		vm := newViewMember(m)
+		vm.svcRev = m.Rev
 		if vm.peer, err = encodePeer(m, v.routes); err != nil {
 			return nil, err
 		}
@@ -260,9 +271,7 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		}
 		vm := old
 		if vm == nil {
-			vm = &viewMember{}
-			vm.seen.Store(nanos(c.rec.LastSeen))
-			vm.flushed = nanos(c.rec.LastSeen)
+			vm = newViewMember(c.rec)
 			v.members[c.node] = vm
 		}
 		moved := vm.rec.Address != c.rec.Address
@@ -292,8 +301,10 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 			stale = true
 		}
 	}
-	if stale {
-		v.full = nil
+	if stale && v.full != nil {
+		v.fullMu.Lock()
+		v.full.fresh = false
+		v.fullMu.Unlock()
 	}
 	if live := len(v.members) + len(v.tombs); len(v.log) > 2*live+64 {
 		v.log = slices.DeleteFunc(v.log, func(e logEntry) bool { return !v.current(e) })
@@ -321,8 +332,6 @@ func (v *netView) current(e logEntry) bool {
 	rev, ok := v.tombs[e.node]
 	return ok && rev == e.rev
 }
-
-var comma = []byte{','}
 
 // answer is a member configuration with its peers already encoded.
 type answer struct {
@@ -398,63 +407,142 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 				continue
 			}
 			if m, ok := v.members[e.node]; ok && m.peer != nil {
-				if len(a.peers) > 0 {
-					a.peers = append(a.peers, comma)
-				}
 				a.peers = append(a.peers, m.peer)
 			} else {
 				a.mc.RemovedPeers = append(a.mc.RemovedPeers, e.node)
 			}
 		}
-		return a, nil
+	} else {
+		i, _ := slices.BinarySearchFunc(v.ranked, vm, rankCmp)
+		a.peers = v.peerList().except(i)
 	}
-	pl := v.peerList()
-	i, _ := slices.BinarySearchFunc(v.ranked, vm, rankCmp)
-	a.peers = pl.except(i)
+	if len(a.peers) > 0 {
+		a.peers[0] = a.peers[0][1:] // the first entry's comma
+	}
 	return a, nil
 }
 
+// peerList is every ranked peer's entry, in blocks of consecutive
+// entries. Where a block ends depends only on its last member's node ID
+// (cutsAfter), so a member joining or changing changes the one block it
+// falls in, and the others keep their bytes from one list to the next.
+type peerList struct {
+	blocks []*peerBlock
+	starts []int // index in ranked of each block's first entry
+}
+
+// peerBlock is the entries of some consecutive ranked members, each after
+// its comma, and what they were encoded from.
+type peerBlock struct {
+	members []*viewMember
+	entries [][]byte // each member's peer when the block was built
+	buf     []byte
+	off     []int // where each entry starts in buf, then len(buf)
+}
+
+// blockSize is how many entries a block holds on average; at most
+// 4*blockSize. Tests make it small.
+var blockSize uint32 = 64
+
+// cutsAfter reports whether a block of the peer list ends after the member
+// with this node ID: for one ID in blockSize, by its FNV-1a hash.
+func cutsAfter(node string) bool {
+	h := uint32(2166136261)
+	for i := 0; i < len(node); i++ {
+		h = (h ^ uint32(node[i])) * 16777619
+	}
+	return h%blockSize == 0
+}
+
+// fresh reports whether b still holds the current entries of members.
+func (b *peerBlock) fresh(members []*viewMember) bool {
+	if len(b.members) != len(members) {
+		return false
+	}
+	for i, m := range members {
+		e := b.entries[i]
+		if b.members[i] != m || len(m.peer) != len(e) || &m.peer[0] != &e[0] {
+			return false
+		}
+	}
+	return true
+}
+
+func newPeerBlock(members []*viewMember) *peerBlock {
+	b := &peerBlock{members: members, entries: make([][]byte, len(members)), off: make([]int, 0, len(members)+1)}
+	size := 0
+	for _, m := range members {
+		size += len(m.peer)
+	}
+	b.buf = make([]byte, 0, size)
+	for i, m := range members {
+		b.entries[i] = m.peer
+		b.off = append(b.off, len(b.buf))
+		b.buf = append(b.buf, m.peer...)
+	}
+	b.off = append(b.off, len(b.buf))
+	return b
+}
+
 // peerList returns the encoded list of all ranked peers, building it if
-// the last change made it stale. Call with mu held for reading.
+// the last change made it stale, from the blocks of the last list that are
+// still fresh. Call with mu held for reading.
 func (v *netView) peerList() *peerList {
 	v.fullMu.Lock()
 	defer v.fullMu.Unlock()
+	if v.full != nil && v.full.fresh {
+		return v.full.list
+	}
+	old := map[*viewMember]*peerBlock{}
 	if v.full != nil {
-		return v.full
-	}
-	size := len(v.ranked)
-	for _, vm := range v.ranked {
-		size += len(vm.peer)
-	}
-	pl := &peerList{buf: make([]byte, 0, size), off: make([]int, len(v.ranked))}
-	for i, vm := range v.ranked {
-		if i > 0 {
-			pl.buf = append(pl.buf, ',')
+		for _, b := range v.full.list.blocks {
+			old[b.members[0]] = b
 		}
-		pl.off[i] = len(pl.buf)
-		pl.buf = append(pl.buf, vm.peer...)
 	}
-	v.full = pl
+	pl := &peerList{}
+	for start := 0; start < len(v.ranked); {
+		end := start + 1
+		for end < len(v.ranked) && end-start < 4*int(blockSize) && !v.ranked[end-1].cut {
+			end++
+		}
+		members := v.ranked[start:end]
+		b := old[members[0]]
+		if b == nil || !b.fresh(members) {
+			b = newPeerBlock(slices.Clone(members))
+		}
+		pl.blocks = append(pl.blocks, b)
+		pl.starts = append(pl.starts, start)
+		start = end
+	}
+	v.full = &fullList{list: pl, fresh: true}
 	return pl
 }
 
-// except returns the list without entry i, as at most two slices of the
-// shared buffer.
+// fullList is the last peer list built and whether it is still current.
+type fullList struct {
+	list  *peerList
+	fresh bool
+}
+
+// except returns the list without entry i (none when i is out of range),
+// in pieces: the blocks as they are, and the one holding entry i cut in
+// two around it.
 func (pl *peerList) except(i int) [][]byte {
-	n := len(pl.off)
-	switch {
-	case n == 0:
-		return nil
-	case i < 0 || i >= n:
-		return [][]byte{pl.buf}
-	case n == 1:
-		return nil
-	case i == 0:
-		return [][]byte{pl.buf[pl.off[1]:]}
-	case i == n-1:
-		return [][]byte{pl.buf[:pl.off[i]-1]}
+	out := make([][]byte, 0, len(pl.blocks)+1)
+	for k, b := range pl.blocks {
+		j := i - pl.starts[k]
+		if j < 0 || j >= len(b.members) {
+			out = append(out, b.buf)
+			continue
+		}
+		if before := b.buf[:b.off[j]]; len(before) > 0 {
+			out = append(out, before)
+		}
+		if after := b.buf[b.off[j+1]:]; len(after) > 0 {
+			out = append(out, after)
+		}
 	}
-	return [][]byte{pl.buf[:pl.off[i]], pl.buf[pl.off[i+1]:]}
+	return out
 }
 
 // Views of all networks, kept by the server.
