@@ -11,7 +11,8 @@
 # Prints a table and writes out/bench/bench.json.
 #
 # Knobs: CONTROLLER_SIZES ("1000 10000"), CONTROLLER_LIMIT_SIZES ("10000",
-# run again with gate controller --memory-limit CONTROLLER_LIMIT, 460MiB),
+# run again with gate controller --memory-limit CONTROLLER_LIMIT, default 0:
+# without the controller's default limit, to show what it costs),
 # DURATION (s, default 10), REPS (3), STREAMS (4), SETTLE (30 s,
 # the wait before "RSS after"), VARIANTS ("plain upstream gate gate-full
 # gate-256m": Gate's dataplane, with its full gateway ruleset, and with the
@@ -36,9 +37,9 @@ if [ "${BENCH_SMOKE:-0}" = 1 ]; then
 	CONTROLLER_LIMIT_SIZES=${CONTROLLER_LIMIT_SIZES-50}
 fi
 CONTROLLER_SIZES=${CONTROLLER_SIZES-1000 10000}
-# The same with gate controller --memory-limit $CONTROLLER_LIMIT.
+# The same with gate controller --memory-limit $CONTROLLER_LIMIT (0: none).
 CONTROLLER_LIMIT_SIZES=${CONTROLLER_LIMIT_SIZES-10000}
-CONTROLLER_LIMIT=${CONTROLLER_LIMIT:-460MiB}
+CONTROLLER_LIMIT=${CONTROLLER_LIMIT:-0}
 CTLBENCH=${CTLBENCH:-$ROOT/bin/ctlbench}
 DURATION=${DURATION:-10}
 REPS=${REPS:-3}
@@ -284,7 +285,7 @@ jq -s --argjson seal "${seal:-null}" --argjson open "${open:-null}" --arg load "
 jq --slurpfile control "$WORK/control.jsonl" '. + {control_plane: $control}' "$OUT/bench.json.tmp" >"$OUT/bench.json"
 rm -f "$OUT/bench.json.tmp"
 jq -r '
-	["variant","Gbit/s 1","Gbit/s N","x upstream","x plain","gw CPU s/Gbit","sys CPU s/Gbit","RSS idle MB","RSS load MB","RSS after MB","ping p50/p99 ms","TCP RR p50/p99 us"],
+	["variant","Gbit/s 1","Gbit/s N","x upstream","x plain","gw CPU s/Gbit","sys CPU s/Gbit","RSS idle MiB","RSS load MiB","RSS after MiB","ping p50/p99 ms","TCP RR p50/p99 us"],
 	(.variants[] | [.variant, (.tcp_1_bps/1e9*100|round/100), (.tcp_n_bps/1e9*100|round/100),
 		(.vs_upstream // "-" | if type=="number" then (.*100|round/100) else . end),
 		(.vs_plain // "-" | if type=="number" then (.*100|round/100) else . end),

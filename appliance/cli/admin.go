@@ -22,7 +22,7 @@ func runController(e *env, args []string) error {
 	stateDir := fs.String("state", envOr("GATE_CONTROLLER_STATE", defaultControllerState), "controller state directory: key, admin token, database ($GATE_CONTROLLER_STATE)")
 	listen := fs.String("listen", ":8443", "address to listen on (TLS)")
 	advertise := fs.String("advertise", "", "HOST:PORT members use to reach this controller (default: --listen, if it names a host)")
-	memLimit := memoryLimitFlag(fs, "each member's TLS connection and long-poll cost ~25 KB of live heap, and the GC's headroom doubles that: 460MiB holds 10,000 members under 512 MB, make bench")
+	memLimit := memoryLimitFlag(fs, "448MiB", "each member's TLS connection and long-poll hold ~25 KB: 448MiB keeps 10,000 members under 512 MB, see make bench")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -30,9 +30,11 @@ func runController(e *env, args []string) error {
 	if err := wantArgs(pos, 0, "no arguments"); err != nil {
 		return err
 	}
-	if err := applyMemoryLimit(*memLimit); err != nil {
+	stopLimit, err := applyMemoryLimit(*memLimit)
+	if err != nil {
 		return err
 	}
+	defer stopLimit()
 	logger := log.New(e.stderr, "", log.LstdFlags)
 	s, err := controller.New(controller.Config{StateDir: *stateDir, Listen: *listen, Advertise: *advertise, Logf: logger.Printf})
 	if err != nil {

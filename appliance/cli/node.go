@@ -8,7 +8,6 @@ import (
 	"log"
 	"net/netip"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/gatenet/gate/services/daemon"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/logring"
+	"github.com/gatenet/gate/services/memlimit"
 	"github.com/gatenet/gate/services/tunnel"
 )
 
@@ -32,7 +32,7 @@ func runUp(e *env, args []string) error {
 	fw := fs.String("firewall", daemon.FirewallAuto, "auto: deny input and forwarding by default when this node is a gateway, else only guard Gate's own addresses; strict: always deny by default; guard: never")
 	allow := fs.String("allow-input", "tcp/22", "comma-separated ports open on input when the firewall is strict, e.g. tcp/22,tcp/8443 (\"\" for none)")
 	hostname := fs.String("hostname", "", "name reported to the controller (default: the system's)")
-	memLimit := memoryLimitFlag(fs, "the appliance uses 256MiB; a safety net beside the dataplane's bounded packet buffers")
+	memLimit := memoryLimitFlag(fs, "0", "the default; the appliance uses 256MiB, a safety net beside the dataplane's bounded packet buffers")
 	buffers := fs.Int("buffers", tunnel.DefaultBuffers, fmt.Sprintf("packet buffers per WireGuard device, 64 KiB each: what the dataplane may hold under load (at least %d; 0: unbounded, as upstream wireguard-go)", tunnel.MinBuffers))
 	nic := addNICFlags(fs)
 	cloudMode := fs.String("cloud", daemon.CloudOff, "read user-data and metadata at start and apply the configuration document once per instance: auto (a NoCloud seed, then the metadata service; the appliance), nocloud, digitalocean, aws, or off")
@@ -53,9 +53,11 @@ func runUp(e *env, args []string) error {
 	if err := tunnel.SetBuffers(*buffers); err != nil {
 		return usagef("--buffers: %v", err)
 	}
-	if err := applyMemoryLimit(*memLimit); err != nil {
+	stopLimit, err := applyMemoryLimit(*memLimit)
+	if err != nil {
 		return err
 	}
+	defer stopLimit()
 	ring := logring.New(2000)
 	logger := log.New(io.MultiWriter(e.stderr, ring), "", log.LstdFlags)
 	ctx, cancel := signalContext()
@@ -81,25 +83,24 @@ func runUp(e *env, args []string) error {
 	return daemon.Run(ctx, opt)
 }
 
-// memoryLimitFlag adds --memory-limit to fs; why says who uses what.
-func memoryLimitFlag(fs *flag.FlagSet, why string) *string {
-	return fs.String("memory-limit", "0", "soft memory limit of the process, e.g. 256MiB (Go's GOMEMLIMIT; 0: none, the default; "+why+"); $GOMEMLIMIT wins")
+// memoryLimitFlag adds --memory-limit to fs with its default; why says who
+// uses what.
+func memoryLimitFlag(fs *flag.FlagSet, def, why string) *string {
+	return fs.String("memory-limit", def, "memory the process keeps under while its live heap allows, e.g. 256MiB: Go's soft limit, raised to 1.5 times the live heap when that needs more, so the GC never thrashes (0: no limit; "+why+"); $GOMEMLIMIT wins, as a fixed limit")
 }
 
-// applyMemoryLimit sets the soft memory limit --memory-limit asks for,
-// unless $GOMEMLIMIT is set: the runtime has taken that one already.
-func applyMemoryLimit(v string) error {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return nil
-	}
+// applyMemoryLimit keeps the process under what --memory-limit asks for
+// (services/memlimit), unless $GOMEMLIMIT is set: the runtime has taken
+// that one already. stop puts the limit back as it was.
+func applyMemoryLimit(v string) (stop func(), err error) {
 	n, err := parseSize(v)
 	if err != nil {
-		return usagef("--memory-limit: %v", err)
+		return nil, usagef("--memory-limit: %v", err)
 	}
-	if n > 0 {
-		debug.SetMemoryLimit(n)
+	if n > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		return memlimit.Keep(n).Stop, nil
 	}
-	return nil
+	return func() {}, nil
 }
 
 // parseSize reads a byte count: 96MiB, 1GiB, 65536.

@@ -67,12 +67,12 @@ type result struct {
 		Controller float64 `json:"controller_s,omitempty"` // not with -inproc
 		Bench      float64 `json:"bench_s"`
 	} `json:"storm_cpu"`
-	RSSMB struct {
+	RSSMiB struct {
 		AfterStorm float64 `json:"after_storm"`
 		Idle       float64 `json:"idle"` // every member waiting in a long-poll
 		Peak       float64 `json:"peak"`
 		InProcess  bool    `json:"in_process,omitempty"` // with -inproc the figures include the bench
-	} `json:"rss_mb"`
+	} `json:"rss_mib"`
 	FullConfigBytes int64    `json:"full_config_bytes"` // one member's full configuration at the end
 	Changes         []change `json:"changes"`
 	Errors          int64    `json:"errors"`
@@ -228,7 +228,8 @@ func percentile(sorted []float64, p float64) float64 {
 	return sorted[min(len(sorted)-1, int(float64(len(sorted)-1)*p+0.5))]
 }
 
-func mb(kb int64) float64 { return float64(kb*10/1024) / 10 }
+// mib converts kB (as /proc/PID/status counts them, KiB) to MiB.
+func mib(kb int64) float64 { return float64(kb*10/1024) / 10 }
 
 // procCPU is the CPU time process pid has used so far, in seconds: utime
 // and stime of /proc/PID/stat, in the kernel's fixed 100 ticks a second.
@@ -262,11 +263,11 @@ func selfCPU() float64 {
 
 func printTable(rs []result) {
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "N\tmode\tjoin storm s\tjoins/s\tall peers s\tstorm answers\tstorm MB\tCPU ctl s\tCPU bench s\tRSS storm MB\tRSS idle MB\tRSS peak MB\tfull config KB\terrors\tload start -> end")
+	fmt.Fprintln(w, "N\tmode\tjoin storm s\tjoins/s\tall peers s\tstorm answers\tstorm MB\tCPU ctl s\tCPU bench s\tRSS storm MiB\tRSS idle MiB\tRSS peak MiB\tfull config KiB\terrors\tload start -> end")
 	for _, r := range rs {
 		fmt.Fprintf(w, "%d\t%s\t%.1f\t%.0f\t%.1f\t%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%s -> %s\n", r.N, r.Mode, r.JoinStormS, r.JoinsPerS,
 			r.ConvergedS, r.StormCalls, float64(r.StormBytes)/1e6, r.StormCPU.Controller, r.StormCPU.Bench,
-			r.RSSMB.AfterStorm, r.RSSMB.Idle, r.RSSMB.Peak, float64(r.FullConfigBytes)/1024, r.Errors, r.LoadStart, r.LoadEnd)
+			r.RSSMiB.AfterStorm, r.RSSMiB.Idle, r.RSSMiB.Peak, float64(r.FullConfigBytes)/1024, r.Errors, r.LoadStart, r.LoadEnd)
 	}
 	w.Flush()
 	fmt.Println()

@@ -136,7 +136,7 @@ func run(n int, o options) (*result, error) {
 	if !o.delta {
 		r.Mode = "full"
 	}
-	r.RSSMB.InProcess = o.inproc
+	r.RSSMiB.InProcess = o.inproc
 	r.ControllerEnv = o.ctlEnv
 	r.ControllerArg = o.ctlArgs
 	log.Printf("N=%d (%s): starting the controller", n, r.Mode)
@@ -223,7 +223,7 @@ func run(n int, o options) (*result, error) {
 	wg.Wait()
 	r.JoinStormS = time.Since(start).Seconds()
 	r.JoinsPerS = float64(n) / r.JoinStormS
-	r.RSSMB.AfterStorm = mb(status(c.pid, "VmRSS"))
+	r.RSSMiB.AfterStorm = mib(status(c.pid, "VmRSS"))
 	if k := joinErrs.Load(); k > 0 {
 		return r, fmt.Errorf("%d joins failed, the last with %v", k, *lastErr.Load())
 	}
@@ -261,7 +261,7 @@ func run(n int, o options) (*result, error) {
 		return r, fmt.Errorf("members did not reach revision %d: %w", nv.Revision, err)
 	}
 	time.Sleep(2 * time.Second)
-	r.RSSMB.Idle = mb(status(c.pid, "VmRSS"))
+	r.RSSMiB.Idle = mib(status(c.pid, "VmRSS"))
 	if o.memprofile != "" {
 		runtime.GC()
 		if pf, err := os.Create(o.memprofile); err == nil {
@@ -269,7 +269,7 @@ func run(n int, o options) (*result, error) {
 			pf.Close()
 		}
 	}
-	log.Printf("N=%d: converged at %.1f s; idle RSS %.0f MB", n, r.ConvergedS, r.RSSMB.Idle)
+	log.Printf("N=%d: converged at %.1f s; idle RSS %.0f MB", n, r.ConvergedS, r.RSSMiB.Idle)
 
 	// One full configuration, for what full syncs would send per change.
 	probe := f.ms[0]
@@ -313,7 +313,7 @@ func run(n int, o options) (*result, error) {
 	if err != nil {
 		return r, err
 	}
-	r.RSSMB.Peak = mb(status(c.pid, "VmHWM"))
+	r.RSSMiB.Peak = mib(status(c.pid, "VmHWM"))
 	r.Errors = f.errors.Load()
 	r.LoadEnd = loadavg()
 	cancel()
