@@ -182,3 +182,43 @@ func TestRestart(t *testing.T) {
 		t.Errorf("revision went back: %d", mc.Revision)
 	}
 }
+
+// TestPacing: a member more than one revision behind that was answered
+// less than the pace ago waits out the pace and then gets everything; a
+// single change is never held.
+func TestPacing(t *testing.T) {
+	e := newEnv(t)
+	const pace = 5 * time.Second
+	e.s.pace = pace
+	nw := e.mustNetwork("burst", "10.40.0.0/24", true)
+	a, b, c := e.newNode(), e.newNode(), e.newNode()
+	start := time.Now()
+	mc := e.mustJoin(a, nw.ID, "")
+	e.mustJoin(b, nw.ID, "")
+	e.mustJoin(c, nw.ID, "")
+
+	// Two joins behind, answered (its join) just now: held.
+	r := waitSync(t, "burst", e.syncAsync(a, nw.ID, control.SyncRequest{Since: mc.Revision, Wait: control.Duration(time.Minute)}))
+	if r.err != nil || len(r.mc.Peers) != 2 {
+		t.Fatalf("sync after two joins: %+v, %v", r.mc, r.err)
+	}
+	if d := time.Since(start); d < pace {
+		t.Errorf("a member two revisions behind, answered %v ago, was answered at once; want it held for %v", d, pace)
+	}
+
+	// One change, right after that answer: not held.
+	rev := r.mc.Revision
+	ch := e.syncAsync(a, nw.ID, control.SyncRequest{Since: rev, Wait: control.Duration(time.Minute)})
+	time.Sleep(100 * time.Millisecond)
+	changed := time.Now()
+	if _, err := c.c.Sync(e.ctx, nw.ID, control.SyncRequest{Endpoints: []netip.AddrPort{netip.MustParseAddrPort("203.0.113.7:51820")}}); err != nil {
+		t.Fatal(err)
+	}
+	r = waitSync(t, "one change", ch)
+	if r.err != nil || r.mc.Revision != rev+1 {
+		t.Fatalf("sync after one change: revision %d (want %d), %v", r.mc.Revision, rev+1, r.err)
+	}
+	if d := time.Since(changed); d > pace/2 {
+		t.Errorf("a single change took %v to arrive; it should not be paced (%v)", d, pace)
+	}
+}

@@ -199,7 +199,19 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 		return answer{}, err
 	}
 	s.logf("network %s: member %s (%q) %s", id, node, req.Hostname, event)
-	return s.answerOf(ctx, id, node, 0, false)
+	v, err := s.viewOf(ctx, id)
+	if err != nil {
+		return answer{}, err
+	}
+	a, err := v.answer(node, 0, false)
+	if err == nil {
+		v.mu.RLock()
+		if vm := v.members[node]; vm != nil {
+			vm.answered.Store(monotonic()) // its syncs are paced from here
+		}
+		v.mu.RUnlock()
+	}
+	return a, err
 }
 
 func joinEvent(existing bool, m memberRec, tok *tokenRec) string {
@@ -285,26 +297,74 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 	} else if t := nanos(now); t > vm.seen.Load() {
 		vm.seen.Store(t)
 	}
-	a, err := s.answerOf(ctx, id, node, req.Since, delta)
+	// A revision behind Since means the controller's state was restored
+	// from an older copy: answer at once rather than wait for it to catch up.
+	rev, err := s.revisionOf(ctx, id)
 	if err != nil {
 		return answer{}, err
 	}
-	// A revision behind Since means the controller's state was restored
-	// from an older copy: answer at once rather than wait for it to catch up.
-	if a.mc.Revision != req.Since {
-		return a, nil
+	if rev == req.Since {
+		t := time.NewTimer(time.Duration(req.Wait))
+		defer t.Stop()
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-s.stopping:
+		case <-ctx.Done():
+			return answer{}, ctx.Err()
+		}
+		if rev, err = s.revisionOf(ctx, id); err != nil {
+			return answer{}, err
+		}
 	}
-	t := time.NewTimer(time.Duration(req.Wait))
-	defer t.Stop()
-	select {
-	case <-changed:
-	case <-t.C:
-	case <-s.stopping:
-	case <-ctx.Done():
-		return answer{}, ctx.Err()
+	if err := s.holdBurst(ctx, vm, rev, req.Since); err != nil {
+		return answer{}, err
 	}
 	return s.answerOf(ctx, id, node, req.Since, delta)
 }
+
+// revisionOf is network id's revision now.
+func (s *Server) revisionOf(ctx context.Context, id string) (uint64, error) {
+	v, err := s.viewOf(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.n.Revision, nil
+}
+
+// holdBurst holds back the answer to a member catching up with a burst of
+// changes: one that was answered less than s.pace ago and is more than one
+// revision (rev) behind waits until s.pace has passed since; its answer,
+// built after that, has what changed by then. Without this, a member that
+// falls behind while many others join asks again as soon as it has its
+// answer, gets a few new peers, and asks again: in a 10,000-member join
+// storm that was most of a million answers, whose cost starved the joins
+// themselves. A single change is never held back, nor is a member that was
+// last answered a while ago. The caller answers right after.
+func (s *Server) holdBurst(ctx context.Context, vm *viewMember, rev, since uint64) error {
+	last := vm.answered.Load()
+	if wait := time.Duration(last + int64(s.pace) - monotonic()); rev > since+1 && last != 0 && wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.stopping:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	vm.answered.Store(monotonic())
+	return nil
+}
+
+// monotonic is the time since the process started, in ns (never 0 once
+// it runs): pacing is about time passing, not about the controller's
+// clock, which tests move by hand.
+func monotonic() int64 { return int64(time.Since(started)) + 1 }
+
+var started = time.Now()
 
 // removeMember deletes a member, freeing its address. key is the caller's
 // identity when the member leaves by itself, "" when an admin removes it.

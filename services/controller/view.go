@@ -72,6 +72,9 @@ type viewMember struct {
 	// nothing do not write the database; seen is flushed every so often.
 	seen    atomic.Int64
 	flushed int64 // the seen value last written (writer goroutine only)
+	// answered is when it was last answered (monotonic; 0: never), for
+	// pacing.
+	answered atomic.Int64
 }
 
 type logEntry struct {
