@@ -79,12 +79,13 @@ func (e *env) viewAnswer(id, node string, since uint64) control.MemberConfig {
 // before, applied to what it held, gives the same. A restart in the middle
 // checks that revisions and tombstones survive it. With blocks of about two
 // entries, the network's peer list spans many blocks, which changes
-// rebuild or keep.
+// rebuild or keep; with small arena chunks, entries move to new arenas
+// (compact) many times.
 func TestDeltasAgreeWithFullConfigs(t *testing.T) {
-	for _, size := range []uint32{64, 2} {
-		t.Run(fmt.Sprintf("blocks of %d", size), func(t *testing.T) {
-			defer func(old uint32) { blockSize = old }(blockSize)
-			blockSize = size
+	for _, c := range []struct{ block, chunk int }{{64, 64 << 10}, {2, 1 << 10}} {
+		t.Run(fmt.Sprintf("blocks of %d, chunks of %d", c.block, c.chunk), func(t *testing.T) {
+			defer func(b uint32, c int) { blockSize, arenaChunk = b, c }(blockSize, arenaChunk)
+			blockSize, arenaChunk = uint32(c.block), c.chunk
 			testDeltasAgree(t)
 		})
 	}
@@ -345,5 +346,61 @@ func TestPeerListBlocks(t *testing.T) {
 	}
 	if !slices.Equal(v.peerList().blocks, v.peerList().blocks) {
 		t.Error("a fresh list was built again")
+	}
+}
+
+// TestArena: entries added one after another are adjacent, so a delta
+// sends them as one piece, until a chunk is full; nothing else is. compact
+// moves a view's entries to a fresh arena in the order of its log.
+func TestArena(t *testing.T) {
+	defer func(old int) { arenaChunk = old }(arenaChunk)
+	arenaChunk = 64
+	var ar entryArena
+	var es [][]byte
+	for i := range 7 { // the seventh is past 64 bytes: a new chunk
+		es = append(es, ar.add(fmt.Appendf(nil, ",entry-%03d", i)))
+	}
+	big := ar.add(make([]byte, 40)) // more than a quarter chunk: alone
+	for _, tc := range []struct {
+		name string
+		x, y []byte
+		want bool
+	}{
+		{"0 then 1", es[0], es[1], true},
+		{"5 then 6 (next chunk)", es[5], es[6], false},
+		{"1 then 0", es[1], es[0], false},
+		{"0 then 2", es[0], es[2], false},
+		{"6 then big", es[6], big, false},
+		{"a copy of 0 then 1", slices.Clone(es[0]), es[1], false},
+		{"0 then nothing", es[0], nil, false},
+	} {
+		if got := adjacent(tc.x, tc.y); got != tc.want {
+			t.Errorf("%s: adjacent = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+	if two := es[0][:len(es[0])+len(es[1])]; string(two) != ",entry-000,entry-001" {
+		t.Errorf("0 and 1 together: %q", two)
+	}
+	if ar.appended != 7*10 {
+		t.Errorf("appended %d bytes; want 70 (the big entry is not in a chunk)", ar.appended)
+	}
+
+	v := &netView{members: map[string]*viewMember{}}
+	for i := range 5 {
+		vm := newViewMember(memberRec{NodeID: fmt.Sprint(i), Rev: uint64(10 - i)})
+		vm.peer = fmt.Appendf(nil, ",m%d", i) // not in an arena
+		v.members[vm.rec.NodeID] = vm
+		v.log = append(v.log, logEntry{vm.rec.Rev, vm.rec.NodeID})
+	}
+	slices.Reverse(v.log) // by revision: member 4 first
+	v.compact()
+	for i := 4; i > 0; i-- {
+		a, b := v.members[fmt.Sprint(i)].peer, v.members[fmt.Sprint(i-1)].peer
+		if !adjacent(a, b) || string(a) != fmt.Sprintf(",m%d", i) {
+			t.Errorf("after compact, member %d (%q) and %d (%q) are not one after the other", i, a, i-1, b)
+		}
+	}
+	if v.entryBytes != 15 {
+		t.Errorf("entryBytes %d after compact; want 15", v.entryBytes)
 	}
 }

@@ -51,6 +51,11 @@ type netView struct {
 	// entries are skipped and compacted away.
 	log []logEntry
 
+	// arena holds the in-service members' entries (their peer), and
+	// entryBytes is how many bytes those are.
+	arena      entryArena
+	entryBytes int
+
 	fullMu sync.Mutex // guards full (taken with mu held for reading)
 	// full is the peer list last built, kept when it goes stale for the
 	// blocks that did not change.
@@ -63,8 +68,8 @@ type viewMember struct {
 	// a member that was not in service at Since gets a full configuration.
 	svcRev uint64
 	// peer is its control.Peer, encoded after a comma (so that entries
-	// are joined without separators of their own); nil when not in
-	// service.
+	// are joined without separators of their own), in the view's arena;
+	// nil when not in service. Never appended to (entryArena).
 	peer []byte
 	// cut ends a block of the peer list after this member (cutsAfter).
 	cut bool
@@ -153,7 +158,35 @@ func loadView(tx *Tx, id string) (*netView, error) {
 	}
 	slices.SortFunc(v.ranked, rankCmp)
 	slices.SortFunc(v.log, func(a, b logEntry) int { return cmp.Compare(a.rev, b.rev) })
+	v.compact()
 	return v, nil
+}
+
+// compact puts every entry in a fresh arena, in the order of the log, so
+// that entries a delta sends together lie together; the old arena's chunks
+// go when nothing uses them any more. Call with mu held for writing (or
+// before anyone else has the view).
+func (v *netView) compact() {
+	v.arena, v.entryBytes = entryArena{}, 0
+	moved := make(map[*viewMember]bool, len(v.members))
+	move := func(vm *viewMember) {
+		if vm.peer != nil && !moved[vm] {
+			moved[vm] = true
+			vm.peer = v.arena.add(vm.peer)
+			v.entryBytes += len(vm.peer)
+		}
+	}
+	for _, e := range v.log {
+		if vm, ok := v.members[e.node]; ok && vm.rec.Rev == e.rev {
+			move(vm)
+		}
+	}
+	for _, vm := range v.members { // none should be left, but in any case
+		move(vm)
+	}
+	if v.full != nil {
+		v.full.fresh = false
+	}
 }
 
 // patch brings the view up to date with a write (inside its transaction):
@@ -265,6 +298,7 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 			}
 			if old.peer != nil {
 				v.unrank(old)
+				v.entryBytes -= len(old.peer)
 				stale = true
 			}
 			delete(v.members, c.node)
@@ -291,7 +325,15 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		if s := nanos(c.rec.LastSeen); s > vm.seen.Load() {
 			vm.seen.Store(s)
 		}
-		vm.rec, vm.peer = c.rec, c.peer
+		vm.rec = c.rec
+		if !bytes.Equal(vm.peer, c.peer) { // the same bytes keep their place, and their blocks
+			v.entryBytes -= len(vm.peer)
+			vm.peer = nil
+			if c.peer != nil {
+				vm.peer = v.arena.add(c.peer)
+				v.entryBytes += len(vm.peer)
+			}
+		}
 		delete(v.tombs, c.node)
 		if a := c.rec.Address; a.IsValid() {
 			v.byAddr[a] = c.node
@@ -311,6 +353,9 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	}
 	if live := len(v.members) + len(v.tombs); len(v.log) > 2*live+64 {
 		v.log = slices.DeleteFunc(v.log, func(e logEntry) bool { return !v.current(e) })
+	}
+	if v.arena.appended > 4*v.entryBytes+arenaChunk {
+		v.compact()
 	}
 	return nil
 }
@@ -410,7 +455,11 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 				continue
 			}
 			if m, ok := v.members[e.node]; ok && m.peer != nil {
-				a.peers = append(a.peers, m.peer)
+				if n := len(a.peers); n > 0 && adjacent(a.peers[n-1], m.peer) {
+					a.peers[n-1] = a.peers[n-1][:len(a.peers[n-1])+len(m.peer)]
+				} else {
+					a.peers = append(a.peers, m.peer)
+				}
 			} else {
 				a.mc.RemovedPeers = append(a.mc.RemovedPeers, e.node)
 			}
@@ -423,6 +472,44 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 		a.peers[0] = a.peers[0][1:] // the first entry's comma
 	}
 	return a, nil
+}
+
+// entryArena keeps encoded peer entries one after another in chunks, so
+// that entries encoded one after another, as a burst of joins makes them,
+// lie next to each other and a delta sends each run of them as one piece
+// (adjacent) rather than a slice header per peer, which was most of what a
+// join storm allocated. An entry's slice reaches to the end of its chunk,
+// so it must never be appended to. Entries are never changed: a changed
+// entry is added anew, and the old bytes stay until no one uses their
+// chunk. So that a few live entries cannot keep many chunks of dead ones,
+// the view moves its entries to a fresh arena (compact) once it has added
+// four times what is live.
+type entryArena struct {
+	chunk    []byte
+	appended int // bytes added
+}
+
+// arenaChunk is the size of an arena's chunks; tests make it small.
+var arenaChunk = 64 << 10
+
+// add copies e into the arena and returns the copy.
+func (ar *entryArena) add(e []byte) []byte {
+	if len(e) > arenaChunk/4 {
+		return slices.Clip(slices.Clone(e))
+	}
+	if cap(ar.chunk)-len(ar.chunk) < len(e) {
+		ar.chunk = make([]byte, 0, arenaChunk)
+	}
+	start := len(ar.chunk)
+	ar.chunk = append(ar.chunk, e...)
+	ar.appended += len(e)
+	return ar.chunk[start:len(ar.chunk)]
+}
+
+// adjacent reports whether b starts where a ends, in the same chunk: then
+// a[:len(a)+len(b)] is both.
+func adjacent(a, b []byte) bool {
+	return len(b) > 0 && cap(a)-len(a) >= len(b) && &a[:len(a)+1][len(a)] == &b[0]
 }
 
 // peerList is every ranked peer's entry, in blocks of consecutive
