@@ -269,7 +269,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		s.logf("warning: open file limit is %d: at most about %d members can hold a long-poll at once", n, n-64)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go func() { errc <- srv.Serve(newHandshakeListener(ln, srv.TLSConfig, s.logf)) }()
 	tick := time.NewTicker(maintainEvery)
 	defer tick.Stop()
 wait:

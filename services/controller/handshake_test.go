@@ -1,0 +1,110 @@
+package controller
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// TestHandshakeListener: Accept hands over connections whose handshake is
+// done; a client that never finishes its handshake is closed after the
+// timeout and holds up no one; Close ends Accept.
+func TestHandshakeListener(t *testing.T) {
+	defer func(old time.Duration) { handshakeTimeout = old }(handshakeTimeout)
+	handshakeTimeout = 300 * time.Millisecond
+	id, err := control.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := control.ServerTLS(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logged []string
+	l := newHandshakeListener(raw, cfg, func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, format)
+	})
+	defer l.Close()
+
+	// A silent client: connects, says nothing.
+	silent, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+
+	// A real one, after it.
+	ccfg, err := control.ClientTLS(id.Pin(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if c, err := tls.Dial("tcp", raw.Addr().String(), ccfg); err == nil {
+			c.Write([]byte("hello"))
+			defer c.Close()
+			time.Sleep(2 * time.Second)
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, ok := c.(*tls.Conn)
+	if !ok || !tc.ConnectionState().HandshakeComplete {
+		t.Fatalf("Accept gave %T, handshake complete %t", c, ok && tc.ConnectionState().HandshakeComplete)
+	}
+	buf := make([]byte, 5)
+	if _, err := tc.Read(buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	c.Close()
+
+	// The silent client is closed once the timeout runs out.
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, net.ErrClosed) || isTimeout(err) {
+		t.Errorf("silent client: read gave %v; want the controller to close it", err)
+	}
+	// (The log line may come just after the close, which interrupted it.)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		got := slices.Clone(logged)
+		mu.Unlock()
+		if len(got) == 1 && strings.Contains(got[0], "handshake") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logged %q; want one handshake error", got)
+		}
+	}
+
+	done := make(chan error, 1)
+	go func() { _, err := l.Accept(); done <- err }()
+	l.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after Close: %v; want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept still blocks after Close")
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
