@@ -86,7 +86,7 @@ func runUp(e *env, args []string) error {
 // memoryLimitFlag adds --memory-limit to fs with its default; why says who
 // uses what.
 func memoryLimitFlag(fs *flag.FlagSet, def, why string) *string {
-	return fs.String("memory-limit", def, "memory the process keeps under while its live heap allows, e.g. 256MiB: Go's soft limit, raised to 1.5 times the live heap when that needs more, so the GC never thrashes (0: no limit; "+why+"); $GOMEMLIMIT wins, as a fixed limit")
+	return fs.String("memory-limit", def, "memory the process keeps under while its live heap allows, e.g. 256MiB: Go's soft limit, raised to 1.25 times the live heap plus stacks when that needs more, so the GC never thrashes (0: no limit; "+why+"); $GOMEMLIMIT wins, as a fixed limit")
 }
 
 // applyMemoryLimit keeps the process under what --memory-limit asks for
