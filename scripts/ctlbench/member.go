@@ -89,7 +89,27 @@ func newMember(idx int, addr, pin, netID string) (*member, error) {
 	}, nil
 }
 
-var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// bufs keeps answer buffers between calls. Not a sync.Pool: that one is
+// emptied at every GC, and growing a fresh buffer to a full configuration
+// (2 MB at 10,000 members), zeroed by the runtime, was a good part of the
+// simulated members' CPU, which the controller shares.
+var bufs = make(chan *bytes.Buffer, 256)
+
+func getBuf() *bytes.Buffer {
+	select {
+	case b := <-bufs:
+		return b
+	default:
+		return new(bytes.Buffer)
+	}
+}
+
+func putBuf(b *bytes.Buffer) {
+	select {
+	case bufs <- b:
+	default:
+	}
+}
 
 // post sends one member call and hands the answer's body to use.
 func (f *fleet) post(ctx context.Context, m *member, path string, in any, use func([]byte)) error {
@@ -107,9 +127,9 @@ func (f *fleet) post(ctx context.Context, m *member, path string, in any, use fu
 		return err
 	}
 	defer resp.Body.Close()
-	buf := bufs.Get().(*bytes.Buffer)
+	buf := getBuf()
 	buf.Reset()
-	defer bufs.Put(buf)
+	defer putBuf(buf)
 	if resp.ContentLength > 0 {
 		buf.Grow(int(resp.ContentLength)) // not grown and copied step by step
 	}
