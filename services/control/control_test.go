@@ -1,10 +1,13 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +169,48 @@ func TestPinnedTLS(t *testing.T) {
 	anon, _ := NewClient(addr, server.Pin(), nil, "")
 	if err := anon.Do(ctx, "GET", "/", nil, &got); !IsStatus(err, http.StatusUnauthorized) {
 		t.Errorf("client without identity: err = %v, want HTTP 401", err)
+	}
+}
+
+// TestPeerJSON: allowed_ips is left out exactly when it is the addresses
+// as host prefixes, and every peer decodes to what was encoded.
+func TestPeerJSON(t *testing.T) {
+	a4, a6 := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("fd00::3")
+	route := netip.MustParsePrefix("172.16.0.0/16")
+	ep := []netip.AddrPort{netip.MustParseAddrPort("198.51.100.7:51820")}
+	for _, c := range []struct {
+		name    string
+		p       Peer
+		omitted bool
+	}{
+		{"plain", Peer{NodeID: "aa", Addresses: []netip.Addr{a4}, AllowedIPs: []netip.Prefix{netip.PrefixFrom(a4, 32)}, Endpoints: ep}, true},
+		{"IPv6", Peer{NodeID: "bb", Addresses: []netip.Addr{a4, a6}, AllowedIPs: []netip.Prefix{netip.PrefixFrom(a4, 32), netip.PrefixFrom(a6, 128)}}, true},
+		{"serves a route", Peer{NodeID: "cc", Addresses: []netip.Addr{a4}, AllowedIPs: []netip.Prefix{netip.PrefixFrom(a4, 32), route}}, false},
+		{"a wider prefix", Peer{NodeID: "dd", Addresses: []netip.Addr{a4}, AllowedIPs: []netip.Prefix{netip.PrefixFrom(a4, 24)}}, false},
+		{"no allowed IPs", Peer{NodeID: "ee", Addresses: []netip.Addr{a4}, AllowedIPs: []netip.Prefix{}}, false},
+		{"no addresses", Peer{NodeID: "ff", Addresses: []netip.Addr{}, AllowedIPs: []netip.Prefix{route}}, false},
+	} {
+		b, err := json.Marshal(c.p)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if omitted := !bytes.Contains(b, []byte(`"allowed_ips"`)); omitted != c.omitted {
+			t.Errorf("%s: %s: allowed_ips left out %t, want %t", c.name, b, omitted, c.omitted)
+		}
+		var got Peer
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !reflect.DeepEqual(got, c.p) {
+			t.Errorf("%s: %s decodes to\n%+v, want\n%+v", c.name, b, got, c.p)
+		}
+	}
+	// What an older controller sends, allowed_ips and all, still decodes.
+	var p Peer
+	if err := json.Unmarshal([]byte(`{"node_id":"aa","addresses":["10.1.2.3"],"allowed_ips":["10.1.2.3/32","172.16.0.0/16"]}`), &p); err != nil || len(p.AllowedIPs) != 2 {
+		t.Errorf("full form: %+v, %v", p, err)
+	}
+	if err := json.Unmarshal([]byte(`{"node_id":"aa","addresses":["10.1.2.x"]}`), &p); err == nil {
+		t.Error("a bad address decoded")
 	}
 }
