@@ -65,7 +65,7 @@ func startEnv(t *testing.T, dir string) *env {
 		t.Fatal(err)
 	}
 	s.now = e.clock.Now
-	s.pace = 100 * time.Millisecond // held answers, but short (TestPacing has its own)
+	s.paceMax = 100 * time.Millisecond // held answers, but short (TestPacing has its own)
 	e.s = s
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

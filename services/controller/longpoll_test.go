@@ -189,7 +189,7 @@ func TestRestart(t *testing.T) {
 func TestPacing(t *testing.T) {
 	e := newEnv(t)
 	const pace = 5 * time.Second
-	e.s.pace = pace
+	e.s.paceEach, e.s.paceMax = 2*time.Second, pace // 3 members: 6 s, at most 5
 	nw := e.mustNetwork("burst", "10.40.0.0/24", true)
 	a, b, c := e.newNode(), e.newNode(), e.newNode()
 	start := time.Now()

@@ -299,7 +299,7 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 	}
 	// A revision behind Since means the controller's state was restored
 	// from an older copy: answer at once rather than wait for it to catch up.
-	rev, err := s.revisionOf(ctx, id)
+	rev, size, err := s.revisionOf(ctx, id)
 	if err != nil {
 		return answer{}, err
 	}
@@ -313,39 +313,44 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 		case <-ctx.Done():
 			return answer{}, ctx.Err()
 		}
-		if rev, err = s.revisionOf(ctx, id); err != nil {
+		if rev, size, err = s.revisionOf(ctx, id); err != nil {
 			return answer{}, err
 		}
 	}
-	if err := s.holdBurst(ctx, vm, rev, req.Since); err != nil {
+	if err := s.holdBurst(ctx, vm, rev, req.Since, size); err != nil {
 		return answer{}, err
 	}
 	return s.answerOf(ctx, id, node, req.Since, delta)
 }
 
-// revisionOf is network id's revision now.
-func (s *Server) revisionOf(ctx context.Context, id string) (uint64, error) {
+// revisionOf is network id's revision now, and how many members it has.
+func (s *Server) revisionOf(ctx context.Context, id string) (uint64, int, error) {
 	v, err := s.viewOf(ctx, id)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return v.n.Revision, nil
+	return v.n.Revision, len(v.members), nil
 }
 
 // holdBurst holds back the answer to a member catching up with a burst of
-// changes: one that was answered less than s.pace ago and is more than one
-// revision (rev) behind waits until s.pace has passed since; its answer,
-// built after that, has what changed by then. Without this, a member that
-// falls behind while many others join asks again as soon as it has its
-// answer, gets a few new peers, and asks again: in a 10,000-member join
-// storm that was most of a million answers, whose cost starved the joins
-// themselves. A single change is never held back, nor is a member that was
-// last answered a while ago. The caller answers right after.
-func (s *Server) holdBurst(ctx context.Context, vm *viewMember, rev, since uint64) error {
+// changes: one that was answered less than the pace ago and is more than
+// one revision (rev) behind waits until the pace has passed since; its
+// answer, built after that, has what changed by then. Without this, a
+// member that falls behind while many others join asks again as soon as it
+// has its answer, gets a few new peers, and asks again: in a 10,000-member
+// join storm that was most of a million answers, whose cost starved the
+// joins themselves. The pace is s.paceEach for each of the network's
+// members (size), at most s.paceMax: then catching-up members of any
+// network cost the controller at most about 1/paceEach answers a second
+// (1,700), and a small network, which cannot overload it, waits little. A
+// single change is never held back, nor is a member that was last answered
+// a while ago. The caller answers right after.
+func (s *Server) holdBurst(ctx context.Context, vm *viewMember, rev, since uint64, size int) error {
+	pace := min(s.paceMax, time.Duration(size)*s.paceEach)
 	last := vm.answered.Load()
-	if wait := time.Duration(last + int64(s.pace) - monotonic()); rev > since+1 && last != 0 && wait > 0 {
+	if wait := time.Duration(last + int64(pace) - monotonic()); rev > since+1 && last != 0 && wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {

@@ -59,9 +59,9 @@ type Server struct {
 	logf       func(format string, args ...any)
 	// now is the clock; tests replace it to expire tokens.
 	now func() time.Time
-	// pace is how long a member catching up with a burst of changes
-	// waits between answers (holdBurst).
-	pace time.Duration
+	// paceEach and paceMax set how long a member catching up with a
+	// burst of changes waits between answers (holdBurst).
+	paceEach, paceMax time.Duration
 	// stopping is closed when Serve shuts down, to end long-polls.
 	stopping  chan struct{}
 	closeOnce sync.Once
@@ -70,7 +70,7 @@ type Server struct {
 // New opens the controller whose state is in cfg.StateDir, creating its
 // identity, admin token and database on first start.
 func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg, logf: cfg.Logf, now: time.Now, pace: burstPace, watch: newWatcher(), stopping: make(chan struct{}),
+	s := &Server{cfg: cfg, logf: cfg.Logf, now: time.Now, paceEach: burstPaceEach, paceMax: burstPaceMax, watch: newWatcher(), stopping: make(chan struct{}),
 		views: views{m: map[string]*netView{}}}
 	if s.logf == nil {
 		s.logf = log.Printf

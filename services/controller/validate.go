@@ -58,7 +58,8 @@ const (
 	maxTokenLifetime = 365 * 24 * time.Hour
 	defaultSyncWait  = 25 * time.Second
 	natKeepalive     = 25
-	burstPace        = 3 * time.Second
+	burstPaceEach    = 600 * time.Microsecond
+	burstPaceMax     = 3 * time.Second
 )
 
 // checkText checks a human-readable string: valid UTF-8, printable, at most
