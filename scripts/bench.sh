@@ -17,7 +17,8 @@
 # the wait before "RSS after"), VARIANTS ("plain upstream gate gate-full
 # gate-256m": Gate's dataplane, with its full gateway ruleset, and with the
 # appliance's 256 MiB memory limit; also "gate-p1": Gate with GOMAXPROCS=1,
-# a lever measured for the README, not a default; "gate-bN": Gate with N
+# a lever measured for the README, not a default; "gate-gcN": Gate with
+# GOGC=N (off: no GC), another; "gate-bN": Gate with N
 # packet buffers per device, gate up --buffers N, 0 for unbounded),
 # BOOT_BENCH (1: also image sizes and boot time, scripts/bench-boot.sh).
 # PERF=1: a CPU profile (perf record) of each gateway during the first
@@ -198,6 +199,8 @@ gate_variant() {
 	[ "$variant" = gate-256m ] && mem=(--memory-limit 256MiB)
 	# gate-p1: one P per gateway process, fewer thread hand-offs.
 	[ "$variant" = gate-p1 ] && envs=(GOMAXPROCS=1)
+	# gate-gcN: GOGC=N for each gateway (off: no GC), a GC tuning lever.
+	case $variant in gate-gc*) envs=(GOGC="${variant#gate-gc}") ;; esac
 	# gate-bN: another bound on the dataplane's packet buffers.
 	case $variant in gate-b[0-9]*) extra_up=(--buffers "${variant#gate-b}") ;; esac
 	say "Gate ($variant)"
@@ -265,7 +268,7 @@ for v in $VARIANTS; do
 	case $v in
 	plain) plain ;;
 	upstream) upstream ;;
-	gate|gate-full|gate-256m|gate-p1|gate-b[0-9]*) gate_variant "$v" ;;
+	gate|gate-full|gate-256m|gate-p1|gate-b[0-9]*|gate-gc*) gate_variant "$v" ;;
 	*) fail "unknown variant $v" ;;
 	esac
 done
