@@ -214,3 +214,28 @@ func TestPeerJSON(t *testing.T) {
 		t.Error("a bad address decoded")
 	}
 }
+
+// FuzzPeerJSON: whatever decodes as a peer encodes and decodes to the same
+// peer, with or without allowed_ips on the wire.
+func FuzzPeerJSON(f *testing.F) {
+	f.Add([]byte(`{"node_id":"aa","addresses":["10.1.2.3"],"endpoints":["198.51.100.7:51820"]}`))
+	f.Add([]byte(`{"node_id":"aa","addresses":["10.1.2.3","fd00::3"],"allowed_ips":["10.1.2.3/32","172.16.0.0/16"]}`))
+	f.Add([]byte(`{"addresses":[],"allowed_ips":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p Peer
+		if json.Unmarshal(b, &p) != nil {
+			return
+		}
+		out, err := json.Marshal(p)
+		if err != nil {
+			t.Fatalf("%+v does not encode: %v", p, err)
+		}
+		var q Peer
+		if err := json.Unmarshal(out, &q); err != nil {
+			t.Fatalf("%s does not decode: %v", out, err)
+		}
+		if !reflect.DeepEqual(p, q) {
+			t.Fatalf("%s -> %+v -> %s -> %+v", b, p, out, q)
+		}
+	})
+}
