@@ -297,12 +297,13 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 	} else if t := nanos(now); t > vm.seen.Load() {
 		vm.seen.Store(t)
 	}
-	// A revision behind Since means the controller's state was restored
-	// from an older copy: answer at once rather than wait for it to catch up.
 	rev, size, err := s.revisionOf(ctx, id)
 	if err != nil {
 		return answer{}, err
 	}
+	// Wait for a change only at Since itself. A revision behind Since means
+	// the controller's state was restored from an older copy: answer at
+	// once rather than wait for it to catch up.
 	if rev == req.Since {
 		t := time.NewTimer(time.Duration(req.Wait))
 		defer t.Stop()
