@@ -152,7 +152,7 @@ func (d *Daemon) reachableSince(t time.Time) bool {
 	return true
 }
 
-func (d *Daemon) endProbation(p *probation, msg string) {
+func (d *Daemon) endProbation(p *probation, msg string) (ended bool) {
 	d.confirmMu.Lock()
 	current := d.probation == p
 	if current {
@@ -164,6 +164,7 @@ func (d *Daemon) endProbation(p *probation, msg string) {
 		d.opt.Logf("%s", msg)
 		d.bump()
 	}
+	return current
 }
 
 // Confirm implements localapi.ConfigBackend.
@@ -174,7 +175,12 @@ func (d *Daemon) Confirm(ctx context.Context) error {
 	if p == nil {
 		return errors.New("nothing is waiting for confirmation")
 	}
-	d.endProbation(p, "confirmed "+p.What)
+	// The deadline may pass between the two locks: then the change was
+	// reverted, and saying it was kept would be a lie the operator finds
+	// out about when the address is gone.
+	if !d.endProbation(p, "confirmed "+p.What) {
+		return fmt.Errorf("%s was reverted at its deadline, just before the confirmation", p.What)
+	}
 	return nil
 }
 
