@@ -121,7 +121,7 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "lots", "-1MiB", "1.5GiB", "12MB"} {
+	for _, bad := range []string{"", "lots", "-1MiB", "1.5GiB", "12MB", "9000000000GiB", "9223372036854775807KiB"} {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) succeeded", bad)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net/netip"
 	"os"
 	"strconv"
@@ -114,6 +115,9 @@ func parseSize(s string) (int64, error) {
 			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
 			if err != nil || n < 0 {
 				return 0, fmt.Errorf("%q: want a size like 96MiB or 0", s)
+			}
+			if n > math.MaxInt64/u.mult {
+				return 0, fmt.Errorf("%q: more bytes than there are in a 64-bit count", s)
 			}
 			return n * u.mult, nil
 		}
