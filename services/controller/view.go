@@ -56,7 +56,7 @@ type netView struct {
 	arena      entryArena
 	entryBytes int
 
-	fullMu sync.Mutex // guards full (taken with mu held for reading)
+	fullMu sync.Mutex // guards full among readers (taken with mu held for reading)
 	// full is the peer list last built, kept when it goes stale for the
 	// blocks that did not change.
 	full *fullList
@@ -184,6 +184,12 @@ func (v *netView) compact() {
 	for _, vm := range v.members { // none should be left, but in any case
 		move(vm)
 	}
+	v.staleList()
+}
+
+// staleList marks the peer list for a rebuild. Call with mu held for
+// writing: no reader is then in peerList, so fullMu is not needed.
+func (v *netView) staleList() {
 	if v.full != nil {
 		v.full.fresh = false
 	}
@@ -346,10 +352,8 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 			stale = true
 		}
 	}
-	if stale && v.full != nil {
-		v.fullMu.Lock()
-		v.full.fresh = false
-		v.fullMu.Unlock()
+	if stale {
+		v.staleList()
 	}
 	if live := len(v.members) + len(v.tombs); len(v.log) > 2*live+64 {
 		v.log = slices.DeleteFunc(v.log, func(e logEntry) bool { return !v.current(e) })
