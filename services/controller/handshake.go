@@ -37,18 +37,28 @@ func newHandshakeListener(ln net.Listener, cfg *tls.Config, logf func(format str
 	return l
 }
 
+// run accepts until the listener is closed. Any other error (out of file
+// descriptors, most often, with many members) is waited out, backing off
+// from 5 ms to 1 s, as net/http's Serve does: it must not end the
+// controller.
 func (l *handshakeListener) run() {
+	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				l.errc <- err
+				return
 			}
-			l.errc <- err
-			return
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.logf("accept error: %v; retrying in %v", err, delay)
+			select {
+			case <-time.After(delay):
+			case <-l.done:
+			}
+			continue
 		}
+		delay = 0
 		go l.handshake(c)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,4 +108,66 @@ func TestHandshakeListener(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// flakyListener fails its first fails Accepts as a process out of file
+// descriptors does.
+type flakyListener struct {
+	net.Listener
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+// TestHandshakeListenerOutOfFiles: accept errors other than a closed
+// listener are waited out, not the end of the controller.
+func TestHandshakeListenerOutOfFiles(t *testing.T) {
+	id, err := control.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := control.ServerTLS(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	errs := 0
+	l := newHandshakeListener(&flakyListener{Listener: raw, fails: 3}, cfg, func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasPrefix(format, "accept error") {
+			errs++
+		}
+	})
+	defer l.Close()
+	ccfg, err := control.ClientTLS(id.Pin(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if c, err := tls.Dial("tcp", raw.Addr().String(), ccfg); err == nil {
+			defer c.Close()
+			time.Sleep(2 * time.Second)
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("Accept after three EMFILE: %v", err)
+	}
+	c.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if errs != 3 {
+		t.Errorf("%d accept errors logged; want 3", errs)
+	}
 }
