@@ -36,21 +36,23 @@ func Limit(target, live, other uint64) int64 {
 	return int64(min(max(target, need), math.MaxInt64))
 }
 
-var samples = []metrics.Sample{
-	{Name: "/gc/heap/live:bytes"},
-	{Name: "/memory/classes/total:bytes"},
-	{Name: "/memory/classes/heap/objects:bytes"},
-	{Name: "/memory/classes/heap/unused:bytes"},
-	{Name: "/memory/classes/heap/free:bytes"},
-	{Name: "/memory/classes/heap/released:bytes"},
+// metricNames are what adjust reads, in this order.
+var metricNames = []string{
+	"/gc/heap/live:bytes",
+	"/memory/classes/total:bytes",
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/unused:bytes",
+	"/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/released:bytes",
 }
 
 // Keeper keeps the limit of the process; a new one stops the last.
 type Keeper struct {
-	target uint64
-	mu     sync.Mutex
-	stop   bool
-	prev   int64 // the limit before Keep
+	target  uint64
+	mu      sync.Mutex
+	stop    bool
+	prev    int64 // the limit before Keep
+	samples []metrics.Sample
 }
 
 // Keep sets the process's soft memory limit to target bytes and keeps it
@@ -62,6 +64,9 @@ func Keep(target int64) *Keeper {
 		current.k.halt()
 	}
 	k := &Keeper{target: uint64(max(target, 0)), prev: debug.SetMemoryLimit(-1)}
+	for _, name := range metricNames {
+		k.samples = append(k.samples, metrics.Sample{Name: name})
+	}
 	current.k = k
 	k.adjust()
 	k.arm()
@@ -92,8 +97,8 @@ func (k *Keeper) adjust() bool {
 	if k.stop {
 		return false
 	}
-	metrics.Read(samples)
-	v := func(i int) uint64 { return samples[i].Value.Uint64() }
+	metrics.Read(k.samples)
+	v := func(i int) uint64 { return k.samples[i].Value.Uint64() }
 	heap := v(2) + v(3) + v(4) + v(5)
 	other := uint64(0)
 	if total := v(1); total > heap {
