@@ -99,10 +99,13 @@ func In(t testing.TB, ns, name string, args ...string) string {
 }
 
 // Veth creates a veth pair: local end in the test's own namespace, peer end
-// in namespace peerNS, both up. It returns nothing; the names are the caller's.
+// in namespace peerNS, both up, deleted when t ends (the kernel frees a
+// deleted namespace's links only later, which a test run again with
+// -count would trip over). It returns nothing; the names are the caller's.
 func Veth(t testing.TB, local, peer, peerNS string) {
 	t.Helper()
 	Run(t, "ip", "link", "add", local, "type", "veth", "peer", "name", peer, "netns", peerNS)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", local).Run() })
 	Run(t, "ip", "link", "set", local, "up")
 	Run(t, "ip", "-n", peerNS, "link", "set", peer, "up")
 }

@@ -60,7 +60,10 @@ func New(name string, mtu int, logf func(format string, args ...any)) (*Device, 
 //
 // The device always holds one batch (conn.IdealBatchSize, 128) in the TUN
 // reader and one in each UDP receiver (IPv4, IPv6): 3 batches standing, or
-// it stalls at start. One more batch in flight is enough to keep a 2-core
+// it stalls at start. Beyond those, everything a device holds drains
+// (the third part of the patch: readers take replacement buffers only
+// after handing a batch on; TestBulkBothWays deadlocked without it).
+// One more batch in flight is enough to keep a 2-core
 // machine busy; make bench measured 512 against 768, 1024, 2048 and
 // unbounded (variants gate-b768 ...): the same or better throughput (the
 // buffers stay hot in the cache), ~60 MB instead of ~400 MB per gateway

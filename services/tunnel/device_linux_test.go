@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,16 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 )
 
-func TestMain(m *testing.M) { nstest.Main(m) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(envPeer); spec != "" {
+		if err := runPeer(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "tunnel test peer:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	nstest.Main(m)
+}
 
 // testLogf returns a logf for wireguard-go that writes to t's log until
 // the test ends (wireguard-go goroutines may outlive it by a moment).

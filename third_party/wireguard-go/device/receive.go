@@ -181,8 +181,9 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 					elemsByPeer[peer] = elemsForPeer
 				}
 				elemsForPeer.elems = append(elemsForPeer.elems, elem)
-				bufsArrs[i] = device.GetMessageBuffer()
-				bufs[i] = bufsArrs[i][:]
+				// Gate's patch: the replacement is taken once the batch
+				// is handed on (below), as in RoutineReadFromTUN.
+				bufsArrs[i] = nil
 				continue
 
 			// otherwise it is a fixed size & handshake related packet
@@ -214,8 +215,7 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 				packet:   packet,
 				endpoint: endpoints[i],
 			}:
-				bufsArrs[i] = device.GetMessageBuffer()
-				bufs[i] = bufsArrs[i][:]
+				bufsArrs[i] = nil
 			default:
 			}
 		}
@@ -231,6 +231,12 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 				device.PutInboundElementsContainer(elemsContainer)
 			}
 			delete(elemsByPeer, peer)
+		}
+		for i := range bufsArrs {
+			if bufsArrs[i] == nil {
+				bufsArrs[i] = device.GetMessageBuffer()
+				bufs[i] = bufsArrs[i][:]
+			}
 		}
 	}
 }

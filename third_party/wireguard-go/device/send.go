@@ -278,8 +278,12 @@ func (device *Device) RoutineReadFromTUN() {
 				elemsByPeer[peer] = elemsForPeer
 			}
 			elemsForPeer.elems = append(elemsForPeer.elems, elem)
-			elems[i] = device.NewOutboundElement()
-			bufs[i] = elems[i].buffer[:]
+			// Gate's patch: the replacement is taken once the batch is
+			// handed on (below). Taken here, with bounded pools, the
+			// reader could wait for a buffer while holding elements no
+			// one else can free; so could the UDP receiver, each waiting
+			// for the other: a deadlock under bulk traffic both ways.
+			elems[i] = nil
 		}
 
 		for peer, elemsForPeer := range elemsByPeer {
@@ -294,6 +298,12 @@ func (device *Device) RoutineReadFromTUN() {
 				device.PutOutboundElementsContainer(elemsForPeer)
 			}
 			delete(elemsByPeer, peer)
+		}
+		for i := range elems {
+			if elems[i] == nil {
+				elems[i] = device.NewOutboundElement()
+				bufs[i] = elems[i].buffer[:]
+			}
 		}
 
 		if readErr != nil {
