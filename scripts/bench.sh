@@ -5,7 +5,8 @@
 #   hostA 10.1.0.2 -- gwA -- wan (198.51.100.0/24) -- gwB -- hostB 10.2.0.2
 #
 # For each dataplane on the gateways it measures TCP throughput hostA ->
-# hostB (iperf3, 1 and STREAMS streams, REPS repetitions, median), CPU time
+# hostB (iperf3, 1 and STREAMS streams, REPS repetitions, median), and
+# both ways at once (iperf3 --bidir, one stream each way, the sum), CPU time
 # of the gateway processes per Gbit/s, their RSS idle / under load / after,
 # and latency through the path (ping and TCP request/response p50/p99).
 # Prints a table and writes out/bench/bench.json.
@@ -19,7 +20,8 @@
 # appliance's 256 MiB memory limit; also "gate-p1": Gate with GOMAXPROCS=1,
 # a lever measured for the README, not a default; "gate-gcN": Gate with
 # GOGC=N (off: no GC), another; "gate-bN": Gate with N
-# packet buffers per device, gate up --buffers N, 0 for unbounded),
+# packet buffers per device, gate up --buffers N, 0 for unbounded; the
+# options combine: "gate-full-p1"),
 # BOOT_BENCH (1: also image sizes and boot time, scripts/bench-boot.sh).
 # PERF=1: a CPU profile (perf record) of each gateway during the first
 # 1-stream run, its top symbols printed, the data in out/bench/perf-*.
@@ -129,6 +131,22 @@ measure() {
 	else
 		peak=null
 	fi
+	# Both ways at once: one stream each way (iperf3 --bidir), the sum.
+	# Not in the CPU figures above. A dataplane that stalls fails here
+	# instead of hanging the run.
+	: >"$WORK/$variant.bidir"
+	for rep in $(seq "$REPS"); do
+		in_ns hb iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+		local srv=$! json
+		sleep 0.3
+		json=$(in_ns ha timeout $((DURATION + 30)) iperf3 -c 10.2.0.2 -p 5201 -t "$DURATION" --bidir -J 2>/dev/null || true)
+		kill $srv 2>/dev/null || true
+		wait $srv 2>/dev/null || true
+		local bps
+		bps=$(jq -r '(.end.sum_received.bits_per_second + .end.sum_received_bidir_reverse.bits_per_second) // empty' <<<"$json" 2>/dev/null || true)
+		if [ -z "$bps" ]; then fail "$variant: iperf3 --bidir gave no result (traffic stalled?)"; continue; fi
+		echo "$bps" >>"$WORK/$variant.bidir"
+	done
 	local lat
 	lat=$(in_ns ha ping -c "$PINGS" -i 0.01 -W1 10.2.0.2 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
 		awk '{a[NR]=$1} END {if (NR==0) print "null null"; else print a[int((NR-1)*0.5)+1], a[int((NR-1)*0.99)+1]}')
@@ -148,16 +166,19 @@ measure() {
 	fi
 	local after_rss=null
 	if [ ${#pids[@]} -gt 0 ]; then sleep "$SETTLE"; after_rss=$(rss_kb "${pids[@]}"); fi
-	local m1 m4 all1 all4
+	local m1 m4 all1 all4 mb allb
 	m1=$(median <"$WORK/$variant.1"); m4=$(median <"$WORK/$variant.$STREAMS")
 	all1=$(paste -sd, "$WORK/$variant.1"); all4=$(paste -sd, "$WORK/$variant.$STREAMS")
+	mb=$(median <"$WORK/$variant.bidir"); allb=$(paste -sd, "$WORK/$variant.bidir")
 	jq -nc --arg v "$variant" --argjson m1 "$m1" --argjson m4 "$m4" --argjson r1 "[$all1]" --argjson r4 "[$all4]" \
+		--argjson mb "$mb" --argjson rb "[$allb]" \
 		--argjson cpu "$cpu_per_gbit" --argjson sys "$sys_per_gbit" --argjson idle "$idle_rss" --argjson peak "$peak" --argjson after "$after_rss" \
 		--arg lat "$lat" --argjson rr "$rr" --argjson streams "$STREAMS" \
 		'{variant:$v, streams:$streams, tcp_1_bps:$m1, tcp_n_bps:$m4, tcp_1_reps:$r1, tcp_n_reps:$r4,
+		  tcp_bidir_bps:$mb, tcp_bidir_reps:$rb,
 		  gw_cpu_s_per_gbit:$cpu, system_cpu_s_per_gbit:$sys, rss_kb:{idle:$idle, load_peak:$peak, after:$after},
 		  ping_ms:{p50:($lat|split(" ")[0]|tonumber? // null), p99:($lat|split(" ")[1]|tonumber? // null)}, tcp_rr_us:$rr}' >>"$RESULTS"
-	pass "$variant: $(awk -v a="$m1" 'BEGIN {printf "%.2f", a/1e9}') Gbit/s (1 stream), $(awk -v a="$m4" 'BEGIN {printf "%.2f", a/1e9}') Gbit/s ($STREAMS)"
+	pass "$variant: $(awk -v a="$m1" 'BEGIN {printf "%.2f", a/1e9}') Gbit/s (1 stream), $(awk -v a="$m4" 'BEGIN {printf "%.2f", a/1e9}') Gbit/s ($STREAMS), $(awk -v a="$mb" 'BEGIN {printf "%.2f", a/1e9}') Gbit/s both ways"
 }
 
 plain() {
@@ -192,17 +213,24 @@ upstream() {
 # "gate-full": the full gateway ruleset (strict input and forward, masquerade
 # to the internet, MSS clamp), as an appliance runs it.
 gate_variant() {
-	local variant=$1 fw=guard extra=() mem=() envs=() extra_up=()
-	[ "$variant" = gate-full ] && fw=strict extra=(--masquerade-internet)
-	# gate-256m: with the appliance's memory limit, to show what it costs
-	# and saves.
-	[ "$variant" = gate-256m ] && mem=(--memory-limit 256MiB)
-	# gate-p1: one P per gateway process, fewer thread hand-offs.
-	[ "$variant" = gate-p1 ] && envs=(GOMAXPROCS=1)
-	# gate-gcN: GOGC=N for each gateway (off: no GC), a GC tuning lever.
-	case $variant in gate-gc*) envs=(GOGC="${variant#gate-gc}") ;; esac
-	# gate-bN: another bound on the dataplane's packet buffers.
-	case $variant in gate-b[0-9]*) extra_up=(--buffers "${variant#gate-b}") ;; esac
+	local variant=$1 fw=guard extra=() mem=() envs=() extra_up=() opt
+	# The options after "gate" combine: gate-full-p1 is the full ruleset
+	# with GOMAXPROCS=1.
+	for opt in $(echo "${variant#gate}" | tr '-' ' '); do
+		case $opt in
+		# full: the appliance's whole ruleset.
+		full) fw=strict extra=(--masquerade-internet) ;;
+		# 256m: the appliance's memory limit, to show what it costs and saves.
+		256m) mem=(--memory-limit 256MiB) ;;
+		# p1: one P per gateway process, fewer thread hand-offs.
+		p1) envs+=(GOMAXPROCS=1) ;;
+		# gcN: GOGC=N for each gateway (off: no GC), a GC tuning lever.
+		gc*) envs+=(GOGC="${opt#gc}") ;;
+		# bN: another bound on the dataplane's packet buffers.
+		b[0-9]*) extra_up=(--buffers "${opt#b}") ;;
+		*) fail "unknown option $opt in variant $variant"; return ;;
+		esac
+	done
 	say "Gate ($variant)"
 	start ctl ga "$GATE" controller --state "$WORK/ctl-$variant" --listen 198.51.100.1:8443
 	wait_for 20 test -s "$WORK/ctl-$variant/controller.url"
@@ -268,7 +296,7 @@ for v in $VARIANTS; do
 	case $v in
 	plain) plain ;;
 	upstream) upstream ;;
-	gate|gate-full|gate-256m|gate-p1|gate-b[0-9]*|gate-gc*) gate_variant "$v" ;;
+	gate|gate-*) gate_variant "$v" ;;
 	*) fail "unknown variant $v" ;;
 	esac
 done
@@ -288,8 +316,9 @@ jq -s --argjson seal "${seal:-null}" --argjson open "${open:-null}" --arg load "
 jq --slurpfile control "$WORK/control.jsonl" '. + {control_plane: $control}' "$OUT/bench.json.tmp" >"$OUT/bench.json"
 rm -f "$OUT/bench.json.tmp"
 jq -r '
-	["variant","Gbit/s 1","Gbit/s N","x upstream","x plain","gw CPU s/Gbit","sys CPU s/Gbit","RSS idle MiB","RSS load MiB","RSS after MiB","ping p50/p99 ms","TCP RR p50/p99 us"],
+	["variant","Gbit/s 1","Gbit/s N","both ways","x upstream","x plain","gw CPU s/Gbit","sys CPU s/Gbit","RSS idle MiB","RSS load MiB","RSS after MiB","ping p50/p99 ms","TCP RR p50/p99 us"],
 	(.variants[] | [.variant, (.tcp_1_bps/1e9*100|round/100), (.tcp_n_bps/1e9*100|round/100),
+		(.tcp_bidir_bps // "-" | if type=="number" then (./1e9*100|round/100) else . end),
 		(.vs_upstream // "-" | if type=="number" then (.*100|round/100) else . end),
 		(.vs_plain // "-" | if type=="number" then (.*100|round/100) else . end),
 		(.gw_cpu_s_per_gbit // "-"), .system_cpu_s_per_gbit,
