@@ -91,20 +91,8 @@ func TestBulkBothWays(t *testing.T) {
 	nstest.Run(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "gtwbulk0")
 	nstest.In(t, peerNS, "ip", "addr", "add", "192.0.2.2/24", "dev", "gtwbulk1")
 
-	a, err := New("gtwbulk", 1420, testLogf(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	nc, err := netcfg.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	overlayA, overlayB := netip.MustParsePrefix("10.96.0.1/24"), netip.MustParsePrefix("10.96.0.2/24")
-	if err := nc.Sync(netcfg.LinkConfig{Name: a.Name(), MTU: 1420, Addrs: []netip.Prefix{overlayA}}); err != nil {
-		t.Fatal(err)
-	}
+	a := newAddressed(t, "gtwbulk", overlayA)
 	privA, err := GeneratePrivateKey()
 	if err != nil {
 		t.Fatal(err)

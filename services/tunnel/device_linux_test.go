@@ -45,6 +45,26 @@ func testLogf(t *testing.T) func(string, ...any) {
 	}
 }
 
+// newAddressed makes a Device with the address addr on its link, closed
+// when t ends.
+func newAddressed(t *testing.T, name string, addr netip.Prefix) *Device {
+	t.Helper()
+	d, err := New(name, 1420, testLogf(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	nc, err := netcfg.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Sync(netcfg.LinkConfig{Name: name, MTU: 1420, Addrs: []netip.Prefix{addr}}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // channelPeer is the far side of the tunnel: a wireguard-go device in this
 // process on a channel TUN (packets in and out through Go channels) and a
 // real UDP socket on loopback. It stands for a remote member without a
@@ -475,22 +495,9 @@ func TestGreetHandshakesWithoutTraffic(t *testing.T) {
 // them must not take the buffers the device needs for everyone else: a
 // live peer still gets through while a host keeps sending to the dead one.
 func TestDeadPeerDoesNotStarveOthers(t *testing.T) {
-	const name = "gtw3"
-	a, err := New(name, 1420, testLogf(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	nc, err := netcfg.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	overlayA, overlayB := netip.MustParseAddr("10.97.0.1"), netip.MustParseAddr("10.97.0.2")
 	dead := netip.MustParseAddr("10.97.0.3")
-	if err := nc.Sync(netcfg.LinkConfig{Name: name, MTU: 1420, Addrs: []netip.Prefix{netip.PrefixFrom(overlayA, 24)}}); err != nil {
-		t.Fatal(err)
-	}
+	a := newAddressed(t, "gtw3", netip.PrefixFrom(overlayA, 24))
 	b := newChannelPeer(t)
 	privA, err := GeneratePrivateKey()
 	if err != nil {
