@@ -22,7 +22,6 @@ type QueueHandshakeElement struct {
 	msgType  uint32
 	packet   []byte
 	endpoint conn.Endpoint
-	buffer   *[MaxMessageSize]byte
 }
 
 type QueueInboundElement struct {
@@ -208,14 +207,20 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 				continue
 			}
 
+			// Gate's patch: the handshake worker gets a copy of the
+			// message (148 bytes at most), not the pooled buffer, so
+			// that messages waiting in the handshake queue (up to 1024)
+			// hold none of a bounded pool's few spare buffers. Holding
+			// them, a burst of handshake messages could take them all,
+			// and a worker that then waits for a buffer to send a
+			// keepalive would stop the only goroutines that give them
+			// back.
 			select {
 			case device.queue.handshake.c <- QueueHandshakeElement{
 				msgType:  msgType,
-				buffer:   bufsArrs[i],
-				packet:   packet,
+				packet:   append([]byte(nil), packet...),
 				endpoint: endpoints[i],
 			}:
-				bufsArrs[i] = nil
 			default:
 			}
 		}
@@ -428,7 +433,6 @@ func (device *Device) RoutineHandshake(id int) {
 			peer.SendKeepalive()
 		}
 	skip:
-		device.PutMessageBuffer(elem.buffer)
 	}
 }
 
