@@ -225,6 +225,7 @@ func (r *run) acquireWatching(ctx context.Context) (*Lease, bool, error) {
 			r.up = up
 			r.cfg.Logf("dhcp %s: link %s", r.cfg.Iface, map[bool]string{true: "up, discovering again", false: "down"}[up])
 			if !up {
+				r.setState(StateLinkDown) // before the update: a reader of it sees the state too
 				r.report(StateLinkDown, "link-down")
 			}
 			return nil, true, nil
@@ -414,6 +415,7 @@ func (r *run) wait(ctx context.Context, d time.Duration) bool {
 			case !up:
 				r.up = false
 				r.cfg.Logf("dhcp %s: link down", r.cfg.Iface)
+				r.setState(StateLinkDown) // before the update: a reader of it sees the state too
 				r.report(StateLinkDown, "link-down")
 				return false
 			default:
