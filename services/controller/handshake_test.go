@@ -14,12 +14,10 @@ import (
 	"github.com/gatenet/gate/services/control"
 )
 
-// TestHandshakeListener: Accept hands over connections whose handshake is
-// done; a client that never finishes its handshake is closed after the
-// timeout and holds up no one; Close ends Accept.
-func TestHandshakeListener(t *testing.T) {
-	defer func(old time.Duration) { handshakeTimeout = old }(handshakeTimeout)
-	handshakeTimeout = 300 * time.Millisecond
+// tlsOnLoopback returns a controller's TLS config with a fresh identity,
+// a client's config pinned to it, and a TCP listener on loopback.
+func tlsOnLoopback(t *testing.T) (server, client *tls.Config, raw net.Listener) {
+	t.Helper()
 	id, err := control.NewIdentity()
 	if err != nil {
 		t.Fatal(err)
@@ -28,10 +26,24 @@ func TestHandshakeListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	ccfg, err := control.ClientTLS(id.Pin(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, ccfg, raw
+}
+
+// TestHandshakeListener: Accept hands over connections whose handshake is
+// done; a client that never finishes its handshake is closed after the
+// timeout and holds up no one; Close ends Accept.
+func TestHandshakeListener(t *testing.T) {
+	defer func(old time.Duration) { handshakeTimeout = old }(handshakeTimeout)
+	handshakeTimeout = 300 * time.Millisecond
+	cfg, ccfg, raw := tlsOnLoopback(t)
 	var mu sync.Mutex
 	var logged []string
 	l := newHandshakeListener(raw, cfg, func(format string, args ...any) {
@@ -49,10 +61,6 @@ func TestHandshakeListener(t *testing.T) {
 	defer silent.Close()
 
 	// A real one, after it.
-	ccfg, err := control.ClientTLS(id.Pin(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	go func() {
 		if c, err := tls.Dial("tcp", raw.Addr().String(), ccfg); err == nil {
 			c.Write([]byte("hello"))
@@ -128,18 +136,7 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 // TestHandshakeListenerOutOfFiles: accept errors other than a closed
 // listener are waited out, not the end of the controller.
 func TestHandshakeListenerOutOfFiles(t *testing.T) {
-	id, err := control.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := control.ServerTLS(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, ccfg, raw := tlsOnLoopback(t)
 	var mu sync.Mutex
 	errs := 0
 	l := newHandshakeListener(&flakyListener{Listener: raw, fails: 3}, cfg, func(format string, args ...any) {
@@ -150,10 +147,6 @@ func TestHandshakeListenerOutOfFiles(t *testing.T) {
 		}
 	})
 	defer l.Close()
-	ccfg, err := control.ClientTLS(id.Pin(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	go func() {
 		if c, err := tls.Dial("tcp", raw.Addr().String(), ccfg); err == nil {
 			defer c.Close()
