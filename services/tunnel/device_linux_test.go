@@ -14,6 +14,7 @@ import (
 	"github.com/gatenet/gate/services/netcfg"
 	"github.com/gatenet/gate/services/nstest"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
@@ -490,14 +491,39 @@ func TestGreetHandshakesWithoutTraffic(t *testing.T) {
 	}
 }
 
-// TestDeadPeerDoesNotStarveOthers: packets for a peer that never answers
-// wait in that peer's staged queue for a handshake (up to 90 s). Holding
-// them must not take the buffers the device needs for everyone else: a
-// live peer still gets through while a host keeps sending to the dead one.
+// TestDeadPeerDoesNotStarveOthers: a host that keeps sending to a peer
+// that never answers must not stall the device for everyone else. The
+// packets wait (staged) for a handshake that never completes, holding
+// pooled buffers; the device must let go of them before its readers run
+// out, whatever the bound and however many packets one TUN read brings
+// (a UDP GSO send of many small segments is one read of up to 128).
 func TestDeadPeerDoesNotStarveOthers(t *testing.T) {
+	tests := []struct {
+		name     string
+		buffers  int
+		segments int // datagrams per send: 1, or a UDP GSO send of that many
+		sends    int
+	}{
+		{"one datagram per read", DefaultBuffers, 1, 2 * DefaultBuffers},
+		{"GSO reads of 110 segments", DefaultBuffers, 110, 40},
+		{"GSO reads of 110 segments, 1024 buffers", 1024, 110, 40},
+		{"GSO reads of 128 segments, 1000 buffers", 1000, 128, 40},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := SetBuffers(tt.buffers); err != nil {
+				t.Fatal(err)
+			}
+			defer SetBuffers(DefaultBuffers)
+			testDeadPeer(t, fmt.Sprintf("gtw3%d", i), tt.segments, tt.sends)
+		})
+	}
+}
+
+func testDeadPeer(t *testing.T, name string, segments, sends int) {
 	overlayA, overlayB := netip.MustParseAddr("10.97.0.1"), netip.MustParseAddr("10.97.0.2")
 	dead := netip.MustParseAddr("10.97.0.3")
-	a := newAddressed(t, "gtw3", netip.PrefixFrom(overlayA, 24))
+	a := newAddressed(t, name, netip.PrefixFrom(overlayA, 24))
 	b := newChannelPeer(t)
 	privA, err := GeneratePrivateKey()
 	if err != nil {
@@ -527,19 +553,32 @@ func TestDeadPeerDoesNotStarveOthers(t *testing.T) {
 	if err := b.ping(overlayB, overlayA, 1, 56, handshakeWait); err != nil {
 		t.Fatalf("ping before the dead peer's traffic: %v", err)
 	}
-	// A host keeps sending to the dead peer: one datagram per TUN read,
-	// more than the device's spare buffers.
+	// A host keeps sending to the dead peer, more in all than the
+	// device's spare buffers.
 	s, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: dead.AsSlice(), Port: 9})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for i := range 2 * DefaultBuffers {
-		if _, err := s.Write(make([]byte, 100)); err != nil {
-			t.Fatalf("datagram %d to the dead peer: %v", i, err)
+	const segSize = 400
+	if segments > 1 {
+		rc, err := s.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
 		}
-		if i%32 == 0 {
-			time.Sleep(time.Millisecond) // let the TUN reader take them one by one
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, segSize)
+		}); err != nil || serr != nil {
+			t.Fatalf("UDP_SEGMENT: %v %v", err, serr)
+		}
+	}
+	for i := range sends {
+		if _, err := s.Write(make([]byte, segments*segSize)); err != nil {
+			t.Fatalf("send %d (%d datagrams) to the dead peer: %v", i, segments, err)
+		}
+		if segments > 1 || i%32 == 0 {
+			time.Sleep(time.Millisecond) // let the TUN reader take them read by read
 		}
 	}
 	for seq := uint16(2); seq < 5; seq++ {

@@ -7,6 +7,7 @@ package device
 
 import (
 	"sync"
+	"time"
 )
 
 type WaitPool struct {
@@ -55,6 +56,44 @@ func (p *WaitPool) available() int {
 	p.lock.Lock()
 	defer p.lock.Unlock()
 	return int(p.max) - int(p.count)
+}
+
+// reclaimStaged makes sure that need message buffers can be had without
+// waiting for a handshake. (Gate's patch, see third_party/README.md.)
+// Packets staged for a peer that is still waiting for a handshake hold
+// pooled buffers that only the handshake gives back, or its failure 90 s
+// later; a reader that waited for them would stop all traffic until then.
+// When fewer than need buffers are free, those packets are dropped, as
+// they are when the handshake fails. The readers call it before they
+// replace a batch, holding no locks; any other buffer in use is in flight
+// and comes back without help.
+func (device *Device) reclaimStaged(need int) {
+	if free := device.pool.messageBuffers.available(); free < 0 || free >= need {
+		return
+	}
+	device.peers.RLock()
+	defer device.peers.RUnlock()
+	for _, peer := range device.peers.keyMap {
+		if len(peer.queue.staged) == 0 {
+			continue
+		}
+		keypair := peer.keypairs.Current()
+		if keypair == nil || keypair.sendNonce.Load() >= RejectAfterMessages || time.Since(keypair.created) >= RejectAfterTime {
+			peer.FlushStagedPackets()
+		}
+	}
+}
+
+// nilCount returns how many of s are nil: the buffers a reader must
+// replace. (Gate's patch.)
+func nilCount[T any](s []*T) int {
+	n := 0
+	for _, x := range s {
+		if x == nil {
+			n++
+		}
+	}
+	return n
 }
 
 func (device *Device) PopulatePools() {

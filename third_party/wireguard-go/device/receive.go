@@ -237,6 +237,7 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 			}
 			delete(elemsByPeer, peer)
 		}
+		device.reclaimStaged(nilCount(bufsArrs))
 		for i := range bufsArrs {
 			if bufsArrs[i] == nil {
 				bufsArrs[i] = device.GetMessageBuffer()

@@ -299,6 +299,7 @@ func (device *Device) RoutineReadFromTUN() {
 			}
 			delete(elemsByPeer, peer)
 		}
+		device.reclaimStaged(nilCount(elems))
 		for i := range elems {
 			if elems[i] == nil {
 				elems[i] = device.NewOutboundElement()
@@ -353,13 +354,6 @@ top:
 	keypair := peer.keypairs.Current()
 	if keypair == nil || keypair.sendNonce.Load() >= RejectAfterMessages || time.Since(keypair.created) >= RejectAfterTime {
 		peer.SendHandshakeInitiation(false)
-		// Gate's patch: with bounded pools, packets waiting for a
-		// handshake must not hold the buffers everyone else's traffic
-		// needs until the handshake gives up. When less than half a batch
-		// is free, they are dropped, as they are when the handshake fails.
-		if free := peer.device.pool.messageBuffers.available(); free >= 0 && free < peer.device.BatchSize()/2 {
-			peer.FlushStagedPackets()
-		}
 		return
 	}
 
