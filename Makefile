@@ -50,6 +50,7 @@ bench-tools: deps ## build what make bench compares against (upstream wireguard-
 	GOBIN=$(CURDIR)/bin/upstream $(GO) install -trimpath golang.zx2c4.com/wireguard@$$($(GO) list -m -f '{{.Version}}' golang.zx2c4.com/wireguard)
 	mv bin/upstream/wireguard bin/wireguard-go && rmdir bin/upstream
 	$(GO) build -trimpath -o bin/tcprr ./scripts/tcprr
+	$(GO) build -trimpath -o bin/hiccup ./scripts/hiccup
 	$(GO) build -trimpath -o bin/ctlbench ./scripts/ctlbench
 
 bench: build bench-tools image ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json (root)

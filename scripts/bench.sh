@@ -20,8 +20,9 @@
 # appliance's 256 MiB memory limit; also "gate-p1": Gate with GOMAXPROCS=1,
 # a lever measured for the README, not a default; "gate-gcN": Gate with
 # GOGC=N (off: no GC), another; "gate-bN": Gate with N
-# packet buffers per device, gate up --buffers N, 0 for unbounded; the
-# options combine: "gate-full-p1"),
+# packet buffers per device, gate up --buffers N, 0 for unbounded;
+# "gate-pin": each gateway on a core of its own (taskset); the options
+# combine: "gate-full-p1"),
 # BOOT_BENCH (1: also image sizes and boot time, scripts/bench-boot.sh).
 # PERF=1: a CPU profile (perf record) of each gateway during the first
 # 1-stream run, its top symbols printed, the data in out/bench/perf-*.
@@ -29,7 +30,7 @@
 source "$(dirname "$0")/netns-lib.sh"
 trap cleanup EXIT
 require_tools
-for t in iperf3 wg; do command -v $t >/dev/null || { echo "missing $t (make deps-bench installs it)" >&2; exit 1; }; done
+for t in iperf3 wg; do command -v $t >/dev/null || { echo "missing $t (make bench-tools installs it)" >&2; exit 1; }; done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/out/bench}
@@ -53,6 +54,8 @@ RR=${RR:-2000}
 VARIANTS=${VARIANTS:-plain upstream gate gate-full gate-256m}
 WGGO=${WGGO:-$ROOT/bin/wireguard-go}
 TCPRR=${TCPRR:-$ROOT/bin/tcprr}
+HICCUP=${HICCUP:-$ROOT/bin/hiccup}
+for b in "$TCPRR" "$HICCUP"; do [ -x "$b" ] || { echo "missing $b (make bench-tools builds it)" >&2; exit 1; }; done
 if [ "${PERF:-0}" = 1 ]; then
 	command -v perf >/dev/null || { echo "PERF=1 needs perf (apt-get install linux-perf)" >&2; exit 1; }
 	# perf needs symbols: an unstripped build of the same source.
@@ -78,18 +81,48 @@ rss_kb() { local s=0 p; for p in "$@"; do s=$((s + $(awk '/^VmRSS/ {print $2}' /
 busy_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat; }
 busy_ticks_all() { awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
 HZ=$(getconf CLK_TCK)
+# UDP datagrams the gateways' kernels dropped for want of socket buffer
+# space (RcvbufErrors + SndbufErrors, both gateways): nonzero means the
+# socket buffers are a bottleneck.
+udp_buf_errors() {
+	local n s=0
+	for n in ga gb; do
+		s=$((s + $(in_ns $n cat /proc/net/snmp | awk '/^Udp:/ {if (!h) {for (i=1; i<=NF; i++) c[$i]=i; h=1} else print $c["RcvbufErrors"] + $c["SndbufErrors"]}')))
+	done
+	echo $s
+}
+
+# polled CMD...: runs CMD and prints its output; while it runs, the peak
+# RSS of the gateway processes (GW_PIDS) goes to $WORK/peak, every half
+# second.
+GW_PIDS=()
+polled() {
+	"$@" &
+	local cmd=$! r
+	while kill -0 $cmd 2>/dev/null; do
+		if [ ${#GW_PIDS[@]} -gt 0 ]; then
+			r=$(rss_kb "${GW_PIDS[@]}")
+			[ "$r" -gt "$(cat "$WORK/peak" 2>/dev/null || echo 0)" ] && echo "$r" >"$WORK/peak"
+		fi
+		sleep 0.5
+	done
+	wait $cmd
+}
 
 # measure VARIANT PIDS...: throughput, CPU, RSS and latency through the path.
 measure() {
 	local variant=$1; shift
 	local pids=("$@")
+	GW_PIDS=("$@")
+	rm -f "$WORK/peak"
 	local idle_rss=null peak=0 cpu_per_gbit=null sys_per_gbit=null
 	wait_for 20 in_ns ha ping -c1 -W1 10.2.0.2 || { fail "$variant: no path hostA -> hostB"; return; }
 	# Idle: every dataplane has carried the same few pings, then rests.
 	in_ns ha ping -c5 -i0.2 -q 10.2.0.2 >/dev/null
 	sleep 2
 	[ ${#pids[@]} -gt 0 ] && idle_rss=$(rss_kb "${pids[@]}")
-	local cpu0 busy0 bits=0
+	local cpu0 busy0 bits=0 udp0
+	udp0=$(udp_buf_errors)
 	[ ${#pids[@]} -gt 0 ] && cpu0=$(cpu_ticks "${pids[@]}")
 	busy0=$(busy_ticks)
 	for streams in 1 "$STREAMS"; do
@@ -106,13 +139,7 @@ measure() {
 				done
 			fi
 			local json
-			json=$(in_ns ha iperf3 -c 10.2.0.2 -p 5201 -t "$DURATION" -P "$streams" -J 2>/dev/null &
-				local cl=$!
-				while kill -0 $cl 2>/dev/null; do
-					[ ${#pids[@]} -gt 0 ] && { r=$(rss_kb "${pids[@]}"); [ "$r" -gt "$(cat "$WORK/peak" 2>/dev/null || echo 0)" ] && echo "$r" >"$WORK/peak"; }
-					sleep 0.5
-				done
-				wait $cl)
+			json=$(polled in_ns ha iperf3 -c 10.2.0.2 -p 5201 -t "$DURATION" -P "$streams" -J 2>/dev/null)
 			wait $srv 2>/dev/null || true
 			local bps
 			bps=$(jq -r '.end.sum_received.bits_per_second // empty' <<<"$json")
@@ -127,9 +154,6 @@ measure() {
 	if [ ${#pids[@]} -gt 0 ]; then
 		cpu1=$(cpu_ticks "${pids[@]}")
 		cpu_per_gbit=$(awk -v t=$((cpu1 - cpu0)) -v hz="$HZ" -v bits="$bits" 'BEGIN {printf "%.3f", (t/hz) / (bits/1e9)}')
-		peak=$(cat "$WORK/peak" 2>/dev/null || echo null); rm -f "$WORK/peak"
-	else
-		peak=null
 	fi
 	# Both ways at once: one stream each way (iperf3 --bidir), the sum.
 	# Not in the CPU figures above. A dataplane that stalls fails here
@@ -139,7 +163,7 @@ measure() {
 		in_ns hb iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 		local srv=$! json
 		sleep 0.3
-		json=$(in_ns ha timeout $((DURATION + 30)) iperf3 -c 10.2.0.2 -p 5201 -t "$DURATION" --bidir -J 2>/dev/null || true)
+		json=$(polled in_ns ha timeout $((DURATION + 30)) iperf3 -c 10.2.0.2 -p 5201 -t "$DURATION" --bidir -J 2>/dev/null) || true
 		kill $srv 2>/dev/null || true
 		wait $srv 2>/dev/null || true
 		local bps
@@ -147,9 +171,26 @@ measure() {
 		if [ -z "$bps" ]; then fail "$variant: iperf3 --bidir gave no result (traffic stalled?)"; continue; fi
 		echo "$bps" >>"$WORK/$variant.bidir"
 	done
+	# RSS under load: the peak over all the runs above, one way and both.
+	peak=null
+	[ ${#pids[@]} -gt 0 ] && peak=$(cat "$WORK/peak" 2>/dev/null || echo null)
+	rm -f "$WORK/peak"
+	local udp_drops=$(($(udp_buf_errors) - udp0))
+	# While the pings run, scripts/hiccup records how late a thread that
+	# sleeps 1 ms at a time wakes up: the stalls every program on the
+	# machine sees (a VM's host stopping its vCPUs), to read the p99 against.
+	"$HICCUP" -d 300s >"$WORK/hiccup.json" &
+	local hic=$!
 	local lat
-	lat=$(in_ns ha ping -c "$PINGS" -i 0.01 -W1 10.2.0.2 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
+	# Each ping's time is kept in $OUT/ping-VARIANT.txt (ping -D: with
+	# its timestamp), to see when the slow ones came.
+	lat=$(in_ns ha ping -D -c "$PINGS" -i 0.01 -W1 10.2.0.2 | tee "$OUT/ping-$variant.txt" | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n |
 		awk '{a[NR]=$1} END {if (NR==0) print "null null"; else print a[int((NR-1)*0.5)+1], a[int((NR-1)*0.99)+1]}')
+	kill -INT $hic 2>/dev/null || true
+	wait $hic 2>/dev/null || true
+	local hiccup
+	hiccup=$(jq -c . "$WORK/hiccup.json" 2>/dev/null || echo null)
+	[ -n "$hiccup" ] || hiccup=null
 	in_ns hb "$TCPRR" -listen 10.2.0.2:5202 &
 	local rrsrv=$!
 	local rr
@@ -173,11 +214,12 @@ measure() {
 	jq -nc --arg v "$variant" --argjson m1 "$m1" --argjson m4 "$m4" --argjson r1 "[$all1]" --argjson r4 "[$all4]" \
 		--argjson mb "$mb" --argjson rb "[$allb]" \
 		--argjson cpu "$cpu_per_gbit" --argjson sys "$sys_per_gbit" --argjson idle "$idle_rss" --argjson peak "$peak" --argjson after "$after_rss" \
-		--arg lat "$lat" --argjson rr "$rr" --argjson streams "$STREAMS" \
+		--arg lat "$lat" --argjson rr "$rr" --argjson streams "$STREAMS" --argjson udp "$udp_drops" --argjson hiccup "$hiccup" \
 		'{variant:$v, streams:$streams, tcp_1_bps:$m1, tcp_n_bps:$m4, tcp_1_reps:$r1, tcp_n_reps:$r4,
-		  tcp_bidir_bps:$mb, tcp_bidir_reps:$rb,
+		  tcp_bidir_bps:$mb, tcp_bidir_reps:$rb, udp_buffer_drops:$udp,
 		  gw_cpu_s_per_gbit:$cpu, system_cpu_s_per_gbit:$sys, rss_kb:{idle:$idle, load_peak:$peak, after:$after},
-		  ping_ms:{p50:($lat|split(" ")[0]|tonumber? // null), p99:($lat|split(" ")[1]|tonumber? // null)}, tcp_rr_us:$rr}' >>"$RESULTS"
+		  ping_ms:{p50:($lat|split(" ")[0]|tonumber? // null), p99:($lat|split(" ")[1]|tonumber? // null)}, tcp_rr_us:$rr,
+		  machine_hiccup_us:$hiccup}' >>"$RESULTS"
 	pass "$variant: $(awk -v a="$m1" 'BEGIN {printf "%.2f", a/1e9}') Gbit/s (1 stream), $(awk -v a="$m4" 'BEGIN {printf "%.2f", a/1e9}') Gbit/s ($STREAMS), $(awk -v a="$mb" 'BEGIN {printf "%.2f", a/1e9}') Gbit/s both ways"
 }
 
@@ -213,7 +255,7 @@ upstream() {
 # "gate-full": the full gateway ruleset (strict input and forward, masquerade
 # to the internet, MSS clamp), as an appliance runs it.
 gate_variant() {
-	local variant=$1 fw=guard extra=() mem=() envs=() extra_up=() opt
+	local variant=$1 fw=guard extra=() mem=() envs=() extra_up=() pin=0 opt
 	# The options after "gate" combine: gate-full-p1 is the full ruleset
 	# with GOMAXPROCS=1.
 	for opt in $(echo "${variant#gate}" | tr '-' ' '); do
@@ -226,6 +268,9 @@ gate_variant() {
 		p1) envs+=(GOMAXPROCS=1) ;;
 		# gcN: GOGC=N for each gateway (off: no GC), a GC tuning lever.
 		gc*) envs+=(GOGC="${opt#gc}") ;;
+		# pin: CPU placement, each gateway process on a core of its own
+		# (gwA on CPU 0, gwB on CPU 1, taskset; Go then runs one P).
+		pin) pin=1 ;;
 		# bN: another bound on the dataplane's packet buffers.
 		b[0-9]*) extra_up=(--buffers "${opt#b}") ;;
 		*) fail "unknown option $opt in variant $variant"; return ;;
@@ -240,8 +285,10 @@ gate_variant() {
 	net=$(admin network create --name bench --cidr 10.255.0.0/24 --json | jq -r .id)
 	admin network route add "$net" 10.1.0.0/24 via 10.255.0.1 >/dev/null
 	admin network route add "$net" 10.2.0.0/24 via 10.255.0.2 >/dev/null
+	local cpu=0 place=()
 	for g in ga gb; do
-		start "gate_$g" $g env "${envs[@]}" "$GATE" up --state "$WORK/$variant-$g" --socket "$WORK/$variant-$g.sock" --firewall $fw --allow-input tcp/8443 "${mem[@]}" "${extra_up[@]}"
+		[ "$pin" = 1 ] && place=(taskset -c $cpu) && cpu=$((cpu + 1))
+		start "gate_$g" $g "${place[@]}" env "${envs[@]}" "$GATE" up --state "$WORK/$variant-$g" --socket "$WORK/$variant-$g.sock" --firewall $fw --allow-input tcp/8443 "${mem[@]}" "${extra_up[@]}"
 		wait_for 20 env GATE_SOCKET="$WORK/$variant-$g.sock" "$GATE" status
 	done
 	in_ns ga ip route add default via 198.51.100.2 2>/dev/null || true
@@ -316,7 +363,7 @@ jq -s --argjson seal "${seal:-null}" --argjson open "${open:-null}" --arg load "
 jq --slurpfile control "$WORK/control.jsonl" '. + {control_plane: $control}' "$OUT/bench.json.tmp" >"$OUT/bench.json"
 rm -f "$OUT/bench.json.tmp"
 jq -r '
-	["variant","Gbit/s 1","Gbit/s N","both ways","x upstream","x plain","gw CPU s/Gbit","sys CPU s/Gbit","RSS idle MiB","RSS load MiB","RSS after MiB","ping p50/p99 ms","TCP RR p50/p99 us"],
+	["variant","Gbit/s 1","Gbit/s N","both ways","x upstream","x plain","gw CPU s/Gbit","sys CPU s/Gbit","RSS idle MiB","RSS load MiB","RSS after MiB","ping p50/p99 ms","TCP RR p50/p99 us","hiccup p99/max ms","UDP buf drops"],
 	(.variants[] | [.variant, (.tcp_1_bps/1e9*100|round/100), (.tcp_n_bps/1e9*100|round/100),
 		(.tcp_bidir_bps // "-" | if type=="number" then (./1e9*100|round/100) else . end),
 		(.vs_upstream // "-" | if type=="number" then (.*100|round/100) else . end),
@@ -325,7 +372,9 @@ jq -r '
 		(.rss_kb.idle // "-" | if type=="number" then (./1024|round) else . end),
 		(.rss_kb.load_peak // "-" | if type=="number" then (./1024|round) else . end),
 		(.rss_kb.after // "-" | if type=="number" then (./1024|round) else . end),
-		"\(.ping_ms.p50)/\(.ping_ms.p99)", "\(.tcp_rr_us.p50_us // "-")/\(.tcp_rr_us.p99_us // "-")"]) | @tsv' "$OUT/bench.json" | column -t -s $'\t'
+		"\(.ping_ms.p50)/\(.ping_ms.p99)", "\(.tcp_rr_us.p50_us // "-")/\(.tcp_rr_us.p99_us // "-")",
+		(.machine_hiccup_us // {} | "\((.p99_us // 0)/1000*100|round/100)/\((.max_us // 0)/1000*100|round/100)"),
+		(.udp_buffer_drops // "-")]) | @tsv' "$OUT/bench.json" | column -t -s $'\t'
 jq -r '.control_plane[] | "\(.variant): " + ([to_entries[] | select(.key != "variant") | "\(.key)=\(.value)"] | join("  "))' "$OUT/bench.json"
 echo "crypto-bound limit: $(jq -r '(.crypto_bound_bps // 0)/1e9*100|round/100' "$OUT/bench.json") Gbit/s per core (seal+open of every packet on one core)"
 if [ "${BOOT_BENCH:-1}" = 1 ]; then
