@@ -58,7 +58,9 @@ shot join-waiting
 admin member allow "$NET" "$NODE" >/dev/null
 expect "Joined: 192.168.254.1/24" 10
 expect "route 172.16.0.0/16 via 192.168.254.11"
-check "the kernel has the address" sh -c "ip -n $(ns node) addr | grep -q 192.168.254.1/24"
+# The screen shows the configuration as received; the reconciler puts it
+# into the kernel a moment later.
+check "the kernel has the address" wait_for 10 sh -c "ip -n $(ns node) addr | grep -q 192.168.254.1/24"
 
 say "dashboard follows"
 type Escape d
@@ -80,7 +82,7 @@ check "n keeps the network" sh -c "ip -n $(ns node) addr | grep -q 192.168.254.1
 type x y
 expect "Left $NET"
 expect "none joined"
-check "the interface is gone" sh -c "! ip -n $(ns node) addr | grep -q 192.168.254.1"
+check "the interface is gone" wait_for 10 sh -c "! ip -n $(ns node) addr | grep -q 192.168.254.1"
 say "interfaces: a static address, validated as typed, applied on probation"
 nic_has() { ip -n "$(ns node)" addr show eth1 | grep -q "$1"; }
 type i
