@@ -18,7 +18,11 @@ type reaper struct {
 	waiting map[int]chan unix.WaitStatus
 }
 
-func newReaper() *reaper {
+// newReaper returns the process's reaper, started on first use. There is
+// one per process: it calls wait4 for any child, so a second one would
+// take the first one's children (the supervisor tests, run with -count,
+// lost a child's exit that way).
+var newReaper = sync.OnceValue(func() *reaper {
 	r := &reaper{waiting: map[int]chan unix.WaitStatus{}}
 	sig := make(chan os.Signal, 16)
 	signal.Notify(sig, unix.SIGCHLD)
@@ -28,7 +32,7 @@ func newReaper() *reaper {
 		}
 	}()
 	return r
-}
+})
 
 // start runs start (which forks a child and returns its PID) with the
 // reaper held, so the child cannot be reaped before its channel exists.
