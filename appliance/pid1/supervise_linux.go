@@ -1,10 +1,13 @@
 package pid1
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +26,9 @@ type service struct {
 	out  io.Writer // the consoles
 	logf func(format string, args ...any)
 	r    *reaper
+	// grace is how long what a run left behind in its process group has
+	// after SIGTERM before SIGKILL; 0 means defaultGrace.
+	grace time.Duration
 
 	mu      sync.Mutex
 	pid     int  // 0 while not running
@@ -100,7 +106,11 @@ func (s *service) once() (unix.WaitStatus, error) {
 	ws := <-done
 	// The reaper has waited; Release frees the process handle (a pidfd)
 	// that Cmd.Wait would otherwise have closed.
+	pid := cmd.Process.Pid
 	cmd.Process.Release()
+	// What the run started goes with it: the next run must not find the
+	// last one's children holding its sockets, its TUN or its state.
+	s.endGroup(pid)
 	// Children that the service left behind in its group keep the pipe
 	// open; do not wait on them for longer than a moment.
 	select {
@@ -112,6 +122,82 @@ func (s *service) once() (unix.WaitStatus, error) {
 	close(s.exited)
 	s.mu.Unlock()
 	return ws, nil
+}
+
+// defaultGrace is how long a run's leftovers have to exit on SIGTERM.
+const defaultGrace = 5 * time.Second
+
+// endGroup ends what is left in the process group pgid once its leader
+// has exited: SIGTERM, and SIGKILL for whatever is still there after the
+// grace period. The group's number cannot be reused while a member lives,
+// so signalling it reaches only the run's own processes.
+func (s *service) endGroup(pgid int) {
+	if unix.Kill(-pgid, unix.SIGTERM) != nil {
+		return // nothing left (ESRCH)
+	}
+	grace := s.grace
+	if grace == 0 {
+		grace = defaultGrace
+	}
+	if waitGroupGone(pgid, grace) {
+		return
+	}
+	s.logf("%s: processes it left behind ignored SIGTERM for %v; killing them", s.name, grace)
+	unix.Kill(-pgid, unix.SIGKILL)
+	waitGroupGone(pgid, grace)
+}
+
+// waitGroupGone reports whether process group pgid has no members left
+// (zombies aside) within d.
+func waitGroupGone(pgid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if groupGone(pgid) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// groupGone reports whether no live process is in group pgid. kill(2)
+// still reaches a zombie, so members are looked up in /proc: a zombie
+// waits for its parent (PID 1's reaper, or another process's wait), not
+// for us.
+func groupGone(pgid int) bool {
+	if unix.Kill(-pgid, 0) != nil {
+		return true
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces and
+		// parentheses, so the fields are read after the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 3 || f[0] == "Z" {
+			continue
+		}
+		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid && pid > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *service) isStopped() bool {

@@ -48,20 +48,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestServiceRestartsAndStops(t *testing.T) {
 	dir := t.TempDir()
 	count := filepath.Join(dir, "count")
-	// Each run appends a line and prints; the first two fail, the third
-	// starts a grandchild in its group and stays up. (Grandchildren of
-	// the failed runs would outlive the test: nothing stops them.)
-	script := fmt.Sprintf(`echo run >> %[1]s; n=$(wc -l < %[1]s); echo "hello $n"; if [ "$n" -lt 3 ]; then exit 3; fi; sleep 600 & echo $! > %[1]s.pid; wait`, count)
+	// Each run appends a line and prints. The first two fail, each
+	// leaving a grandchild behind in its group, the second one that
+	// ignores SIGTERM: the supervisor must end both before it restarts.
+	// The third starts a grandchild and stays up.
+	script := fmt.Sprintf(`echo run >> %[1]s; n=$(wc -l < %[1]s); echo "hello $n"
+		if [ "$n" -lt 3 ]; then
+			if [ "$n" = 2 ]; then
+				(trap '' TERM; : > %[1]s.trapped; exec sleep 600) &
+				until [ -e %[1]s.trapped ]; do sleep 0.01; done
+			else
+				sleep 600 &
+			fi
+			echo $! >> %[1]s.left
+			exit 3
+		fi
+		sleep 600 & echo $! > %[1]s.pid; wait`, count)
 	var logs syncBuffer
 	var out syncBuffer
 	s := &service{
-		name: "test",
-		path: "/bin/sh",
-		args: []string{"sh", "-c", script},
-		log:  newRing(1 << 10),
-		out:  &out,
-		logf: func(f string, a ...any) { fmt.Fprintf(&logs, f+"\n", a...) },
-		r:    newReaper(),
+		name:  "test",
+		path:  "/bin/sh",
+		args:  []string{"sh", "-c", script},
+		log:   newRing(1 << 10),
+		out:   &out,
+		logf:  func(f string, a ...any) { fmt.Fprintf(&logs, f+"\n", a...) },
+		r:     newReaper(),
+		grace: 200 * time.Millisecond,
 	}
 	done := make(chan struct{})
 	go func() { s.run(); close(done) }()
@@ -75,7 +88,22 @@ func TestServiceRestartsAndStops(t *testing.T) {
 	if got := strings.Count(logs.String(), "exited with status 3"); got != 2 {
 		t.Errorf("supervisor logged %d failures, want 2:\n%s", got, logs.String())
 	}
-	b, _ := os.ReadFile(count + ".pid")
+	// The failed runs' leftovers ended before the next run began; the one
+	// that ignored SIGTERM was killed.
+	b, _ := os.ReadFile(count + ".left")
+	left := strings.Fields(string(b))
+	if len(left) != 2 {
+		t.Fatalf("the failed runs left %q, want two PIDs", left)
+	}
+	for _, p := range left {
+		if st, err := os.ReadFile("/proc/" + p + "/stat"); err == nil && !strings.Contains(string(st), ") Z ") {
+			t.Errorf("process %s, left behind by a failed run, still runs: %s", p, st)
+		}
+	}
+	if !strings.Contains(logs.String(), "ignored SIGTERM") {
+		t.Errorf("supervisor did not say it killed what ignored SIGTERM:\n%s", logs.String())
+	}
+	b, _ = os.ReadFile(count + ".pid")
 	var grandchild int
 	fmt.Sscan(string(b), &grandchild)
 
