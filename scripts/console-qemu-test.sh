@@ -7,7 +7,7 @@
 # the new address and the controller lists the member with its overlay
 # address. Screens go to out/console/qemu-*.txt. Times are not asserted.
 source "$(dirname "$0")/netns-lib.sh"
-trap 'rc=$?; tmux -L "$RUN" kill-server 2>/dev/null || true; (exit $rc); cleanup' EXIT
+trap 'rc=$?; tmux -L "$RUN" kill-server 2>/dev/null || true; cleanup $rc' EXIT
 require_tools
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/out}

@@ -37,7 +37,7 @@
 # with mtools (no loop mount). Times are printed, never asserted.
 # Environment: OUT (default out), TIMEOUT per boot (default 180), KEEP=1.
 source "$(dirname "$0")/netns-lib.sh"
-trap 'cleanup_vms; cleanup' EXIT
+trap 'rc=$?; cleanup_vms; cleanup $rc' EXIT
 require_tools
 
 OUT=${OUT:-out}

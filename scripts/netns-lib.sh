@@ -96,8 +96,13 @@ stop() {
 	eval "PID_$1="
 }
 
+# cleanup [RC]: ends what this run started and deletes its namespaces;
+# keeps the logs when a check failed or RC (default: the last command's
+# status) is not 0. Traps that do more first pass the status they saw:
+# under set -e a trap that restores it with "(exit $rc)" exits right
+# there, before cleaning up.
 cleanup() {
-	local rc=$?
+	local rc=${1:-$?}
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 	for n in "${NAMESPACES[@]}"; do ip netns del "$n" 2>/dev/null || true; done

@@ -4,7 +4,7 @@
 # controller, driven by keystrokes. It checks what the operator sees and
 # what the kernel has. Writes the screens it saw to out/console/.
 source "$(dirname "$0")/netns-lib.sh"
-trap 'rc=$?; tmux -L "$RUN" kill-server 2>/dev/null || true; (exit $rc); cleanup' EXIT
+trap 'rc=$?; tmux -L "$RUN" kill-server 2>/dev/null || true; cleanup $rc' EXIT
 require_tools
 command -v tmux >/dev/null || { echo "missing tmux (make deps installs it)" >&2; exit 1; }
 SHOTS=${SHOTS:-$(cd "$(dirname "$0")/.." && pwd)/out/console}
