@@ -85,6 +85,18 @@ const (
 // NIC's DHCP lease) before it decides there is none.
 const metadataRouteWait = 30 * time.Second
 
+// A metadata service that answers but fails (a 5xx, a document cut
+// short), or is not yet the one the configuration names, is asked again,
+// with waits from metadataRetryMin doubling to metadataRetryMax, for
+// metadataWait in all (cloud-init waits 120 s for EC2's); then the last
+// answer stands. Nothing listening at all is not retried: that is a
+// machine outside a cloud. Variables for the tests.
+var (
+	metadataWait     = 2 * time.Minute
+	metadataRetryMin = time.Second
+	metadataRetryMax = 15 * time.Second
+)
+
 // acceptedCloud is what the last valid document took from the cloud.
 type acceptedCloud struct {
 	Kind          cloud.Kind                      `json:"kind"`
@@ -354,15 +366,33 @@ func (d *Daemon) detect(ctx context.Context, mode string) (*cloud.Result, error)
 	if d.opt.ManageNICs {
 		d.waitMetadataRoute(ctx, metadataRouteWait)
 	}
-	r, err := det.Detect(ctx)
-	if err != nil || mode == CloudAuto {
-		return r, err
-	}
 	want := map[string]cloud.Kind{CloudDigitalOcean: cloud.DigitalOcean, CloudAWS: cloud.AWS}[mode]
-	if r.Kind != want {
-		return r, fmt.Errorf("cloud %s: no %s metadata service at %s (found %s)", mode, want, cloud.MetadataURL, r.Kind)
+	deadline := time.Now().Add(metadataWait)
+	wait := metadataRetryMin
+	for {
+		r, err := det.Detect(ctx)
+		if err == nil && want != "" && r.Kind != want {
+			err = fmt.Errorf("cloud %s: no %s metadata service at %s (found %s)", mode, want, cloud.MetadataURL, r.Kind)
+		}
+		// Retried: a service that failed half way, one that answers but
+		// is not recognised, and, when the configuration names the
+		// cloud, anything but that cloud.
+		again := err != nil || (r.Kind == cloud.None && r.Where != "")
+		if !again || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return r, err
+		}
+		why := "it answers but is neither DigitalOcean's nor AWS's"
+		if err != nil {
+			why = err.Error()
+		}
+		d.opt.Logf("config: metadata service: %s; asking again in %v", why, wait)
+		select {
+		case <-ctx.Done():
+			return r, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, metadataRetryMax)
 	}
-	return r, nil
 }
 
 // waitMetadataRoute waits until the kernel has a route to the metadata

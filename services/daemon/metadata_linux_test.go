@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatenet/gate/services/cloud"
+	"github.com/gatenet/gate/services/cloud/cloudtest"
+)
+
+// failing answers 503 to its first n requests, then hands them to h: a
+// metadata service that is still coming up, or has a bad moment at boot.
+type failing struct {
+	h http.Handler
+	n int
+
+	mu   sync.Mutex
+	seen int
+}
+
+func (f *failing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.seen++
+	bad := f.seen <= f.n
+	f.mu.Unlock()
+	if bad {
+		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	f.h.ServeHTTP(w, r)
+}
+
+// TestMetadataRetry: a metadata service that fails at first is asked
+// again until it answers (or the wait is over); a machine where nothing
+// answers at the metadata address is not asked again.
+func TestMetadataRetry(t *testing.T) {
+	defer func(w, lo, hi time.Duration) { metadataWait, metadataRetryMin, metadataRetryMax = w, lo, hi }(metadataWait, metadataRetryMin, metadataRetryMax)
+	metadataRetryMin, metadataRetryMax = 20*time.Millisecond, 80*time.Millisecond
+
+	tests := []struct {
+		name    string
+		mode    string
+		service http.Handler // nil: nothing listens
+		wait    time.Duration
+		want    cloud.Kind
+		wantErr bool
+		retries bool
+	}{
+		{"AWS, failing for its first requests", CloudAWS, &failing{h: &cloudtest.IMDSv2{}, n: 5}, 10 * time.Second, cloud.AWS, false, true},
+		{"DigitalOcean, failing for its first requests", CloudDigitalOcean, &failing{h: &cloudtest.DigitalOcean{}, n: 4}, 10 * time.Second, cloud.DigitalOcean, false, true},
+		{"auto, failing for its first requests", CloudAuto, &failing{h: &cloudtest.DigitalOcean{}, n: 4}, 10 * time.Second, cloud.DigitalOcean, false, true},
+		{"AWS, failing for good", CloudAWS, &failing{h: &cloudtest.IMDSv2{}, n: 1 << 30}, 500 * time.Millisecond, cloud.None, true, true},
+		{"auto, nothing listens", CloudAuto, nil, 10 * time.Second, cloud.None, false, false},
+		{"AWS, at once", CloudAWS, &cloudtest.IMDSv2{}, 10 * time.Second, cloud.AWS, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.service != nil {
+				cloudtest.Serve(t, tt.service)
+			}
+			metadataWait = tt.wait
+			logs := &logLines{t: t}
+			d := &Daemon{opt: Options{Logf: logs.logf}}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			r, err := d.detect(ctx, tt.mode)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("detect(%s) error %v, want error %v", tt.mode, err, tt.wantErr)
+			}
+			if r.Kind != tt.want {
+				t.Errorf("detect(%s) found %s, want %s", tt.mode, r.Kind, tt.want)
+			}
+			if n := logs.count("asking again"); (n > 0) != tt.retries {
+				t.Errorf("asked again %d times, want retries %v", n, tt.retries)
+			}
+			if took := time.Since(start); took > tt.wait+5*time.Second {
+				t.Errorf("detect took %v, more than the wait %v allows", took, tt.wait)
+			}
+		})
+	}
+}
