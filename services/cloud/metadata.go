@@ -23,6 +23,9 @@ type metadataClient struct {
 	base  string
 	http  *http.Client
 	token string // AWS IMDSv2 session token
+	// failed: some answer was a server error (5xx): the service is there
+	// but not serving now, which is worth asking again later.
+	failed bool
 }
 
 // do sends one request and returns the body of a 200 answer.
@@ -53,6 +56,9 @@ func (m *metadataClient) do(ctx context.Context, method, path string, hdr map[st
 	case resp.StatusCode == http.StatusNotFound:
 		return nil, fmt.Errorf("%s %s: %w", method, path, errNotFound)
 	case resp.StatusCode != http.StatusOK:
+		if resp.StatusCode >= 500 {
+			m.failed = true
+		}
 		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	case len(body) > nodeconfig.MaxSize:
 		return nil, fmt.Errorf("%s %s: answer larger than %d bytes", method, path, nodeconfig.MaxSize)

@@ -85,8 +85,8 @@ const (
 // NIC's DHCP lease) before it decides there is none.
 const metadataRouteWait = 30 * time.Second
 
-// A metadata service that answers but fails (a 5xx, a document cut
-// short), or is not yet the one the configuration names, is asked again,
+// A metadata service that answers with server errors or fails half way,
+// or is not yet the one the configuration names, is asked again,
 // with waits from metadataRetryMin doubling to metadataRetryMax, for
 // metadataWait in all (cloud-init waits 120 s for EC2's); then the last
 // answer stands. Nothing listening at all is not retried: that is a
@@ -374,14 +374,15 @@ func (d *Daemon) detect(ctx context.Context, mode string) (*cloud.Result, error)
 		if err == nil && want != "" && r.Kind != want {
 			err = fmt.Errorf("cloud %s: no %s metadata service at %s (found %s)", mode, want, cloud.MetadataURL, r.Kind)
 		}
-		// Retried: a service that failed half way, one that answers but
-		// is not recognised, and, when the configuration names the
-		// cloud, anything but that cloud.
-		again := err != nil || (r.Kind == cloud.None && r.Where != "")
+		// Retried: a service that failed half way or answers only with
+		// server errors, and, when the configuration names the cloud,
+		// anything but that cloud. A service that answers but is no
+		// cloud Gate knows (OpenStack's, say) is not: auto finds none.
+		again := err != nil || r.Unavailable
 		if !again || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return r, err
 		}
-		why := "it answers but is neither DigitalOcean's nor AWS's"
+		why := "it answers with server errors"
 		if err != nil {
 			why = err.Error()
 		}

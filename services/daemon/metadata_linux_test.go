@@ -54,6 +54,8 @@ func TestMetadataRetry(t *testing.T) {
 		{"auto, failing for its first requests", CloudAuto, &failing{h: &cloudtest.DigitalOcean{}, n: 4}, 10 * time.Second, cloud.DigitalOcean, false, true},
 		{"AWS, failing for good", CloudAWS, &failing{h: &cloudtest.IMDSv2{}, n: 1 << 30}, 500 * time.Millisecond, cloud.None, true, true},
 		{"auto, nothing listens", CloudAuto, nil, 10 * time.Second, cloud.None, false, false},
+		{"auto, a service Gate does not know", CloudAuto, http.NotFoundHandler(), 10 * time.Second, cloud.None, false, false},
+		{"AWS named, a service Gate does not know", CloudAWS, http.NotFoundHandler(), 300 * time.Millisecond, cloud.None, true, true},
 		{"AWS, at once", CloudAWS, &cloudtest.IMDSv2{}, 10 * time.Second, cloud.AWS, false, false},
 	}
 	for _, tt := range tests {
