@@ -67,6 +67,10 @@ type Device struct {
 	indexTable    IndexTable
 	cookieChecker CookieChecker
 
+	// stagers holds the peers whose packets may wait staged for a
+	// handshake (Gate's patch, see reclaimStaged): *Peer keys.
+	stagers sync.Map
+
 	pool struct {
 		inboundElementsContainer  *WaitPool
 		outboundElementsContainer *WaitPool
@@ -133,6 +137,7 @@ func removePeerLocked(device *Device, peer *Peer, key NoisePublicKey) {
 
 	// remove from peer map
 	delete(device.peers.keyMap, key)
+	device.stagers.Delete(peer) // Gate's patch: see reclaimStaged
 }
 
 // changeState attempts to change the device state to match want.

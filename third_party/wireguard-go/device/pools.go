@@ -67,21 +67,29 @@ func (p *WaitPool) available() int {
 // they are when the handshake fails. The readers call it before they
 // replace a batch, holding no locks; any other buffer in use is in flight
 // and comes back without help.
+//
+// The peers to look at are those SendStagedPackets left waiting
+// (device.stagers), not device.peers: taking the peers lock here would
+// make a reader wait on a peer removal, which can wait on a sender that
+// waits on a bind update, which waits on the readers. A peer is taken off
+// the list before it is looked at, so one that stages again meanwhile is
+// put back by SendStagedPackets, or seen with its packets here.
 func (device *Device) reclaimStaged(need int) {
 	if free := device.pool.messageBuffers.available(); free < 0 || free >= need {
 		return
 	}
-	device.peers.RLock()
-	defer device.peers.RUnlock()
-	for _, peer := range device.peers.keyMap {
+	device.stagers.Range(func(k, _ any) bool {
+		peer := k.(*Peer)
+		device.stagers.Delete(peer)
 		if len(peer.queue.staged) == 0 {
-			continue
+			return true
 		}
 		keypair := peer.keypairs.Current()
 		if keypair == nil || keypair.sendNonce.Load() >= RejectAfterMessages || time.Since(keypair.created) >= RejectAfterTime {
 			peer.FlushStagedPackets()
 		}
-	}
+		return true
+	})
 }
 
 // nilCount returns how many of s are nil: the buffers a reader must

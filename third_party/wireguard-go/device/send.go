@@ -353,6 +353,7 @@ top:
 
 	keypair := peer.keypairs.Current()
 	if keypair == nil || keypair.sendNonce.Load() >= RejectAfterMessages || time.Since(keypair.created) >= RejectAfterTime {
+		peer.device.stagers.Store(peer, nil) // Gate's patch: see reclaimStaged
 		peer.SendHandshakeInitiation(false)
 		return
 	}
