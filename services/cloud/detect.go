@@ -45,9 +45,9 @@ type Result struct {
 	NetworkConfig map[string]nodeconfig.Interface
 	Notes         []string      // what was ignored or odd, for the log
 	Elapsed       time.Duration // how long detection took
-	// Unavailable: Kind is None, but a metadata service answered with
-	// server errors (5xx): it may be a cloud's that is not serving yet,
-	// and asking again later may find it.
+	// Unavailable: Kind is None, but a metadata service accepted the
+	// connection and then failed (5xx, 429, no answer): it may be a
+	// cloud's that is not serving yet, and asking again later may find it.
 	Unavailable bool
 }
 
@@ -176,7 +176,7 @@ func (d *Detector) probeMetadata(ctx context.Context) (*Result, error) {
 		return r, err
 	}
 	if m.failed {
-		return &Result{Kind: None, Where: base, Unavailable: true, Notes: []string{"a metadata service at " + base + " answers with server errors"}}, nil
+		return &Result{Kind: None, Where: base, Unavailable: true, Notes: []string{"a metadata service at " + base + " fails to answer (server errors or timeouts)"}}, nil
 	}
 	return &Result{Kind: None, Where: base, Notes: []string{"a metadata service answers at " + base + " but is neither DigitalOcean's nor AWS IMDSv2"}}, nil
 }

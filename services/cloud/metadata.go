@@ -23,8 +23,10 @@ type metadataClient struct {
 	base  string
 	http  *http.Client
 	token string // AWS IMDSv2 session token
-	// failed: some answer was a server error (5xx): the service is there
-	// but not serving now, which is worth asking again later.
+	// failed: a request got a server error (5xx), "too many requests"
+	// (429), or no answer (timeout, reset) from a service that accepted
+	// the connection: it is there but not serving now, which is worth
+	// asking again later.
 	failed bool
 }
 
@@ -42,6 +44,7 @@ func (m *metadataClient) do(ctx context.Context, method, path string, hdr map[st
 	}
 	resp, err := m.http.Do(req)
 	if err != nil {
+		m.failed = m.failed || ctx.Err() == nil
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
@@ -56,7 +59,7 @@ func (m *metadataClient) do(ctx context.Context, method, path string, hdr map[st
 	case resp.StatusCode == http.StatusNotFound:
 		return nil, fmt.Errorf("%s %s: %w", method, path, errNotFound)
 	case resp.StatusCode != http.StatusOK:
-		if resp.StatusCode >= 500 {
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 			m.failed = true
 		}
 		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)

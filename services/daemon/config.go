@@ -371,18 +371,20 @@ func (d *Daemon) detect(ctx context.Context, mode string) (*cloud.Result, error)
 	wait := metadataRetryMin
 	for {
 		r, err := det.Detect(ctx)
+		// Retried: a service that failed half way or fails to answer,
+		// and, when the configuration names the cloud, finding none. A
+		// service that answers but is no cloud Gate knows (OpenStack's,
+		// say) is not: auto finds none. Neither is finding something
+		// else (a ds= on the kernel command line): that will not change.
+		metadataErr := err != nil && (r.Kind == cloud.DigitalOcean || r.Kind == cloud.AWS)
+		again := metadataErr || r.Unavailable || (want != "" && r.Kind == cloud.None)
 		if err == nil && want != "" && r.Kind != want {
 			err = fmt.Errorf("cloud %s: no %s metadata service at %s (found %s)", mode, want, cloud.MetadataURL, r.Kind)
 		}
-		// Retried: a service that failed half way or answers only with
-		// server errors, and, when the configuration names the cloud,
-		// anything but that cloud. A service that answers but is no
-		// cloud Gate knows (OpenStack's, say) is not: auto finds none.
-		again := err != nil || r.Unavailable
 		if !again || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return r, err
 		}
-		why := "it answers with server errors"
+		why := "it fails to answer"
 		if err != nil {
 			why = err.Error()
 		}

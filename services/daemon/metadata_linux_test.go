@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"sync"
@@ -11,11 +12,13 @@ import (
 	"github.com/gatenet/gate/services/cloud/cloudtest"
 )
 
-// failing answers 503 to its first n requests, then hands them to h: a
-// metadata service that is still coming up, or has a bad moment at boot.
+// failing answers status (503 if 0) to its first n requests, then hands
+// them to h: a metadata service that is still coming up, or has a bad
+// moment at boot.
 type failing struct {
-	h http.Handler
-	n int
+	h      http.Handler
+	n      int
+	status int
 
 	mu   sync.Mutex
 	seen int
@@ -27,7 +30,8 @@ func (f *failing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bad := f.seen <= f.n
 	f.mu.Unlock()
 	if bad {
-		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		code := cmp.Or(f.status, http.StatusServiceUnavailable)
+		http.Error(w, http.StatusText(code), code)
 		return
 	}
 	f.h.ServeHTTP(w, r)
@@ -52,6 +56,7 @@ func TestMetadataRetry(t *testing.T) {
 		{"AWS, failing for its first requests", CloudAWS, &failing{h: &cloudtest.IMDSv2{}, n: 5}, 10 * time.Second, cloud.AWS, false, true},
 		{"DigitalOcean, failing for its first requests", CloudDigitalOcean, &failing{h: &cloudtest.DigitalOcean{}, n: 4}, 10 * time.Second, cloud.DigitalOcean, false, true},
 		{"auto, failing for its first requests", CloudAuto, &failing{h: &cloudtest.DigitalOcean{}, n: 4}, 10 * time.Second, cloud.DigitalOcean, false, true},
+		{"auto, too many requests at first", CloudAuto, &failing{h: &cloudtest.IMDSv2{}, n: 3, status: http.StatusTooManyRequests}, 10 * time.Second, cloud.AWS, false, true},
 		{"AWS, failing for good", CloudAWS, &failing{h: &cloudtest.IMDSv2{}, n: 1 << 30}, 500 * time.Millisecond, cloud.None, true, true},
 		{"auto, nothing listens", CloudAuto, nil, 10 * time.Second, cloud.None, false, false},
 		{"auto, a service Gate does not know", CloudAuto, http.NotFoundHandler(), 10 * time.Second, cloud.None, false, false},
