@@ -93,14 +93,8 @@ func TestBulkBothWays(t *testing.T) {
 
 	overlayA, overlayB := netip.MustParsePrefix("10.96.0.1/24"), netip.MustParsePrefix("10.96.0.2/24")
 	a := newAddressed(t, "gtwbulk", overlayA)
-	privA, err := GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	privB, err := GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	privA := newKey(t)
+	privB := newKey(t)
 	const portB = 51899
 	spec, err := json.Marshal(peerSpec{
 		Key: privB, Port: portB, Addr: overlayB,

@@ -79,10 +79,7 @@ type channelPeer struct {
 
 func newChannelPeer(t *testing.T) *channelPeer {
 	t.Helper()
-	priv, err := GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv := newKey(t)
 	ct := tuntest.NewChannelTUN()
 	logf := testLogf(t)
 	dev := device.NewDevice(ct.TUN(), conn.NewDefaultBind(), &device.Logger{Verbosef: device.DiscardLogf, Errorf: logf})
@@ -234,10 +231,7 @@ func TestDeviceTraffic(t *testing.T) {
 	}
 
 	b := newChannelPeer(t)
-	privA, err := GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	privA := newKey(t)
 	cfg := Config{PrivateKey: privA, Peers: []Peer{{
 		PublicKey:  b.priv.Public(),
 		Endpoint:   netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(b.port)),
@@ -440,8 +434,8 @@ func TestNewErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	k1, _ := GeneratePrivateKey()
-	k2, _ := GeneratePrivateKey()
+	k1 := newKey(t)
+	k2 := newKey(t)
 	if err := a.Configure(Config{PrivateKey: k1, ListenPort: 51999}); err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +461,7 @@ func TestGreetHandshakesWithoutTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	privA, _ := GeneratePrivateKey()
+	privA := newKey(t)
 	const portA = 51999
 	b := newChannelPeer(t)
 	if err := b.dev.IpcSet(fmt.Sprintf("public_key=%s\nendpoint=127.0.0.1:%d\nallowed_ip=10.98.0.1/32\n", privA.Public().hex(), portA)); err != nil {
@@ -525,14 +519,8 @@ func testDeadPeer(t *testing.T, name string, segments, sends int) {
 	dead := netip.MustParseAddr("10.97.0.3")
 	a := newAddressed(t, name, netip.PrefixFrom(overlayA, 24))
 	b := newChannelPeer(t)
-	privA, err := GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	privDead, err := GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	privA := newKey(t)
+	privDead := newKey(t)
 	// Nothing listens on the dead peer's endpoint.
 	deadEP, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

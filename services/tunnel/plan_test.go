@@ -28,6 +28,16 @@ func key(b byte) Key {
 	return k
 }
 
+// newKey makes a private key for a test device or peer.
+func newKey(t *testing.T) Key {
+	t.Helper()
+	k, err := GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func TestKeys(t *testing.T) {
 	k, err := GeneratePrivateKey()
 	if err != nil {
