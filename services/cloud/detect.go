@@ -45,9 +45,11 @@ type Result struct {
 	NetworkConfig map[string]nodeconfig.Interface
 	Notes         []string      // what was ignored or odd, for the log
 	Elapsed       time.Duration // how long detection took
-	// Unavailable: Kind is None, but a metadata service accepted the
-	// connection and then failed (5xx, 429, no answer): it may be a
-	// cloud's that is not serving yet, and asking again later may find it.
+	// Unavailable: a metadata service accepted the connection and then
+	// failed to answer (5xx, 429, a timeout), so that Kind is None or the
+	// error came half way: it may not be serving yet, and asking again
+	// later may do better. Answers that will not change (a 404 from a
+	// service Gate does not know, a document too large) leave it false.
 	Unavailable bool
 }
 
@@ -169,13 +171,17 @@ func (d *Detector) probeMetadata(ctx context.Context) (*Result, error) {
 	}
 	conn.Close()
 	m := &metadataClient{base: base, http: d.client()}
-	if r, err := m.digitalOcean(ctx); r != nil || err != nil {
-		return r, err
+	r, err := m.digitalOcean(ctx)
+	if r == nil && err == nil {
+		r, err = m.aws(ctx)
 	}
-	if r, err := m.aws(ctx); r != nil || err != nil {
+	switch {
+	case r != nil:
+		r.Unavailable = err != nil && m.failed
 		return r, err
-	}
-	if m.failed {
+	case err != nil:
+		return nil, err
+	case m.failed:
 		return &Result{Kind: None, Where: base, Unavailable: true, Notes: []string{"a metadata service at " + base + " fails to answer (server errors or timeouts)"}}, nil
 	}
 	return &Result{Kind: None, Where: base, Notes: []string{"a metadata service answers at " + base + " but is neither DigitalOcean's nor AWS IMDSv2"}}, nil

@@ -85,8 +85,8 @@ const (
 // NIC's DHCP lease) before it decides there is none.
 const metadataRouteWait = 30 * time.Second
 
-// A metadata service that answers with server errors or fails half way,
-// or is not yet the one the configuration names, is asked again,
+// A metadata service that fails to answer (cloud.Result.Unavailable), or,
+// when the configuration names the cloud, is not there yet, is asked again,
 // with waits from metadataRetryMin doubling to metadataRetryMax, for
 // metadataWait in all (cloud-init waits 120 s for EC2's); then the last
 // answer stands. Nothing listening at all is not retried: that is a
@@ -371,13 +371,12 @@ func (d *Daemon) detect(ctx context.Context, mode string) (*cloud.Result, error)
 	wait := metadataRetryMin
 	for {
 		r, err := det.Detect(ctx)
-		// Retried: a service that failed half way or fails to answer,
-		// and, when the configuration names the cloud, finding none. A
-		// service that answers but is no cloud Gate knows (OpenStack's,
-		// say) is not: auto finds none. Neither is finding something
-		// else (a ds= on the kernel command line): that will not change.
-		metadataErr := err != nil && (r.Kind == cloud.DigitalOcean || r.Kind == cloud.AWS)
-		again := metadataErr || r.Unavailable || (want != "" && r.Kind == cloud.None)
+		// Retried: a service that fails to answer, and, when the
+		// configuration names the cloud, finding none. A service that
+		// answers but is no cloud Gate knows (OpenStack's, say) is not:
+		// auto finds none. Neither is finding something else (a ds= on
+		// the kernel command line): that will not change.
+		again := r.Unavailable || (want != "" && r.Kind == cloud.None)
 		if err == nil && want != "" && r.Kind != want {
 			err = fmt.Errorf("cloud %s: no %s metadata service at %s (found %s)", mode, want, cloud.MetadataURL, r.Kind)
 		}

@@ -12,13 +12,14 @@ import (
 	"github.com/gatenet/gate/services/cloud/cloudtest"
 )
 
-// failing answers status (503 if 0) to its first n requests, then hands
-// them to h: a metadata service that is still coming up, or has a bad
-// moment at boot.
+// failing answers status (503 if 0) to its first n requests (to path
+// only, if set), then hands them to h: a metadata service that is still
+// coming up, or has a bad moment at boot.
 type failing struct {
 	h      http.Handler
 	n      int
 	status int
+	path   string
 
 	mu   sync.Mutex
 	seen int
@@ -26,8 +27,10 @@ type failing struct {
 
 func (f *failing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	f.seen++
-	bad := f.seen <= f.n
+	if f.path == "" || r.URL.Path == f.path {
+		f.seen++
+	}
+	bad := f.seen <= f.n && (f.path == "" || r.URL.Path == f.path)
 	f.mu.Unlock()
 	if bad {
 		code := cmp.Or(f.status, http.StatusServiceUnavailable)
@@ -57,6 +60,7 @@ func TestMetadataRetry(t *testing.T) {
 		{"DigitalOcean, failing for its first requests", CloudDigitalOcean, &failing{h: &cloudtest.DigitalOcean{}, n: 4}, 10 * time.Second, cloud.DigitalOcean, false, true},
 		{"auto, failing for its first requests", CloudAuto, &failing{h: &cloudtest.DigitalOcean{}, n: 4}, 10 * time.Second, cloud.DigitalOcean, false, true},
 		{"auto, too many requests at first", CloudAuto, &failing{h: &cloudtest.IMDSv2{}, n: 3, status: http.StatusTooManyRequests}, 10 * time.Second, cloud.AWS, false, true},
+		{"auto, AWS failing half way", CloudAuto, &failing{h: &cloudtest.IMDSv2{}, n: 2, path: "/latest/meta-data/placement/region"}, 10 * time.Second, cloud.AWS, false, true},
 		{"AWS, failing for good", CloudAWS, &failing{h: &cloudtest.IMDSv2{}, n: 1 << 30}, 500 * time.Millisecond, cloud.None, true, true},
 		{"auto, nothing listens", CloudAuto, nil, 10 * time.Second, cloud.None, false, false},
 		{"auto, a service Gate does not know", CloudAuto, http.NotFoundHandler(), 10 * time.Second, cloud.None, false, false},
