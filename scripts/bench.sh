@@ -92,10 +92,11 @@ udp_buf_errors() {
 	echo $s
 }
 
-# polled CMD...: runs CMD and prints its output; while it runs, the peak
-# RSS of the gateway processes (GW_PIDS) goes to $WORK/peak, every half
-# second.
+# GW_PIDS: the gateway processes measure is measuring (none for the
+# plain path).
 GW_PIDS=()
+# polled CMD...: runs CMD and prints its output; while it runs, the peak
+# RSS of GW_PIDS goes to $WORK/peak, every half second.
 polled() {
 	"$@" &
 	local cmd=$! r
@@ -112,7 +113,6 @@ polled() {
 # measure VARIANT PIDS...: throughput, CPU, RSS and latency through the path.
 measure() {
 	local variant=$1; shift
-	local pids=("$@")
 	GW_PIDS=("$@")
 	rm -f "$WORK/peak"
 	local idle_rss=null peak=0 cpu_per_gbit=null sys_per_gbit=null
@@ -120,10 +120,10 @@ measure() {
 	# Idle: every dataplane has carried the same few pings, then rests.
 	in_ns ha ping -c5 -i0.2 -q 10.2.0.2 >/dev/null
 	sleep 2
-	[ ${#pids[@]} -gt 0 ] && idle_rss=$(rss_kb "${pids[@]}")
+	[ ${#GW_PIDS[@]} -gt 0 ] && idle_rss=$(rss_kb "${GW_PIDS[@]}")
 	local cpu0 busy0 bits=0 udp0
 	udp0=$(udp_buf_errors)
-	[ ${#pids[@]} -gt 0 ] && cpu0=$(cpu_ticks "${pids[@]}")
+	[ ${#GW_PIDS[@]} -gt 0 ] && cpu0=$(cpu_ticks "${GW_PIDS[@]}")
 	busy0=$(busy_ticks)
 	for streams in 1 "$STREAMS"; do
 		for rep in $(seq "$REPS"); do
@@ -131,9 +131,9 @@ measure() {
 			local srv=$!
 			sleep 0.3
 			# PERF=1: a CPU profile of each gateway during the first run.
-			if [ "${PERF:-0}" = 1 ] && [ "$rep" = 1 ] && [ "$streams" = 1 ] && [ ${#pids[@]} -gt 0 ]; then
+			if [ "${PERF:-0}" = 1 ] && [ "$rep" = 1 ] && [ "$streams" = 1 ] && [ ${#GW_PIDS[@]} -gt 0 ]; then
 				local p i=0
-				for p in "${pids[@]}"; do
+				for p in "${GW_PIDS[@]}"; do
 					i=$((i + 1))
 					perf record -q -F 499 -g -p "$p" -o "$OUT/perf-$variant-$i.data" -- sleep "$DURATION" >/dev/null 2>&1 &
 				done
@@ -151,8 +151,8 @@ measure() {
 	local busy1 cpu1
 	busy1=$(busy_ticks)
 	sys_per_gbit=$(awk -v t=$((busy1 - busy0)) -v hz="$HZ" -v bits="$bits" 'BEGIN {printf "%.3f", (t/hz) / (bits/1e9)}')
-	if [ ${#pids[@]} -gt 0 ]; then
-		cpu1=$(cpu_ticks "${pids[@]}")
+	if [ ${#GW_PIDS[@]} -gt 0 ]; then
+		cpu1=$(cpu_ticks "${GW_PIDS[@]}")
 		cpu_per_gbit=$(awk -v t=$((cpu1 - cpu0)) -v hz="$HZ" -v bits="$bits" 'BEGIN {printf "%.3f", (t/hz) / (bits/1e9)}')
 	fi
 	# Both ways at once: one stream each way (iperf3 --bidir), the sum.
@@ -173,7 +173,7 @@ measure() {
 	done
 	# RSS under load: the peak over all the runs above, one way and both.
 	peak=null
-	[ ${#pids[@]} -gt 0 ] && peak=$(cat "$WORK/peak" 2>/dev/null || echo null)
+	[ ${#GW_PIDS[@]} -gt 0 ] && peak=$(cat "$WORK/peak" 2>/dev/null || echo null)
 	rm -f "$WORK/peak"
 	local udp_drops=$(($(udp_buf_errors) - udp0))
 	# While the pings run, scripts/hiccup records how late a thread that
@@ -196,8 +196,8 @@ measure() {
 	local rr
 	rr=$(in_ns ha "$TCPRR" -connect 10.2.0.2:5202 -n "$RR" || echo '{}')
 	wait $rrsrv 2>/dev/null || true
-	if [ "${PERF:-0}" = 1 ] && [ ${#pids[@]} -gt 0 ]; then
-		wait_for 10 test -s "$OUT/perf-$variant-${#pids[@]}.data" || true
+	if [ "${PERF:-0}" = 1 ] && [ ${#GW_PIDS[@]} -gt 0 ]; then
+		wait_for 10 test -s "$OUT/perf-$variant-${#GW_PIDS[@]}.data" || true
 		sleep 1
 		local f
 		for f in "$OUT"/perf-"$variant"-*.data; do
@@ -206,7 +206,7 @@ measure() {
 		done
 	fi
 	local after_rss=null
-	if [ ${#pids[@]} -gt 0 ]; then sleep "$SETTLE"; after_rss=$(rss_kb "${pids[@]}"); fi
+	if [ ${#GW_PIDS[@]} -gt 0 ]; then sleep "$SETTLE"; after_rss=$(rss_kb "${GW_PIDS[@]}"); fi
 	local m1 m4 all1 all4 mb allb
 	m1=$(median <"$WORK/$variant.1"); m4=$(median <"$WORK/$variant.$STREAMS")
 	all1=$(paste -sd, "$WORK/$variant.1"); all4=$(paste -sd, "$WORK/$variant.$STREAMS")
