@@ -179,25 +179,32 @@ func groupGone(pgid int) bool {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...: comm may hold spaces and
-		// parentheses, so the fields are read after the last ')'.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 3 || f[0] == "Z" {
-			continue
-		}
-		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid && pid > 0 {
+		if live, pgrp := procState(pid); live && pgrp == pgid {
 			return false
 		}
 	}
 	return true
+}
+
+// procState reads /proc/PID/stat: whether the process exists and is not
+// a zombie, and its process group.
+func procState(pid int) (live bool, pgrp int) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false, 0
+	}
+	// pid (comm) state ppid pgrp ...: comm may hold spaces and
+	// parentheses, so the fields are read after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return false, 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 3 || f[0] == "Z" {
+		return false, 0
+	}
+	pgrp, _ = strconv.Atoi(f[2])
+	return true, pgrp
 }
 
 func (s *service) isStopped() bool {

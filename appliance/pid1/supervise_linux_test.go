@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -96,8 +97,9 @@ func TestServiceRestartsAndStops(t *testing.T) {
 		t.Fatalf("the failed runs left %q, want two PIDs", left)
 	}
 	for _, p := range left {
-		if st, err := os.ReadFile("/proc/" + p + "/stat"); err == nil && !strings.Contains(string(st), ") Z ") {
-			t.Errorf("process %s, left behind by a failed run, still runs: %s", p, st)
+		pid, _ := strconv.Atoi(p)
+		if live, _ := procState(pid); live {
+			t.Errorf("process %d, left behind by a failed run, still runs", pid)
 		}
 	}
 	if !strings.Contains(logs.String(), "ignored SIGTERM") {
@@ -120,7 +122,7 @@ func TestServiceRestartsAndStops(t *testing.T) {
 	// The grandchild was in the service's process group: it got SIGTERM
 	// too (it is our own child's orphan, reaped by init, not by us).
 	waitFor(t, "the grandchild to end", func() bool {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", grandchild))
-		return err != nil || strings.Contains(string(b), ") Z ")
+		live, _ := procState(grandchild)
+		return !live
 	})
 }
