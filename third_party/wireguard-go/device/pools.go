@@ -84,12 +84,18 @@ func (device *Device) reclaimStaged(need int) {
 		if len(peer.queue.staged) == 0 {
 			return true
 		}
-		keypair := peer.keypairs.Current()
-		if keypair == nil || keypair.sendNonce.Load() >= RejectAfterMessages || time.Since(keypair.created) >= RejectAfterTime {
+		if !canSend(peer.keypairs.Current()) {
 			peer.FlushStagedPackets()
 		}
 		return true
 	})
+}
+
+// canSend reports whether packets can be sealed with keypair, or must
+// wait for a handshake. (Gate's patch: SendStagedPackets had the test
+// inline; reclaimStaged needs the same.)
+func canSend(keypair *Keypair) bool {
+	return keypair != nil && keypair.sendNonce.Load() < RejectAfterMessages && time.Since(keypair.created) < RejectAfterTime
 }
 
 // nilCount returns how many of s are nil: the buffers a reader must

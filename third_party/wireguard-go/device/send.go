@@ -352,7 +352,7 @@ top:
 	}
 
 	keypair := peer.keypairs.Current()
-	if keypair == nil || keypair.sendNonce.Load() >= RejectAfterMessages || time.Since(keypair.created) >= RejectAfterTime {
+	if !canSend(keypair) {
 		peer.device.stagers.Store(peer, nil) // Gate's patch: see reclaimStaged
 		peer.SendHandshakeInitiation(false)
 		return
