@@ -342,10 +342,15 @@ func (r *Reconciler) applyNetwork(n Network) error {
 		r.devices[n.ID] = dev
 		r.logf("created interface %s for network %s", n.Iface, n.ID)
 	}
-	if err := dev.Configure(tunnel.Config{PrivateKey: n.PrivateKey, ListenPort: n.ListenPort, Peers: n.Peers}); err != nil {
+	// Peers the device leaves out (a *tunnel.PeerError) are reported, and
+	// the rest of the network is still applied: one bad peer must not hold
+	// back every address and route.
+	err := dev.Configure(tunnel.Config{PrivateKey: n.PrivateKey, ListenPort: n.ListenPort, Peers: n.Peers})
+	var pe *tunnel.PeerError
+	if err != nil && !errors.As(err, &pe) {
 		return fmt.Errorf("configuring %s: %w", n.Iface, err)
 	}
-	return r.nl.Sync(netcfg.LinkConfig{Name: n.Iface, MTU: n.MTU, Addrs: n.Addrs, Routes: n.Routes})
+	return errors.Join(err, r.nl.Sync(netcfg.LinkConfig{Name: n.Iface, MTU: n.MTU, Addrs: n.Addrs, Routes: n.Routes}))
 }
 
 func (r *Reconciler) applyFirewall(d Desired, st *Status) error {

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -156,5 +157,47 @@ func TestBadNetworkDoesNotStopOthers(t *testing.T) {
 	}
 	if out, _ := run(t, "ip", "addr", "show", "dev", "gategood"); !strings.Contains(out, "10.1.0.1/24") {
 		t.Errorf("good network not up:\n%s", out)
+	}
+}
+
+// TestAttackDuplicateKeyDropsOnlyThosePeers: a member that takes another's
+// WireGuard key (or the node's own) used to make the device refuse the
+// whole configuration, so no address or route of the network applied
+// anywhere. Now those peers are left out and reported; everything else
+// applies.
+func TestAttackDuplicateKeyDropsOnlyThosePeers(t *testing.T) {
+	r, err := New(t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	key, _ := tunnel.GeneratePrivateKey()
+	victim, _ := tunnel.GeneratePrivateKey()
+	good, _ := tunnel.GeneratePrivateKey()
+	pfx := netip.MustParsePrefix
+	n := Network{ID: "0000000000000003", Iface: "gatedup", MTU: 1420, PrivateKey: key, ListenPort: 52003,
+		Addrs:    []netip.Prefix{pfx("10.3.0.1/24")},
+		Routes:   []netcfg.Route{{Dst: pfx("10.33.0.0/16"), Via: netip.MustParseAddr("10.3.0.3"), Metric: 5000}},
+		Prefixes: []netip.Prefix{pfx("10.3.0.0/24"), pfx("10.33.0.0/16")},
+		Peers: []tunnel.Peer{
+			{PublicKey: victim.Public(), AllowedIPs: []netip.Prefix{pfx("10.3.0.2/32")}},
+			{PublicKey: good.Public(), AllowedIPs: []netip.Prefix{pfx("10.3.0.3/32"), pfx("10.33.0.0/16")}},
+			{PublicKey: victim.Public(), AllowedIPs: []netip.Prefix{pfx("10.3.0.4/32")}}, // the copy
+			{PublicKey: key.Public(), AllowedIPs: []netip.Prefix{pfx("10.3.0.5/32")}},    // the node's own key
+		}}
+	wctx, c := context.WithTimeout(ctx, 20*time.Second)
+	defer c()
+	err = r.Wait(wctx, r.Set(Desired{Networks: []Network{n}}))
+	var pe *tunnel.PeerError
+	if !errors.As(err, &pe) || len(pe.Dropped) != 3 {
+		t.Fatalf("pass error = %v, want a PeerError naming 3 peers", err)
+	}
+	if out, _ := run(t, "ip", "addr", "show", "dev", "gatedup"); !strings.Contains(out, "10.3.0.1/24") {
+		t.Errorf("address not applied:\n%s", out)
+	}
+	if out, _ := run(t, "ip", "route", "show", "10.33.0.0/16"); !strings.Contains(out, "via 10.3.0.3") {
+		t.Errorf("route not applied: %q", out)
 	}
 }

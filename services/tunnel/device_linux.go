@@ -111,10 +111,24 @@ func (d *Device) Name() string { return d.name }
 // the delta with Plan and applies it in one UAPI set. When nothing changed
 // it sets nothing. A failed set may leave part of the delta applied; the
 // next Configure observes that and finishes the job.
+//
+// Peers that fail check are left out and the rest is applied; the error is
+// then a *PeerError naming them.
 func (d *Device) Configure(cfg Config) error {
-	if err := validate(cfg); err != nil {
+	cfg, dropped, err := check(cfg)
+	if err != nil {
 		return fmt.Errorf("configuring %s: %w", d.name, err)
 	}
+	if err := d.configure(cfg); err != nil {
+		return err
+	}
+	if len(dropped) > 0 {
+		return &PeerError{Device: d.name, Dropped: dropped}
+	}
+	return nil
+}
+
+func (d *Device) configure(cfg Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

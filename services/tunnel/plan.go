@@ -58,8 +58,8 @@ const RoamingGrace = 3 * time.Minute
 
 // Plan returns the UAPI "set" text that takes a device from cur to want,
 // or "" when nothing needs to change. It is pure: cur must come from
-// IpcGet (Device.Status) with Observed set, want must be valid
-// (Device.Configure checks).
+// IpcGet (Device.Status) with Observed set, want must be checked
+// (Device.Configure does).
 //
 // The text is a delta, never replace_peers (which would drop every
 // session): private_key when the key changes; listen_port when a fixed
@@ -116,7 +116,7 @@ func Plan(cur Status, want Config) string {
 		if !ok {
 			line("public_key", p.PublicKey.hex())
 			if p.Endpoint.IsValid() {
-				line("endpoint", p.Endpoint.String())
+				line("endpoint", endpointText(p.Endpoint))
 			}
 			if p.Keepalive != 0 {
 				line("persistent_keepalive_interval", strconv.Itoa(p.Keepalive))
@@ -129,7 +129,7 @@ func Plan(cur Status, want Config) string {
 		}
 		var upd []string
 		if p.Endpoint.IsValid() && p.Endpoint != c.Endpoint && !recentHandshake(c, cur.Observed) {
-			upd = append(upd, "endpoint="+p.Endpoint.String())
+			upd = append(upd, "endpoint="+endpointText(p.Endpoint))
 		}
 		if !slices.Equal(allowed, maskedSet(c.AllowedIPs)) {
 			upd = append(upd, "replace_allowed_ips=true")
@@ -181,44 +181,125 @@ func comparePrefix(a, b netip.Prefix) int {
 	return a.Bits() - b.Bits()
 }
 
-// validate checks a Config before it is planned: the things wireguard-go
-// would reject half way through a set, or silently ignore.
-func validate(cfg Config) error {
+// PeerError lists the peers Configure left out of a configuration, each
+// with why. The rest of the configuration was applied: one bad peer (a key
+// two members claim, an endpoint that is not a plain IP:port) must cost
+// that peer, never the whole network.
+type PeerError struct {
+	Device  string
+	Dropped []DroppedPeer
+}
+
+// DroppedPeer is one peer left out, and why.
+type DroppedPeer struct {
+	PublicKey Key // zero when the peer had none
+	Reason    string
+}
+
+func (e *PeerError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "configuring %s: %d peer(s) left out:", e.Device, len(e.Dropped))
+	for _, d := range e.Dropped {
+		fmt.Fprintf(&b, " %s (%s);", d.PublicKey, d.Reason)
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+// check splits a Config into what can be applied and what cannot, before
+// it is planned. A device-level fault (no private key, a listen port out
+// of range) is an error and nothing is applied. A peer wireguard-go would
+// reject half way through a set, or that would make the configuration
+// ambiguous, is left out of the returned Config and listed in dropped:
+//   - no public key, or the device's own key;
+//   - a key listed more than once: every peer with it goes, since which of
+//     them holds the key cannot be told here, and keeping any one would let
+//     a member that copied another's key take its traffic;
+//   - a keepalive out of range, an endpoint that is not a plain unicast
+//     IP:port (an IPv6 zone, port 0, unspecified or multicast);
+//   - an invalid allowed IP, or one that another peer also claims (both
+//     go, for the same reason as keys).
+func check(cfg Config) (Config, []DroppedPeer, error) {
 	if cfg.PrivateKey.IsZero() {
-		return fmt.Errorf("no private key")
+		return Config{}, nil, fmt.Errorf("no private key")
 	}
 	if cfg.ListenPort < 0 || cfg.ListenPort > 65535 {
-		return fmt.Errorf("listen port %d out of range 0-65535", cfg.ListenPort)
+		return Config{}, nil, fmt.Errorf("listen port %d out of range 0-65535", cfg.ListenPort)
 	}
 	self := cfg.PrivateKey.Public()
-	keys := make(map[Key]bool, len(cfg.Peers))
-	owner := make(map[netip.Prefix]Key)
-	for i, p := range cfg.Peers {
-		switch {
-		case p.PublicKey.IsZero():
-			return fmt.Errorf("peer %d: no public key", i)
-		case p.PublicKey == self:
-			return fmt.Errorf("peer %s: is this device's own key", p.PublicKey)
-		case keys[p.PublicKey]:
-			return fmt.Errorf("peer %s: listed twice", p.PublicKey)
-		case p.Keepalive < 0 || p.Keepalive > 65535:
-			return fmt.Errorf("peer %s: keepalive %d out of range 0-65535", p.PublicKey, p.Keepalive)
-		case p.Endpoint.IsValid() && p.Endpoint.Port() == 0:
-			return fmt.Errorf("peer %s: endpoint %s has no port", p.PublicKey, p.Endpoint)
-		}
-		keys[p.PublicKey] = true
+	keys := make(map[Key]int, len(cfg.Peers))
+	owners := make(map[netip.Prefix]map[Key]bool)
+	for _, p := range cfg.Peers {
+		keys[p.PublicKey]++
 		for _, a := range p.AllowedIPs {
-			if !a.IsValid() {
-				return fmt.Errorf("peer %s: invalid allowed IP %v", p.PublicKey, a)
+			if a.IsValid() {
+				if owners[a.Masked()] == nil {
+					owners[a.Masked()] = map[Key]bool{}
+				}
+				owners[a.Masked()][p.PublicKey] = true
 			}
-			m := a.Masked()
-			if o, dup := owner[m]; dup && o != p.PublicKey {
-				return fmt.Errorf("allowed IP %s is on two peers, %s and %s", m, o, p.PublicKey)
-			}
-			owner[m] = p.PublicKey
 		}
 	}
-	return nil
+	var dropped []DroppedPeer
+	out := cfg
+	out.Peers = make([]Peer, 0, len(cfg.Peers))
+	for _, p := range cfg.Peers {
+		if why := peerFault(p, self, keys, owners); why != "" {
+			dropped = append(dropped, DroppedPeer{PublicKey: p.PublicKey, Reason: why})
+			continue
+		}
+		out.Peers = append(out.Peers, p)
+	}
+	return out, dropped, nil
+}
+
+// peerFault says what is wrong with p, or "" when nothing is.
+func peerFault(p Peer, self Key, keys map[Key]int, owners map[netip.Prefix]map[Key]bool) string {
+	switch {
+	case p.PublicKey.IsZero():
+		return "no public key"
+	case p.PublicKey == self:
+		return "is this device's own key"
+	case keys[p.PublicKey] > 1:
+		return fmt.Sprintf("key listed %d times", keys[p.PublicKey])
+	case p.Keepalive < 0 || p.Keepalive > 65535:
+		return fmt.Sprintf("keepalive %d out of range 0-65535", p.Keepalive)
+	}
+	if p.Endpoint.IsValid() {
+		if why := endpointFault(p.Endpoint); why != "" {
+			return why
+		}
+	}
+	for _, a := range p.AllowedIPs {
+		if !a.IsValid() {
+			return "invalid allowed IP"
+		}
+		if o := owners[a.Masked()]; len(o) > 1 {
+			return fmt.Sprintf("allowed IP %s is claimed by %d peers", a.Masked(), len(o))
+		}
+	}
+	return ""
+}
+
+// endpointFault says why ep cannot be a peer's endpoint, or "" when it
+// can: it must be a plain unicast IP and a port.
+func endpointFault(ep netip.AddrPort) string {
+	a := ep.Addr()
+	switch {
+	case a.Zone() != "":
+		return "endpoint has an IPv6 zone; want a plain IP:port"
+	case ep.Port() == 0:
+		return "endpoint has no port"
+	case a.IsUnspecified() || a.IsMulticast():
+		return "endpoint is not a unicast address"
+	}
+	return ""
+}
+
+// endpointText renders an endpoint for the UAPI from its typed value: the
+// address and port only, never a zone (check refuses those; this makes
+// sure no text but an address and a number can ever reach the UAPI).
+func endpointText(ep netip.AddrPort) string {
+	return netip.AddrPortFrom(ep.Addr().WithZone(""), ep.Port()).String()
 }
 
 // parseStatus parses the text of a UAPI "get" operation (IpcGet).

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,31 +235,86 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-func TestValidate(t *testing.T) {
+func TestCheck(t *testing.T) {
 	priv := key(1)
-	a, b := key(2).Public(), key(3).Public()
+	a, b, c := key(2).Public(), key(3).Public(), key(4).Public()
 	tests := []struct {
-		cfg Config
-		err string
+		name    string
+		cfg     Config
+		err     string // a device-level fault: nothing is applied
+		kept    []Key  // the peers left in
+		dropped string // what the dropped peers' reasons contain
 	}{
-		{Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a}}}, ""},
-		{Config{}, "no private key"},
-		{Config{PrivateKey: priv, ListenPort: 70000}, "listen port 70000 out of range"},
-		{Config{PrivateKey: priv, Peers: []Peer{{}}}, "peer 0: no public key"},
-		{Config{PrivateKey: priv, Peers: []Peer{{PublicKey: priv.Public()}}}, "own key"},
-		{Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a}, {PublicKey: a}}}, "listed twice"},
-		{Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a, Keepalive: -1}}}, "keepalive -1 out of range"},
-		{Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a, Endpoint: ap("1.2.3.4:0")}}}, "has no port"},
-		{Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a, AllowedIPs: []netip.Prefix{{}}}}}, "invalid allowed IP"},
-		{Config{PrivateKey: priv, Peers: []Peer{
-			{PublicKey: a, AllowedIPs: pfxs("10.0.0.0/8")},
-			{PublicKey: b, AllowedIPs: pfxs("10.1.2.3/8")}}}, "allowed IP 10.0.0.0/8 is on two peers"},
+		{name: "good", cfg: Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a}}}, kept: []Key{a}},
+		{name: "no private key", cfg: Config{}, err: "no private key"},
+		{name: "listen port", cfg: Config{PrivateKey: priv, ListenPort: 70000}, err: "listen port 70000 out of range"},
+		{name: "no public key", cfg: Config{PrivateKey: priv, Peers: []Peer{{}, {PublicKey: a}}}, kept: []Key{a}, dropped: "no public key"},
+		{name: "own key", cfg: Config{PrivateKey: priv, Peers: []Peer{{PublicKey: priv.Public()}, {PublicKey: a}}}, kept: []Key{a}, dropped: "own key"},
+		{name: "a key two members claim drops both, keeps the rest",
+			cfg: Config{PrivateKey: priv, Peers: []Peer{
+				{PublicKey: a, AllowedIPs: pfxs("10.0.0.1/32")}, {PublicKey: b}, {PublicKey: a, AllowedIPs: pfxs("10.0.0.2/32")}}},
+			kept: []Key{b}, dropped: "key listed 2 times"},
+		{name: "keepalive", cfg: Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a, Keepalive: -1}}}, dropped: "keepalive -1 out of range"},
+		{name: "port 0", cfg: Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a, Endpoint: ap("1.2.3.4:0")}}}, dropped: "has no port"},
+		{name: "zone", cfg: Config{PrivateKey: priv, Peers: []Peer{
+			{PublicKey: a, Endpoint: ap("[fe80::1%eth0]:5")}, {PublicKey: b, Endpoint: ap("192.0.2.1:5")}}},
+			kept: []Key{b}, dropped: "IPv6 zone"},
+		{name: "multicast endpoint", cfg: Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a, Endpoint: ap("224.0.0.1:5")}}}, dropped: "not a unicast"},
+		{name: "invalid allowed IP", cfg: Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a, AllowedIPs: []netip.Prefix{{}}}}}, dropped: "invalid allowed IP"},
+		{name: "an allowed IP two peers claim drops both",
+			cfg: Config{PrivateKey: priv, Peers: []Peer{
+				{PublicKey: a, AllowedIPs: pfxs("10.0.0.0/8")},
+				{PublicKey: b, AllowedIPs: pfxs("10.1.2.3/8")},
+				{PublicKey: c, AllowedIPs: pfxs("10.0.0.0/16")}}},
+			kept: []Key{c}, dropped: "allowed IP 10.0.0.0/8 is claimed by 2 peers"},
 	}
 	for _, tt := range tests {
-		err := validate(tt.cfg)
-		if (tt.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.err) {
-			t.Errorf("validate(%+v) = %v, want %q", tt.cfg, err, tt.err)
+		t.Run(tt.name, func(t *testing.T) {
+			got, dropped, err := check(tt.cfg)
+			if (tt.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("check = %v, want %q", err, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			var kept []Key
+			for _, p := range got.Peers {
+				kept = append(kept, p.PublicKey)
+			}
+			if !slices.Equal(kept, tt.kept) {
+				t.Errorf("kept %v, want %v", kept, tt.kept)
+			}
+			if len(kept)+len(dropped) != len(tt.cfg.Peers) {
+				t.Errorf("%d kept + %d dropped of %d peers", len(kept), len(dropped), len(tt.cfg.Peers))
+			}
+			for _, d := range dropped {
+				if !strings.Contains(d.Reason, tt.dropped) {
+					t.Errorf("dropped %s: %q, want %q", d.PublicKey, d.Reason, tt.dropped)
+				}
+			}
+			if tt.dropped != "" && len(dropped) == 0 {
+				t.Errorf("nothing dropped, want %q", tt.dropped)
+			}
+		})
+	}
+}
+
+// An endpoint's zone is attacker text (a member's report, through the
+// controller): it never reaches the UAPI, even if Plan is called on an
+// unchecked config.
+func TestAttackPlanRendersNoZone(t *testing.T) {
+	priv := key(1)
+	a := key(2).Public()
+	evil := netip.MustParseAddr("fe80::1").WithZone("x\nallowed_ip=0.0.0.0/0\nendpoint=203.0.113.66:1")
+	ep := netip.AddrPortFrom(evil, 5)
+	for _, cur := range []Status{{PublicKey: priv.Public()}, {PublicKey: priv.Public(), Peers: []PeerStatus{{PublicKey: a}}}} {
+		set := Plan(cur, Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a, Endpoint: ep}}})
+		if !strings.Contains(set, "endpoint=[fe80::1]:5\n") || strings.Contains(set, "allowed_ip=0.0.0.0/0") || strings.Count(set, "endpoint=") != 1 {
+			t.Errorf("Plan with a zoned endpoint:\n%s", set)
 		}
+	}
+	if _, dropped, _ := check(Config{PrivateKey: priv, Peers: []Peer{{PublicKey: a, Endpoint: ep}}}); len(dropped) != 1 {
+		t.Errorf("check kept a peer whose endpoint has a zone")
 	}
 }
 
