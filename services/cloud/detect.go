@@ -29,7 +29,12 @@ const (
 // MetadataURL is the link-local metadata service of DigitalOcean and AWS.
 const MetadataURL = "http://169.254.169.254"
 
-// Result is what Detect found.
+// Result is what Detect found. The source is untrusted: Detect returns
+// only what passed its boundary checks (bound): an instance ID of
+// printable ASCII, a host name that is a DNS name (else none), a region
+// name (else none), public keys of one printable line each, NIC and DNS
+// lists, keys and notes bounded in number and size, and notes and errors
+// without control characters.
 type Result struct {
 	Kind       Kind
 	Where      string // the device, directory or URL it was read from
@@ -125,6 +130,12 @@ func (d *Detector) Detect(ctx context.Context) (*Result, error) {
 	if r == nil {
 		r = &Result{Kind: None}
 	}
+	// Whatever the source, what it gave is checked here, once: typed,
+	// bounded, and without control characters, before anything logs it.
+	if berr := r.bound(); err == nil {
+		err = berr
+	}
+	err = cleanErr(err)
 	r.Elapsed = time.Since(start)
 	d.logf("cloud: %s (%s) in %v", r.Kind, cmp.Or(r.Where, "nothing found"), r.Elapsed.Round(time.Millisecond))
 	return r, err

@@ -1,7 +1,6 @@
 package cloud
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,8 +29,9 @@ type metadataClient struct {
 	failed bool
 }
 
-// do sends one request and returns the body of a 200 answer.
-func (m *metadataClient) do(ctx context.Context, method, path string, hdr map[string]string, seen ...func(http.Header)) ([]byte, error) {
+// do sends one request and returns the body of a 200 answer, at most
+// limit bytes of it (a larger answer is an error).
+func (m *metadataClient) do(ctx context.Context, method, path string, limit int, hdr map[string]string, seen ...func(http.Header)) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, m.base+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
@@ -51,7 +51,7 @@ func (m *metadataClient) do(ctx context.Context, method, path string, hdr map[st
 	for _, f := range seen {
 		f(resp.Header)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, nodeconfig.MaxSize+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: reading: %w", method, path, err)
 	}
@@ -63,14 +63,22 @@ func (m *metadataClient) do(ctx context.Context, method, path string, hdr map[st
 			m.failed = true
 		}
 		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	case len(body) > nodeconfig.MaxSize:
-		return nil, fmt.Errorf("%s %s: answer larger than %d bytes", method, path, nodeconfig.MaxSize)
+	case len(body) > limit:
+		return nil, fmt.Errorf("%s %s: answer larger than %d bytes", method, path, limit)
 	}
 	return body, nil
 }
 
+// get asks for one meta-data item: a few hundred bytes on AWS, at most
+// maxItem.
 func (m *metadataClient) get(ctx context.Context, path string) ([]byte, error) {
-	return m.do(ctx, http.MethodGet, path, nil)
+	return m.do(ctx, http.MethodGet, path, maxItem, nil)
+}
+
+// getDocument asks for a document (DigitalOcean's metadata, user-data, a
+// NoCloud seed's file): at most nodeconfig.MaxSize.
+func (m *metadataClient) getDocument(ctx context.Context, path string) ([]byte, error) {
+	return m.do(ctx, http.MethodGet, path, nodeconfig.MaxSize, nil)
 }
 
 // optional turns a 404 into "absent".
@@ -111,7 +119,7 @@ type doAddr struct {
 
 // digitalOcean returns nil, nil when the service is not DigitalOcean's.
 func (m *metadataClient) digitalOcean(ctx context.Context) (*Result, error) {
-	body, err := m.get(ctx, "/metadata/v1.json")
+	body, err := m.getDocument(ctx, "/metadata/v1.json")
 	if err != nil {
 		return nil, nil // AWS answers 401 or 404 here
 	}
@@ -128,28 +136,40 @@ func (m *metadataClient) digitalOcean(ctx context.Context) (*Result, error) {
 	if err := json.Unmarshal(body, &md); err != nil {
 		return nil, nil
 	}
-	id := strings.Trim(string(md.DropletID), `" `)
-	if id == "" || id == "null" {
+	if t := strings.TrimSpace(string(md.DropletID)); t == "" || t == "null" {
 		return nil, nil
 	}
-	r := &Result{Kind: DigitalOcean, Where: m.base, InstanceID: id, Hostname: md.Hostname, Region: md.Region}
+	// A droplet ID is a number, served as one or as a string of digits.
+	var id json.Number
+	if json.Unmarshal(md.DropletID, &id) != nil || !digits(id.String()) || len(id) > 20 {
+		return &Result{Kind: DigitalOcean, Where: m.base}, fmt.Errorf("DigitalOcean metadata: droplet_id %s is not a droplet ID (a number)", show(string(md.DropletID)))
+	}
+	r := &Result{Kind: DigitalOcean, Where: m.base, InstanceID: id.String(), Hostname: md.Hostname, Region: md.Region}
 	var one string
 	if json.Unmarshal(md.PublicKeys, &r.PublicKeys) != nil && json.Unmarshal(md.PublicKeys, &one) == nil && one != "" {
 		r.PublicKeys = []string{one}
 	}
 	for _, s := range md.DNS.Nameservers {
+		if len(r.DNS) == maxDNS {
+			r.Notes = append(r.Notes, fmt.Sprintf("DigitalOcean metadata: DNS servers after the first %d ignored", maxDNS))
+			break
+		}
 		if a, err := netip.ParseAddr(s); err == nil {
 			r.DNS = append(r.DNS, a)
 		}
 	}
 	for _, role := range []string{"public", "private"} {
-		for _, i := range md.Interfaces[role] {
+		for k, i := range md.Interfaces[role] {
+			if len(r.NICs) == maxNICs {
+				r.Notes = append(r.Notes, fmt.Sprintf("DigitalOcean metadata: NICs after the first %d ignored", maxNICs))
+				break
+			}
 			nic := NIC{Role: role}
 			nic.MAC, _ = normalMAC(i.MAC)
 			if i.IPv4 != nil {
 				p, err := hostPrefix(i.IPv4.IPAddress, i.IPv4.Netmask)
 				if err != nil {
-					r.Notes = append(r.Notes, fmt.Sprintf("DigitalOcean %s interface %s: %v", role, i.MAC, err))
+					r.Notes = append(r.Notes, fmt.Sprintf("DigitalOcean %s interface %d (MAC %s): %v", role, k, show(i.MAC), err))
 					continue
 				}
 				nic.Address = p
@@ -161,7 +181,7 @@ func (m *metadataClient) digitalOcean(ctx context.Context) (*Result, error) {
 			r.NICs = append(r.NICs, nic)
 		}
 	}
-	ud, err := optional(m.get(ctx, "/metadata/v1/user-data"))
+	ud, err := optional(m.getDocument(ctx, "/metadata/v1/user-data"))
 	if err != nil {
 		return r, fmt.Errorf("DigitalOcean user-data: %w", err)
 	}
@@ -182,9 +202,9 @@ const (
 // do, so that an answer to everything is not taken for AWS.
 func (m *metadataClient) aws(ctx context.Context) (*Result, error) {
 	var ttl string
-	tok, err := m.do(ctx, http.MethodPut, "/latest/api/token", map[string]string{awsTTLHeader: "300"}, func(h http.Header) { ttl = h.Get(awsTTLHeader) })
-	if err != nil || len(tok) == 0 || bytes.ContainsAny(tok, " \t\r\n") {
-		return nil, nil
+	tok, err := m.do(ctx, http.MethodPut, "/latest/api/token", maxToken, map[string]string{awsTTLHeader: "300"}, func(h http.Header) { ttl = h.Get(awsTTLHeader) })
+	if err != nil || !isToken(tok) {
+		return nil, nil // it goes into every request's header: printable ASCII, no spaces, at most maxToken
 	}
 	m.token = string(tok)
 	md := func(path string) (string, error) {
@@ -220,10 +240,14 @@ func (m *metadataClient) aws(ctx context.Context) (*Result, error) {
 		return r, fmt.Errorf("AWS metadata: %w", err)
 	}
 	for _, line := range strings.Fields(macs) {
+		if len(r.NICs) == maxNICs { // each costs three requests
+			r.Notes = append(r.Notes, fmt.Sprintf("AWS metadata: NICs after the first %d ignored", maxNICs))
+			break
+		}
 		mac := strings.TrimSuffix(line, "/")
 		nic, err := m.awsNIC(ctx, mac, opt)
 		if err != nil {
-			return r, fmt.Errorf("AWS metadata: interface %s: %w", mac, err)
+			return r, fmt.Errorf("AWS metadata: interface %s: %w", show(mac), err)
 		}
 		if strings.EqualFold(mac, primary) {
 			nic.Role = "primary"
@@ -234,10 +258,15 @@ func (m *metadataClient) aws(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return r, fmt.Errorf("AWS metadata: %w", err)
 	}
+	asked := 0
 	for _, line := range strings.Split(keys, "\n") {
 		idx, _, ok := strings.Cut(line, "=")
-		if !ok {
+		if !ok || !digits(idx) {
 			continue
+		}
+		if asked++; asked > maxKeys { // each costs a request
+			r.Notes = append(r.Notes, fmt.Sprintf("AWS metadata: public keys after the first %d ignored", maxKeys))
+			break
 		}
 		k, err := opt("public-keys/" + url.PathEscape(idx) + "/openssh-key")
 		if err != nil {
@@ -247,7 +276,7 @@ func (m *metadataClient) aws(ctx context.Context) (*Result, error) {
 			r.PublicKeys = append(r.PublicKeys, k)
 		}
 	}
-	if r.UserData, err = optional(m.get(ctx, "/latest/user-data")); err != nil {
+	if r.UserData, err = optional(m.getDocument(ctx, "/latest/user-data")); err != nil {
 		return r, fmt.Errorf("AWS user-data: %w", err)
 	}
 	return r, nil
@@ -297,4 +326,28 @@ func hostPort(base string) (string, error) {
 		return u.Host + ":80", nil
 	}
 	return u.Host, nil
+}
+
+// digits says whether s is a non-empty string of ASCII digits.
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isToken: an IMDSv2 token fit for a header, printable ASCII without
+// spaces, at most maxToken bytes.
+func isToken(b []byte) bool {
+	if len(b) == 0 || len(b) > maxToken {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }

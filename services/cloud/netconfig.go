@@ -31,17 +31,17 @@ func ParseNetworkConfig(data []byte) (map[string]nodeconfig.Interface, []string,
 		Version int       `yaml:"version"`
 	}
 	if err := yaml.Unmarshal(data, &top); err != nil {
-		return nil, nil, fmt.Errorf("network-config: %w", err)
+		return nil, nil, cleanErr(fmt.Errorf("network-config: %w", err))
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, fmt.Errorf("network-config: %w", err)
+		return nil, nil, cleanErr(fmt.Errorf("network-config: %w", err))
 	}
 	node := &doc
 	if top.Network.Kind != 0 && top.Version == 0 {
 		node = &top.Network
 		if err := node.Decode(&top); err != nil {
-			return nil, nil, fmt.Errorf("network-config: network: %w", err)
+			return nil, nil, cleanErr(fmt.Errorf("network-config: network: %w", err))
 		}
 	}
 	var (
@@ -53,13 +53,13 @@ func ParseNetworkConfig(data []byte) (map[string]nodeconfig.Interface, []string,
 	case 1:
 		var v1 netV1
 		if err := node.Decode(&v1); err != nil {
-			return nil, nil, fmt.Errorf("network-config version 1: %w", err)
+			return nil, nil, cleanErr(fmt.Errorf("network-config version 1: %w", err))
 		}
 		nics, notes, err = v1.interfaces()
 	case 2:
 		var v2 netV2
 		if err := node.Decode(&v2); err != nil {
-			return nil, nil, fmt.Errorf("network-config version 2: %w", err)
+			return nil, nil, cleanErr(fmt.Errorf("network-config version 2: %w", err))
 		}
 		nics, notes, err = v2.interfaces()
 	case 0:
@@ -68,13 +68,25 @@ func ParseNetworkConfig(data []byte) (map[string]nodeconfig.Interface, []string,
 		return nil, nil, fmt.Errorf("network-config: version %d is not supported (1 or 2)", top.Version)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("network-config version %d: %w", top.Version, err)
+		return nil, nil, cleanErr(fmt.Errorf("network-config version %d: %w", top.Version, err))
 	}
 	c := &nodeconfig.Config{Version: nodeconfig.Version, Interfaces: nics}
 	if err := c.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("network-config version %d: %w", top.Version, err)
+		return nil, nil, cleanErr(fmt.Errorf("network-config version %d: %w", top.Version, err))
 	}
-	return nics, notes, nil
+	return nics, boundNotes(notes), nil
+}
+
+// checkNICName refuses NIC names that are not plain: the kernel takes
+// nearly any bytes, but a name is logged, shown and written, so it must be
+// printable ASCII (nodeconfig checks the rest: length, '/', ':').
+func checkNICName(path, name string) error {
+	for i := 0; i < len(name); i++ {
+		if name[i] <= ' ' || name[i] > '~' {
+			return fmt.Errorf("%s: %s is not an interface name (printable ASCII, no spaces)", path, show(name))
+		}
+	}
+	return nil
 }
 
 // yesNo is a YAML 1.1 boolean as netplan reads it: true/false, yes/no,
@@ -146,6 +158,12 @@ func (v netV1) interfaces() (map[string]nodeconfig.Interface, []string, error) {
 		}
 		if e.Name == "" {
 			return nil, nil, fmt.Errorf("%s: a physical entry needs a name", path)
+		}
+		if err := checkNICName(path+".name", e.Name); err != nil {
+			return nil, nil, err
+		}
+		if _, dup := nics[e.Name]; !dup && len(nics) == maxNICs {
+			return nil, nil, fmt.Errorf("%s: more than %d NICs", path, maxNICs)
 		}
 		var nic nodeconfig.Interface
 		if e.MAC != "" {
@@ -227,15 +245,21 @@ func (v netV2) interfaces() (map[string]nodeconfig.Interface, []string, error) {
 			notes = append(notes, fmt.Sprintf("network-config: %s ignored (Gate configures physical NICs)", kind))
 		}
 	}
+	if len(v.Ethernets) > maxNICs {
+		return nil, nil, fmt.Errorf("ethernets: more than %d NICs", maxNICs)
+	}
 	for _, id := range sortedKeys(v.Ethernets) {
 		e := v.Ethernets[id]
-		path := "ethernets." + id
+		path := "ethernets." + show(id)
 		name := id
 		switch {
 		case e.SetName != "":
 			name = e.SetName
 		case e.Match.Name != "" && !strings.ContainsAny(e.Match.Name, "*?["):
 			name = e.Match.Name
+		}
+		if err := checkNICName(path, name); err != nil {
+			return nil, nil, err
 		}
 		var nic nodeconfig.Interface
 		nic.DHCP = bool(e.DHCP4)
@@ -274,7 +298,7 @@ func (v netV2) interfaces() (map[string]nodeconfig.Interface, []string, error) {
 				}
 				continue
 			}
-			notes = append(notes, fmt.Sprintf("network-config: %s.routes[%d]: route to %s ignored (Gate sets the default route only)", path, k, r.To))
+			notes = append(notes, fmt.Sprintf("network-config: %s.routes[%d]: route to %s ignored (Gate sets the default route only)", path, k, show(r.To)))
 		}
 		if gw != "" && nic.Address.IsValid() {
 			a, err := netip.ParseAddr(gw)

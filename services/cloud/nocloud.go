@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -126,8 +127,27 @@ type seed interface {
 
 type dirSeed string
 
+// ReadFile reads a regular file of the seed, at most maxSeedFile bytes:
+// a seed directory can be on any volume, and its files any size.
 func (d dirSeed) ReadFile(name string) ([]byte, error) {
-	return os.ReadFile(filepath.Join(string(d), name))
+	f, err := os.Open(filepath.Join(string(d), name))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", f.Name())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSeedFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSeedFile {
+		return nil, fmt.Errorf("%s is more than %d bytes", f.Name(), maxSeedFile)
+	}
+	return b, nil
 }
 
 // httpSeed is ds=nocloud-net's seed: the files under a URL. The caller
@@ -144,7 +164,7 @@ func (h *httpSeed) ReadFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	m := &metadataClient{base: "", http: h.client}
-	b, err := m.get(h.ctx, u)
+	b, err := m.do(h.ctx, http.MethodGet, u, maxSeedFile, nil)
 	if errors.Is(err, errNotFound) {
 		return nil, fmt.Errorf("%s: %w", u, fs.ErrNotExist)
 	}
@@ -174,7 +194,7 @@ func readSeed(s seed, kind Kind, where string) (*Result, error) {
 		r.Notes = append(r.Notes, "meta-data has no instance-id; using "+r.InstanceID+" (user-data then applies once per state partition)")
 	}
 	r.Hostname = cmp.Or(meta.LocalHostname, meta.Hostname)
-	r.PublicKeys = publicKeys(&meta.PublicKeys)
+	publicKeys(&r.PublicKeys, &meta.PublicKeys)
 	if meta.NetIfaces != "" {
 		r.Notes = append(r.Notes, "meta-data network-interfaces (ifupdown) ignored: give a network-config file")
 	}
@@ -201,26 +221,28 @@ func readSeed(s seed, kind Kind, where string) (*Result, error) {
 }
 
 // publicKeys reads meta-data's public-keys: a string, a list, or a map of
-// name to key (EC2 style).
-func publicKeys(n *yaml.Node) []string {
-	var out []string
+// name to key (EC2 style). It stops after one more than maxKeys: bound
+// notes the rest as ignored.
+func publicKeys(out *[]string, n *yaml.Node) {
+	if len(*out) > maxKeys {
+		return
+	}
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if n.Value != "" {
-			out = append(out, n.Value)
+			*out = append(*out, n.Value)
 		}
 	case yaml.SequenceNode:
 		for _, c := range n.Content {
-			if c.Kind == yaml.ScalarNode {
-				out = append(out, c.Value)
+			if c.Kind == yaml.ScalarNode && len(*out) <= maxKeys {
+				*out = append(*out, c.Value)
 			}
 		}
 	case yaml.MappingNode:
 		for i := 1; i < len(n.Content); i += 2 {
-			out = append(out, publicKeys(n.Content[i])...)
+			publicKeys(out, n.Content[i])
 		}
 	}
-	return out
 }
 
 func seedURL(base, name string) (string, error) {

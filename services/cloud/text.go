@@ -142,6 +142,15 @@ func (n *notes) addf(format string, args ...any) {
 	n.list = append(n.list, clean(fmt.Sprintf(format, args...), maxNoteLen))
 }
 
+// boundNotes passes notes made elsewhere through the same bounds.
+func boundNotes(list []string) []string {
+	var n notes
+	for _, s := range list {
+		n.addf("%s", s)
+	}
+	return n.result()
+}
+
 // result is the notes, nil when there are none; when some were left out,
 // the last note says how many.
 func (n *notes) result() []string {

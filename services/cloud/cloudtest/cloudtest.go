@@ -47,8 +47,19 @@ type DigitalOcean struct {
 	UserData  string // "" = none (404)
 	DropletID string // default 2756294
 	Hostname  string // default sample-droplet
+	// Document, if set, is served as /metadata/v1.json instead of the
+	// sample (a hostile service, in tests of what Gate takes from it).
+	Document string
 
-	mu sync.Mutex
+	mu       sync.Mutex
+	requests int
+}
+
+// Requests counts the requests served.
+func (f *DigitalOcean) Requests() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests
 }
 
 // SetUserData replaces the user-data served from now on (an operator
@@ -61,7 +72,8 @@ func (f *DigitalOcean) SetUserData(s string) {
 
 func (f *DigitalOcean) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	userData, id, host := f.UserData, cmp.Or(f.DropletID, "2756294"), cmp.Or(f.Hostname, "sample-droplet")
+	f.requests++
+	userData, id, host, doc := f.UserData, cmp.Or(f.DropletID, "2756294"), cmp.Or(f.Hostname, "sample-droplet"), f.Document
 	f.mu.Unlock()
 	if r.Method != http.MethodGet {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -70,9 +82,14 @@ func (f *DigitalOcean) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/metadata/v1.json":
 		w.Header().Set("Content-Type", "application/json")
+		if doc != "" {
+			w.Write([]byte(doc))
+			return
+		}
+		hostJSON, _ := json.Marshal(host)
 		w.Write([]byte(`{
   "droplet_id": ` + id + `,
-  "hostname": ` + strconv.Quote(host) + `,
+  "hostname": ` + string(hostJSON) + `,
   "vendor_data": "#cloud-config\ndisable_root: false\n",
   "public_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample test@do"],
   "auth_key": "0123456789abcdef",
@@ -110,8 +127,15 @@ func (f *DigitalOcean) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type IMDSv2 struct {
 	UserData   string // "" = none (404)
 	InstanceID string // default i-0123456789abcdef0
+	// Items, if set, replace or add meta-data items, by path under
+	// /latest/meta-data/ (a hostile service, in tests of what Gate takes
+	// from it); an item set to "" is absent (404).
+	Items map[string]string
+	// Token, if set, is the session token handed out.
+	Token string
 
 	mu            sync.Mutex
+	requests      int
 	tokens        map[string]bool
 	unauthorized  []string // paths asked without a valid token
 	authorizedGET int
@@ -145,9 +169,17 @@ func (f *IMDSv2) Tokens() int {
 	return len(f.tokens)
 }
 
+// Requests counts the requests served, with a token or without.
+func (f *IMDSv2) Requests() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests
+}
+
 func (f *IMDSv2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.requests++
 	if r.URL.Path == "/latest/api/token" {
 		if r.Method != http.MethodPut {
 			http.Error(w, "", http.StatusMethodNotAllowed)
@@ -162,7 +194,7 @@ func (f *IMDSv2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "", http.StatusBadRequest)
 			return
 		}
-		tok := "AQAEAFake" + strconv.Itoa(len(f.tokens)) + "=="
+		tok := cmp.Or(f.Token, "AQAEAFake"+strconv.Itoa(len(f.tokens))+"==")
 		if f.tokens == nil {
 			f.tokens = map[string]bool{}
 		}
@@ -198,8 +230,11 @@ func (f *IMDSv2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"public-keys/":              "0=gate-admin",
 		"public-keys/0/openssh-key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample gate-admin",
 	}
+	for k, v := range f.Items {
+		items[k] = v
+	}
 	if p, ok := strings.CutPrefix(r.URL.Path, "/latest/meta-data/"); ok {
-		if v, ok := items[p]; ok {
+		if v, ok := items[p]; ok && v != "" {
 			w.Write([]byte(v))
 			return
 		}
