@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -430,6 +431,13 @@ func (r *run) wait(ctx context.Context, d time.Duration) bool {
 
 // take holds l and reports it.
 func (r *run) take(l *Lease, st State, event string) {
+	// What the server offered and the lease left out is said once per
+	// change, not at every renewal.
+	if r.held == nil || !slices.Equal(r.held.Notes, l.Notes) {
+		for _, n := range l.Notes {
+			r.cfg.Logf("dhcp %s: %s", r.cfg.Iface, n)
+		}
+	}
 	r.held, r.prev = l, l.Addr.Addr()
 	r.cfg.Logf("dhcp %s: %s %s", r.cfg.Iface, event, l)
 	r.mu.Lock()
@@ -461,8 +469,11 @@ func (r *run) setState(st State) {
 	r.mu.Unlock()
 }
 
+// setErr keeps err for Status. Its text may hold a server's (a NAK's
+// message, option 56), so it is escaped: the console and `gate
+// interfaces` show it.
 func (r *run) setErr(err error) {
 	r.mu.Lock()
-	r.status.LastError = err.Error()
+	r.status.LastError = escape(err.Error())
 	r.mu.Unlock()
 }
