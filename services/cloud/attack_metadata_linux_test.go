@@ -12,49 +12,6 @@ import (
 	"github.com/gatenet/gate/services/cloud/cloudtest"
 )
 
-// checkResult: nothing a hostile source gave comes out of Detect with
-// control characters, or unbounded.
-func checkResult(t *testing.T, r *Result, err error) {
-	t.Helper()
-	if r == nil {
-		t.Fatal("no result")
-	}
-	all := []string{r.Where, r.InstanceID, r.Hostname, r.Region}
-	all = append(all, r.PublicKeys...)
-	all = append(all, r.Notes...)
-	for _, n := range r.NICs {
-		all = append(all, n.MAC, n.Role)
-	}
-	for name := range r.NetworkConfig {
-		all = append(all, name)
-	}
-	if err != nil {
-		all = append(all, err.Error())
-		if len(err.Error()) > maxErrLen+16 {
-			t.Errorf("error of %d bytes", len(err.Error()))
-		}
-	}
-	for _, s := range all {
-		if hasControl(s) {
-			t.Errorf("control characters in %q", s)
-		}
-	}
-	if r.Hostname != "" && checkDNSName(r.Hostname) != nil {
-		t.Errorf("hostname %q is not a DNS name", r.Hostname)
-	}
-	if len(r.Notes) > maxNotes || len(r.NICs) > maxNICs || len(r.DNS) > maxDNS || len(r.PublicKeys) > maxKeys {
-		t.Errorf("%d notes, %d NICs, %d DNS servers, %d keys", len(r.Notes), len(r.NICs), len(r.DNS), len(r.PublicKeys))
-	}
-	for _, k := range r.PublicKeys {
-		if len(k) > maxKeyLen {
-			t.Errorf("key of %d bytes", len(k))
-		}
-	}
-	if len(r.InstanceID) > maxInstanceID {
-		t.Errorf("instance ID of %d bytes", len(r.InstanceID))
-	}
-}
-
 const esc = "\x1b[2J\x1b[31mPWNED\r\n\u202e"
 
 // doDocument is DigitalOcean's sample document with fields replaced.

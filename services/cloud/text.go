@@ -25,15 +25,16 @@ const (
 // show renders an untrusted string for a note or an error message: as it
 // is when it is a short, plain token (a cloud-config key such as
 // ssh_authorized_keys, a media type, a file name such as setup.sh), and
-// otherwise quoted with strconv.Quote, cut to maxShown bytes.
+// otherwise quoted with strconv.QuoteToASCII (every byte outside
+// printable ASCII escaped), cut to maxShown bytes.
 func show(s string) string {
 	if s != "" && len(s) <= maxShown && strings.IndexFunc(s, func(r rune) bool { return !plainRune(r) }) < 0 {
 		return s
 	}
 	if len(s) > maxShown {
-		return strconv.Quote(cut(s, maxShown)) + "..."
+		return strconv.QuoteToASCII(cut(s, maxShown)) + "..."
 	}
-	return strconv.Quote(s)
+	return strconv.QuoteToASCII(s)
 }
 
 func plainRune(r rune) bool {
@@ -71,7 +72,7 @@ func clean(s string, max int) string {
 		case printable(r):
 			b.WriteRune(r)
 		default:
-			q := strconv.QuoteRune(r)
+			q := strconv.QuoteRuneToASCII(r)
 			b.WriteString(q[1 : len(q)-1])
 		}
 	}

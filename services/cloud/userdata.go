@@ -136,7 +136,7 @@ func (p *udParse) parse(name string, data []byte, depth int) (*UserData, error) 
 	case first == "#cloud-config":
 		return p.cloudConfig(name, data)
 	case strings.HasPrefix(first, "#cloud-config"):
-		return nil, fmt.Errorf("%s: %s user-data is not supported; use #cloud-config with a gate: key", name, strconv.Quote(cut(strings.Fields(first)[0], maxShown)))
+		return nil, fmt.Errorf("%s: %s user-data is not supported; use #cloud-config with a gate: key", name, strconv.QuoteToASCII(cut(strings.Fields(first)[0], maxShown)))
 	case strings.HasPrefix(first, "content-type:"), strings.HasPrefix(first, "mime-version:"):
 		return p.multipart(name, data, depth)
 	case strings.HasPrefix(first, "#!"):
@@ -144,7 +144,7 @@ func (p *udParse) parse(name string, data []byte, depth int) (*UserData, error) 
 	case strings.HasPrefix(first, "#include"), strings.HasPrefix(first, "#cloud-boothook"),
 		strings.HasPrefix(first, "#part-handler"), strings.HasPrefix(first, "#upstart-job"),
 		strings.HasPrefix(first, "## template:"):
-		return nil, fmt.Errorf("%s: %s user-data is not supported; give a #cloud-config with a gate: key, or a Gate document (version: 1)", name, strconv.Quote(cut(strings.Fields(first)[0], maxShown)))
+		return nil, fmt.Errorf("%s: %s user-data is not supported; give a #cloud-config with a gate: key, or a Gate document (version: 1)", name, strconv.QuoteToASCII(cut(strings.Fields(first)[0], maxShown)))
 	}
 	if !looksLikeGate(text) {
 		return nil, fmt.Errorf("%s: user-data is neither #cloud-config nor a Gate document: start it with #cloud-config and put the document under gate:, or give a document with version: 1 at the top", name)
@@ -321,7 +321,7 @@ func (p *udParse) decodeTransfer(name, encoding string, raw []byte) ([]byte, err
 	case "quoted-printable":
 		encoding, r = "quoted-printable", quotedprintable.NewReader(bytes.NewReader(raw))
 	default:
-		return nil, fmt.Errorf("%s: unknown Content-Transfer-Encoding %s", name, strconv.Quote(cut(encoding, maxShown)))
+		return nil, fmt.Errorf("%s: unknown Content-Transfer-Encoding %s", name, strconv.QuoteToASCII(cut(encoding, maxShown)))
 	}
 	b, err := p.read(name, r)
 	if err != nil {
