@@ -6,10 +6,10 @@ export CGO_ENABLED := 0
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/gate
 # Debian packages the tests and scenarios use.
-DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux dosfstools mtools genisoimage dnsmasq-base
-TOOLS := ip nft ping nc jq sysctl tmux mkfs.vfat mcopy genisoimage dnsmasq
+DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux dosfstools mtools genisoimage dnsmasq-base util-linux
+TOOLS := ip nft ping nc jq sysctl tmux mkfs.vfat mcopy genisoimage dnsmasq unshare nsenter
 
-.PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools
+.PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools faults crashtest
 
 all: build ## build bin/gate (static)
 
@@ -21,7 +21,7 @@ run: run-image ## the main job: build the appliance image and boot it in QEMU, c
 seed: deps build ## the seed scenario in network namespaces, through the real CLI (root)
 	scripts/seed.sh
 
-test: deps build lint bench-tools image ## all tests: lint, unit and kernel tests (root, in namespaces), QEMU boots, a bench smoke run, the seed scenario
+test: deps build lint bench-tools image crashtest ## all tests: lint, unit and kernel tests (root, in namespaces), QEMU boots, a bench smoke run, the seed scenario, a faults slice
 	$(GO) test -count=1 ./...
 	scripts/boot-test.sh direct
 	scripts/boot-test.sh all
@@ -31,6 +31,7 @@ test: deps build lint bench-tools image ## all tests: lint, unit and kernel test
 	scripts/console-qemu-test.sh
 	BENCH_SMOKE=1 OUT=out/bench-smoke scripts/bench.sh
 	scripts/seed.sh
+	CTL_TRIALS=15 DAEMON_TRIALS=3 OUT=out/faults-smoke scripts/fault-test.sh
 
 unit: ## tests only, no scenario
 	$(GO) test -count=1 ./...
@@ -53,8 +54,17 @@ bench-tools: deps ## build what make bench compares against (upstream wireguard-
 	$(GO) build -trimpath -o bin/hiccup ./scripts/hiccup
 	$(GO) build -trimpath -o bin/ctlbench ./scripts/ctlbench
 
-bench: build bench-tools image ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json (root)
+bench: build bench-tools image crashtest ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json; then make faults (root)
 	scripts/bench.sh
+	scripts/fault-test.sh
+
+crashtest: ## bin/crashtest, the controller's kill -9 and full-disk driver (scripts/crashtest)
+	$(GO) build -trimpath -o bin/crashtest ./scripts/crashtest
+
+CTL_TRIALS ?= 100
+DAEMON_TRIALS ?= 10
+faults: deps build crashtest ## kill -9 the controller mid-write (CTL_TRIALS=100) and the daemon mid-reconcile (DAEMON_TRIALS=10), full state partitions; tables + out/faults/*.json (root)
+	CTL_TRIALS=$(CTL_TRIALS) DAEMON_TRIALS=$(DAEMON_TRIALS) scripts/fault-test.sh
 
 lint: ## gofmt, go vet, staticcheck, third_party/ is upstream + its patch
 	@files=$$(find . -name '*.go' -not -path './out/*'); test -z "$$(gofmt -l $$files)" || { gofmt -l $$files; exit 1; }
