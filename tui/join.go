@@ -41,10 +41,11 @@ func networkIDOf(r localapi.JoinRequest) string {
 
 // nextStep says, in plain words, what the operator should do about a
 // network in its current state.
-func nextStep(n localapi.Network, nodeID string) string {
+func nextStep(n localapi.Network, st localapi.Status) string {
+	nodeID := st.NodeID
 	switch n.Status {
 	case control.StatusRequesting:
-		return fmt.Sprintf("Waiting for approval. Ask an admin to run:\n  gate member allow %s %s", n.ID, nodeID)
+		return fmt.Sprintf("Waiting for approval. Ask an admin to run:\n  gate member allow %s %s\nand to check that gate member list shows this node's fingerprint:\n%s", n.ID, nodeID, st.Fingerprint)
 	case control.StatusDenied:
 		return fmt.Sprintf("Access denied: an admin must allow node %s in network %s", nodeID, n.ID)
 	case control.StatusNotFound:

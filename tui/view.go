@@ -128,7 +128,7 @@ func (m Model) dashboardView() string {
 // networkDetail is the selected network: what to do next, routes, peers.
 func (m Model) networkDetail(n localapi.Network) string {
 	var b strings.Builder
-	if step := nextStep(n, m.snap.Status.NodeID); step != "" {
+	if step := nextStep(n, m.snap.Status); step != "" {
 		b.WriteString(lipgloss.NewStyle().Width(max(m.width-1, 20)).Render(step) + "\n")
 	}
 	if n.Error != "" {

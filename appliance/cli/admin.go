@@ -110,12 +110,13 @@ func runNetwork(e *env, args []string) error {
 	af := addAdminFlags(fs, true)
 	var name, cidr *string
 	var mtu *int
-	var auto *bool
+	var auto, requireToken *bool
 	if sub == "create" {
 		name = fs.String("name", "", "network name")
 		cidr = fs.String("cidr", "", "overlay IPv4 CIDR, e.g. 192.168.254.0/24")
 		mtu = fs.Int("mtu", 0, fmt.Sprintf("tunnel MTU (default %d)", control.DefaultMTU))
 		auto = fs.Bool("auto-allow", false, "allow new members automatically (otherwise an admin allows each)")
+		requireToken = fs.Bool("require-token", false, "admit new members only with a join token (otherwise a node that knows the network ID can ask to join and waits for an admin)")
 	}
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -136,7 +137,7 @@ func runNetwork(e *env, args []string) error {
 		if err != nil {
 			return usagef("--cidr %q is not a CIDR like 192.168.254.0/24", *cidr)
 		}
-		n, err := c.CreateNetwork(ctx, control.CreateNetworkRequest{Name: *name, CIDR: p, MTU: *mtu, AutoAllow: *auto})
+		n, err := c.CreateNetwork(ctx, control.CreateNetworkRequest{Name: *name, CIDR: p, MTU: *mtu, AutoAllow: *auto, RequireToken: *requireToken})
 		if err != nil {
 			return err
 		}
@@ -180,7 +181,7 @@ func runNetwork(e *env, args []string) error {
 				Members []control.Member `json:"members"`
 			}{n, ms})
 		}
-		fmt.Fprintf(e.stdout, "id:         %s\nname:       %s\ncidr:       %s\nmtu:        %d\nauto-allow: %v\nrevision:   %d\nroutes:\n", n.ID, n.Name, n.CIDR, n.MTU, n.AutoAllow, n.Revision)
+		fmt.Fprintf(e.stdout, "id:            %s\nname:          %s\ncidr:          %s\nmtu:           %d\nauto-allow:    %v\nrequire-token: %v\nrevision:      %d\nroutes:\n", n.ID, terminal(n.Name), n.CIDR, n.MTU, n.AutoAllow, n.RequireToken, n.Revision)
 		for _, r := range n.Routes {
 			fmt.Fprintf(e.stdout, "  %s via %s\n", r.Dest, r.Via)
 		}
@@ -253,13 +254,13 @@ func runRoute(e *env, c *control.Client, ctx context.Context, pos []string, asJS
 
 func printMembers(e *env, ms []control.Member) {
 	tw := table(e.stdout)
-	fmt.Fprintln(tw, "NODE\tHOSTNAME\tSTATE\tADDRESS\tENDPOINTS\tLAST SEEN\tVERSION")
+	fmt.Fprintln(tw, "NODE\tHOSTNAME\tSTATE\tADDRESS\tENDPOINTS\tLAST SEEN\tVERSION\tFINGERPRINT")
 	for _, m := range ms {
 		seen := "-"
 		if !m.LastSeen.IsZero() {
 			seen = time.Since(m.LastSeen).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.NodeID, orDash(m.Hostname), m.State, joinStrings(m.Addresses), joinStrings(m.Endpoints), seen, orDash(m.Version))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", terminal(m.NodeID), terminal(orDash(m.Hostname)), terminal(m.State), joinStrings(m.Addresses), terminal(joinStrings(m.Endpoints)), seen, terminal(orDash(m.Version)), terminal(orDash(m.Fingerprint)))
 	}
 	tw.Flush()
 }
@@ -297,7 +298,7 @@ func runMember(e *env, args []string) error {
 		printMembers(e, ms)
 		return nil
 	case "allow", "deny":
-		if err := wantArgs(pos, 2, "a network ID and a node ID"); err != nil {
+		if err := wantArgs(pos, 2, "a network ID and a node ID or fingerprint (sha256:...)"); err != nil {
 			return err
 		}
 		if sub == "allow" {

@@ -13,9 +13,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"unicode"
 )
 
 // env carries the process's outputs and version through the commands.
@@ -141,6 +143,19 @@ func printJSONLine(w io.Writer, v any) {
 }
 
 func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+// terminal renders text that came from the network (a member's hostname,
+// a controller's answer) for a terminal: as it is when every character is
+// printable, else quoted with Go escapes, so that no control character or
+// escape sequence reaches the operator's terminal.
+func terminal(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
 
 func orDash(s string) string {
 	if s == "" {

@@ -206,7 +206,9 @@ func runJoin(e *env, args []string) error {
 	if n.Status == "REQUESTING_CONFIGURATION" {
 		st, err := localapi.NewClient(*socket).Status(ctx)
 		if err == nil {
-			fmt.Fprintf(e.stdout, "  waiting for an admin: gate member allow %s %s\n", n.ID, st.NodeID)
+			// The fingerprint, not the short node ID: allowing by it
+			// cannot let in another key that shares the node ID.
+			fmt.Fprintf(e.stdout, "  waiting for an admin: gate member allow %s %s\n", n.ID, st.Fingerprint)
 		}
 	}
 	return nil
@@ -244,7 +246,7 @@ func runStatus(e *env, args []string) error {
 	if st.Online {
 		online = "ONLINE"
 	}
-	fmt.Fprintf(e.stdout, "%s %s %s networks=%d firewall=%s forwarding=%v\n", st.NodeID, st.Version, online, st.Networks, orDash(st.Firewall), st.Forward)
+	fmt.Fprintf(e.stdout, "%s %s %s networks=%d firewall=%s forwarding=%v\nfingerprint %s\n", st.NodeID, st.Version, online, st.Networks, orDash(st.Firewall), st.Forward, st.Fingerprint)
 	if st.LastError != "" {
 		fmt.Fprintf(e.stdout, "last error: %s\n", st.LastError)
 	}

@@ -32,6 +32,12 @@ func NodeIDFromKey(pub []byte) string {
 	return hex.EncodeToString(sum[:5])
 }
 
+// NodeIDOfPin returns the node ID of the key whose pin (as ParsePin
+// returns it) is pin: its first 10 hex digits.
+func NodeIDOfPin(pin string) string {
+	return strings.TrimPrefix(pin, "sha256:")[:10]
+}
+
 // CheckNodeID reports whether s is a well-formed node ID.
 func CheckNodeID(s string) error {
 	if len(s) != 10 || !isLowerHex(s) {

@@ -36,25 +36,32 @@ type Network struct {
 	CIDR      netip.Prefix `json:"cidr"`
 	MTU       int          `json:"mtu"`
 	AutoAllow bool         `json:"auto_allow"`
-	Routes    []Route      `json:"routes"`
-	Created   time.Time    `json:"created"`
-	Revision  uint64       `json:"revision"`
+	// RequireToken: new members must bring a join token; without one
+	// they are refused instead of waiting for an admin.
+	RequireToken bool      `json:"require_token"`
+	Routes       []Route   `json:"routes"`
+	Created      time.Time `json:"created"`
+	Revision     uint64    `json:"revision"`
 }
 
 // Member is one node's membership of one network.
 type Member struct {
-	NetworkID  string           `json:"network_id"`
-	NodeID     string           `json:"node_id"`
-	Hostname   string           `json:"hostname"`
-	PublicKey  string           `json:"public_key"` // WireGuard public key, base64
-	Endpoints  []netip.AddrPort `json:"endpoints"`
-	State      string           `json:"state"`
-	Addresses  []netip.Addr     `json:"addresses"`
-	BehindNAT  bool             `json:"behind_nat"`
-	LastSeen   time.Time        `json:"last_seen"`
-	Version    string           `json:"version"`
-	Created    time.Time        `json:"created"`
-	ListenPort int              `json:"listen_port"`
+	NetworkID string `json:"network_id"`
+	NodeID    string `json:"node_id"`
+	// Fingerprint is the pin of the node's identity key (sha256:...),
+	// of which the node ID is the first 10 hex digits: what an admin
+	// compares with `gate status` on the node before allowing it.
+	Fingerprint string           `json:"fingerprint"`
+	Hostname    string           `json:"hostname"`
+	PublicKey   string           `json:"public_key"` // WireGuard public key, base64
+	Endpoints   []netip.AddrPort `json:"endpoints"`
+	State       string           `json:"state"`
+	Addresses   []netip.Addr     `json:"addresses"`
+	BehindNAT   bool             `json:"behind_nat"`
+	LastSeen    time.Time        `json:"last_seen"`
+	Version     string           `json:"version"`
+	Created     time.Time        `json:"created"`
+	ListenPort  int              `json:"listen_port"`
 }
 
 // CreateNetworkRequest is the body of POST /v1/networks.
@@ -63,14 +70,17 @@ type CreateNetworkRequest struct {
 	CIDR      netip.Prefix `json:"cidr"`
 	MTU       int          `json:"mtu,omitempty"` // 0 means the default, DefaultMTU
 	AutoAllow bool         `json:"auto_allow"`
+	// RequireToken refuses new members that bring no join token.
+	RequireToken bool `json:"require_token,omitempty"`
 }
 
 // UpdateNetworkRequest is the body of PATCH /v1/networks/{id}; nil fields
 // are left as they are.
 type UpdateNetworkRequest struct {
-	Name      *string `json:"name,omitempty"`
-	MTU       *int    `json:"mtu,omitempty"`
-	AutoAllow *bool   `json:"auto_allow,omitempty"`
+	Name         *string `json:"name,omitempty"`
+	MTU          *int    `json:"mtu,omitempty"`
+	AutoAllow    *bool   `json:"auto_allow,omitempty"`
+	RequireToken *bool   `json:"require_token,omitempty"`
 }
 
 // SetAddressRequest is the body of PUT /v1/networks/{id}/members/{node}/address.

@@ -179,11 +179,18 @@ func (s *Server) member(h func(w http.ResponseWriter, r *http.Request, c caller)
 	}
 }
 
-// caller is the node a member call comes from.
-type caller struct {
+// memberRef names a member: by its node ID, and by the fingerprint (pin)
+// of its identity key when that is known: the member itself calling, or
+// an admin who named it by fingerprint. Node IDs are 40 bits, short
+// enough that a stranger can make a key with someone's node ID; the
+// fingerprint cannot be matched.
+type memberRef struct {
 	node string // its node ID, derived from its key
-	key  string // the pin of its key, which the node ID abbreviates
+	key  string // the pin of its key, which the node ID abbreviates; "" if not given
 }
+
+// caller is the node a member call comes from: key is always set.
+type caller = memberRef
 
 func callerOf(r *http.Request) (caller, error) {
 	node, err := control.PeerNodeID(r.TLS)
@@ -205,16 +212,30 @@ func networkID(r *http.Request) (string, error) {
 	return id, nil
 }
 
-func networkAndNode(r *http.Request) (string, string, error) {
+// networkAndNode reads the network ID and the member from the path; the
+// member may be given by node ID or by its fingerprint (sha256:...).
+func networkAndNode(r *http.Request) (string, memberRef, error) {
 	id, err := networkID(r)
 	if err != nil {
-		return "", "", err
+		return "", memberRef{}, err
 	}
-	node := control.NormalizeID(r.PathValue("node"))
+	ref, err := parseMemberRef(r.PathValue("node"))
+	return id, ref, err
+}
+
+func parseMemberRef(s string) (memberRef, error) {
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:") {
+		pin, err := control.ParsePin(s)
+		if err != nil {
+			return memberRef{}, badRequest("member fingerprint: %v", err)
+		}
+		return memberRef{node: control.NodeIDOfPin(pin), key: pin}, nil
+	}
+	node := control.NormalizeID(s)
 	if err := control.CheckNodeID(node); err != nil {
-		return "", "", badRequest("%v", err)
+		return memberRef{}, badRequest("%v (or give the member's fingerprint, sha256:...)", err)
 	}
-	return id, node, nil
+	return memberRef{node: node}, nil
 }
 
 // remoteAddr is the address a request came from.
@@ -344,13 +365,13 @@ func (s *Server) hListMembers(w http.ResponseWriter, r *http.Request) error {
 }
 
 // memberChange is the shape of allow and deny.
-func (s *Server) memberChange(op func(ctx context.Context, id, node string) (control.Member, error)) handlerFunc {
+func (s *Server) memberChange(op func(ctx context.Context, id string, ref memberRef) (control.Member, error)) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		id, node, err := networkAndNode(r)
+		id, ref, err := networkAndNode(r)
 		if err != nil {
 			return err
 		}
-		m, err := op(r.Context(), id, node)
+		m, err := op(r.Context(), id, ref)
 		if err != nil {
 			return err
 		}
@@ -372,17 +393,17 @@ func (s *Server) hSetAddress(w http.ResponseWriter, r *http.Request) error {
 	if err := readBody(w, r, &req); err != nil {
 		return err
 	}
-	return s.memberChange(func(ctx context.Context, id, node string) (control.Member, error) {
-		return s.setMemberAddress(ctx, id, node, req.Address)
+	return s.memberChange(func(ctx context.Context, id string, ref memberRef) (control.Member, error) {
+		return s.setMemberAddress(ctx, id, ref, req.Address)
 	})(w, r)
 }
 
 func (s *Server) hRemoveMember(w http.ResponseWriter, r *http.Request) error {
-	id, node, err := networkAndNode(r)
+	id, ref, err := networkAndNode(r)
 	if err != nil {
 		return err
 	}
-	if err := s.removeMember(r.Context(), id, node, ""); err != nil {
+	if err := s.removeMember(r.Context(), id, ref, false); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -456,7 +477,7 @@ func (s *Server) hLeave(w http.ResponseWriter, r *http.Request, node caller) err
 	if err != nil {
 		return err
 	}
-	if err := s.removeMember(r.Context(), id, node.node, node.key); err != nil {
+	if err := s.removeMember(r.Context(), id, node, true); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

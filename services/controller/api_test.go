@@ -460,7 +460,7 @@ func TestIdentityPinned(t *testing.T) {
 	wantErr(t, "join", err, "registered with a different identity key")
 	_, err = e.s.sync(e.ctx, nw.ID, forged, control.SyncRequest{PublicKey: evil.PublicKey}, netip.MustParseAddr("198.51.100.66"), true)
 	wantErr(t, "sync", err, "registered with a different identity key")
-	err = e.s.removeMember(e.ctx, nw.ID, a.id.NodeID(), other.Pin())
+	err = e.s.removeMember(e.ctx, nw.ID, memberRef{node: a.id.NodeID(), key: other.Pin()}, true)
 	wantErr(t, "leave", err, "registered with a different identity key")
 	if statusOf(err) != 403 {
 		t.Errorf("status %d, want 403", statusOf(err))

@@ -142,18 +142,19 @@ func sortedRoutes(rs []control.Route) []control.Route {
 // memberView is a member as the admin API shows it.
 func memberView(m memberRec) control.Member {
 	v := control.Member{
-		NetworkID:  m.NetworkID,
-		NodeID:     m.NodeID,
-		Hostname:   m.Hostname,
-		PublicKey:  m.PublicKey,
-		Endpoints:  slices.Clone(m.Endpoints),
-		State:      m.State,
-		Addresses:  []netip.Addr{},
-		BehindNAT:  m.BehindNAT,
-		LastSeen:   m.LastSeen.UTC(),
-		Version:    m.Version,
-		Created:    m.Created.UTC(),
-		ListenPort: m.ListenPort,
+		NetworkID:   m.NetworkID,
+		NodeID:      m.NodeID,
+		Fingerprint: m.Identity,
+		Hostname:    m.Hostname,
+		PublicKey:   m.PublicKey,
+		Endpoints:   slices.Clone(m.Endpoints),
+		State:       m.State,
+		Addresses:   []netip.Addr{},
+		BehindNAT:   m.BehindNAT,
+		LastSeen:    m.LastSeen.UTC(),
+		Version:     m.Version,
+		Created:     m.Created.UTC(),
+		ListenPort:  m.ListenPort,
 	}
 	if v.Endpoints == nil {
 		v.Endpoints = []netip.AddrPort{}
@@ -171,14 +172,15 @@ func networkView(n networkRec, routes []control.Route) control.Network {
 		rs = []control.Route{}
 	}
 	return control.Network{
-		ID:        n.ID,
-		Name:      n.Name,
-		CIDR:      n.CIDR,
-		MTU:       n.MTU,
-		AutoAllow: n.AutoAllow,
-		Routes:    rs,
-		Created:   n.Created.UTC(),
-		Revision:  n.Revision,
+		ID:           n.ID,
+		Name:         n.Name,
+		CIDR:         n.CIDR,
+		MTU:          n.MTU,
+		AutoAllow:    n.AutoAllow,
+		RequireToken: n.RequireToken,
+		Routes:       rs,
+		Created:      n.Created.UTC(),
+		Revision:     n.Revision,
 	}
 }
 

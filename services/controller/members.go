@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -27,7 +28,11 @@ func observedEndpoint(remote netip.Addr, listenPort int) netip.AddrPort {
 	if !remote.IsValid() || listenPort < 1 || listenPort > 65535 {
 		return netip.AddrPort{}
 	}
-	return netip.AddrPortFrom(remote.Unmap(), uint16(listenPort))
+	ep := netip.AddrPortFrom(remote.Unmap(), uint16(listenPort))
+	if endpointFault(ep) != "" {
+		return netip.AddrPort{} // a link-local peer address, with its zone: no use to others
+	}
+	return ep
 }
 
 // applyReport records what a member reported, seen from remote at now, and
@@ -60,22 +65,98 @@ func applyReport(m *memberRec, r report, remote netip.Addr, now time.Time) (chan
 }
 
 // giveAddress gives an allowed member without an address one: want if it
-// is valid and free, else the lowest free address. A full pool leaves the
-// member without one (it reports REQUESTING_CONFIGURATION) rather than
-// failing the call. used are the addresses other members hold.
-func (s *Server) giveAddress(n networkRec, used map[netip.Addr]string, m *memberRec, want netip.Addr) {
+// is valid and free, else the lowest free address; never one that is
+// promised (a route's next hop, a live token's address: see pool.go). A
+// full pool leaves the member without one (it reports
+// REQUESTING_CONFIGURATION) rather than failing the call. used are the
+// addresses other members hold, routes the network's.
+func (s *Server) giveAddress(tx *Tx, n networkRec, routes []control.Route, used map[netip.Addr]string, m *memberRec, want netip.Addr) error {
 	if m.State != control.StateAllowed || m.Address.IsValid() {
-		return
+		return nil
 	}
-	a, passedOver, err := pickAddress(n.CIDR, used, want)
+	toks, err := tx.promisedAddresses(n.ID, s.now())
+	if err != nil {
+		return err
+	}
+	a, passedOver, err := pickAddress(n.CIDR, taken{members: used, promised: promises(routes, toks)}, want)
 	if passedOver != nil {
 		s.logf("network %s: member %s: %v; using the pool", n.ID, m.NodeID, passedOver)
 	}
 	if err != nil {
 		s.logf("network %s: member %s is allowed but gets no address: %v", n.ID, m.NodeID, err)
-		return
+		return nil
 	}
 	m.Address = a
+	return nil
+}
+
+// Limits on members waiting for an admin, so that strangers who know a
+// network's ID (anyone can make a client certificate) cannot fill its
+// member list: per network, and per address they come from. When one is
+// reached, the pending member unheard of for longest gives way, if that
+// is more than pendingStale; otherwise the join is refused.
+// They are the defaults of Server.pendingLimits, which tests lower.
+const (
+	maxPendingPerNetwork = 256
+	maxPendingPerSource  = 16
+	pendingStale         = 24 * time.Hour
+)
+
+// pendingLimits bound the members waiting for an admin.
+type pendingLimits struct {
+	perNetwork, perSource int
+	stale                 time.Duration
+}
+
+// makePendingRoom makes room in network v for a new pending member from
+// remote, or refuses it (429) when there is none. Call inside the write.
+func (s *Server) makePendingRoom(tx *Tx, v *netView, remote netip.Addr, now time.Time) error {
+	var all, same []*viewMember
+	for _, vm := range v.members {
+		if vm.rec.State != control.StatePending {
+			continue
+		}
+		all = append(all, vm)
+		if vm.rec.Observed.Addr() == remote {
+			same = append(same, vm)
+		}
+	}
+	lim := s.pending
+	full, msg := all, fmt.Sprintf("network %s has %d members waiting for approval, the most it takes", v.n.ID, len(all))
+	switch {
+	case len(all) >= lim.perNetwork:
+	case remote.IsValid() && len(same) >= lim.perSource:
+		full, msg = same, fmt.Sprintf("network %s has %d members from %s waiting for approval, the most it takes from one address", v.n.ID, len(same), remote)
+	default:
+		return nil
+	}
+	stalest := slices.MinFunc(full, func(a, b *viewMember) int { return cmp.Compare(a.seen.Load(), b.seen.Load()) })
+	if last := fromNanos(stalest.seen.Load()); now.Sub(last) <= lim.stale {
+		return errorf(http.StatusTooManyRequests, "%s; an admin must allow or remove some first", msg)
+	}
+	if err := tx.deleteMember(v.n.ID, stalest.rec.NodeID); err != nil {
+		return err
+	}
+	s.logf("network %s: pending member %s, unheard of since %s, forgotten to make room", v.n.ID, stalest.rec.NodeID, fromNanos(stalest.seen.Load()).Format(time.RFC3339))
+	return nil
+}
+
+// checkKeyFree refuses a WireGuard public key that another member of the
+// network already has: every member's peers would otherwise hold two
+// entries for one key, and the copy could take the other's traffic.
+func checkKeyFree(v *netView, node, key string) error {
+	if holder, ok := v.byKey[key]; ok && holder != node {
+		return conflict("public_key is already used by another member of this network; each member needs its own WireGuard key")
+	}
+	return nil
+}
+
+// visible reports whether a change to a member's record, as a join or a
+// sync made it, shows in any configuration: its own (its state, address,
+// keepalive) or, while it is allowed, its peers'. A pending or denied
+// member's reports change nothing anyone is sent, so they wake no one.
+func visible(old, m memberRec, reported bool) bool {
+	return configChanged(old, m) || reported && m.State == control.StateAllowed
 }
 
 // answerOf builds member node's configuration from its network's view: a
@@ -109,6 +190,15 @@ func configChanged(a, b memberRec) bool {
 func checkIdentity(m memberRec, key string) error {
 	if m.Identity != key {
 		return errorf(http.StatusForbidden, "member %s of network %s was registered with a different identity key", m.NodeID, m.NetworkID)
+	}
+	return nil
+}
+
+// checkNamed refuses an admin's change to a member named by a fingerprint
+// that is not the member's.
+func checkNamed(m memberRec, ref memberRef) error {
+	if ref.key != "" && m.Identity != ref.key {
+		return conflict("member %s of network %s has the fingerprint %s, not %s: it is not the node you named", m.NodeID, m.NetworkID, m.Identity, ref.key)
 	}
 	return nil
 }
@@ -149,15 +239,22 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 			if err := checkIdentity(m, c.key); err != nil {
 				return err
 			}
+		} else if n.RequireToken && tok == nil {
+			return forbidden("network " + id + " admits new members only with a join token; ask an admin for one (gate token create)")
 		}
 		old := m
 		if !existing {
 			m = memberRec{NetworkID: id, NodeID: node, Identity: c.key, State: control.StatePending, Created: now}
 			if n.AutoAllow || tok != nil && tok.Allow {
 				m.State = control.StateAllowed
+			} else if err := s.makePendingRoom(tx, v, remote.Unmap(), now); err != nil {
+				return err
 			}
 		} else if m.State == control.StatePending && tok != nil && tok.Allow {
 			m.State = control.StateAllowed // a denied member stays denied
+		}
+		if err := checkKeyFree(v, node, req.PublicKey); err != nil {
+			return err
 		}
 		if req.RequestedAddress.IsValid() {
 			m.Requested = req.RequestedAddress
@@ -168,12 +265,16 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 		// member with an address gets none).
 		used := v.byAddr
 		if tok != nil && tok.Address.IsValid() && m.Address != tok.Address && m.State != control.StateDenied {
-			if err := checkFree("token address", n.CIDR, used, tok.Address); err != nil {
+			// The token's own promise is what gives the address: only
+			// members count against it.
+			if err := checkFree("token address", n.CIDR, taken{members: used}, tok.Address); err != nil {
 				return err
 			}
 			m.Address = tok.Address
 		}
-		s.giveAddress(n, used, &m, m.Requested)
+		if err := s.giveAddress(tx, n, v.routes, used, &m, m.Requested); err != nil {
+			return err
+		}
 		if existing {
 			err = tx.updateMember(m)
 		} else {
@@ -187,7 +288,7 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 				return err
 			}
 		}
-		if !existing && m.State != control.StatePending || existing && (reported || configChanged(old, m)) {
+		if !existing && m.State != control.StatePending || existing && visible(old, m, reported) {
 			if _, err := tx.bump(id); err != nil {
 				return err
 			}
@@ -276,11 +377,21 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 			if err := checkIdentity(m, c.key); err != nil {
 				return err
 			}
+			old := m
 			reported = applyReport(&m, rep, remote, now)
+			if m.PublicKey != old.PublicKey {
+				v, err := s.viewTx(tx, id)
+				if err != nil {
+					return err
+				}
+				if err := checkKeyFree(v, node, m.PublicKey); err != nil {
+					return err
+				}
+			}
 			if err := tx.updateMember(m); err != nil {
 				return err
 			}
-			if reported {
+			if visible(old, m, reported) {
 				if _, err := tx.bump(id); err != nil {
 					return err
 				}
@@ -372,11 +483,11 @@ func monotonic() int64 { return int64(time.Since(started)) + 1 }
 
 var started = time.Now()
 
-// removeMember deletes a member, freeing its address. key is the caller's
-// identity when the member leaves by itself, "" when an admin removes it.
-func (s *Server) removeMember(ctx context.Context, id, node, key string) error {
-	how := "removed"
-	if key != "" {
+// removeMember deletes a member, freeing its address: the member itself
+// leaving (self; ref.key is its identity), or an admin removing it.
+func (s *Server) removeMember(ctx context.Context, id string, ref memberRef, self bool) error {
+	node, how := ref.node, "removed"
+	if self {
 		how = "left"
 	}
 	var addr netip.Addr
@@ -388,10 +499,13 @@ func (s *Server) removeMember(ctx context.Context, id, node, key string) error {
 			}
 			return err
 		}
-		if key != "" {
-			if err := checkIdentity(m, key); err != nil {
-				return err
-			}
+		if self {
+			err = checkIdentity(m, ref.key)
+		} else {
+			err = checkNamed(m, ref)
+		}
+		if err != nil {
+			return err
 		}
 		addr = m.Address
 		if err := tx.deleteMember(id, node); err != nil {
@@ -441,7 +555,8 @@ func (s *Server) listMembers(ctx context.Context, id string) ([]control.Member, 
 
 // changeMember applies an admin's change to one member in a transaction,
 // bumping the revision if the change shows in any configuration.
-func (s *Server) changeMember(ctx context.Context, id, node string, change func(n networkRec, members []memberRec, m *memberRec) error) (memberRec, bool, error) {
+func (s *Server) changeMember(ctx context.Context, id string, ref memberRef, change func(tx *Tx, n networkRec, members []memberRec, m *memberRec) error) (memberRec, bool, error) {
+	node := ref.node
 	var m memberRec
 	var changed bool
 	err := s.write(ctx, func(tx *Tx) error {
@@ -457,8 +572,11 @@ func (s *Server) changeMember(ctx context.Context, id, node string, change func(
 		if m, ok = findMember(members, node); !ok {
 			return errMemberNotFound(node, id)
 		}
+		if err := checkNamed(m, ref); err != nil {
+			return err
+		}
 		old := m
-		if err := change(n, members, &m); err != nil {
+		if err := change(tx, n, members, &m); err != nil {
 			return err
 		}
 		if changed = configChanged(old, m); !changed {
@@ -473,11 +591,15 @@ func (s *Server) changeMember(ctx context.Context, id, node string, change func(
 	return m, changed, err
 }
 
-func (s *Server) allowMember(ctx context.Context, id, node string) (control.Member, error) {
-	m, changed, err := s.changeMember(ctx, id, node, func(n networkRec, members []memberRec, m *memberRec) error {
+func (s *Server) allowMember(ctx context.Context, id string, ref memberRef) (control.Member, error) {
+	node := ref.node
+	m, changed, err := s.changeMember(ctx, id, ref, func(tx *Tx, n networkRec, members []memberRec, m *memberRec) error {
 		m.State = control.StateAllowed
-		s.giveAddress(n, usedAddresses(members, m.NodeID), m, m.Requested)
-		return nil
+		routes, err := tx.routes(id)
+		if err != nil {
+			return err
+		}
+		return s.giveAddress(tx, n, routes, usedAddresses(members, m.NodeID), m, m.Requested)
 	})
 	if err == nil && changed {
 		s.logf("network %s: member %s allowed, address %s", id, node, textAddr(m.Address))
@@ -485,8 +607,9 @@ func (s *Server) allowMember(ctx context.Context, id, node string) (control.Memb
 	return memberView(m), err
 }
 
-func (s *Server) denyMember(ctx context.Context, id, node string) (control.Member, error) {
-	m, changed, err := s.changeMember(ctx, id, node, func(_ networkRec, _ []memberRec, m *memberRec) error {
+func (s *Server) denyMember(ctx context.Context, id string, ref memberRef) (control.Member, error) {
+	node := ref.node
+	m, changed, err := s.changeMember(ctx, id, ref, func(_ *Tx, _ networkRec, _ []memberRec, m *memberRec) error {
 		m.State = control.StateDenied
 		return nil
 	})
@@ -496,11 +619,19 @@ func (s *Server) denyMember(ctx context.Context, id, node string) (control.Membe
 	return memberView(m), err
 }
 
-func (s *Server) setMemberAddress(ctx context.Context, id, node string, a netip.Addr) (control.Member, error) {
+func (s *Server) setMemberAddress(ctx context.Context, id string, ref memberRef, a netip.Addr) (control.Member, error) {
+	node := ref.node
 	a = a.Unmap()
 	var was netip.Addr
-	m, changed, err := s.changeMember(ctx, id, node, func(n networkRec, members []memberRec, m *memberRec) error {
-		if err := checkFree("address", n.CIDR, usedAddresses(members, node), a); err != nil {
+	m, changed, err := s.changeMember(ctx, id, ref, func(tx *Tx, n networkRec, members []memberRec, m *memberRec) error {
+		// An admin may give a route's next hop (that is how a gateway
+		// gets it), not what a live token promises to whoever joins
+		// with it.
+		toks, err := tx.promisedAddresses(id, s.now())
+		if err != nil {
+			return err
+		}
+		if err := checkFree("address", n.CIDR, taken{members: usedAddresses(members, node), promised: promises(nil, toks)}, a); err != nil {
 			return err
 		}
 		was, m.Address = m.Address, a

@@ -129,13 +129,14 @@ func (s *Server) createNetwork(ctx context.Context, req control.CreateNetworkReq
 		return control.Network{}, err
 	}
 	n := networkRec{
-		ID:        control.NewNetworkID(),
-		Name:      req.Name,
-		CIDR:      req.CIDR,
-		MTU:       req.MTU,
-		AutoAllow: req.AutoAllow,
-		Revision:  1,
-		Created:   s.now(),
+		ID:           control.NewNetworkID(),
+		Name:         req.Name,
+		CIDR:         req.CIDR,
+		MTU:          req.MTU,
+		AutoAllow:    req.AutoAllow,
+		RequireToken: req.RequireToken,
+		Revision:     1,
+		Created:      s.now(),
 	}
 	err = s.write(ctx, func(tx *Tx) error {
 		others, err := tx.networks()
@@ -152,7 +153,7 @@ func (s *Server) createNetwork(ctx context.Context, req control.CreateNetworkReq
 	if err != nil {
 		return control.Network{}, err
 	}
-	s.logf("network %s created: name %q, cidr %s, mtu %d, auto_allow %t", n.ID, n.Name, n.CIDR, n.MTU, n.AutoAllow)
+	s.logf("network %s created: name %q, cidr %s, mtu %d, auto_allow %t, require_token %t", n.ID, n.Name, n.CIDR, n.MTU, n.AutoAllow, n.RequireToken)
 	return networkView(n, nil), nil
 }
 
@@ -210,13 +211,16 @@ func (s *Server) updateNetwork(ctx context.Context, id string, req control.Updat
 		if req.AutoAllow != nil {
 			n.AutoAllow = *req.AutoAllow
 		}
+		if req.RequireToken != nil {
+			n.RequireToken = *req.RequireToken
+		}
 		if updated = n != old; updated {
 			if err := tx.updateNetwork(n); err != nil {
 				return err
 			}
 		}
-		// The name and MTU are in every member's configuration; whether
-		// new members are allowed automatically is not.
+		// The name and MTU are in every member's configuration; how new
+		// members are admitted is not.
 		if n.Name != old.Name || n.MTU != old.MTU {
 			if _, err := tx.bump(id); err != nil {
 				return err
@@ -226,7 +230,7 @@ func (s *Server) updateNetwork(ctx context.Context, id string, req control.Updat
 		return err
 	})
 	if err == nil && updated {
-		s.logf("network %s updated: name %q, mtu %d, auto_allow %t", id, out.Name, out.MTU, out.AutoAllow)
+		s.logf("network %s updated: name %q, mtu %d, auto_allow %t, require_token %t", id, out.Name, out.MTU, out.AutoAllow, out.RequireToken)
 	}
 	return out, err
 }

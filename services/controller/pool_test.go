@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/gatenet/gate/services/control"
 )
 
 func addrs(ss ...string) map[netip.Addr]string {
@@ -30,7 +32,7 @@ func TestAllocate(t *testing.T) {
 		{"10.0.0.8/29", addrs("10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.0.13"), "10.0.0.14"},
 		{"10.0.0.8/29", addrs("10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.0.13", "10.0.0.14"), ""},
 	} {
-		got, err := allocate(netip.MustParsePrefix(tc.cidr), tc.used)
+		got, err := allocate(netip.MustParsePrefix(tc.cidr), taken{members: tc.used})
 		if tc.want == "" {
 			wantErr(t, tc.cidr, err, "has no free addresses")
 			continue
@@ -49,7 +51,7 @@ func TestPoolFillAndFree(t *testing.T) {
 	var members []memberRec
 	for i := range 14 {
 		used := usedAddresses(members, "")
-		a, err := allocate(cidr, used)
+		a, err := allocate(cidr, taken{members: used})
 		if err != nil {
 			t.Fatalf("member %d: %v", i, err)
 		}
@@ -61,17 +63,17 @@ func TestPoolFillAndFree(t *testing.T) {
 		}
 		members = append(members, memberRec{NodeID: fmt.Sprintf("%010d", i), Address: a})
 	}
-	_, err := allocate(cidr, usedAddresses(members, ""))
+	_, err := allocate(cidr, taken{members: usedAddresses(members, "")})
 	wantErr(t, "full /28", err, "network 10.1.2.16/28 has no free addresses: all 14 usable addresses are assigned")
 
 	freed := members[5].Address
 	members = append(members[:5], members[6:]...)
-	a, err := allocate(cidr, usedAddresses(members, ""))
+	a, err := allocate(cidr, taken{members: usedAddresses(members, "")})
 	if err != nil || a != freed {
 		t.Fatalf("after freeing %s got %v, %v", freed, a, err)
 	}
 	// A member's own address does not count against it.
-	if a, err := allocate(cidr, usedAddresses(members, members[0].NodeID)); err != nil || a != members[0].Address {
+	if a, err := allocate(cidr, taken{members: usedAddresses(members, members[0].NodeID)}); err != nil || a != members[0].Address {
 		t.Fatalf("skip self: got %v, %v; want %s", a, err, members[0].Address)
 	}
 }
@@ -92,7 +94,7 @@ func TestPickAddress(t *testing.T) {
 		if tc.want != "" {
 			want = netip.MustParseAddr(tc.want)
 		}
-		got, passed, err := pickAddress(cidr, used, want)
+		got, passed, err := pickAddress(cidr, taken{members: used}, want)
 		if err != nil || got.String() != tc.got {
 			t.Errorf("pickAddress(%s) = %v, %v; want %s", tc.want, got, err, tc.got)
 		}
@@ -101,3 +103,30 @@ func TestPickAddress(t *testing.T) {
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// TestPromisedAddresses: a route's next hop and a live token's address are
+// never handed out from the pool, nor given to a member that asks for
+// them; each refusal says what keeps the address.
+func TestPromisedAddresses(t *testing.T) {
+	cidr := netip.MustParsePrefix("10.20.0.0/29")
+	routes := []control.Route{{Dest: netip.MustParsePrefix("172.16.0.0/16"), Via: netip.MustParseAddr("10.20.0.1")}}
+	tokens := map[netip.Addr]string{netip.MustParseAddr("10.20.0.2"): "0123456789abcdef"}
+	tk := taken{members: addrs("10.20.0.3"), promised: promises(routes, tokens)}
+	if a, err := allocate(cidr, tk); err != nil || a.String() != "10.20.0.4" {
+		t.Errorf("allocate = %v, %v; want 10.20.0.4, past the next hop, the token's and the member's", a, err)
+	}
+	for _, tc := range []struct{ addr, want string }{
+		{"10.20.0.1", "requested address 10.20.0.1 is reserved: the next hop of route 172.16.0.0/16"},
+		{"10.20.0.2", "requested address 10.20.0.2 is reserved: promised by join token 0123456789abcdef"},
+		{"10.20.0.3", "is already assigned to member"},
+	} {
+		a, passedOver, err := pickAddress(cidr, tk, netip.MustParseAddr(tc.addr))
+		if err != nil || a.String() != "10.20.0.4" {
+			t.Errorf("pickAddress(%s) = %v, %v; want the pool's 10.20.0.4", tc.addr, a, err)
+		}
+		wantErr(t, tc.addr, passedOver, tc.want)
+	}
+	full := taken{members: addrs("10.20.0.3", "10.20.0.4", "10.20.0.5", "10.20.0.6"), promised: tk.promised}
+	_, err := allocate(cidr, full)
+	wantErr(t, "full", err, "all 6 usable addresses are assigned or reserved")
+}

@@ -81,6 +81,13 @@ var migrations = [][]string{
 	3: {
 		`ALTER TABLE tokens ADD COLUMN used_instance TEXT NOT NULL DEFAULT ''`,
 	},
+	// Networks that admit new members only with a join token; the
+	// addresses live tokens promise, looked up on every join that gets
+	// one from the pool.
+	4: {
+		`ALTER TABLE networks ADD COLUMN require_token BOOLEAN NOT NULL DEFAULT FALSE`,
+		`CREATE INDEX tokens_promised ON tokens (network_id) WHERE address IS NOT NULL`,
+	},
 }
 
 func (st *Store) migrate(ctx context.Context) error {

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -44,7 +46,15 @@ type Store struct {
 
 // OpenSQLite opens (creating if need be) the SQLite database at path and
 // brings its schema up to date.
+//
+// The database holds every member's identity and the hashes of join
+// tokens: it and its WAL and shared-memory files are private to the
+// controller's user (0600), whatever the umask or the directory's mode,
+// and an existing database with looser modes is made private.
 func OpenSQLite(ctx context.Context, path string) (*Store, error) {
+	if err := privateDB(path); err != nil {
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)", "busy_timeout(10000)"} {
 		q.Add("_pragma", p)
@@ -60,6 +70,32 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	return st, nil
+}
+
+// privateDB creates the database file 0600 if it does not exist (SQLite
+// gives its -wal and -shm files the database file's mode) and takes away
+// any access others have to the three.
+func privateDB(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close stops the writer and closes the database.
@@ -128,8 +164,10 @@ type networkRec struct {
 	CIDR      netip.Prefix
 	MTU       int
 	AutoAllow bool
-	Revision  uint64
-	Created   time.Time
+	// RequireToken refuses joins of new members that bring no join token.
+	RequireToken bool
+	Revision     uint64
+	Created      time.Time
 	// Horizon is the oldest revision a delta can start from: the
 	// revisions of tombstones pruned so far, or of the schema upgrade
 	// that started tracking changes.
@@ -202,13 +240,13 @@ func textAddr(a netip.Addr) string {
 
 // Networks.
 
-const networkCols = `id, name, cidr, mtu, auto_allow, revision, created, horizon`
+const networkCols = `id, name, cidr, mtu, auto_allow, revision, created, horizon, require_token`
 
 func scanNetwork(sc interface{ Scan(...any) error }) (networkRec, error) {
 	var n networkRec
 	var cidr string
 	var rev, created, horizon int64
-	if err := sc.Scan(&n.ID, &n.Name, &cidr, &n.MTU, &n.AutoAllow, &rev, &created, &horizon); err != nil {
+	if err := sc.Scan(&n.ID, &n.Name, &cidr, &n.MTU, &n.AutoAllow, &rev, &created, &horizon, &n.RequireToken); err != nil {
 		return n, err
 	}
 	var err error
@@ -248,15 +286,15 @@ func (tx *Tx) networks() ([]networkRec, error) {
 }
 
 func (tx *Tx) insertNetwork(n networkRec) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO networks (`+networkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		n.ID, n.Name, n.CIDR.String(), n.MTU, n.AutoAllow, int64(n.Revision), nanos(n.Created), int64(n.Horizon))
+	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO networks (`+networkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		n.ID, n.Name, n.CIDR.String(), n.MTU, n.AutoAllow, int64(n.Revision), nanos(n.Created), int64(n.Horizon), n.RequireToken)
 	tx.netChange(n.ID)
 	return err
 }
 
 func (tx *Tx) updateNetwork(n networkRec) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE networks SET name = $2, mtu = $3, auto_allow = $4 WHERE id = $1`,
-		n.ID, n.Name, n.MTU, n.AutoAllow)
+	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE networks SET name = $2, mtu = $3, auto_allow = $4, require_token = $5 WHERE id = $1`,
+		n.ID, n.Name, n.MTU, n.AutoAllow, n.RequireToken)
 	tx.netChange(n.ID)
 	return err
 }
@@ -369,10 +407,14 @@ func scanMember(sc interface{ Scan(...any) error }) (memberRec, error) {
 	if err := json.Unmarshal([]byte(eps), &m.Endpoints); err != nil {
 		return m, bad("endpoints", err)
 	}
+	m.Endpoints = validEndpoints(m.Endpoints)
 	var err error
 	if observed != "" {
 		if m.Observed, err = netip.ParseAddrPort(observed); err != nil {
 			return m, bad("observed endpoint", err)
+		}
+		if endpointFault(m.Observed) != "" {
+			m.Observed = netip.AddrPort{}
 		}
 	}
 	if m.Address, err = parseNullAddr(addr); err != nil {
@@ -584,6 +626,34 @@ func (tx *Tx) tokenByHash(hash string) (t tokenRec, found bool, err error) {
 		return t, false, nil
 	}
 	return t, err == nil, err
+}
+
+// promisedAddresses returns the addresses that network networkID's live
+// join tokens promise (unexpired, and unused unless reusable), each with
+// the ID of a token that promises it.
+func (tx *Tx) promisedAddresses(networkID string, now time.Time) (map[netip.Addr]string, error) {
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT id, address FROM tokens
+		WHERE network_id = $1 AND address IS NOT NULL AND expires > $2 AND (reusable OR uses = 0)`, networkID, nanos(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[netip.Addr]string{}
+	for rows.Next() {
+		var id string
+		var addr sql.NullString
+		if err := rows.Scan(&id, &addr); err != nil {
+			return nil, err
+		}
+		a, err := parseNullAddr(addr)
+		if err != nil {
+			return nil, fmt.Errorf("token %s: stored address: %w", id, err)
+		}
+		if a.IsValid() {
+			out[a] = id
+		}
+	}
+	return out, rows.Err()
 }
 
 func (tx *Tx) tokens(networkID string) ([]tokenRec, error) {

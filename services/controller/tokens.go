@@ -111,7 +111,11 @@ func (s *Server) createToken(ctx context.Context, id string, req control.CreateT
 			if err != nil {
 				return err
 			}
-			if err := checkFree("token address", n.CIDR, usedAddresses(ms, ""), t.Address); err != nil {
+			toks, err := tx.promisedAddresses(id, now)
+			if err != nil {
+				return err
+			}
+			if err := checkFree("token address", n.CIDR, taken{members: usedAddresses(ms, ""), promised: promises(nil, toks)}, t.Address); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -228,24 +229,50 @@ func checkListenPort(p int) error {
 }
 
 // checkEndpoints checks and normalises the endpoints a member reports.
+// Each reaches every other member's WireGuard configuration, so only a
+// plain unicast IP and a port pass: no IPv6 zone (free text, which would
+// otherwise travel into other members' UAPI, logs and terminals), nothing
+// a peer could not or should not send to (unspecified, multicast,
+// broadcast, link-local: the cloud metadata service lives there). Errors name the endpoint by its position, never echo a zone.
 func checkEndpoints(eps []netip.AddrPort) ([]netip.AddrPort, error) {
 	if len(eps) > maxEndpoints {
 		return nil, badRequest("endpoints: at most %d allowed, got %d", maxEndpoints, len(eps))
 	}
 	out := make([]netip.AddrPort, 0, len(eps))
-	for _, ep := range eps {
-		a := ep.Addr().Unmap()
-		switch {
-		case !ep.IsValid():
-			return nil, badRequest("endpoints: %q is not an IP:port", ep.String())
-		case ep.Port() == 0:
-			return nil, badRequest("endpoints: %s has port 0", ep)
-		case a.IsUnspecified() || a.IsMulticast():
-			return nil, badRequest("endpoints: %s is not a unicast address", ep)
+	for i, ep := range eps {
+		if why := endpointFault(ep); why != "" {
+			return nil, badRequest("endpoints[%d]: %s", i, why)
 		}
+		a := ep.Addr().Unmap()
 		out = append(out, netip.AddrPortFrom(a, ep.Port()))
 	}
 	return out, nil
+}
+
+// endpointFault says why ep is not an endpoint other members may be told
+// to use, or "" when it is one.
+func endpointFault(ep netip.AddrPort) string {
+	a := ep.Addr().Unmap()
+	switch {
+	case !ep.IsValid():
+		return "not an IP:port"
+	case a.Zone() != "":
+		return "an IPv6 zone (%...) is not allowed; want a plain IP:port"
+	case ep.Port() == 0:
+		return ep.String() + " has port 0"
+	case a.IsUnspecified() || a.IsMulticast() || a == netip.IPv4Unspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return ep.String() + " is not a unicast address"
+	case a.IsLinkLocalUnicast():
+		return ep.String() + " is a link-local address, which other members cannot reach"
+	}
+	return ""
+}
+
+// validEndpoints keeps the endpoints that endpointFault passes: what a
+// database written before those checks holds is checked again as it is
+// read, so it never reaches a member either.
+func validEndpoints(eps []netip.AddrPort) []netip.AddrPort {
+	return slices.DeleteFunc(eps, func(ep netip.AddrPort) bool { return endpointFault(ep) != "" })
 }
 
 func checkHostname(h string) error { return checkText("hostname", h, 0, maxHostnameLen) }

@@ -135,7 +135,7 @@ func TestCheckFree(t *testing.T) {
 		if tc.addr != "" {
 			a = netip.MustParseAddr(tc.addr)
 		}
-		wantErr(t, tc.addr, checkFree("address", cidr, used, a), tc.want)
+		wantErr(t, tc.addr, checkFree("address", cidr, taken{members: used}, a), tc.want)
 	}
 }
 
@@ -167,6 +167,21 @@ func TestCheckJoinAndSync(t *testing.T) {
 		{"unspecified endpoint", mod(func(r *control.JoinRequest) {
 			r.Endpoints = []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:1")}
 		}), "not a unicast"},
+		{"zoned endpoint", mod(func(r *control.JoinRequest) {
+			r.Endpoints = []netip.AddrPort{netip.MustParseAddrPort("[fe80::1%x]:5")}
+		}), "endpoints[0]: an IPv6 zone"},
+		{"zone on a global address", mod(func(r *control.JoinRequest) {
+			r.Endpoints = []netip.AddrPort{netip.MustParseAddrPort("203.0.113.5:7"), netip.MustParseAddrPort("[2001:db8::1%eth0]:5")}
+		}), "endpoints[1]: an IPv6 zone"},
+		{"multicast endpoint", mod(func(r *control.JoinRequest) {
+			r.Endpoints = []netip.AddrPort{netip.MustParseAddrPort("[ff02::1]:5")}
+		}), "not a unicast"},
+		{"broadcast endpoint", mod(func(r *control.JoinRequest) {
+			r.Endpoints = []netip.AddrPort{netip.MustParseAddrPort("255.255.255.255:5")}
+		}), "not a unicast"},
+		{"metadata endpoint", mod(func(r *control.JoinRequest) {
+			r.Endpoints = []netip.AddrPort{netip.MustParseAddrPort("169.254.169.254:80")}
+		}), "link-local"},
 		{"v6 request", mod(func(r *control.JoinRequest) { r.RequestedAddress = netip.MustParseAddr("fd00::1") }), "only IPv4"},
 		{"bad token", mod(func(r *control.JoinRequest) { r.Token = "short" }), "token"},
 	} {

@@ -44,6 +44,7 @@ type netView struct {
 	routes  []control.Route // sorted
 	members map[string]*viewMember
 	byAddr  map[netip.Addr]string // every member holding an address, in service or not
+	byKey   map[string]string     // every member's WireGuard public key -> its node ID
 	ranked  []*viewMember         // in service, by address then node ID: the order of Peers
 	tombs   map[string]uint64     // deleted members: node ID -> revision of the removal
 	// log lists (revision, node) in revision order; an entry is current
@@ -130,7 +131,7 @@ func loadView(tx *Tx, id string) (*netView, error) {
 		return nil, err
 	}
 	v := &netView{n: n, routes: sortedRoutes(rs), members: make(map[string]*viewMember, len(ms)),
-		byAddr: make(map[netip.Addr]string, len(ms)), tombs: tombs}
+		byAddr: make(map[netip.Addr]string, len(ms)), byKey: make(map[string]string, len(ms)), tombs: tombs}
 	if v.routes == nil {
 		v.routes = []control.Route{}
 	}
@@ -144,6 +145,7 @@ func loadView(tx *Tx, id string) (*netView, error) {
 		if m.Address.IsValid() {
 			v.byAddr[m.Address] = m.NodeID
 		}
+		v.byKey[m.PublicKey] = m.NodeID
 		if vm.peer != nil {
 			v.ranked = append(v.ranked, vm)
 		}
@@ -302,6 +304,9 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 			if a := old.rec.Address; a.IsValid() && v.byAddr[a] == c.node {
 				delete(v.byAddr, a)
 			}
+			if v.byKey[old.rec.PublicKey] == c.node {
+				delete(v.byKey, old.rec.PublicKey)
+			}
 			if old.peer != nil {
 				v.unrank(old)
 				v.entryBytes -= len(old.peer)
@@ -324,6 +329,9 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		if a := vm.rec.Address; old != nil && a.IsValid() && v.byAddr[a] == c.node {
 			delete(v.byAddr, a)
 		}
+		if k := vm.rec.PublicKey; old != nil && v.byKey[k] == c.node {
+			delete(v.byKey, k)
+		}
 		wasRanked := vm.peer != nil && !moved
 		if c.peer != nil && vm.peer == nil {
 			vm.svcRev = rev
@@ -344,6 +352,7 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		if a := c.rec.Address; a.IsValid() {
 			v.byAddr[a] = c.node
 		}
+		v.byKey[c.rec.PublicKey] = c.node
 		if vm.peer != nil && !wasRanked {
 			v.rank(vm)
 		}

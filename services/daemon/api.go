@@ -14,14 +14,15 @@ import (
 func (d *Daemon) Status() localapi.Status {
 	st := d.rec.Status()
 	s := localapi.Status{
-		NodeID:   d.id.NodeID(),
-		Hostname: d.opt.Hostname,
-		Version:  d.opt.Version,
-		Online:   d.agent.Online(),
-		Started:  d.started,
-		Networks: len(d.agent.Memberships()),
-		Firewall: st.Firewall,
-		Forward:  st.Forwarding,
+		NodeID:      d.id.NodeID(),
+		Fingerprint: d.id.Pin(),
+		Hostname:    d.opt.Hostname,
+		Version:     d.opt.Version,
+		Online:      d.agent.Online(),
+		Started:     d.started,
+		Networks:    len(d.agent.Memberships()),
+		Firewall:    st.Firewall,
+		Forward:     st.Forwarding,
 	}
 	if st.Err != nil {
 		s.LastError = st.Err.Error()

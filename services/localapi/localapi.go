@@ -19,15 +19,18 @@ const DefaultSocket = "/run/gate/gate.sock"
 
 // Status is the node's overall state (GET /v1/status).
 type Status struct {
-	NodeID    string    `json:"node_id"`
-	Hostname  string    `json:"hostname"`
-	Version   string    `json:"version"`
-	Online    bool      `json:"online"`
-	Started   time.Time `json:"started"`
-	Networks  int       `json:"networks"`
-	Firewall  string    `json:"firewall"`   // "strict" or "guard"
-	Forward   bool      `json:"forwarding"` // IPv4 forwarding switched on by Gate
-	LastError string    `json:"last_error,omitempty"`
+	NodeID string `json:"node_id"`
+	// Fingerprint is the pin of the node's identity key (sha256:...),
+	// which an admin compares before allowing the node.
+	Fingerprint string    `json:"fingerprint"`
+	Hostname    string    `json:"hostname"`
+	Version     string    `json:"version"`
+	Online      bool      `json:"online"`
+	Started     time.Time `json:"started"`
+	Networks    int       `json:"networks"`
+	Firewall    string    `json:"firewall"`   // "strict" or "guard"
+	Forward     bool      `json:"forwarding"` // IPv4 forwarding switched on by Gate
+	LastError   string    `json:"last_error,omitempty"`
 	// Pending is a change waiting for confirmation, if any.
 	Pending *Pending `json:"pending,omitempty"`
 	// Config is where the node's configuration document came from and
