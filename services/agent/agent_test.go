@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/netip"
@@ -207,7 +209,7 @@ func TestDeltasKeepTheFullConfiguration(t *testing.T) {
 		}
 		defer c.Close()
 		others = append(others, c)
-		if _, err := c.Join(ctx, n.ID, control.JoinRequest{PublicKey: "V8FjWmnFFHIIvnVvwmwRPOu7JhW92odFepoHGki3alQ=", Hostname: fmt.Sprint("o", i), ListenPort: 51820}); err != nil {
+		if _, err := c.Join(ctx, n.ID, control.JoinRequest{PublicKey: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(i + 1)}, 32)), Hostname: fmt.Sprint("o", i), ListenPort: 51820}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatenet/gate/services/control"
@@ -93,6 +95,33 @@ func (a *Agent) run(ctx context.Context, id string) {
 }
 
 func (a *Agent) attempt(ctx context.Context, m *Membership, join, fresh bool) (control.MemberConfig, error) {
+	mc, err := a.exchange(ctx, m, join, fresh)
+	if err != nil {
+		return mc, err
+	}
+	return a.check(m, mc)
+}
+
+// check checks a configuration as it arrives (control.CheckConfig): a bad
+// one fails the attempt and the last good one stays; bad peers are left
+// out, and said in the log when the revision is new.
+func (a *Agent) check(m *Membership, mc control.MemberConfig) (control.MemberConfig, error) {
+	if mc.NetworkID != m.ID {
+		return control.MemberConfig{}, fmt.Errorf("the controller answered for network %s, not %s", strconv.QuoteToASCII(mc.NetworkID), m.ID)
+	}
+	out, dropped, err := control.CheckConfig(mc)
+	if err != nil {
+		return control.MemberConfig{}, err
+	}
+	if len(dropped) > 0 && (m.Config == nil || m.Config.Revision != out.Revision) {
+		a.cfg.Logf("network %s: revision %d: %d peer(s) left out: %s", m.ID, out.Revision, len(dropped), strings.Join(dropped, "; "))
+	}
+	return out, nil
+}
+
+// exchange is one call to the controller: a join, or a sync whose delta
+// it applies to the last good configuration.
+func (a *Agent) exchange(ctx context.Context, m *Membership, join, fresh bool) (control.MemberConfig, error) {
 	c, err := a.client(m)
 	if err != nil {
 		return control.MemberConfig{}, err
