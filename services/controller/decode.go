@@ -9,23 +9,36 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// maxBody is the largest request body the API reads.
+// maxBody is the largest request body the API reads, for an admin's
+// request; others have a smaller limit (maxAnonBody, guardBodies).
 const maxBody = 1 << 20
 
-// readBody reads a request body of at most maxBody bytes and decodes it
-// into v.
+// readBody reads a request body of at most maxBody bytes (or the smaller
+// limit guardBodies put on it) and decodes it into v.
 func readBody(w http.ResponseWriter, r *http.Request, v any) error {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errorf(http.StatusRequestEntityTooLarge, "request body: larger than %d bytes", maxBody)
+		var bte *bodyTimeoutError
+		switch {
+		case errors.As(err, &mbe):
+			return errorf(http.StatusRequestEntityTooLarge, "request body: larger than %d bytes", mbe.Limit)
+		case errors.As(err, &bte):
+			return errorf(http.StatusRequestTimeout, "request body: %v", bte)
 		}
 		return badRequest("request body: %v", err)
 	}
 	return decodeBody(b, v)
+}
+
+// bodyTimeoutError is a body that did not arrive within its deadline.
+type bodyTimeoutError struct{ timeout time.Duration }
+
+func (e *bodyTimeoutError) Error() string {
+	return "not received within " + e.timeout.String()
 }
 
 // decodeBody decodes one JSON object into v, refusing unknown fields and

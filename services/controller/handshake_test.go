@@ -41,16 +41,14 @@ func tlsOnLoopback(t *testing.T) (server, client *tls.Config, raw net.Listener) 
 // done; a client that never finishes its handshake is closed after the
 // timeout and holds up no one; Close ends Accept.
 func TestHandshakeListener(t *testing.T) {
-	defer func(old time.Duration) { handshakeTimeout = old }(handshakeTimeout)
-	handshakeTimeout = 300 * time.Millisecond
 	cfg, ccfg, raw := tlsOnLoopback(t)
 	var mu sync.Mutex
 	var logged []string
-	l := newHandshakeListener(raw, cfg, func(format string, args ...any) {
+	l := newHandshakeListener(raw, listenerConfig{tls: cfg, handshakeTimeout: 300 * time.Millisecond, logf: func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
 		logged = append(logged, format)
-	})
+	}})
 	defer l.Close()
 
 	// A silent client: connects, says nothing.
@@ -139,13 +137,13 @@ func TestHandshakeListenerOutOfFiles(t *testing.T) {
 	cfg, ccfg, raw := tlsOnLoopback(t)
 	var mu sync.Mutex
 	errs := 0
-	l := newHandshakeListener(&flakyListener{Listener: raw, fails: 3}, cfg, func(format string, args ...any) {
+	l := newHandshakeListener(&flakyListener{Listener: raw, fails: 3}, listenerConfig{tls: cfg, logf: func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
 		if strings.HasPrefix(format, "accept error") {
 			errs++
 		}
-	})
+	}})
 	defer l.Close()
 	go func() {
 		if c, err := tls.Dial("tcp", raw.Addr().String(), ccfg); err == nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"net"
@@ -34,6 +35,13 @@ type Config struct {
 	Advertise string
 	// Logf logs one line per change; nil means log.Printf.
 	Logf func(format string, args ...any)
+	// MaxConns caps the connections open at once, those still in their
+	// TLS handshake included; MaxConnsPerSource caps them per IPv4
+	// address or IPv6 /64. A connection over a cap is closed as soon as
+	// it is accepted. 0 means the default (DefaultMaxConns,
+	// DefaultMaxConnsPerSource; connlimit.go says why), a negative value
+	// no cap.
+	MaxConns, MaxConnsPerSource int
 }
 
 // Files in the state directory.
@@ -62,16 +70,27 @@ type Server struct {
 	// paceEach and paceMax set how long a member catching up with a
 	// burst of changes waits between answers (holdBurst).
 	paceEach, paceMax time.Duration
+	// pending bounds the members waiting for an admin (members.go).
+	pending pendingLimits
 	// stopping is closed when Serve shuts down, to end long-polls.
 	stopping  chan struct{}
 	closeOnce sync.Once
+	// conns counts connections against cfg's caps.
+	conns *connLimiter
+	// bodyTimeout bounds the reading of a request's body (guardBodies),
+	// handshakeTimeout a TLS handshake; logEvery is the interval of the
+	// rate-limited log lines. Tests shorten them.
+	bodyTimeout, handshakeTimeout, logEvery time.Duration
 }
 
 // New opens the controller whose state is in cfg.StateDir, creating its
 // identity, admin token and database on first start.
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, logf: cfg.Logf, now: time.Now, paceEach: burstPaceEach, paceMax: burstPaceMax, watch: newWatcher(), stopping: make(chan struct{}),
-		views: views{m: map[string]*netView{}}}
+		pending: pendingLimits{perNetwork: maxPendingPerNetwork, perSource: maxPendingPerSource, stale: pendingStale},
+		views:   views{m: map[string]*netView{}}}
+	s.conns = newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerSource)
+	s.bodyTimeout, s.handshakeTimeout, s.logEvery = defaultBodyTimeout, defaultHandshakeTimeout, defaultLogEvery
 	if s.logf == nil {
 		s.logf = log.Printf
 	}
@@ -135,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, fmt.Errorf("controller: loading networks: %w", err)
 	}
-	s.handler = s.routes()
+	s.handler = s.guardBodies(s.routes())
 	return s, nil
 }
 
@@ -248,7 +267,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		TLSConfig:         s.tlsConfig.Clone(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second, // the body has its own deadline, not ReadTimeout: see guardBodies
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          log.New(logWriter(s.logf), "", 0),
 	}
@@ -269,7 +288,9 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		s.logf("warning: open file limit is %d: at most about %d members can hold a long-poll at once", n, n-64)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(newHandshakeListener(ln, srv.TLSConfig, s.logf)) }()
+	hl := newHandshakeListener(ln, listenerConfig{tls: srv.TLSConfig, handshakeTimeout: s.handshakeTimeout,
+		limit: s.conns, logf: s.logf, logEvery: s.logEvery})
+	go func() { errc <- srv.Serve(hl) }()
 	tick := time.NewTicker(maintainEvery)
 	defer tick.Stop()
 wait:
@@ -306,4 +327,84 @@ type logWriter func(format string, args ...any)
 func (l logWriter) Write(p []byte) (int, error) {
 	l("%s", strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// Request bodies. Anyone can pass as a member (a self-signed certificate
+// is all it takes), so a body costs little and ends soon, whoever sends
+// it.
+const (
+	// maxAnonBody is the largest body of a request without the admin
+	// token: member calls send well under 2 KB (a join with its
+	// endpoints).
+	maxAnonBody = 16 << 10
+	// defaultBodyTimeout bounds the reading of a body, from the end of
+	// the request's head (which ReadHeaderTimeout bounds).
+	defaultBodyTimeout = 10 * time.Second
+)
+
+// guardBodies limits request bodies: maxAnonBody unless the request
+// carries the admin token (then maxBody), refused at once if the
+// announced length is over, and read within bodyTimeout.
+//
+// The deadline is the connection's read deadline, set for the body and
+// cleared as soon as the body has been read to its end: a long-poll (sync)
+// waits after its body, with net/http watching the connection by a
+// background read, and a deadline still set would end that read and with
+// it the request's context (TestSyncOutlivesBodyDeadline). Not
+// http.Server.ReadTimeout: its deadline is only lifted by net/http's
+// internals (connReader.startBackgroundRead clears it in Go 1.26), it
+// counts the head's time too, and a body that missed it would be a 400
+// where this answers 408 and closes the connection.
+func (s *Server) guardBodies(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength == 0 { // no body (-1: one of unknown length)
+			h.ServeHTTP(w, r)
+			return
+		}
+		limit := int64(maxAnonBody)
+		if s.checkAdmin(r) == nil {
+			limit = maxBody
+		}
+		if r.ContentLength > limit {
+			w.Header().Set("Connection", "close") // the body is not read
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body: larger than %d bytes", limit))
+			return
+		}
+		b := &guardedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), w: w, timeout: s.bodyTimeout}
+		if s.bodyTimeout > 0 {
+			b.rc = http.NewResponseController(w)
+			// Not supported (a handler called without a connection,
+			// as in tests): no deadline.
+			if b.rc.SetReadDeadline(time.Now().Add(s.bodyTimeout)) != nil {
+				b.rc = nil
+			}
+		}
+		r.Body = b
+		h.ServeHTTP(w, r)
+	})
+}
+
+// guardedBody is a body read under a deadline, which it clears when the
+// body ends.
+type guardedBody struct {
+	io.ReadCloser
+	w       http.ResponseWriter
+	rc      *http.ResponseController // nil: no deadline set
+	timeout time.Duration
+}
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == nil:
+	case errors.Is(err, os.ErrDeadlineExceeded) && b.rc != nil:
+		b.w.Header().Set("Connection", "close")
+		err = &bodyTimeoutError{b.timeout}
+	case b.rc != nil:
+		// The end, or an error (the connection is closed after one).
+		// A long-poll waits from here on with no deadline.
+		b.rc.SetReadDeadline(time.Time{})
+		b.rc = nil
+	}
+	return n, err
 }
