@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/gatenet/gate/services/control"
 )
@@ -128,11 +129,23 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status := statusOf(err)
 	msg := err.Error()
-	if status == http.StatusInternalServerError {
+	if diskFull(err) {
+		// Nothing was written: the admin can free space and try again.
+		s.logf("%s %s: %v", r.Method, r.URL.Path, err)
+		status, msg = http.StatusInsufficientStorage, "the controller's disk is full: nothing was changed; free space on its state partition and try again"
+	} else if status == http.StatusInternalServerError {
 		s.logf("internal error on %s %s: %v", r.Method, r.URL.Path, err)
 		msg = "internal error; see the controller's log"
 	}
 	writeError(w, status, msg)
+}
+
+// diskFull reports whether err is the database or the file system saying
+// it has no room (SQLITE_FULL, ENOSPC).
+func diskFull(err error) bool {
+	var se interface{ Code() int }
+	const sqliteFull = 13
+	return errors.Is(err, syscall.ENOSPC) || errors.As(err, &se) && se.Code()&0xff == sqliteFull
 }
 
 func (s *Server) public(h handlerFunc) http.HandlerFunc {

@@ -1,9 +1,12 @@
 package controller
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,6 +271,28 @@ func TestBroadcast(t *testing.T) {
 	} {
 		if got := broadcast(netip.MustParsePrefix(tc.cidr)); got.String() != tc.want {
 			t.Errorf("broadcast(%s) = %s, want %s", tc.cidr, got, tc.want)
+		}
+	}
+}
+
+type codeErr int
+
+func (c codeErr) Error() string { return fmt.Sprintf("sqlite error %d", int(c)) }
+func (c codeErr) Code() int     { return int(c) }
+
+func TestDiskFull(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("commit: %w", codeErr(13)), true},       // SQLITE_FULL
+		{fmt.Errorf("write: %w", codeErr(13|(1<<8))), true}, // an extended code of it
+		{fmt.Errorf("sync: %w", syscall.ENOSPC), true},      // the file system
+		{fmt.Errorf("commit: %w", codeErr(5)), false},       // SQLITE_BUSY
+		{errors.New("database or disk is full"), false},     // only the words
+	} {
+		if got := diskFull(tc.err); got != tc.want {
+			t.Errorf("diskFull(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
