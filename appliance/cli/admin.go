@@ -23,6 +23,8 @@ func runController(e *env, args []string) error {
 	listen := fs.String("listen", ":8443", "address to listen on (TLS)")
 	advertise := fs.String("advertise", "", "HOST:PORT members use to reach this controller (default: --listen, if it names a host)")
 	memLimit := memoryLimitFlag(fs, "448MiB", "each member's TLS connection and long-poll hold ~25 KB of heap and ~13 KB of stacks: with 448MiB, 10,000 members measured 460 MiB at rest and 487 at the peak of their join storm, see make bench")
+	maxConns := fs.Int("max-conns", controller.DefaultMaxConns, "connections open at once, TLS handshakes included; one more is closed at once (0: no cap)")
+	maxPerSource := fs.Int("max-conns-per-source", controller.DefaultMaxConnsPerSource, "connections open at once from one IPv4 address or IPv6 /64; members behind one NAT share it, one connection per network each (0: no cap)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -30,13 +32,23 @@ func runController(e *env, args []string) error {
 	if err := wantArgs(pos, 0, "no arguments"); err != nil {
 		return err
 	}
+	if *maxConns < 0 || *maxPerSource < 0 {
+		return usagef("--max-conns and --max-conns-per-source: want a count, 0 for no cap")
+	}
+	noCap := func(n int) int { // Config's 0 is the default, a negative value no cap
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
 	stopLimit, err := applyMemoryLimit(*memLimit)
 	if err != nil {
 		return err
 	}
 	defer stopLimit()
 	logger := log.New(e.stderr, "", log.LstdFlags)
-	s, err := controller.New(controller.Config{StateDir: *stateDir, Listen: *listen, Advertise: *advertise, Logf: logger.Printf})
+	s, err := controller.New(controller.Config{StateDir: *stateDir, Listen: *listen, Advertise: *advertise, Logf: logger.Printf,
+		MaxConns: noCap(*maxConns), MaxConnsPerSource: noCap(*maxPerSource)})
 	if err != nil {
 		return err
 	}
