@@ -32,8 +32,13 @@ type ctl struct {
 }
 
 // startController runs `gate controller` on a free loopback port (or, with
-// inproc, a controller in this process) with its state in dir.
-func startController(o options, dir string) (*ctl, error) {
+// inproc, a controller in this process) with its state in dir, for n
+// members.
+func startController(o options, dir string, n int) (*ctl, error) {
+	// Every member connects from 127.0.0.1: the cap per source address
+	// must hold them all, with room for the joins under way and the
+	// admin's clients (-ctl-arg can still set others: the last wins).
+	perSource, total := n+1024, max(n+1024, controller.DefaultMaxConns)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -47,7 +52,7 @@ func startController(o options, dir string) (*ctl, error) {
 	c := &ctl{addr: addr}
 	if o.inproc {
 		lg := log.New(logf, "", log.LstdFlags)
-		s, err := controller.New(controller.Config{StateDir: dir, Listen: addr, Logf: lg.Printf})
+		s, err := controller.New(controller.Config{StateDir: dir, Listen: addr, Logf: lg.Printf, MaxConns: total, MaxConnsPerSource: perSource})
 		if err != nil {
 			return nil, err
 		}
@@ -57,7 +62,9 @@ func startController(o options, dir string) (*ctl, error) {
 		c.pid = os.Getpid()
 		c.stop = func() error { cancel(); err := <-done; s.Close(); logf.Close(); return err }
 	} else {
-		cmd := exec.Command(o.gate, append([]string{"controller", "--state", dir, "--listen", addr}, o.ctlArgs...)...)
+		args := []string{"controller", "--state", dir, "--listen", addr,
+			"--max-conns", strconv.Itoa(total), "--max-conns-per-source", strconv.Itoa(perSource)}
+		cmd := exec.Command(o.gate, append(args, o.ctlArgs...)...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.Env = append(os.Environ(), o.ctlEnv...)
 		if err := cmd.Start(); err != nil {
@@ -140,7 +147,7 @@ func run(n int, o options) (*result, error) {
 	r.ControllerEnv = o.ctlEnv
 	r.ControllerArg = o.ctlArgs
 	log.Printf("N=%d (%s): starting the controller", n, r.Mode)
-	c, err := startController(o, dir)
+	c, err := startController(o, dir, n)
 	if err != nil {
 		return nil, err
 	}
