@@ -145,14 +145,11 @@ func TestAttackRouteNextHop(t *testing.T) {
 		t.Fatalf("a member asking for the next hop: %+v, %v", mc, err)
 	}
 	// The pool passes over it too, down to the last address.
-	var nodes []*node
 	for range 4 {
-		n := e.newNode()
-		mc := e.mustJoin(n, nw.ID, "")
+		mc := e.mustJoin(e.newNode(), nw.ID, "")
 		if len(mc.Addresses) != 1 || mc.Addresses[0].Addr() == via {
 			t.Fatalf("pool gave %+v", mc.Addresses)
 		}
-		nodes = append(nodes, n)
 	}
 	late := e.newNode()
 	if mc := e.mustJoin(late, nw.ID, ""); len(mc.Addresses) != 0 {
