@@ -155,7 +155,7 @@ func New(opt Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := reconciler.New(opt.Logf)
+	rec, err := reconciler.New(opt.Logf, reconciler.WithState(st))
 	if err != nil {
 		nl.Close()
 		return nil, err

@@ -18,11 +18,10 @@ const ipForward = "/proc/sys/net/ipv4/ip_forward"
 // effect (the host stops accepting router advertisements, losing SLAAC
 // addresses and default routes) that must not come with an IPv4 feature.
 func SetForwarding(enable bool) (prev bool, err error) {
-	b, err := os.ReadFile(ipForward)
+	prev, err = Forwarding()
 	if err != nil {
-		return false, fmt.Errorf("reading net.ipv4.ip_forward: %w", err)
+		return false, err
 	}
-	prev = strings.TrimSpace(string(b)) != "0"
 	if prev == enable {
 		return prev, nil
 	}
@@ -34,4 +33,33 @@ func SetForwarding(enable bool) (prev bool, err error) {
 		return prev, fmt.Errorf("setting net.ipv4.ip_forward=%s: %w", strings.TrimSpace(v), err)
 	}
 	return prev, nil
+}
+
+// Forwarding reports whether IPv4 forwarding is on in the current network
+// namespace.
+func Forwarding() (bool, error) {
+	b, err := os.ReadFile(ipForward)
+	if err != nil {
+		return false, fmt.Errorf("reading net.ipv4.ip_forward: %w", err)
+	}
+	return strings.TrimSpace(string(b)) != "0", nil
+}
+
+// ForwardingSwitch names the forwarding switch that SetForwarding and
+// Forwarding reach: this boot and the current network namespace, e.g.
+// "boot 5c1f…, net:[4026531840]". A value recorded with one name says
+// nothing of a switch with another: a reboot resets the switch (to the
+// kernel's default or the host's sysctl.conf), and another namespace has
+// its own.
+func ForwardingSwitch() (string, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "", fmt.Errorf("reading the boot id: %w", err)
+	}
+	// thread-self: /proc/sys/net is the opening thread's namespace.
+	ns, err := os.Readlink("/proc/thread-self/ns/net")
+	if err != nil {
+		return "", fmt.Errorf("naming the network namespace: %w", err)
+	}
+	return "boot " + strings.TrimSpace(string(b)) + ", " + ns, nil
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/gatenet/gate/services/firewall"
 	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/state"
 	"github.com/gatenet/gate/services/tunnel"
 )
 
@@ -116,10 +117,17 @@ type Reconciler struct {
 	status  Status
 	devices map[string]*tunnel.Device // by network ID
 	// fwdPrev is the forwarding switch as found before Gate turned it on;
-	// nil while Gate has not touched it.
+	// nil while Gate has not touched it. With a state directory it is on
+	// disk too while Gate has forwarding on (forwarding.go), so that it
+	// survives a crash.
 	fwdPrev *bool
-	ownsNFT bool
-	nics    map[string]bool // NICs Gate has configured
+	state   *state.Dir // nil: nothing survives a crash
+	// fwdSwitch names the forwarding switch (netcfg.ForwardingSwitch);
+	// fwdFile is what forwardingFile holds.
+	fwdSwitch string
+	fwdFile   fileState
+	ownsNFT   bool
+	nics      map[string]bool // NICs Gate has configured
 	// onPass runs after each pass with the status before and after it.
 	onPass func(before, after Status)
 }
@@ -132,8 +140,17 @@ func (r *Reconciler) OnPass(f func(before, after Status)) {
 	r.mu.Unlock()
 }
 
+// Option configures a Reconciler at construction.
+type Option func(*Reconciler)
+
+// WithState gives the reconciler the daemon's state directory, where it
+// keeps what it must put back as found even after a crash: the forwarding
+// switch (forwarding.go). Without it that is kept in memory only, and a
+// run that is killed loses it.
+func WithState(d *state.Dir) Option { return func(r *Reconciler) { r.state = d } }
+
 // New opens netlink and nftables in the current network namespace.
-func New(logf func(string, ...any)) (*Reconciler, error) {
+func New(logf func(string, ...any), opts ...Option) (*Reconciler, error) {
 	nl, err := netcfg.Open()
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
@@ -143,7 +160,7 @@ func New(logf func(string, ...any)) (*Reconciler, error) {
 		nl.Close()
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	return &Reconciler{
+	r := &Reconciler{
 		logf:    logf,
 		nl:      nl,
 		nft:     nft,
@@ -154,7 +171,12 @@ func New(logf func(string, ...any)) (*Reconciler, error) {
 		// A table left by a crashed run is Gate's: the first pass with
 		// nothing to guard removes it.
 		ownsNFT: true,
-	}, nil
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	r.loadForwardingFound()
+	return r, nil
 }
 
 // Set replaces the desired state and schedules a pass. It returns the
@@ -397,32 +419,6 @@ func (r *Reconciler) applyFirewall(d Desired, st *Status) error {
 	st.Firewall = "guard"
 	if d.Strict {
 		st.Firewall = "strict"
-	}
-	return nil
-}
-
-func (r *Reconciler) setForwarding(on bool, st *Status) error {
-	switch {
-	case on:
-		prev, err := netcfg.SetForwarding(true)
-		if err != nil {
-			return fmt.Errorf("enabling IPv4 forwarding: %w", err)
-		}
-		if r.fwdPrev == nil {
-			r.fwdPrev = &prev
-			if !prev {
-				r.logf("IPv4 forwarding on")
-			}
-		}
-		st.Forwarding = true
-	case r.fwdPrev != nil:
-		if !*r.fwdPrev {
-			if _, err := netcfg.SetForwarding(false); err != nil {
-				return fmt.Errorf("restoring IPv4 forwarding: %w", err)
-			}
-			r.logf("IPv4 forwarding off (as found)")
-		}
-		r.fwdPrev = nil
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatenet/gate/services/netcfg"
 	"github.com/gatenet/gate/services/nstest"
+	"github.com/gatenet/gate/services/state"
 	"github.com/gatenet/gate/services/tunnel"
 )
 
@@ -199,5 +200,215 @@ func TestAttackDuplicateKeyDropsOnlyThosePeers(t *testing.T) {
 	}
 	if out, _ := run(t, "ip", "route", "show", "10.33.0.0/16"); !strings.Contains(out, "via 10.3.0.3") {
 		t.Errorf("route not applied: %q", out)
+	}
+}
+
+// gatewayNet is a gateway network on a veth of the test's own, for tests
+// of the forwarding switch.
+func gatewayNet(t *testing.T, id, iface, lan string, port int) Network {
+	t.Helper()
+	nstest.Run(t, "ip", "link", "add", lan, "type", "veth", "peer", "name", lan+"p")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", lan).Run() })
+	key, _ := tunnel.GeneratePrivateKey()
+	pfx := netip.MustParsePrefix
+	return Network{ID: id, Iface: iface, MTU: 1420, PrivateKey: key, ListenPort: port,
+		Addrs:    []netip.Prefix{pfx("10.4.0.1/24")},
+		Prefixes: []netip.Prefix{pfx("10.4.0.0/24")},
+		Gateway:  &Gateway{Serve: []netip.Prefix{pfx("172.20.0.0/16")}, LAN: lan}}
+}
+
+// crash abandons r as kill -9 would: the process's TUN devices go with it
+// (the kernel removes their links), and nothing else is undone: no
+// teardown, forwarding and the nftables table stay as they are.
+func crash(r *Reconciler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, dev := range r.devices {
+		dev.Close()
+	}
+	r.nl.Close()
+	r.nft.CloseLasting()
+}
+
+// TestForwardingFoundSurvivesCrash: forwarding was 0; a gateway turns it
+// on and is killed; the next run (same state directory) takes over the
+// gateway role and stops cleanly: forwarding is 0 again, and the record of
+// the value found is gone. Before, the second run took the 1 the first
+// left as the value it found, and a clean stop left forwarding on.
+func TestForwardingFoundSurvivesCrash(t *testing.T) {
+	if forwarding(t) != "0" {
+		t.Fatal("test namespace starts with forwarding on")
+	}
+	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
+	dir, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := gatewayNet(t, "0000000000000004", "gatefwd", "fwlan0", 52004)
+	d := Desired{Networks: []Network{n}}
+
+	for _, restartAs := range []struct {
+		name string
+		d    Desired
+	}{
+		{"a gateway again", d},
+		{"no longer a gateway", Desired{}},
+	} {
+		r1, err := New(t.Logf, WithState(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r1.pass(d); err != nil {
+			t.Fatalf("first run: %v", err)
+		}
+		if forwarding(t) != "1" {
+			t.Fatal("gateway did not turn forwarding on")
+		}
+		crash(r1)
+
+		r2, err := New(t.Logf, WithState(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r2.pass(restartAs.d); err != nil {
+			t.Fatalf("%s: second run: %v", restartAs.name, err)
+		}
+		r2.Teardown()
+		if got := forwarding(t); got != "0" {
+			t.Errorf("restarted after a crash as %s: forwarding %s after a clean stop, want 0 as found before the first run", restartAs.name, got)
+			os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644)
+		}
+		if ents, _ := os.ReadDir(dir.Path()); len(ents) != 0 {
+			t.Errorf("restarted as %s: state directory after forwarding was put back: %v", restartAs.name, ents)
+		}
+	}
+}
+
+// TestForwardingFoundRecord: while Gate has forwarding on, the value it
+// found is on disk (0600) and gone once it is put back; a host that had
+// forwarding on gets no record and keeps it on.
+func TestForwardingFoundRecord(t *testing.T) {
+	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
+	dir, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := gatewayNet(t, "0000000000000005", "gatefwd2", "fwlan1", 52005)
+	r, err := New(t.Logf, WithState(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pass(Desired{Networks: []Network{n}}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir.File(forwardingFile))
+	if err != nil {
+		t.Fatalf("no record of the value found: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("record mode %v, want 0600", fi.Mode().Perm())
+	}
+	r.Teardown()
+	if _, err := os.Stat(dir.File(forwardingFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("record left after teardown: %v", err)
+	}
+
+	// Forwarding on before Gate: nothing to record, and it stays on.
+	os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644)
+	r, err = New(t.Logf, WithState(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pass(Desired{Networks: []Network{n}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir.File(forwardingFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a record although forwarding was on before Gate: %v", err)
+	}
+	r.Teardown()
+	if forwarding(t) != "1" {
+		t.Error("forwarding on before Gate, off after it")
+	}
+}
+
+// TestForwardingFoundStale: a record made in another boot or another
+// network namespace says nothing of this switch, nor does an unreadable
+// one: it is dropped, and the value found now is the one put back.
+func TestForwardingFoundStale(t *testing.T) {
+	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
+	dir, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another boot left a record of 0; this boot's host has forwarding on.
+	if err := dir.Write(forwardingFile, []byte(`{"ipv4_forward":false,"switch":"boot 00000000-0000-0000-0000-000000000000, net:[1]"}`+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644)
+	n := gatewayNet(t, "0000000000000006", "gatefwd3", "fwlan2", 52006)
+	r, err := New(t.Logf, WithState(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pass(Desired{Networks: []Network{n}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Teardown()
+	if forwarding(t) != "1" {
+		t.Error("a stale record turned the host's forwarding off")
+	}
+	if _, err := os.Stat(dir.File(forwardingFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale record left: %v", err)
+	}
+
+	// An unreadable record, forwarding off: Gate's record replaces it.
+	os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644)
+	if err := dir.Write(forwardingFile, []byte("{")); err != nil {
+		t.Fatal(err)
+	}
+	r, err = New(t.Logf, WithState(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pass(Desired{Networks: []Network{n}}); err != nil {
+		t.Fatal(err)
+	}
+	var rec forwardingFound
+	if ok, err := dir.LoadJSON(forwardingFile, &rec); !ok || err != nil || rec.IPv4Forward {
+		t.Errorf("record after a gateway pass: %+v, %v, %v; want ipv4_forward false", rec, ok, err)
+	}
+	r.Teardown()
+	if forwarding(t) != "0" {
+		t.Error("forwarding not put back")
+	}
+}
+
+// TestForwardingFoundUnrecordable: a state directory that cannot take the
+// record does not hold the gateway role back; a clean stop still puts the
+// switch back, from memory.
+func TestForwardingFoundUnrecordable(t *testing.T) {
+	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
+	dir, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A non-empty directory in the way: the rename over it fails, root or not.
+	if err := os.MkdirAll(dir.File(forwardingFile)+"/x", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n := gatewayNet(t, "0000000000000007", "gatefwd4", "fwlan3", 52007)
+	r, err := New(t.Logf, WithState(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pass(Desired{Networks: []Network{n}}); err != nil {
+		t.Fatal(err)
+	}
+	if forwarding(t) != "1" {
+		t.Error("gateway did not turn forwarding on")
+	}
+	r.Teardown()
+	if forwarding(t) != "0" {
+		t.Error("forwarding not put back")
 	}
 }
