@@ -9,7 +9,7 @@ BIN := bin/gate
 DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux dosfstools mtools genisoimage dnsmasq-base util-linux
 TOOLS := ip nft ping nc jq sysctl tmux mkfs.vfat mcopy genisoimage dnsmasq unshare nsenter
 
-.PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools faults crashtest
+.PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools faults crashtest attack
 
 all: build ## build bin/gate (static)
 
@@ -71,6 +71,9 @@ lint: ## gofmt, go vet, staticcheck, third_party/ is upstream + its patch
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	scripts/check-third-party.sh
+
+attack: deps ## the attack suite alone: every hostile-input test (TestAttack*: members, strangers, metadata and DHCP servers) (root)
+	$(GO) test -count=1 -run Attack ./...
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each
