@@ -300,9 +300,9 @@ func TestAttackFingerprint(t *testing.T) {
 }
 
 // TestStateFilesPrivate: the database, which holds every member's identity
-// and the token hashes, is 0600 with its WAL and shared-memory files, in a
-// directory that others can read and under a permissive umask, and a
-// database left readable by an older version is made private.
+// and the token hashes, is 0600 with its WAL and shared-memory files under
+// a permissive umask, a database left readable by an older version is made
+// private, and a state directory others could read is tightened to 0700.
 func TestStateFilesPrivate(t *testing.T) {
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
@@ -326,6 +326,9 @@ func TestStateFilesPrivate(t *testing.T) {
 	e := startEnv(t, dir)
 	e.mustNetwork("n", "10.14.0.0/24", false)
 	check("first start")
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the state directory, made 0755 before the first start: %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
 	e.stop()
 	for _, f := range []string{dbFile, dbFile + "-wal", dbFile + "-shm"} {
 		os.Chmod(filepath.Join(dir, f), 0o644)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/state"
 )
 
 // Config configures a controller.
@@ -101,10 +101,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("controller: no state directory given")
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("controller: state directory: %w", err)
+	// The directory is the node's kind of state directory: 0700 (an
+	// existing one readable by others is tightened), files written
+	// atomically and durably.
+	dir, err := state.Open(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
 	}
-	pemKey, err := readOrCreate(filepath.Join(cfg.StateDir, keyFile), func() ([]byte, error) {
+	pemKey, err := dir.LoadOrCreate(keyFile, func() ([]byte, error) {
 		id, err := control.NewIdentity()
 		if err != nil {
 			return nil, err
@@ -118,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("controller: %s: %w", filepath.Join(cfg.StateDir, keyFile), err)
 	}
 	s.pin = s.id.Pin()
-	tok, err := readOrCreate(filepath.Join(cfg.StateDir, tokenFile), func() ([]byte, error) {
+	tok, err := dir.LoadOrCreate(tokenFile, func() ([]byte, error) {
 		var b [32]byte
 		rand.Read(b[:])
 		return []byte(base64.RawURLEncoding.EncodeToString(b[:]) + "\n"), nil
@@ -139,7 +143,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	addr := control.JoinString{Controller: s.advertise, Pin: s.pin}.ControllerAddress()
-	if err := writeFileAtomic(filepath.Join(cfg.StateDir, urlFile), []byte(addr+"\n"), 0o644); err != nil {
+	if err := state.WriteFile(dir.File(urlFile), []byte(addr+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -178,61 +182,6 @@ func advertiseAddr(listen, advertise string) (string, error) {
 		return "", fmt.Errorf("controller: advertise address %q: port must be 1-65535", advertise)
 	}
 	return advertise, nil
-}
-
-// readOrCreate reads a secret file, or creates it (0600, durably) with
-// gen's content if it does not exist.
-func readOrCreate(path string, gen func() ([]byte, error)) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return b, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	if b, err = gen(); err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(path, b, 0o600); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// writeFileAtomic writes a file so that it is either wholly there or not at
-// all, and durable when it returns.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Pin is the fingerprint of the controller's key, as join strings carry it.
