@@ -182,12 +182,16 @@ func (c *compiler) forward(rs Ruleset) []rule {
 			}
 		}
 	}
-	// Nothing enters an overlay from outside it except what a gateway
-	// rule accepted above, whatever the policy.
+	// Nothing enters an overlay from outside it, and nothing that comes
+	// out of an overlay is forwarded anywhere, except what a gateway rule
+	// accepted above, whatever the policy: a member chooses its own
+	// AllowedIPs, and a host that forwards for reasons of its own
+	// (containers, VMs) must not route the overlay into them.
 	for _, ov := range rs.Overlays {
-		rules = append(rules, c.rule(
-			ifname(expr.MetaKeyOIFNAME, ov.Iface, expr.CmpOpEq), ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpNeq),
-			verdict(expr.VerdictDrop)))
+		rules = append(rules,
+			c.rule(ifname(expr.MetaKeyOIFNAME, ov.Iface, expr.CmpOpEq), ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpNeq),
+				verdict(expr.VerdictDrop)),
+			c.rule(ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpEq), verdict(expr.VerdictDrop)))
 	}
 	return rules
 }

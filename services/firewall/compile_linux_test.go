@@ -97,6 +97,7 @@ func TestCompile(t *testing.T) {
 				`iifname "gt8056c2e2" oifname "eth0" ip daddr { 172.16.0.0/16 } accept`,
 				`iifname "eth0" oifname "eth0" ip saddr { 172.16.0.0/16 } ip daddr != { 172.16.0.0/16, 192.168.254.0/24 } accept`,
 				`oifname "gt8056c2e2" iifname != "gt8056c2e2" drop`,
+				`iifname "gt8056c2e2" drop`,
 			})},
 			"mss": {"accept", mssRules(ov)},
 			"postrouting": {"accept", []string{
@@ -123,6 +124,7 @@ func TestCompile(t *testing.T) {
 				`iifname "eth1" oifname "gtdo" ip saddr { 10.10.0.0/16 } ip daddr { 172.16.0.0/16, 192.168.254.0/24 } accept`,
 				`iifname "gtdo" oifname "eth1" ip daddr { 10.10.0.0/16 } accept`,
 				`oifname "gtdo" iifname != "gtdo" drop`,
+				`iifname "gtdo" drop`,
 			})},
 			"mss": {"accept", mssRules("gtdo")},
 			"postrouting": {"accept", []string{
@@ -146,7 +148,9 @@ func TestCompile(t *testing.T) {
 			}, ctGuard)},
 			"forward": {"accept", cat(ctGuard, []string{
 				`oifname "gta" iifname != "gta" drop`,
+				`iifname "gta" drop`,
 				`oifname "gtb" iifname != "gtb" drop`,
+				`iifname "gtb" drop`,
 			})},
 			"mss":         {"accept", cat(mssRules("gta"), mssRules("gtb"))},
 			"postrouting": {"accept", nil},
@@ -172,6 +176,7 @@ func TestCompile(t *testing.T) {
 				`iifname "gtx" oifname "eth1" ip6 daddr { 2001:db8::/56 } accept`,
 				`iifname "eth1" oifname "eth0" ip6 saddr { 2001:db8::/56 } ip6 daddr != { 2001:db8::/56, fd8a::/64 } accept`,
 				`oifname "gtx" iifname != "gtx" drop`,
+				`iifname "gtx" drop`,
 			})},
 			"mss": {"accept", mssRules("gtx")},
 			"postrouting": {"accept", []string{
@@ -187,7 +192,7 @@ func TestCompile(t *testing.T) {
 		}}},
 		want: map[string]chainDescs{
 			"input":       {"accept", cat(inputHead, ctGuard)},
-			"forward":     {"accept", cat(ctGuard, []string{`oifname "gty" iifname != "gty" drop`})},
+			"forward":     {"accept", cat(ctGuard, []string{`oifname "gty" iifname != "gty" drop`, `iifname "gty" drop`})},
 			"mss":         {"accept", mssRules("gty")},
 			"postrouting": {"accept", nil},
 		},

@@ -212,6 +212,36 @@ func TestGuard(t *testing.T) {
 	mustReach(t, outside, "10.99.2.1:5555", "10.99.2.2") // not strict: the rest is open
 }
 
+// TestAttackGuardForwardsNothingFromOverlay: an ordinary host (guard mode)
+// with forwarding on for reasons of its own (Docker, Kubernetes, libvirt)
+// must not become a gateway nobody configured. A member that routes a
+// subnet behind this host into the tunnel (its own AllowedIPs are its
+// business) gets nothing forwarded there; the host's own forwarding
+// between its other interfaces goes on.
+func TestAttackGuardForwardsNothingFromOverlay(t *testing.T) {
+	c := newConn(t)
+	sysctl(t, "", "net.ipv4.ip_forward=1")
+	overlay := link(t, "gtgfw0", "192.168.254.11/24", "192.168.254.170/24")
+	bridge := link(t, "fwbr0", "172.17.0.1/16", "172.17.0.2/16") // a container bridge
+	lan := link(t, "fwlan0", "10.99.7.1/24", "10.99.7.2/24")
+	ip(t, overlay, "route", "add", "172.17.0.0/16", "via", "192.168.254.11")
+	ip(t, bridge, "route", "add", "default", "via", "172.17.0.1")
+	ip(t, lan, "route", "add", "172.17.0.0/16", "via", "10.99.7.1")
+	serve(t, bridge, "172.17.0.2:6666")
+
+	// Without rules the overlay reaches the bridge: the hole.
+	mustReach(t, overlay, "172.17.0.2:6666", "192.168.254.170")
+
+	err := Apply(c, Ruleset{Overlays: []Overlay{{
+		Iface: "gtgfw0", Addrs: addrs("192.168.254.11"), Prefixes: pfx("192.168.254.0/24"),
+	}}})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	mustNotReach(t, overlay, "172.17.0.2:6666")
+	mustReach(t, lan, "172.17.0.2:6666", "10.99.7.2") // the host's own forwarding
+}
+
 // TestMasqueradeLAN is a DigitalOcean-style gateway: the LAN drops foreign
 // sources (here: has no route back to the overlay), so overlay -> LAN
 // traffic leaves with the gateway's LAN address. LAN -> overlay keeps its
