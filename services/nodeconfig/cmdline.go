@@ -35,21 +35,22 @@ func ParseCmdline(cmdline string) (*Layer, error) {
 		if !strings.HasPrefix(key, "gate.") {
 			continue
 		}
+		path := dottedKey(key) // the key as messages show it
 		if seen[key] {
-			is.warnf(key, 0, "given twice; the last one wins")
+			is.warnf(path, 0, "given twice; the last one wins")
 		}
 		seen[key] = true
 		switch {
 		case key == "gate.hostname":
-			if err := checkHostname(val); err != nil {
-				is.errorf(key, 0, "%v", err)
+			if err := CheckHostname(val); err != nil {
+				is.errorf(path, 0, "%v", err)
 				continue
 			}
 			l.Config.Hostname = val
 			l.set(unit{path: "hostname"})
 		case key == "gate.wan":
 			if err := CheckInterfaceName(val); err != nil {
-				is.errorf(key, 0, "%v", err)
+				is.errorf(path, 0, "%v", err)
 				continue
 			}
 			l.Config.WAN = val
@@ -57,23 +58,23 @@ func ParseCmdline(cmdline string) (*Layer, error) {
 		case strings.HasPrefix(key, "gate.iface."):
 			name := strings.TrimPrefix(key, "gate.iface.")
 			if err := CheckInterfaceName(name); err != nil {
-				is.errorf(key, 0, "%v", err)
+				is.errorf(path, 0, "%v", err)
 				continue
 			}
 			if val == "default" {
-				l.set(unit{path: "interfaces." + name, remove: true})
+				l.set(nicUnit(name, true))
 				continue
 			}
 			nic, err := parseIfaceArg(val)
 			if err != nil {
-				is.errorf(key, 0, "%v", err)
+				is.errorf(path, 0, "%v", err)
 				continue
 			}
 			if l.Config.Interfaces == nil {
 				l.Config.Interfaces = map[string]Interface{}
 			}
 			l.Config.Interfaces[name] = nic
-			l.set(unit{path: "interfaces." + name})
+			l.set(nicUnit(name, false))
 		case key == "gate.join":
 			l.Config.Networks = []Network{}
 			if val != "none" {
@@ -89,7 +90,7 @@ func ParseCmdline(cmdline string) (*Layer, error) {
 			l.Config.Controller = &Controller{Listen: val}
 			l.set(unit{path: "controller"})
 		default:
-			is.warnf(key, 0, "unknown parameter (see gate.hostname, gate.wan, gate.iface.IFACE, gate.join, gate.controller)")
+			is.warnf(path, 0, "unknown parameter (see gate.hostname, gate.wan, gate.iface.IFACE, gate.join, gate.controller)")
 		}
 	}
 	l.Warnings = is.warns
@@ -110,7 +111,8 @@ func (l *Layer) set(u unit) {
 	l.units = append(l.units, u)
 }
 
-// parseIfaceArg reads "dhcp" or "ADDR/LEN[,GW[,DNS...]]".
+// parseIfaceArg reads "dhcp" or "ADDR/LEN[,GW[,DNS...]]": addresses as the
+// document takes them (no zones); Validate checks the rest.
 func parseIfaceArg(s string) (Interface, error) {
 	if s == "dhcp" {
 		return Interface{DHCP: true}, nil
@@ -119,18 +121,18 @@ func parseIfaceArg(s string) (Interface, error) {
 	var nic Interface
 	p, err := netip.ParsePrefix(parts[0])
 	if err != nil {
-		return nic, fmt.Errorf("%q: want dhcp, default, or ADDRESS/LEN[,GATEWAY[,DNS...]]", s)
+		return nic, fmt.Errorf("%s: want dhcp, default, or ADDRESS/LEN[,GATEWAY[,DNS...]]", show(s))
 	}
 	nic.Address = p
 	if len(parts) > 1 && parts[1] != "" {
-		if nic.Gateway, err = netip.ParseAddr(parts[1]); err != nil {
-			return nic, fmt.Errorf("gateway %q is not an IP address", parts[1])
+		if nic.Gateway, err = parseAddr(parts[1]); err != nil {
+			return nic, fmt.Errorf("gateway %w", err)
 		}
 	}
 	for _, d := range parts[min(2, len(parts)):] {
-		a, err := netip.ParseAddr(d)
+		a, err := ParseNameserver(d)
 		if err != nil {
-			return nic, fmt.Errorf("DNS server %q is not an IP address", d)
+			return nic, fmt.Errorf("DNS server %w", err)
 		}
 		nic.DNS = append(nic.DNS, a)
 	}

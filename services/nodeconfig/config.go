@@ -106,7 +106,7 @@ func (n Network) JoinRequest() (localapi.JoinRequest, error) {
 	}
 	id := control.NormalizeID(n.Join)
 	if err := control.CheckNetworkID(id); err != nil {
-		return r, fmt.Errorf("join %q: neither a join string nor a network ID", n.Join)
+		return r, fmt.Errorf("join %s: neither a join string nor a network ID", show(n.Join))
 	}
 	r.Join = id
 	if n.Controller == "" {
@@ -114,7 +114,7 @@ func (n Network) JoinRequest() (localapi.JoinRequest, error) {
 	}
 	c, err := control.ParseControllerAddress(n.Controller)
 	if err != nil {
-		return r, fmt.Errorf("controller %q: %w", n.Controller, err)
+		return r, fmt.Errorf("controller %s: %w", show(n.Controller), err)
 	}
 	if n.Token != "" {
 		c.NetworkID, c.Token = id, n.Token

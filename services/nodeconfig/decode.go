@@ -22,8 +22,14 @@ type decoder struct {
 // A unit is what a layer replaces as a whole: a top-level key, or one NIC
 // under interfaces ("interfaces.eth0").
 type unit struct {
-	path   string
-	remove bool // the layer gave null: remove what lower layers set
+	path   string // as rendered: "interfaces.eth0", `interfaces."eth0.100"`
+	nic    string // for a unit under interfaces: the NIC's name as written
+	remove bool   // the layer gave null: remove what lower layers set
+}
+
+// nicUnit is the unit of NIC name under interfaces.
+func nicUnit(name string, remove bool) unit {
+	return unit{path: join("interfaces", name), nic: name, remove: remove}
 }
 
 func (d *decoder) line(path string, n *yaml.Node) {
@@ -74,7 +80,7 @@ func (d *decoder) document(root *yaml.Node, needVersion bool) {
 			},
 		}[p.key]
 		if !known {
-			d.is.warnf(p.key, p.line, "unknown key")
+			d.is.warnf(key(p.key), p.line, "unknown key")
 			continue
 		}
 		if isNull(p.val) {
@@ -142,13 +148,13 @@ func (d *decoder) interfaces(path string, n *yaml.Node) {
 		d.cfg.Interfaces = map[string]Interface{}
 	}
 	for _, p := range pairs(&d.is, path, n) {
-		kp := path + "." + p.key
+		kp := join(path, p.key)
 		d.lines[kp] = p.line
 		if isNull(p.val) {
-			d.units = append(d.units, unit{path: kp, remove: true})
+			d.units = append(d.units, nicUnit(p.key, true))
 			continue
 		}
-		d.units = append(d.units, unit{path: kp})
+		d.units = append(d.units, nicUnit(p.key, false))
 		var nic Interface
 		d.fields(kp, p.val, map[string]func(string, *yaml.Node){
 			"mac":     func(p string, n *yaml.Node) { nic.MAC = d.mac(p, n) },
@@ -157,7 +163,7 @@ func (d *decoder) interfaces(path string, n *yaml.Node) {
 			"gateway": func(p string, n *yaml.Node) { nic.Gateway = d.addr(p, n) },
 			"dns": func(p string, n *yaml.Node) {
 				d.list(p, n, func(p string, n *yaml.Node) {
-					if a := d.addr(p, n); a.IsValid() {
+					if a := d.nameserver(p, n); a.IsValid() {
 						nic.DNS = append(nic.DNS, a)
 					}
 				})
@@ -263,22 +269,32 @@ func (d *decoder) integer(path string, n *yaml.Node) (int, bool) {
 	return v, true
 }
 
-// addr reads an IP address (no prefix length).
+// addr reads an IP address (no prefix length, no zone).
 func (d *decoder) addr(path string, n *yaml.Node) netip.Addr {
 	s, ok := d.str(path, n)
 	if !ok {
 		return netip.Addr{}
 	}
-	a, err := netip.ParseAddr(s)
+	a, err := parseAddr(s)
 	if err != nil {
-		if strings.Contains(s, "/") {
-			d.is.errorf(path, n.Line, "%q is not an IP address (no /prefix here)", s)
-		} else {
-			d.is.errorf(path, n.Line, "%q is not an IP address", s)
-		}
+		d.is.errorf(path, n.Line, "%v", err)
 		return netip.Addr{}
 	}
-	return a.Unmap()
+	return a
+}
+
+// nameserver reads a DNS server (ParseNameserver).
+func (d *decoder) nameserver(path string, n *yaml.Node) netip.Addr {
+	s, ok := d.str(path, n)
+	if !ok {
+		return netip.Addr{}
+	}
+	a, err := ParseNameserver(s)
+	if err != nil {
+		d.is.errorf(path, n.Line, "%v", err)
+		return netip.Addr{}
+	}
+	return a
 }
 
 // cidr reads a network prefix; Validate checks that it is canonical.
@@ -289,7 +305,7 @@ func (d *decoder) cidr(path string, n *yaml.Node) netip.Prefix {
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		d.is.errorf(path, n.Line, "%q is not a CIDR", s)
+		d.is.errorf(path, n.Line, "%s is not a CIDR", show(s))
 		return netip.Prefix{}
 	}
 	return p
@@ -304,9 +320,9 @@ func (d *decoder) hostPrefix(path string, n *yaml.Node) netip.Prefix {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
 		if a, aerr := netip.ParseAddr(s); aerr == nil {
-			d.is.errorf(path, n.Line, "%q has no prefix length (write e.g. %s/24)", s, a)
+			d.is.errorf(path, n.Line, "%s has no prefix length (write e.g. %s/24)", show(s), showAddr(a))
 		} else {
-			d.is.errorf(path, n.Line, "%q is not a CIDR", s)
+			d.is.errorf(path, n.Line, "%s is not a CIDR", show(s))
 		}
 		return netip.Prefix{}
 	}
@@ -320,7 +336,7 @@ func (d *decoder) mac(path string, n *yaml.Node) string {
 	}
 	hw, err := net.ParseMAC(s)
 	if err != nil || len(hw) != 6 {
-		d.is.errorf(path, n.Line, "%q is not a MAC address (want e.g. 02:00:00:00:00:01)", s)
+		d.is.errorf(path, n.Line, "%s is not a MAC address (want e.g. 02:00:00:00:00:01)", show(s))
 		return ""
 	}
 	return hw.String()

@@ -7,27 +7,32 @@ import (
 
 // Issue is one finding about a document: an error or a warning.
 type Issue struct {
-	Path    string // key path: "networks[0].gateway.serve[1]"; "" for the whole document
+	// Path is the key path: "networks[0].gateway.serve[1]"; "" for the
+	// whole document. A key that is not a plain identifier is quoted
+	// (strconv.QuoteToASCII): interfaces."eth0.100".address.
+	Path    string
 	Message string // what is wrong, and why
 	Origin  string // the layer it was written in ("user-data (DigitalOcean)"), when known
 	Line    int    // line in that layer, when known
 }
 
-// String renders the issue as operators read it:
+// String renders the issue as operators read it, in printable ASCII
+// (keys and values from the document are quoted where they are put in
+// Path and Message; any other byte is escaped here):
 //
 //	interfaces.eth0.address: "10.0.0.300/24" is not a CIDR (user-data, line 7)
 func (i Issue) String() string {
 	var b strings.Builder
 	if i.Path != "" {
-		b.WriteString(i.Path)
+		b.WriteString(escape(i.Path))
 		b.WriteString(": ")
 	}
-	b.WriteString(i.Message)
+	b.WriteString(escape(i.Message))
 	switch {
 	case i.Origin != "" && i.Line > 0:
-		fmt.Fprintf(&b, " (%s, line %d)", i.Origin, i.Line)
+		fmt.Fprintf(&b, " (%s, line %d)", escape(i.Origin), i.Line)
 	case i.Origin != "":
-		fmt.Fprintf(&b, " (%s)", i.Origin)
+		fmt.Fprintf(&b, " (%s)", escape(i.Origin))
 	case i.Line > 0:
 		fmt.Fprintf(&b, " (line %d)", i.Line)
 	}
@@ -49,7 +54,7 @@ func (e *Error) Error() string {
 	}
 	what := "configuration"
 	if e.Source != "" {
-		what = e.Source
+		what = escape(e.Source)
 	}
 	if len(lines) == 1 {
 		return fmt.Sprintf("invalid %s: %s", what, lines[0])
@@ -67,13 +72,13 @@ type issues struct {
 
 func (s *issues) errorf(path string, line int, format string, args ...any) {
 	if len(s.errs) < maxIssues {
-		s.errs = append(s.errs, Issue{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
+		s.errs = append(s.errs, Issue{Path: escape(path), Line: line, Message: escape(fmt.Sprintf(format, args...))})
 	}
 }
 
 func (s *issues) warnf(path string, line int, format string, args ...any) {
 	if len(s.warns) < maxIssues {
-		s.warns = append(s.warns, Issue{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
+		s.warns = append(s.warns, Issue{Path: escape(path), Line: line, Message: escape(fmt.Sprintf(format, args...))})
 	}
 }
 

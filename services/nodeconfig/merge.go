@@ -62,7 +62,7 @@ type Layer struct {
 func ParseLayer(src Source, name string, data []byte) (*Layer, error) {
 	root, err := readTree(data)
 	if err != nil {
-		return nil, &Error{Source: layerName(src, name), Errors: []Issue{{Message: err.Error()}}}
+		return nil, &Error{Source: layerName(src, name), Errors: []Issue{{Message: escape(err.Error())}}}
 	}
 	return decodeLayer(src, name, root, true)
 }
@@ -75,7 +75,7 @@ func ParseLayer(src Source, name string, data []byte) (*Layer, error) {
 func ParseEmbedded(src Source, name string, data []byte, key string) (*Layer, []string, error) {
 	_, ps, err := topLevel(data)
 	if err != nil {
-		return nil, nil, &Error{Source: layerName(src, name), Errors: []Issue{{Message: err.Error()}}}
+		return nil, nil, &Error{Source: layerName(src, name), Errors: []Issue{{Message: escape(err.Error())}}}
 	}
 	var others []string
 	var l *Layer
@@ -108,7 +108,7 @@ func NewLayer(src Source, name string, c *Config) *Layer {
 		l.units = append(l.units, unit{path: "wan"})
 	}
 	for _, n := range c.InterfaceNames() {
-		l.units = append(l.units, unit{path: "interfaces." + n})
+		l.units = append(l.units, nicUnit(n, false))
 	}
 	if c.Networks != nil {
 		l.units = append(l.units, unit{path: "networks"})
@@ -160,7 +160,7 @@ type Effective struct {
 
 // Provenance says which layer set a unit of the effective configuration.
 type Provenance struct {
-	Path   string // "hostname", "interfaces.eth0", "networks", ...
+	Path   string // "hostname", "interfaces.eth0", "networks", ... (keys quoted as in Issue.Path)
 	Source Source
 	Name   string
 }
@@ -247,7 +247,7 @@ func apply(out, from *Config, u unit) {
 	case u.path == "interfaces":
 		out.Interfaces = nil
 	case strings.HasPrefix(u.path, "interfaces."):
-		name := strings.TrimPrefix(u.path, "interfaces.")
+		name := u.nic
 		if u.remove {
 			delete(out.Interfaces, name)
 			return
@@ -295,8 +295,13 @@ func lineOf(lines map[string]int, path string) int {
 	return 0
 }
 
-func prefix(list []Issue, key string) {
+// prefix puts the envelope's key (gate:) in front of the issues' paths.
+func prefix(list []Issue, k string) {
 	for i := range list {
-		list[i].Path = join(key, list[i].Path)
+		if list[i].Path == "" {
+			list[i].Path = key(k)
+		} else {
+			list[i].Path = key(k) + "." + list[i].Path
+		}
 	}
 }

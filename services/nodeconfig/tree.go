@@ -160,7 +160,7 @@ func describe(n *yaml.Node) string {
 	}
 	switch n.ShortTag() {
 	case "!!str":
-		return fmt.Sprintf("%q", n.Value)
+		return show(n.Value)
 	case "!!null":
 		return "null"
 	case "!!bool":
@@ -168,7 +168,7 @@ func describe(n *yaml.Node) string {
 	case "!!int", "!!float":
 		return "number " + n.Value
 	}
-	return fmt.Sprintf("%s %q", n.ShortTag(), n.Value)
+	return fmt.Sprintf("%s %s", tag(n.ShortTag()), show(n.Value))
 }
 
 // pair is one key and value of a mapping node.
@@ -203,12 +203,22 @@ func pairs(is *issues, path string, n *yaml.Node) []pair {
 	return out
 }
 
-// join appends a key to a path: "a" + "b" = "a.b".
-func join(path, key string) string {
+// join appends a document key to a path: "a" + "b" = "a.b". A key that
+// is not a plain identifier is quoted: "a" + "b.c" = `a."b.c"`.
+func join(path, k string) string {
 	if path == "" {
-		return key
+		return key(k)
 	}
-	return path + "." + key
+	return path + "." + key(k)
+}
+
+// tag renders a node's tag for a message: the document writes it (a %
+// escape in a tag can be any byte), so it is quoted unless plain.
+func tag(t string) string {
+	if len(t) <= maxShown && printable(t) && !strings.ContainsAny(t, " \"\\") {
+		return t
+	}
+	return show(t)
 }
 
 func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }

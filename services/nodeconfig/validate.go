@@ -27,7 +27,7 @@ func (c *Config) validate(is *issues) {
 		is.errorf("version", 0, "%d is not supported (this gate reads version %d)", c.Version, Version)
 	}
 	if c.Hostname != "" {
-		if err := checkHostname(c.Hostname); err != nil {
+		if err := CheckHostname(c.Hostname); err != nil {
 			is.errorf("hostname", 0, "%v", err)
 		}
 	}
@@ -50,13 +50,13 @@ func (c *Config) validateInterfaces(is *issues) map[netip.Addr]string {
 	var gateways []string
 	for _, name := range c.InterfaceNames() {
 		nic := c.Interfaces[name]
-		path := "interfaces." + name
+		path := "interfaces." + key(name)
 		if err := CheckInterfaceName(name); err != nil {
 			is.errorf(path, 0, "%v", err)
 		}
 		if nic.MAC != "" {
 			if other, dup := macs[nic.MAC]; dup {
-				is.errorf(path+".mac", 0, "%s is also interfaces.%s's MAC", nic.MAC, other)
+				is.errorf(path+".mac", 0, "%s is also interfaces.%s's MAC", nic.MAC, key(other))
 			}
 			macs[nic.MAC] = name
 		}
@@ -70,26 +70,28 @@ func (c *Config) validateInterfaces(is *issues) map[netip.Addr]string {
 			if err := checkHostPrefix(nic.Address); err != nil {
 				is.errorf(path+".address", 0, "%v", err)
 			} else if other, dup := own[nic.Address.Addr()]; dup {
-				is.errorf(path+".address", 0, "%s is also interfaces.%s's address", nic.Address.Addr(), other)
+				is.errorf(path+".address", 0, "%s is also interfaces.%s's address", nic.Address.Addr(), key(other))
 			} else {
 				own[nic.Address.Addr()] = name
 			}
 		}
 		if nic.Gateway.IsValid() {
-			gateways = append(gateways, name)
+			gateways = append(gateways, key(name))
 			sub := nic.Address.Masked()
 			switch {
+			case nic.Gateway.Zone() != "":
+				is.errorf(path+".gateway", 0, "%s: an address with a zone (%%IFACE) is not taken here", showAddr(nic.Gateway))
 			case !nic.Address.IsValid():
 				is.errorf(path+".gateway", 0, "a gateway needs a static address (with DHCP it comes from the DHCP server)")
 			case !sub.Contains(nic.Gateway):
-				is.errorf(path+".gateway", 0, "%s is outside the NIC's subnet %s", nic.Gateway, sub)
+				is.errorf(path+".gateway", 0, "%s is outside the NIC's subnet %s", showAddr(nic.Gateway), sub)
 			case nic.Gateway == nic.Address.Addr():
-				is.errorf(path+".gateway", 0, "%s is the NIC's own address", nic.Gateway)
+				is.errorf(path+".gateway", 0, "%s is the NIC's own address", showAddr(nic.Gateway))
 			}
 		}
 		for i, a := range nic.DNS {
-			if !usable(a) {
-				is.errorf(index(path+".dns", i), 0, "%s is not a usable server address", a)
+			if err := CheckNameserver(a); err != nil {
+				is.errorf(index(path+".dns", i), 0, "%v", err)
 			}
 		}
 	}
@@ -112,9 +114,9 @@ func (c *Config) validateNetworks(is *issues, own map[netip.Addr]string) {
 		}
 		if n.Address.IsValid() {
 			if !usable(n.Address) {
-				is.errorf(path+".address", 0, "%s is not a usable host address", n.Address)
+				is.errorf(path+".address", 0, "%s is not a usable host address", showAddr(n.Address))
 			} else if nic, clash := own[n.Address]; clash {
-				is.errorf(path+".address", 0, "%s is interfaces.%s's address, not an overlay address", n.Address, nic)
+				is.errorf(path+".address", 0, "%s is interfaces.%s's address, not an overlay address", n.Address, key(nic))
 			}
 		}
 		if g := n.Gateway; g != nil {
@@ -158,6 +160,10 @@ func (n Network) validateJoin(is *issues, path string, localController bool) str
 			return ""
 		}
 		id = j.NetworkID
+		if err := checkControllerHost(j.Controller); err != nil {
+			is.errorf(path+".join", 0, "join string: %v", err)
+			return ""
+		}
 		if n.Controller != "" {
 			is.errorf(path+".controller", 0, "the join string already names the controller; drop one")
 		}
@@ -167,7 +173,7 @@ func (n Network) validateJoin(is *issues, path string, localController bool) str
 	default:
 		id = control.NormalizeID(n.Join)
 		if err := control.CheckNetworkID(id); err != nil {
-			is.errorf(path+".join", 0, "%q is neither a join string (gate://HOST:PORT/NETWORKID?pin=...) nor a network ID (16 hex digits)", n.Join)
+			is.errorf(path+".join", 0, "%s is neither a join string (gate://HOST:PORT/NETWORKID?pin=...) nor a network ID (16 hex digits)", show(n.Join))
 			return ""
 		}
 		if n.Controller == "" && !localController {
@@ -175,8 +181,10 @@ func (n Network) validateJoin(is *issues, path string, localController bool) str
 		}
 	}
 	if n.Controller != "" {
-		if _, err := control.ParseControllerAddress(n.Controller); err != nil {
+		if c, err := control.ParseControllerAddress(n.Controller); err != nil {
 			is.errorf(path+".controller", 0, "%s", strings.Replace(err.Error(), "join string", "controller address", 1))
+		} else if err := checkControllerHost(c.Controller); err != nil {
+			is.errorf(path+".controller", 0, "controller address: %v", err)
 		}
 	}
 	if n.Token != "" {
@@ -203,58 +211,173 @@ func (c *Controller) validate(is *issues) {
 func checkHostPort(s string, listen bool) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return fmt.Errorf("%q is not HOST:PORT", s)
+		return fmt.Errorf("%s is not HOST:PORT", show(s))
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("%q: port must be 1-65535", s)
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p < 1 || port[0] == '+' {
+		return fmt.Errorf("%s: port must be 1-65535", show(s))
 	}
 	switch {
 	case host == "" && !listen:
-		return fmt.Errorf("%q: members need a host to dial", s)
+		return fmt.Errorf("%s: members need a host to dial", show(s))
 	case host != "" && listen:
-		if _, err := netip.ParseAddr(host); err != nil {
-			return fmt.Errorf("%q: listen on an IP address of this node, or on all (\":PORT\")", s)
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			return fmt.Errorf("%s: listen on an IP address of this node, or on all (\":PORT\")", show(s))
+		}
+		if z := a.Zone(); z != "" && CheckInterfaceName(z) != nil {
+			return fmt.Errorf("%s: the zone of an address is an interface name", show(s))
 		}
 	case host != "":
-		if _, err := netip.ParseAddr(host); err != nil && checkHostname(host) != nil {
-			return fmt.Errorf("%q: %q is neither an IP address nor a host name", s, host)
+		if err := checkDialHost(host); err != nil {
+			return fmt.Errorf("%s: %w", show(s), err)
 		}
 	}
 	return nil
 }
 
-// CheckInterfaceName reports whether s can name a Linux network interface
-// (the kernel's dev_valid_name: 1-15 bytes, no '/', ':' or white space,
-// not "." or "..").
-func CheckInterfaceName(s string) error {
-	if s == "" || len(s) > 15 || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n\r\x00") {
-		return fmt.Errorf("%q is not an interface name (1-15 characters, no '/', ':' or spaces)", s)
+// checkDialHost checks a host that members or this node dial: an IP
+// address without a zone, or a DNS name.
+func checkDialHost(host string) error {
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Zone() != "" {
+			return fmt.Errorf("%s: an address with a zone cannot be dialled from elsewhere", show(host))
+		}
+		return nil
+	}
+	if !dnsName(host, 253) {
+		return fmt.Errorf("%s is neither an IP address nor a host name", show(host))
 	}
 	return nil
 }
 
-// checkHostname accepts RFC 1123 host names of at most 64 bytes (the
-// kernel's limit for the node name).
-func checkHostname(s string) error {
-	if len(s) > 64 {
-		return fmt.Errorf("%q is longer than 64 characters", s)
+// checkControllerHost checks the controller of a join string or a
+// controller address: url.Parse lets %-escapes put any byte >= 0x80 (a
+// C1 control, invalid UTF-8) or a space in the host.
+func checkControllerHost(hostport string) error {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("controller %s is not HOST:PORT", show(hostport))
+	}
+	if err := checkDialHost(host); err != nil {
+		return fmt.Errorf("controller %w", err)
+	}
+	return nil
+}
+
+// CheckInterfaceName reports whether s can name a network interface: what
+// Linux accepts for a link name (the kernel's dev_valid_name: 1-15 bytes,
+// no '/', ':' or white space, not "." or ".."), and printable ASCII only,
+// for a name is written to logs, status, the console and firewall rules.
+// It is Gate's one check of an interface name: the document, the kernel
+// command line, the agent, the console and the CLI call it, so that all
+// say the same.
+func CheckInterfaceName(s string) error {
+	ok := s != "" && len(s) <= 15 && s != "." && s != ".."
+	for i := 0; ok && i < len(s); i++ {
+		c := s[i]
+		ok = ' ' < c && c <= '~' && c != '/' && c != ':'
+	}
+	if !ok {
+		return fmt.Errorf("%s is not an interface name (1-15 printable ASCII characters, no spaces, '/' or ':', not \".\" or \"..\")", show(s))
+	}
+	return nil
+}
+
+// MaxHostname is the longest host name a node takes: the kernel's limit
+// for its node name (64 bytes), well within a DNS name's 253.
+const MaxHostname = 64
+
+// CheckHostname reports whether s can be the node's host name: an RFC 1123
+// DNS name (labels of 1-63 letters, digits and inner hyphens, separated by
+// dots, no trailing dot) of at most MaxHostname bytes. The document, the
+// cloud's metadata and the kernel command line (gate.hostname=) all go
+// through it.
+func CheckHostname(s string) error {
+	if len(s) > MaxHostname {
+		return fmt.Errorf("%s is %d characters long; a host name has at most %d", show(s), len(s), MaxHostname)
+	}
+	if !dnsName(s, MaxHostname) {
+		return fmt.Errorf("%s is not a host name (labels of 1-63 letters, digits and inner '-', separated by '.')", show(s))
+	}
+	return nil
+}
+
+// dnsName says whether s is an RFC 1123 DNS name of at most max bytes:
+// dot-separated labels of 1-63 letters, digits and hyphens, neither
+// starting nor ending with a hyphen; no trailing dot.
+func dnsName(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
 	}
 	for _, label := range strings.Split(s, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%q is not a host name (labels of letters, digits and inner '-', separated by '.')", s)
+			return false
 		}
-		for _, r := range label {
-			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-') {
-				return fmt.Errorf("%q is not a host name (labels of letters, digits and inner '-', separated by '.')", s)
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
 			}
 		}
+	}
+	return true
+}
+
+// CheckNameserver reports whether a can be a NIC's DNS server: what
+// resolv.conf can name, by netcfg.Nameserver's rule (which writes the
+// file): a plain unicast address, IPv4 or IPv6 without a zone, neither
+// unspecified, loopback, multicast nor the IPv4 broadcast address. The
+// document, the kernel command line, the console and the CLI call it, so
+// that a bad server is refused where it is written, not dropped later.
+func CheckNameserver(a netip.Addr) error {
+	u := a.Unmap()
+	if !u.IsValid() || u.Zone() != "" || u.IsUnspecified() || u.IsLoopback() || u.IsMulticast() ||
+		u == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return fmt.Errorf("%s is not a usable DNS server (a unicast address without a zone; not loopback, multicast or broadcast)", showAddr(a))
 	}
 	return nil
 }
 
-func usable(a netip.Addr) bool {
-	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() && !(a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
+// ParseNameserver reads a DNS server as the document, the kernel command
+// line, the console and the CLI take it: an IP address that
+// CheckNameserver accepts.
+func ParseNameserver(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		_, err = parseAddr(s) // its message
+		return netip.Addr{}, err
+	}
+	if err := CheckNameserver(a); err != nil {
+		return netip.Addr{}, err
+	}
+	return a.Unmap(), nil
 }
+
+// parseAddr reads an IP address (no prefix length, no zone); an
+// IPv4-mapped IPv6 address is taken as IPv4.
+func parseAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil && strings.Contains(s, "/"):
+		return netip.Addr{}, fmt.Errorf("%s is not an IP address (no /prefix here)", show(s))
+	case err != nil:
+		return netip.Addr{}, fmt.Errorf("%s is not an IP address", show(s))
+	case a.Zone() != "":
+		return netip.Addr{}, fmt.Errorf("%s: an address with a zone (%%IFACE) is not taken here", show(s))
+	}
+	return a.Unmap(), nil
+}
+
+// usable says whether a can be a host's address: no zone, and not
+// unspecified, multicast, loopback or the IPv4 broadcast address.
+func usable(a netip.Addr) bool {
+	return a.IsValid() && a.Zone() == "" && !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() && !(a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
+}
+
+// CheckHostPrefix checks an interface's static address: a usable host
+// address with its prefix length, not its subnet's network or (IPv4)
+// broadcast address. The console calls it as the operator types.
+func CheckHostPrefix(p netip.Prefix) error { return checkHostPrefix(p) }
 
 // checkHostPrefix checks an interface address: a usable host, not its
 // subnet's network or (IPv4) broadcast address.
