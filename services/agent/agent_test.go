@@ -17,6 +17,7 @@ import (
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/controller"
 	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/nodeconfig"
 	"github.com/gatenet/gate/services/state"
 )
 
@@ -149,8 +150,8 @@ func TestCheckGateway(t *testing.T) {
 		{&localapi.Gateway{}, "serve needs at least one CIDR"},
 		{&localapi.Gateway{Serve: []netip.Prefix{p("172.16.1.1/16")}}, "did you mean 172.16.0.0/16"},
 		{&localapi.Gateway{Serve: []netip.Prefix{p("fd00::/64")}}, "want an IPv4 CIDR"},
-		{&localapi.Gateway{Serve: []netip.Prefix{p("172.16.0.0/16")}, LAN: "eth0/1"}, "not a valid interface name"},
-		{&localapi.Gateway{Serve: []netip.Prefix{p("172.16.0.0/16")}, LAN: "averyveryverylongname"}, "not a valid interface name"},
+		{&localapi.Gateway{Serve: []netip.Prefix{p("172.16.0.0/16")}, LAN: "eth0/1"}, "is not an interface name"},
+		{&localapi.Gateway{Serve: []netip.Prefix{p("172.16.0.0/16")}, LAN: "averyveryverylongname"}, "is not an interface name"},
 	}
 	for _, tt := range tests {
 		err := CheckGateway(tt.g)
@@ -260,5 +261,18 @@ func fullConfigOf(t *testing.T, addr, pin string, id control.Identity, netID str
 func TestApplyDeltaWithoutBase(t *testing.T) {
 	if _, err := applyDelta(nil, control.MemberConfig{Delta: true, Since: 3}); err == nil {
 		t.Fatal("a delta with no configuration to apply it to was accepted")
+	}
+}
+
+// TestAttackGatewayLANName: a gateway's LAN from the local API is checked
+// by the one interface-name validator (nodeconfig's), and the refusal
+// says the same as the document's and quotes the name in ASCII.
+func TestAttackGatewayLANName(t *testing.T) {
+	for _, name := range []string{"eth\u00e9", "\x1b[2J", "a\u009bb", "eth0/1", "..", strings.Repeat("a", 16)} {
+		err := CheckGateway(&localapi.Gateway{Serve: []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16")}, LAN: name})
+		want := nodeconfig.CheckInterfaceName(name)
+		if err == nil || want == nil || err.Error() != "gateway: lan: "+want.Error() {
+			t.Errorf("CheckGateway(lan %q) = %v, want gateway: lan: %v", name, err, want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/nodeconfig"
 )
 
 // FirstListenPort is the WireGuard port of the first joined network; each
@@ -128,19 +129,14 @@ func CheckGateway(g *localapi.Gateway) error {
 			return fmt.Errorf("gateway: serve %s is not a network address; did you mean %s?", p, p.Masked())
 		}
 	}
-	if g.LAN != "" && (len(g.LAN) > 15 || !validIfname(g.LAN)) {
-		return fmt.Errorf("gateway: lan %q is not a valid interface name", g.LAN)
-	}
-	return nil
-}
-
-func validIfname(s string) bool {
-	for _, c := range s {
-		if c <= ' ' || c == '/' || c == ':' || c > '~' {
-			return false
+	if g.LAN != "" {
+		// The one check of an interface name, the document's and the
+		// console's: the same rule and the same message everywhere.
+		if err := nodeconfig.CheckInterfaceName(g.LAN); err != nil {
+			return fmt.Errorf("gateway: lan: %w", err)
 		}
 	}
-	return s != "" && s != "." && s != ".."
+	return nil
 }
 
 func (a *Agent) freePortLocked() int {
