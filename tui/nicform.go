@@ -3,9 +3,11 @@ package tui
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/nodeconfig"
 )
 
 // Fields of the NIC form, in tab order.
@@ -47,11 +49,22 @@ func formFor(n localapi.Interface) nicForm {
 // field, each saying what is wrong; the console shows them next to the
 // field as the operator types. others are the machine's other NICs: an
 // address one of them has is a duplicate.
+//
+// What the configuration document also checks is checked by its own
+// validators (services/nodeconfig), so the console says what the daemon
+// would; the console adds its own limits (IPv4 only, /8 to /32, no
+// address another NIC has).
 func (f nicForm) request(others []localapi.Interface) (localapi.SetInterfaceRequest, map[int]string) {
+	errs := map[int]string{}
+	if err := nodeconfig.CheckInterfaceName(f.name); err != nil {
+		errs[fieldMode] = err.Error()
+	}
 	if f.dhcp {
+		if len(errs) > 0 {
+			return localapi.SetInterfaceRequest{}, errs
+		}
 		return localapi.SetInterfaceRequest{DHCP: true}, nil
 	}
-	errs := map[int]string{}
 	var req localapi.SetInterfaceRequest
 	addr, err := netip.ParsePrefix(strings.TrimSpace(f.address))
 	switch {
@@ -63,10 +76,8 @@ func (f nicForm) request(others []localapi.Interface) (localapi.SetInterfaceRequ
 		errs[fieldAddress] = "IPv4 only"
 	case addr.Bits() < 8 || addr.Bits() > 32:
 		errs[fieldAddress] = "prefix length must be 8 to 32"
-	case addr.Bits() < 31 && addr.Addr() == addr.Masked().Addr():
-		errs[fieldAddress] = "that is the network address; pick a host in " + addr.Masked().String()
-	case addr.Bits() < 31 && addr.Addr() == broadcast(addr):
-		errs[fieldAddress] = "that is the broadcast address of " + addr.Masked().String()
+	case nodeconfig.CheckHostPrefix(addr) != nil:
+		errs[fieldAddress] = nodeconfig.CheckHostPrefix(addr).Error()
 	default:
 		req.Address = addr
 		for _, o := range others {
@@ -94,9 +105,9 @@ func (f nicForm) request(others []localapi.Interface) (localapi.SetInterfaceRequ
 		}
 	}
 	for _, s := range strings.FieldsFunc(f.dns, func(r rune) bool { return r == ',' || r == ' ' }) {
-		a, err := netip.ParseAddr(s)
+		a, err := nodeconfig.ParseNameserver(s)
 		if err != nil {
-			errs[fieldDNS] = fmt.Sprintf("%q is not an IP address", s)
+			errs[fieldDNS] = err.Error()
 			break
 		}
 		req.DNS = append(req.DNS, a)
@@ -107,9 +118,12 @@ func (f nicForm) request(others []localapi.Interface) (localapi.SetInterfaceRequ
 	return req, nil
 }
 
-func broadcast(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+// nicName renders a NIC's name for the form: as it is when it is an
+// interface name, else quoted in ASCII, so that no escape sequence in it
+// reaches the console.
+func nicName(s string) string {
+	if nodeconfig.CheckInterfaceName(s) == nil {
+		return s
+	}
+	return strconv.QuoteToASCII(s)
 }

@@ -10,6 +10,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/nodeconfig"
 )
 
 func TestNICFormRequest(t *testing.T) {
@@ -160,5 +161,34 @@ func TestTallBodyIsCut(t *testing.T) {
 	lines := strings.Split(m.View(), "\n")
 	if len(lines) != 24 || !strings.Contains(lines[23], "j join") {
 		t.Errorf("%d lines, last %q; want 24 with the help bar last", len(lines), lines[len(lines)-1])
+	}
+}
+
+// TestAttackNICForm: the form refuses what the document refuses, with
+// the document validator's own words: a NIC name that is no interface
+// name (the daemon's snapshot is shown and sent back), a DNS server with
+// a zone or one resolv.conf would drop.
+func TestAttackNICForm(t *testing.T) {
+	for _, tc := range []struct {
+		form  nicForm
+		field int
+		want  error
+	}{
+		{nicForm{name: "\x1b[2J", dhcp: true}, fieldMode, nodeconfig.CheckInterfaceName("\x1b[2J")},
+		{nicForm{name: "eth0/../x", address: "10.0.0.9/24"}, fieldMode, nodeconfig.CheckInterfaceName("eth0/../x")},
+		{nicForm{name: "eth1", address: "10.0.0.9/24", dns: "fe80::1%eth0"}, fieldDNS, nodeconfig.CheckNameserver(netip.MustParseAddr("fe80::1%eth0"))},
+		{nicForm{name: "eth1", address: "10.0.0.9/24", dns: "127.0.0.1"}, fieldDNS, nodeconfig.CheckNameserver(netip.MustParseAddr("127.0.0.1"))},
+		{nicForm{name: "eth1", address: "10.0.0.9/24", dns: "1.1.1.1 224.0.0.1"}, fieldDNS, nodeconfig.CheckNameserver(netip.MustParseAddr("224.0.0.1"))},
+	} {
+		_, errs := tc.form.request(nil)
+		if tc.want == nil || errs[tc.field] != tc.want.Error() {
+			t.Errorf("%+v: field %d error %q, want %v", tc.form, tc.field, errs[tc.field], tc.want)
+		}
+	}
+	// The form's title shows the name as the validator quotes it.
+	m := newModel(&recorder{}, true)
+	m.form = nicForm{name: "\x1b]0;owned\x07", dhcp: true}
+	if v := m.editNICView(); strings.ContainsAny(v, "\x07") || strings.Contains(v, "\x1b]0") {
+		t.Errorf("form title carries the raw name: %q", v)
 	}
 }

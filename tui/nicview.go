@@ -68,7 +68,7 @@ func (m Model) nicDetail(n localapi.Interface) string {
 
 func (m Model) editNICView() string {
 	var b strings.Builder
-	b.WriteString(m.st.title.Render("Interface "+m.form.name) + "\n\n")
+	b.WriteString(m.st.title.Render("Interface "+nicName(m.form.name)) + "\n\n")
 	mode := "( ) DHCP   (*) static"
 	if m.form.dhcp {
 		mode = "(*) DHCP   ( ) static"
