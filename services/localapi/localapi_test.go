@@ -2,7 +2,9 @@ package localapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -164,4 +166,47 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
 	ln2.Close()
+}
+
+// TestAttackRequestBodies: what the local API decodes is one JSON value
+// of a bounded size, typed, with no control characters in its strings,
+// and nothing of a refused request reaches the daemon; its refusal is
+// printable ASCII.
+func TestAttackRequestBodies(t *testing.T) {
+	b := &backend{}
+	sock := serve(t, b)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/join", `{"join":"d363b4e9bd3d6aa8"}{"join":"0123456789abcdef"}`},
+		{"/v1/join", `{"join":"d363b4e9bd3d6aa8"} x`},
+		{"/v1/join", `{"join":"d363b4e9bd3d6aa8","instance_id":"` + strings.Repeat(" ", 70<<10) + `"}`},
+		{"/v1/join", `{"join":"\u001b[2Jd363b4e9bd3d6aa8"}`},
+		{"/v1/join", `{"join":"d363b4e9bd3d6aa8","instance_id":"i-\u009b31m"}`},
+		{"/v1/join", `{"join":"d363b4e9bd3d6aa8","gateway":{"serve":["10.0.0.0/8"],"lan":"\u001b]0;x\u0007"}}`},
+		{"/v1/join", `{"join":"d363b4e9bd3d6aa8","controller":"gate://h:1?pin=\u00e9"}`},
+		{"/v1/leave", `{"network":"\u001b[2J\u00e9"}`},
+	} {
+		resp, err := hc.Post("http://gate"+tc.path, "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("POST %s %.80q: %d %s", tc.path, tc.body, resp.StatusCode, body)
+		}
+		var e struct{ Error string }
+		json.Unmarshal(body, &e)
+		for _, c := range []byte(e.Error) {
+			if c < ' ' || c > '~' {
+				t.Errorf("POST %s %.80q: error not printable ASCII: %q", tc.path, tc.body, e.Error)
+				break
+			}
+		}
+	}
+	if len(b.joined) != 0 {
+		t.Errorf("refused requests reached the daemon: %q", b.joined)
+	}
 }

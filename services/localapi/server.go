@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -81,6 +82,10 @@ func Handler(b Backend) http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
+		if err := checkJoin(req); err != nil {
+			fail(w, err)
+			return
+		}
 		n, err := b.Join(r.Context(), req)
 		if err != nil {
 			fail(w, err)
@@ -91,6 +96,10 @@ func Handler(b Backend) http.Handler {
 	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
 		var req LeaveRequest
 		if !decode(w, r, &req) {
+			return
+		}
+		if err := control.CheckNetworkID(control.NormalizeID(req.Network)); err != nil {
+			fail(w, err)
 			return
 		}
 		if err := b.Leave(r.Context(), req.Network); err != nil {
@@ -140,14 +149,73 @@ func Handler(b Backend) http.Handler {
 	return mux
 }
 
+// MaxRequestBody bounds a request body: a join request with a join
+// string is a few hundred bytes.
+const MaxRequestBody = 64 << 10
+
+// decode reads a request body into v: exactly one JSON value, at most
+// MaxRequestBody bytes, no unknown fields (v's types do the rest: netip
+// values, durations).
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRequestBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		reply(w, http.StatusBadRequest, control.Error{Error: "request body: " + err.Error()})
+	err := dec.Decode(v)
+	if err == nil {
+		if _, more := dec.Token(); !errors.Is(more, io.EOF) {
+			err = errors.New("data after the JSON value")
+		}
+	}
+	if err != nil {
+		reply(w, http.StatusBadRequest, control.Error{Error: "request body: " + clean(err.Error())})
 		return false
 	}
 	return true
+}
+
+// checkJoin checks what the local API can of a join request before the
+// daemon sees it: its strings are printable ASCII of bounded length (the
+// agent parses the join string and the controller address, and checks the
+// gateway's LAN with nodeconfig.CheckInterfaceName).
+func checkJoin(r JoinRequest) error {
+	fields := []struct {
+		name, v string
+		max     int
+	}{{"join", r.Join, 2048}, {"controller", r.Controller, 2048}, {"instance_id", r.InstanceID, 128}}
+	if r.Gateway != nil {
+		fields = append(fields, struct {
+			name, v string
+			max     int
+		}{"gateway.lan", r.Gateway.LAN, 15})
+	}
+	for _, f := range fields {
+		if len(f.v) > f.max {
+			return fmt.Errorf("%s: at most %d characters", f.name, f.max)
+		}
+		if !printableASCII(f.v) {
+			return fmt.Errorf("%s %s: printable ASCII only", f.name, strconv.QuoteToASCII(f.v))
+		}
+	}
+	return nil
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// clean makes an error message printable ASCII for the caller's terminal:
+// a request's bytes can be quoted in it (by encoding/json, or by the
+// daemon's %q, which leaves non-ASCII as it is).
+func clean(s string) string {
+	if printableASCII(s) {
+		return s
+	}
+	q := strconv.QuoteToASCII(s)
+	return q[1 : len(q)-1]
 }
 
 func fail(w http.ResponseWriter, err error) {
@@ -155,7 +223,7 @@ func fail(w http.ResponseWriter, err error) {
 	if errors.Is(err, ErrNotFound) {
 		code = http.StatusNotFound
 	}
-	reply(w, code, control.Error{Error: err.Error()})
+	reply(w, code, control.Error{Error: clean(err.Error())})
 }
 
 func reply(w http.ResponseWriter, code int, v any) {
