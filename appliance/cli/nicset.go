@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/nodeconfig"
 )
 
 // runSetInterface: gate set-interface NAME --dhcp | --address A/P [--gateway G] [--dns D,...]
@@ -26,6 +27,9 @@ func runSetInterface(e *env, args []string) error {
 	}
 	if err := wantArgs(pos, 1, "a NIC name"); err != nil {
 		return err
+	}
+	if err := nodeconfig.CheckInterfaceName(pos[0]); err != nil {
+		return usagef("%v", err)
 	}
 	req := localapi.SetInterfaceRequest{DHCP: *dhcp, Confirm: localapi.Duration(*confirm)}
 	switch {
@@ -46,9 +50,9 @@ func runSetInterface(e *env, args []string) error {
 			if s = strings.TrimSpace(s); s == "" {
 				continue
 			}
-			a, err := netip.ParseAddr(s)
+			a, err := nodeconfig.ParseNameserver(s)
 			if err != nil {
-				return usagef("--dns %q is not an IP address", s)
+				return usagef("--dns: %v", err)
 			}
 			req.DNS = append(req.DNS, a)
 		}
