@@ -2,6 +2,7 @@ package controller
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -336,4 +337,97 @@ func TestStateFilesPrivate(t *testing.T) {
 	e = startEnv(t, dir)
 	e.mustNetwork("m", "10.15.0.0/24", false)
 	check("a database left 0644")
+}
+
+// TestAttackDeniedMemberStaysDenied: a denied member that leaves keeps its
+// denial: it cannot come back as new, with its single-use token or into
+// an auto-allow network. A used single-use token is not presented again by
+// anyone once its member is gone.
+func TestAttackDeniedMemberStaysDenied(t *testing.T) {
+	e := newEnv(t)
+	for _, auto := range []bool{false, true} {
+		nw := e.mustNetwork(fmt.Sprint("n", auto), fmt.Sprintf("10.16.%d.0/24", map[bool]int{false: 0, true: 1}[auto]), auto)
+		tok := e.mustToken(nw.ID, control.CreateTokenRequest{Allow: true})
+		a := e.newNode()
+		e.mustJoin(a, nw.ID, tok)
+		if _, err := e.admin.DenyMember(e.ctx, nw.ID, a.id.NodeID()); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.c.Leave(e.ctx, nw.ID); err != nil {
+			t.Fatalf("leave: %v", err)
+		}
+		for _, token := range []string{tok, ""} {
+			mc, err := a.c.Join(e.ctx, nw.ID, a.joinReq(token))
+			if err != nil || mc.Status != control.StatusDenied {
+				t.Errorf("auto-allow %v: a denied member that left rejoined (token %v): %+v, %v", auto, token != "", mc.Status, err)
+			}
+		}
+		// Once an admin removes it, the used token does not let it in
+		// again: only a retry while its membership exists may reuse it.
+		if err := e.admin.RemoveMember(e.ctx, nw.ID, a.id.NodeID()); err != nil {
+			t.Fatal(err)
+		}
+		_, err := a.c.Join(e.ctx, nw.ID, a.joinReq(tok))
+		wantAPIError(t, "a used single-use token after removal", err, 403, "join token already used")
+	}
+}
+
+// TestAttackKeySquatting: a stranger who joins, pending, with a member's
+// WireGuard key (every peer sees it) does not keep that member out; the
+// key is checked among allowed members, again when an admin allows one.
+func TestAttackKeySquatting(t *testing.T) {
+	e := newEnv(t)
+	nw := e.mustNetwork("n", "10.17.0.0/24", false)
+	victim, squatter := e.newNode(), e.newNode()
+	req := squatter.joinReq("")
+	req.PublicKey = victim.key
+	if mc, err := squatter.c.Join(e.ctx, nw.ID, req); err != nil || mc.Status != control.StatusRequesting {
+		t.Fatalf("squatter: %+v, %v", mc, err)
+	}
+	if mc := e.mustJoin(victim, nw.ID, e.mustToken(nw.ID, control.CreateTokenRequest{Allow: true})); mc.Status != control.StatusOK {
+		t.Errorf("the victim with an allowing token: %s", mc.Status)
+	}
+	_, err := e.admin.AllowMember(e.ctx, nw.ID, squatter.id.NodeID())
+	wantAPIError(t, "allowing the squatter", err, 409, "public_key is already used")
+}
+
+// TestAttackPendingFromOneIPv6Net: a source address is an IPv4 address or
+// an IPv6 /64, for the cap on members waiting for approval.
+func TestAttackPendingFromOneIPv6Net(t *testing.T) {
+	e := newEnv(t)
+	e.s.pending = pendingLimits{perNetwork: 100, perSource: 2, stale: time.Hour}
+	v := &netView{n: networkRec{ID: "0123456789abcdef"}, members: map[string]*viewMember{}}
+	for i, a := range []string{"2001:db8:1:2::1", "2001:db8:1:2::ffff"} {
+		v.members[fmt.Sprint(i)] = newViewMember(memberRec{NodeID: fmt.Sprint(i), State: control.StatePending, LastSeen: e.clock.Now(),
+			Observed: netip.AddrPortFrom(netip.MustParseAddr(a), 51820)})
+	}
+	err := e.s.makePendingRoom(nil, v, netip.MustParseAddr("2001:db8:1:2:dead::1"), e.clock.Now())
+	if statusOf(err) != 429 {
+		t.Errorf("a third address of one /64: %v, want 429", err)
+	}
+	wantErr(t, "a third address of one /64", err, "an IPv6 /64 counts as one")
+	if err := e.s.makePendingRoom(nil, v, netip.MustParseAddr("2001:db8:1:3::1"), e.clock.Now()); err != nil {
+		t.Errorf("another /64: %v", err)
+	}
+}
+
+// TestAttackFutureSincePaced: a member that asks from a revision past the
+// network's gets a full answer at once, but asking so again and again is
+// paced like a member far behind, not answered back to back.
+func TestAttackFutureSincePaced(t *testing.T) {
+	e := newEnv(t)
+	const pace = time.Second
+	e.s.paceEach, e.s.paceMax = pace, pace
+	nw := e.mustNetwork("n", "10.18.0.0/24", true)
+	a := e.newNode()
+	e.mustJoin(a, nw.ID, "")
+	start := time.Now()
+	for range 3 {
+		if _, err := a.c.Sync(e.ctx, nw.ID, control.SyncRequest{Since: 1 << 60, Wait: control.Duration(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 2*pace {
+		t.Errorf("three answers from the future took %v; want them paced, %v apart", d, pace)
+	}
 }

@@ -67,6 +67,13 @@ func sourceOf(a net.Addr) netip.Addr {
 			ip = ap.Addr()
 		}
 	}
+	return sourceKey(ip)
+}
+
+// sourceKey is the source an address counts as, for caps per source: an
+// IPv4 address itself, an IPv6 address's /64 (a host usually has a whole
+// one to pick from).
+func sourceKey(ip netip.Addr) netip.Addr {
 	ip = ip.Unmap()
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)

@@ -112,12 +112,13 @@ type pendingLimits struct {
 // remote, or refuses it (429) when there is none. Call inside the write.
 func (s *Server) makePendingRoom(tx *Tx, v *netView, remote netip.Addr, now time.Time) error {
 	var all, same []*viewMember
+	src := sourceKey(remote)
 	for _, vm := range v.members {
 		if vm.rec.State != control.StatePending {
 			continue
 		}
 		all = append(all, vm)
-		if vm.rec.Observed.Addr() == remote {
+		if sourceKey(vm.rec.Observed.Addr()) == src {
 			same = append(same, vm)
 		}
 	}
@@ -126,7 +127,7 @@ func (s *Server) makePendingRoom(tx *Tx, v *netView, remote netip.Addr, now time
 	switch {
 	case len(all) >= lim.perNetwork:
 	case remote.IsValid() && len(same) >= lim.perSource:
-		full, msg = same, fmt.Sprintf("network %s has %d members from %s waiting for approval, the most it takes from one address", v.n.ID, len(same), remote)
+		full, msg = same, fmt.Sprintf("network %s has %d members from %s waiting for approval, the most it takes from one address (an IPv6 /64 counts as one)", v.n.ID, len(same), remote)
 	default:
 		return nil
 	}
@@ -141,11 +142,17 @@ func (s *Server) makePendingRoom(tx *Tx, v *netView, remote netip.Addr, now time
 	return nil
 }
 
-// checkKeyFree refuses a WireGuard public key that another member of the
-// network already has: every member's peers would otherwise hold two
-// entries for one key, and the copy could take the other's traffic.
-func checkKeyFree(v *netView, node, key string) error {
-	if holder, ok := v.byKey[key]; ok && holder != node {
+// checkKeyFree refuses, for a member that is allowed, a WireGuard public
+// key that another allowed member of the network has: every member's peers
+// would otherwise hold two entries for one key, and the copy could take
+// the other's traffic. Pending and denied members are no one's peers and
+// hold no key: a stranger who joins with a member's key (every peer sees
+// it) and waits must not keep that member out.
+func checkKeyFree(v *netView, m memberRec) error {
+	if m.State != control.StateAllowed {
+		return nil
+	}
+	if holder, ok := v.byKey[m.PublicKey]; ok && holder != m.NodeID {
 		return conflict("public_key is already used by another member of this network; each member needs its own WireGuard key")
 	}
 	return nil
@@ -225,7 +232,7 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 		}
 		var tok *tokenRec
 		if req.Token != "" {
-			t, err := lookupToken(tx, req.Token, id, node, now)
+			t, err := lookupToken(tx, req.Token, id, c, now)
 			if err != nil {
 				return err
 			}
@@ -239,6 +246,11 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 			if err := checkIdentity(m, c.key); err != nil {
 				return err
 			}
+		} else if tok != nil && !tok.Reusable && tok.Uses > 0 {
+			// A used single-use token may be retried while its member
+			// is there (a join whose answer was lost), not to come back
+			// as new after leaving or being removed.
+			return forbidden("join token already used")
 		} else if n.RequireToken && tok == nil {
 			return forbidden("network " + id + " admits new members only with a join token; ask an admin for one (gate token create)")
 		}
@@ -253,13 +265,14 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 		} else if m.State == control.StatePending && tok != nil && tok.Allow {
 			m.State = control.StateAllowed // a denied member stays denied
 		}
-		if err := checkKeyFree(v, node, req.PublicKey); err != nil {
-			return err
-		}
+
 		if req.RequestedAddress.IsValid() {
 			m.Requested = req.RequestedAddress
 		}
 		reported := applyReport(&m, report{req.PublicKey, req.Hostname, req.Version, req.ListenPort, req.Endpoints}, remote, now)
+		if err := checkKeyFree(v, m); err != nil {
+			return err
+		}
 		// The member's own address, if any, is in used: it is never the
 		// one checked or picked below (the token's differs from it; a
 		// member with an address gets none).
@@ -284,7 +297,7 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 			return err
 		}
 		if tok != nil && m.State != control.StateDenied { // a denied member does not use up a token
-			if err := recordUse(tx, *tok, node, req.InstanceID); err != nil {
+			if err := recordUse(tx, *tok, c, req.InstanceID); err != nil {
 				return err
 			}
 		}
@@ -384,7 +397,7 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 				if err != nil {
 					return err
 				}
-				if err := checkKeyFree(v, node, m.PublicKey); err != nil {
+				if err := checkKeyFree(v, m); err != nil {
 					return err
 				}
 			}
@@ -462,7 +475,10 @@ func (s *Server) revisionOf(ctx context.Context, id string) (uint64, int, error)
 func (s *Server) holdBurst(ctx context.Context, vm *viewMember, rev, since uint64, size int) error {
 	pace := min(s.paceMax, time.Duration(size)*s.paceEach)
 	last := vm.answered.Load()
-	if wait := time.Duration(last + int64(pace) - monotonic()); rev > since+1 && last != 0 && wait > 0 {
+	// Since past the revision (a member that asks as if from the future
+	// gets a full answer) is paced like one far behind.
+	behind := rev > since+1 || since > rev
+	if wait := time.Duration(last + int64(pace) - monotonic()); behind && last != 0 && wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
@@ -507,6 +523,13 @@ func (s *Server) removeMember(ctx context.Context, id string, ref memberRef, sel
 		if err != nil {
 			return err
 		}
+		if self && m.State == control.StateDenied {
+			// Leaving would forget the denial, and the node could come
+			// back as new (with its token, or into an auto-allow
+			// network). The node leaves on its side all the same.
+			how = "kept"
+			return nil
+		}
 		addr = m.Address
 		if err := tx.deleteMember(id, node); err != nil {
 			return err
@@ -514,7 +537,10 @@ func (s *Server) removeMember(ctx context.Context, id string, ref memberRef, sel
 		_, err = tx.bump(id)
 		return err
 	})
-	if err == nil {
+	switch {
+	case err == nil && how == "kept":
+		s.logf("network %s: denied member %s left; its denial is kept until an admin removes it", id, node)
+	case err == nil:
 		s.logf("network %s: member %s %s (address %s freed)", id, node, how, textAddr(addr))
 	}
 	return err
@@ -595,6 +621,13 @@ func (s *Server) allowMember(ctx context.Context, id string, ref memberRef) (con
 	node := ref.node
 	m, changed, err := s.changeMember(ctx, id, ref, func(tx *Tx, n networkRec, members []memberRec, m *memberRec) error {
 		m.State = control.StateAllowed
+		v, err := s.viewTx(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := checkKeyFree(v, *m); err != nil {
+			return err
+		}
 		routes, err := tx.routes(id)
 		if err != nil {
 			return err

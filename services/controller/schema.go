@@ -88,6 +88,12 @@ var migrations = [][]string{
 		`ALTER TABLE networks ADD COLUMN require_token BOOLEAN NOT NULL DEFAULT FALSE`,
 		`CREATE INDEX tokens_promised ON tokens (network_id) WHERE address IS NOT NULL`,
 	},
+	// The identity (key fingerprint) of the node that used a token: a
+	// single-use token may be presented again by that identity only, not
+	// by anyone whose 40-bit node ID matches.
+	5: {
+		`ALTER TABLE tokens ADD COLUMN used_identity TEXT NOT NULL DEFAULT ''`,
+	},
 }
 
 func (st *Store) migrate(ctx context.Context) error {

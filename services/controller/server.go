@@ -217,8 +217,12 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		Handler:           s.handler,
 		TLSConfig:         s.tlsConfig.Clone(),
 		ReadHeaderTimeout: 10 * time.Second, // the body has its own deadline, not ReadTimeout: see guardBodies
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          log.New(logWriter(s.logf), "", 0),
+		// A member asks again as soon as its long-poll is answered, so a
+		// connection idle for long is no member's: it only holds one of
+		// the capped connection slots (connlimit.go), which a stranger
+		// could otherwise keep for two minutes per handshake.
+		IdleTimeout: 20 * time.Second,
+		ErrorLog:    log.New(logWriter(s.logf), "", 0),
 	}
 	// HTTP/1.1 only. Every member holds a long-poll open, so what a
 	// connection costs at rest decides the controller's memory: HTTP/2

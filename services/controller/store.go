@@ -211,6 +211,9 @@ type tokenRec struct {
 	// UsedInstance is the cloud instance ID the node that used it last
 	// reported, if any.
 	UsedInstance string
+	// UsedIdentity is the identity (pin) of the node that used it last;
+	// "" for uses recorded before it was kept.
+	UsedIdentity string
 }
 
 func nanos(t time.Time) int64     { return t.UnixNano() }
@@ -592,14 +595,14 @@ func (tx *Tx) pruneTombstones(networkID string, cutoff time.Time) (uint64, error
 
 // Tokens.
 
-const tokenCols = `id, network_id, secret_hash, reusable, allow, address, expires, uses, note, used_by, created, used_instance`
+const tokenCols = `id, network_id, secret_hash, reusable, allow, address, expires, uses, note, used_by, created, used_instance, used_identity`
 
 func scanToken(sc interface{ Scan(...any) error }) (tokenRec, error) {
 	var t tokenRec
 	var addr sql.NullString
 	var expires, created int64
 	if err := sc.Scan(&t.ID, &t.NetworkID, &t.SecretHash, &t.Reusable, &t.Allow, &addr, &expires,
-		&t.Uses, &t.Note, &t.UsedBy, &created, &t.UsedInstance); err != nil {
+		&t.Uses, &t.Note, &t.UsedBy, &created, &t.UsedInstance, &t.UsedIdentity); err != nil {
 		return t, err
 	}
 	var err error
@@ -612,9 +615,9 @@ func scanToken(sc interface{ Scan(...any) error }) (tokenRec, error) {
 
 func (tx *Tx) insertToken(t tokenRec) error {
 	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO tokens (`+tokenCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		t.ID, t.NetworkID, t.SecretHash, t.Reusable, t.Allow, nullAddr(t.Address), nanos(t.Expires),
-		t.Uses, t.Note, t.UsedBy, nanos(t.Created), t.UsedInstance)
+		t.Uses, t.Note, t.UsedBy, nanos(t.Created), t.UsedInstance, t.UsedIdentity)
 	return err
 }
 
@@ -673,7 +676,7 @@ func (tx *Tx) tokens(networkID string) ([]tokenRec, error) {
 	return out, rows.Err()
 }
 
-func (tx *Tx) recordTokenUse(id string, uses int, usedBy, instance string) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE tokens SET uses = $2, used_by = $3, used_instance = $4 WHERE id = $1`, id, uses, usedBy, instance)
+func (tx *Tx) recordTokenUse(id string, uses int, usedBy, identity, instance string) error {
+	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE tokens SET uses = $2, used_by = $3, used_instance = $4, used_identity = $5 WHERE id = $1`, id, uses, usedBy, instance, identity)
 	return err
 }

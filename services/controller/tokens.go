@@ -42,13 +42,20 @@ func forbidden(msg string) error { return errorf(http.StatusForbidden, "%s", msg
 // checkTokenUse decides whether node may join network networkID with token
 // t at time now. A single-use token may be presented again by the node that
 // used it, so that a join whose answer was lost can be retried.
-func checkTokenUse(t tokenRec, networkID, node string, now time.Time) error {
+//
+// The node that used it is known by its identity (the full fingerprint),
+// or, for uses recorded before that was kept, by its node ID.
+func checkTokenUse(t tokenRec, networkID string, who memberRef, now time.Time) error {
+	sameNode := t.UsedBy == who.node
+	if t.UsedIdentity != "" {
+		sameNode = t.UsedIdentity == who.key
+	}
 	switch {
 	case t.NetworkID != networkID:
 		return forbidden("join token is not valid for network " + networkID)
 	case !now.Before(t.Expires):
 		return forbidden("join token expired")
-	case !t.Reusable && t.Uses > 0 && t.UsedBy != node:
+	case !t.Reusable && t.Uses > 0 && !sameNode:
 		if t.UsedInstance != "" {
 			// The user-data was copied: say where the token went.
 			return forbidden("join token already used (by instance " + t.UsedInstance + ")")
@@ -60,7 +67,7 @@ func checkTokenUse(t tokenRec, networkID, node string, now time.Time) error {
 
 // lookupToken finds the token with the given secret and checks that node
 // may use it to join networkID.
-func lookupToken(tx *Tx, secret, networkID, node string, now time.Time) (tokenRec, error) {
+func lookupToken(tx *Tx, secret, networkID string, who memberRef, now time.Time) (tokenRec, error) {
 	// (The instance a node reports is recorded by recordUse; it is a
 	// label for operators, not a credential: anyone can claim any.)
 	t, found, err := tx.tokenByHash(hashSecret(secret))
@@ -70,16 +77,16 @@ func lookupToken(tx *Tx, secret, networkID, node string, now time.Time) (tokenRe
 	if !found {
 		return t, forbidden("invalid join token")
 	}
-	return t, checkTokenUse(t, networkID, node, now)
+	return t, checkTokenUse(t, networkID, who, now)
 }
 
 // recordUse counts a use of t by node, unless it is the same node coming
 // back with a single-use token it already used.
-func recordUse(tx *Tx, t tokenRec, node, instance string) error {
+func recordUse(tx *Tx, t tokenRec, who memberRef, instance string) error {
 	if !t.Reusable && t.Uses > 0 {
 		return nil
 	}
-	return tx.recordTokenUse(t.ID, t.Uses+1, node, instance)
+	return tx.recordTokenUse(t.ID, t.Uses+1, who.node, who.key, instance)
 }
 
 // CreateToken makes a join token for network id.

@@ -254,7 +254,7 @@ func TestCheckTokenUse(t *testing.T) {
 		{"used by self", mod(func(t *tokenRec) { t.Uses, t.UsedBy = 1, "1111111111" }), "aaaaaaaaaaaaaaaa", "1111111111", ""},
 		{"reusable", mod(func(t *tokenRec) { t.Reusable, t.Uses, t.UsedBy = true, 5, "2222222222" }), "aaaaaaaaaaaaaaaa", "1111111111", ""},
 	} {
-		err := checkTokenUse(tc.tok, tc.net, tc.node, now)
+		err := checkTokenUse(tc.tok, tc.net, memberRef{node: tc.node}, now)
 		wantErr(t, tc.name, err, tc.want)
 		if err != nil && statusOf(err) != http.StatusForbidden {
 			t.Errorf("%s: status %d, want 403", tc.name, statusOf(err))

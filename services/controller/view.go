@@ -44,7 +44,7 @@ type netView struct {
 	routes  []control.Route // sorted
 	members map[string]*viewMember
 	byAddr  map[netip.Addr]string // every member holding an address, in service or not
-	byKey   map[string]string     // every member's WireGuard public key -> its node ID
+	byKey   map[string]string     // allowed members' WireGuard public keys -> node ID
 	ranked  []*viewMember         // in service, by address then node ID: the order of Peers
 	tombs   map[string]uint64     // deleted members: node ID -> revision of the removal
 	// log lists (revision, node) in revision order; an entry is current
@@ -145,7 +145,9 @@ func loadView(tx *Tx, id string) (*netView, error) {
 		if m.Address.IsValid() {
 			v.byAddr[m.Address] = m.NodeID
 		}
-		v.byKey[m.PublicKey] = m.NodeID
+		if m.State == control.StateAllowed {
+			v.byKey[m.PublicKey] = m.NodeID
+		}
 		if vm.peer != nil {
 			v.ranked = append(v.ranked, vm)
 		}
@@ -352,7 +354,9 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		if a := c.rec.Address; a.IsValid() {
 			v.byAddr[a] = c.node
 		}
-		v.byKey[c.rec.PublicKey] = c.node
+		if c.rec.State == control.StateAllowed {
+			v.byKey[c.rec.PublicKey] = c.node
+		}
 		if vm.peer != nil && !wasRanked {
 			v.rank(vm)
 		}
