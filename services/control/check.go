@@ -118,6 +118,25 @@ func peerFault(p Peer, cidr netip.Prefix) string {
 	return ""
 }
 
+// special are destinations no managed route may take over on a member:
+// "this network", loopback, link-local (where clouds serve instance
+// metadata), multicast and reserved space.
+var special = [...]netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("224.0.0.0/4"), netip.MustParsePrefix("240.0.0.0/4"),
+}
+
+// SpecialRange reports whether dst lies inside a range no managed route
+// may take over, and which.
+func SpecialRange(dst netip.Prefix) (netip.Prefix, bool) {
+	for _, sp := range special {
+		if dst.Overlaps(sp) && dst.Bits() >= sp.Bits() {
+			return sp, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
 // printable reports whether s is valid UTF-8 of at most max characters,
 // none of them a control character or otherwise unprintable.
 func printable(s string, max int) bool {

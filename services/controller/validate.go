@@ -167,6 +167,9 @@ func checkRoute(cidr netip.Prefix, existing []control.Route, r control.Route) er
 	if r.Dest.Overlaps(cidr) {
 		return badRequest("route dest %s overlaps the network's own CIDR %s", r.Dest, cidr)
 	}
+	if sp, ok := control.SpecialRange(r.Dest); ok {
+		return badRequest("route dest %s is inside %s (this network, loopback, link-local, multicast or reserved), which no route may take over on members", r.Dest, sp)
+	}
 	if err := checkHostAddress("route via", cidr, r.Via); err != nil {
 		return err
 	}

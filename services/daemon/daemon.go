@@ -90,6 +90,7 @@ type Daemon struct {
 
 	mu     sync.Mutex
 	picker *picker
+	notes  []string      // what desired last left out, logged when it changes
 	rev    uint64        // state revision for watchers: memberships or kernel changed
 	revCh  chan struct{} // closed when rev moves, then replaced
 }
@@ -243,8 +244,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) update() uint64 {
 	ms := d.agent.Memberships()
 	d.mu.Lock()
-	want := desired(ms, d.key, d.opt.Firewall, d.allowTCP(), d.picker.endpoint)
+	want, notes := desired(ms, d.key, d.opt.Firewall, d.allowTCP(), d.picker.endpoint)
+	logNotes := !slices.Equal(notes, d.notes)
+	d.notes = notes
 	d.mu.Unlock()
+	if logNotes {
+		for _, n := range notes {
+			d.opt.Logf("%s", n)
+		}
+	}
 	if d.nics != nil {
 		want.Interfaces, want.Resolv = d.nics.desired()
 		want.ResolvConf = d.opt.ResolvConf

@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatenet/gate/services/agent"
@@ -24,8 +26,9 @@ const (
 )
 
 // desired turns memberships into the reconciler's desired state. It is pure:
-// the endpoint picks come in as a function.
-func desired(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint16, pick func(peer control.Peer) netip.AddrPort) reconciler.Desired {
+// the endpoint picks come in as a function. What it leaves out (separate)
+// is said in notes.
+func desired(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint16, pick func(peer control.Peer) netip.AddrPort) (reconciler.Desired, []string) {
 	d := reconciler.Desired{Strict: mode == FirewallStrict, AllowTCP: allowTCP}
 	for _, m := range ms {
 		if m.Config == nil || m.Config.Status != control.StatusOK {
@@ -71,7 +74,67 @@ func desired(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint
 		}
 		d.Networks = append(d.Networks, n)
 	}
-	return d
+	var notes []string
+	d.Networks, notes = separate(d.Networks)
+	return d, notes
+}
+
+// separate keeps each network to its own part of the address space. Each
+// network's controller, and its admin, decides its routes; a node that
+// joins networks of several controllers must not let one of them take
+// another's traffic: a route that overlaps another network's CIDR or
+// routes is left out (on both sides, for routes), and so is a route into
+// the special ranges; a network whose CIDR overlaps one that sorts before
+// it (by ID) is left out whole. Notes say what and why.
+func separate(ns []reconciler.Network) ([]reconciler.Network, []string) {
+	var notes []string
+	slices.SortFunc(ns, func(a, b reconciler.Network) int { return strings.Compare(a.ID, b.ID) })
+	cidr := func(n reconciler.Network) netip.Prefix { return n.Prefixes[0] }
+	var kept []reconciler.Network // nil when ns is
+	for _, n := range ns {
+		if i := slices.IndexFunc(kept, func(o reconciler.Network) bool { return cidr(o).Overlaps(cidr(n)) }); i >= 0 {
+			notes = append(notes, fmt.Sprintf("network %s left out: its CIDR %s overlaps network %s's %s", n.ID, cidr(n), kept[i].ID, cidr(kept[i])))
+			continue
+		}
+		kept = append(kept, n)
+	}
+	clash := func(n reconciler.Network, dst netip.Prefix) string {
+		if sp, ok := control.SpecialRange(dst); ok {
+			return fmt.Sprintf("it is inside %s", sp)
+		}
+		for _, o := range kept {
+			if o.ID == n.ID {
+				continue
+			}
+			if dst.Overlaps(cidr(o)) {
+				return fmt.Sprintf("it overlaps network %s's CIDR %s", o.ID, cidr(o))
+			}
+			for _, r := range o.Routes {
+				if dst.Overlaps(r.Dst) {
+					return fmt.Sprintf("it overlaps network %s's route %s", o.ID, r.Dst)
+				}
+			}
+		}
+		return ""
+	}
+	var out []reconciler.Network
+	if kept != nil {
+		out = make([]reconciler.Network, len(kept))
+	}
+	for i, n := range kept {
+		n.Routes = slices.Clone(n.Routes)
+		n.Prefixes = slices.Clone(n.Prefixes)
+		n.Routes = slices.DeleteFunc(n.Routes, func(r netcfg.Route) bool {
+			why := clash(n, r.Dst)
+			if why != "" {
+				notes = append(notes, fmt.Sprintf("network %s: route %s via %s left out: %s", n.ID, r.Dst, r.Via, why))
+				n.Prefixes = slices.DeleteFunc(n.Prefixes, func(p netip.Prefix) bool { return p == r.Dst })
+			}
+			return why != ""
+		})
+		out[i] = n
+	}
+	return out, notes
 }
 
 // picker chooses which of a peer's endpoints to use. The controller lists

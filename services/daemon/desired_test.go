@@ -126,7 +126,7 @@ func TestDesired(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := desired(tt.ms, key, tt.mode, []uint16{22}, first)
+			got, _ := desired(tt.ms, key, tt.mode, []uint16{22}, first)
 			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
 				cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 				cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
@@ -172,5 +172,52 @@ func TestPickerTriesNextEndpointWhileSilent(t *testing.T) {
 	}
 	if got := p.endpoint(control.Peer{PublicKey: "none"}); got.IsValid() {
 		t.Fatalf("peer without endpoints got %v", got)
+	}
+}
+
+// TestAttackNetworksStayApart: a node in networks of two controllers does
+// not let one take the other's traffic, nor the node's loopback or the
+// cloud metadata service: overlapping routes go on both sides, a route
+// into the special ranges goes, and a network whose CIDR overlaps one
+// already there is left out whole; each is said.
+func TestAttackNetworksStayApart(t *testing.T) {
+	pfx := netip.MustParsePrefix
+	via := netip.MustParseAddr
+	net := func(id, cidr string, routes ...netcfg.Route) reconciler.Network {
+		n := reconciler.Network{ID: id, Prefixes: []netip.Prefix{pfx(cidr)}, Routes: routes}
+		for _, r := range routes {
+			n.Prefixes = append(n.Prefixes, r.Dst)
+		}
+		return n
+	}
+	a := net("aaaaaaaaaaaaaaaa", "10.20.0.0/24",
+		netcfg.Route{Dst: pfx("172.16.0.0/16"), Via: via("10.20.0.11")},
+		netcfg.Route{Dst: pfx("169.254.169.254/32"), Via: via("10.20.0.11")})
+	b := net("bbbbbbbbbbbbbbbb", "10.30.0.0/24",
+		netcfg.Route{Dst: pfx("10.20.0.0/25"), Via: via("10.30.0.5")},  // half of a's members
+		netcfg.Route{Dst: pfx("172.16.5.0/24"), Via: via("10.30.0.5")}, // inside a's route
+		netcfg.Route{Dst: pfx("192.168.9.0/24"), Via: via("10.30.0.5")})
+	c := net("cccccccccccccccc", "10.20.0.0/16") // overlaps a
+	got, notes := separate([]reconciler.Network{c, b, a})
+	var ids []string
+	routes := map[string][]string{}
+	for _, n := range got {
+		ids = append(ids, n.ID)
+		for _, r := range n.Routes {
+			routes[n.ID] = append(routes[n.ID], r.Dst.String())
+		}
+		if len(n.Prefixes) != len(n.Routes)+1 {
+			t.Errorf("network %s: prefixes %v do not follow routes %v", n.ID, n.Prefixes, n.Routes)
+		}
+	}
+	want := map[string][]string{"bbbbbbbbbbbbbbbb": {"192.168.9.0/24"}}
+	if diff := cmp.Diff([]string{"aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"}, ids); diff != "" {
+		t.Errorf("networks (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, routes); diff != "" {
+		t.Errorf("routes (-want +got):\n%s\nnotes: %q", diff, notes)
+	}
+	if len(notes) != 5 {
+		t.Errorf("notes: %q, want 5 (one network, four routes)", notes)
 	}
 }
