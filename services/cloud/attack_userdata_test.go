@@ -224,7 +224,7 @@ func checkResult(t *testing.T, r *Result, err error) {
 			t.Errorf("control characters in %q", s)
 		}
 	}
-	if r.Hostname != "" && checkDNSName(r.Hostname) != nil {
+	if r.Hostname != "" && checkHostname(r.Hostname) != nil {
 		t.Errorf("hostname %q is not a DNS name", r.Hostname)
 	}
 	if len(r.Notes) > maxNotes || len(r.NICs) > maxNICs || len(r.DNS) > maxDNS || len(r.PublicKeys) > maxKeys {

@@ -3,8 +3,8 @@ package cloud
 import (
 	"errors"
 	"fmt"
-	"strings"
 
+	"github.com/gatenet/gate/services/names"
 	"github.com/gatenet/gate/services/nodeconfig"
 )
 
@@ -20,25 +20,13 @@ const (
 	maxKeyLen     = 16 << 10 // bytes of one public key (RSA 16384 is under 3 KB)
 	maxInstanceID = 128      // bytes of an instance ID
 	maxRegion     = 64       // bytes of a region name
-	maxHostname   = 253      // bytes of a DNS name
 )
 
-// checkDNSName accepts a DNS name as RFC 1123 host names are written:
-// labels of 1-63 letters, digits and inner '-', separated by '.', at most
-// 253 bytes in all.
-func checkDNSName(s string) error {
-	if s == "" || len(s) > maxHostname {
-		return fmt.Errorf("not a DNS name (1-%d bytes)", maxHostname)
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return errors.New("not a DNS name (labels of 1-63 letters, digits and inner '-', separated by '.')")
-		}
-		for i := 0; i < len(label); i++ {
-			if c := label[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-				return errors.New("not a DNS name (labels of 1-63 letters, digits and inner '-', separated by '.')")
-			}
-		}
+// checkHostname accepts what can be the node's host name (names.Hostname:
+// an RFC 1123 name of at most 64 bytes, the kernel's limit).
+func checkHostname(s string) error {
+	if !names.Hostname(s) {
+		return fmt.Errorf("not a host name (at most %d bytes of labels of 1-63 letters, digits and inner '-', separated by '.')", names.MaxHostname)
 	}
 	return nil
 }
@@ -103,7 +91,7 @@ func (r *Result) bound() error {
 		}
 	}
 	if r.Hostname != "" {
-		if e := checkDNSName(r.Hostname); e != nil {
+		if e := checkHostname(r.Hostname); e != nil {
 			n.addf("%s metadata: host name %s ignored: %v", r.Kind, show(r.Hostname), e)
 			r.Hostname = ""
 		}

@@ -77,14 +77,11 @@ func ParseNetworkConfig(data []byte) (map[string]nodeconfig.Interface, []string,
 	return nics, boundNotes(notes), nil
 }
 
-// checkNICName refuses NIC names that are not plain: the kernel takes
-// nearly any bytes, but a name is logged, shown and written, so it must be
-// printable ASCII (nodeconfig checks the rest: length, '/', ':').
+// checkNICName refuses what cannot name a NIC (nodeconfig's one rule, with
+// the key it was given at).
 func checkNICName(path, name string) error {
-	for i := 0; i < len(name); i++ {
-		if name[i] <= ' ' || name[i] > '~' {
-			return fmt.Errorf("%s: %s is not an interface name (printable ASCII, no spaces)", path, show(name))
-		}
+	if err := nodeconfig.CheckInterfaceName(name); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

@@ -126,7 +126,7 @@ ethernets:
 		{name: "v2 bad bool", doc: "version: 2\nethernets:\n  eth0: {dhcp4: maybe}\n", err: `want true or false, got "maybe"`},
 		{name: "v2 bad mac", doc: "version: 2\nethernets:\n  eth0: {match: {macaddress: zz}}\n", err: `ethernets.eth0.match.macaddress: "zz" is not a MAC address`},
 		{name: "v2 gateway outside", doc: "version: 2\nethernets:\n  eth0: {addresses: [10.0.0.5/24], gateway4: 10.1.0.1}\n", err: "interfaces.eth0.gateway: 10.1.0.1 is outside the NIC's subnet 10.0.0.0/24"},
-		{name: "v2 bad name", doc: "version: 2\nethernets:\n  \"a/b\": {dhcp4: true}\n", err: `interfaces.a/b: "a/b" is not an interface name`},
+		{name: "v2 bad name", doc: "version: 2\nethernets:\n  \"a/b\": {dhcp4: true}\n", err: `ethernets.a/b: "a/b" is not an interface name`},
 		{name: "v2 twice", doc: "version: 2\nethernets:\n  a: {set-name: x, dhcp4: true}\n  b: {set-name: x, dhcp4: true}\n", err: "ethernets.b: NIC x configured twice"},
 		{name: "not YAML", doc: "version: [\n", err: "network-config: yaml:"},
 	} {

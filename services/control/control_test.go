@@ -38,6 +38,12 @@ func TestParseJoinString(t *testing.T) {
 		{in: "gate://1.2.3.4:8443/d363b4e9bd3d6aa8?pin=" + testPin + "&colour=blue", wantErr: `unknown parameter "colour"`},
 		{in: "gate://1.2.3.4:8443/d363b4e9bd3d6aa8?pin=" + testPin + "&pin=" + testPin, wantErr: "given 2 times"},
 		{in: "d363b4e9bd3d6aa8", wantErr: "must start with gate://"},
+		// Hostile hosts: %-escapes give url.Parse any byte.
+		{in: "gate://a%C2%9B:1/d363b4e9bd3d6aa8?pin=" + testPin, wantErr: `controller host "a\u009b" must be an IP address`},
+		{in: "gate://ctl%20x:8443/d363b4e9bd3d6aa8?pin=" + testPin, wantErr: "invalid URL escape"},
+		{in: "gate://[fe80::1%25eth0]:8443/d363b4e9bd3d6aa8?pin=" + testPin, wantErr: "controller host"},
+		{in: "gate://ctl_1.example:8443/d363b4e9bd3d6aa8?pin=" + testPin, wantErr: "controller host"},
+		{in: "gate://1.2.3.4:+8443/d363b4e9bd3d6aa8?pin=" + testPin, wantErr: "port"},
 	}
 	for _, tt := range tests {
 		got, err := ParseJoinString(tt.in)

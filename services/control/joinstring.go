@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/gatenet/gate/services/names"
 )
 
 // JoinString is what a member is given to join a network:
@@ -75,8 +77,14 @@ func parse(s string, needNetwork bool) (JoinString, error) {
 	if err != nil || host == "" {
 		return j, fmt.Errorf("join string: controller %q must be HOST:PORT", u.Host)
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || port[0] == '+' {
 		return j, fmt.Errorf("join string: controller port %q must be 1-65535", port)
+	}
+	// url.Parse lets %-escapes put any byte in the host (a C1 control,
+	// invalid UTF-8, a space in an IPv6 zone): the host is dialled,
+	// logged and shown, so it must be an IP address or a DNS name.
+	if !names.DialHost(host) {
+		return j, fmt.Errorf("join string: controller host %s must be an IP address (without a zone) or a DNS name", strconv.QuoteToASCII(host))
 	}
 	j.Controller = u.Host
 	path := strings.TrimPrefix(u.Path, "/")

@@ -33,7 +33,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/names"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
@@ -83,7 +83,7 @@ func (l *Lease) String() string {
 	if l.Domain != "" {
 		// A lease from leaseFromACK holds a valid name; one made by hand
 		// may not, and a log line must not carry it raw.
-		if d, ok := netcfg.DNSName(l.Domain); ok {
+		if d, ok := names.DNSName(l.Domain); ok {
 			fmt.Fprintf(&b, " domain %s", d)
 		} else {
 			b.WriteString(" domain (invalid)")
@@ -230,7 +230,7 @@ func leaseFromACK(ack *dhcpv4.DHCPv4, now time.Time) (*Lease, error) {
 	if v := ack.Options.Get(dhcpv4.OptionDomainName); v != nil {
 		// Some servers end the name with a NUL (RFC 2132 says not to).
 		raw := strings.TrimRight(string(v), "\x00")
-		if d, ok := netcfg.DNSName(raw); ok {
+		if d, ok := names.DNSName(raw); ok {
 			l.Domain = d
 		} else {
 			note("domain name %s is not a DNS name: ignored", quote(string(v)))
@@ -261,7 +261,7 @@ func leaseFromACK(ack *dhcpv4.DHCPv4, now time.Time) (*Lease, error) {
 	for _, d := range ack.DNS() {
 		a, ok := ip4(d)
 		if ok {
-			a, ok = netcfg.Nameserver(a)
+			a, ok = names.Nameserver(a)
 		}
 		switch {
 		case !ok || !unicast(a):

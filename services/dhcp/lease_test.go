@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/names"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
@@ -204,12 +204,12 @@ func checkLease(t testing.TB, l *Lease) {
 		t.Errorf("%d DNS servers", len(l.DNS))
 	}
 	for _, d := range l.DNS {
-		if c, ok := netcfg.Nameserver(d); !ok || c != d || !d.Is4() {
+		if c, ok := names.Nameserver(d); !ok || c != d || !d.Is4() {
 			t.Errorf("DNS server %s", d)
 		}
 	}
 	if l.Domain != "" {
-		if c, ok := netcfg.DNSName(l.Domain); !ok || c != l.Domain {
+		if c, ok := names.DNSName(l.Domain); !ok || c != l.Domain {
 			t.Errorf("domain %q", l.Domain)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/gatenet/gate/services/names"
 )
 
 // checkResolvConf fails t unless text is what RenderResolvConf may write:
@@ -26,14 +28,14 @@ func checkResolvConf(t testing.TB, text []byte) {
 		case "search":
 			search++
 			for _, d := range strings.Split(rest, " ") {
-				if c, ok := DNSName(d); !ok || c != d {
+				if c, ok := names.DNSName(d); !ok || c != d {
 					t.Errorf("search entry %q is not a canonical DNS name in %q", d, text)
 				}
 			}
 		case "nameserver":
 			ns++
 			a, err := netip.ParseAddr(rest)
-			if c, ok := Nameserver(a); err != nil || !ok || c.String() != rest {
+			if c, ok := names.Nameserver(a); err != nil || !ok || c.String() != rest {
 				t.Errorf("nameserver %q is not a plain unicast address in %q", rest, text)
 			}
 		default:
@@ -90,96 +92,23 @@ func TestAttackRenderResolvConf(t *testing.T) {
 	}
 }
 
-func TestDNSName(t *testing.T) {
-	label63 := strings.Repeat("a", 63)
-	long253 := strings.Join([]string{label63, label63, label63, strings.Repeat("b", 61)}, ".") // 63*3+61+3 = 253
-	tests := []struct {
-		in, want string
-		ok       bool
-	}{
-		{"gate.test", "gate.test", true},
-		{"Corp.Example.", "corp.example", true},
-		{"corp", "corp", true},
-		{"a-b.c0-9.x", "a-b.c0-9.x", true},
-		{"4.example", "4.example", true},
-		{label63 + ".com", label63 + ".com", true},
-		{long253, long253, true},
-		{long253 + ".", long253, true},
-		{"", "", false},
-		{".", "", false},
-		{"..", "", false},
-		{".corp", "", false},
-		{"corp..", "", false},
-		{"a..b", "", false},
-		{"-corp", "", false},
-		{"corp-", "", false},
-		{"a.-b.c", "", false},
-		{"a.b-.c", "", false},
-		{label63 + "a.com", "", false},
-		{long253 + "b", "", false},
-		{"corp\nnameserver 203.0.113.66\noptions ndots:15", "", false},
-		{"corp\x00", "", false},
-		{"a b", "", false},
-		{"a\tb", "", false},
-		{"a_b.com", "", false},
-		{"a/b", "", false},
-		{"é.com", "", false},
-		{"xn--e1afmkfd.xn--p1ai", "xn--e1afmkfd.xn--p1ai", true},
-	}
-	for _, tc := range tests {
-		got, ok := DNSName(tc.in)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("DNSName(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-func TestNameserver(t *testing.T) {
-	tests := []struct {
-		in   netip.Addr
-		want string // "" when refused
-	}{
-		{addr("10.0.0.2"), "10.0.0.2"},
-		{addr("169.254.169.253"), "169.254.169.253"},
-		{addr("2001:db8::53"), "2001:db8::53"},
-		{addr("fe80::1"), "fe80::1"},
-		{addr("::ffff:192.0.2.1"), "192.0.2.1"},
-		{netip.Addr{}, ""},
-		{addr("0.0.0.0"), ""},
-		{addr("::"), ""},
-		{addr("127.0.0.53"), ""},
-		{addr("::1"), ""},
-		{addr("224.0.0.251"), ""},
-		{addr("239.1.1.1"), ""},
-		{addr("ff02::fb"), ""},
-		{addr("255.255.255.255"), ""},
-		{addr("::ffff:255.255.255.255"), ""},
-		{addr("fe80::1%eth0"), ""},
-	}
-	for _, tc := range tests {
-		got, ok := Nameserver(tc.in)
-		if ok != (tc.want != "") || ok && got.String() != tc.want {
-			t.Errorf("Nameserver(%v) = %v, %v; want %q", tc.in, got, ok, tc.want)
-		}
-	}
-}
-
-// FuzzDNSName: a name DNSName accepts is canonical (accepted again as
-// itself) and holds nothing but lower-case letters, digits, hyphens and
-// dots; so a search line built from accepted names is one line.
-func FuzzDNSName(f *testing.F) {
+// FuzzSearchLine: a name names.DNSName accepts is canonical (accepted
+// again as itself) and holds nothing but lower-case letters, digits,
+// hyphens and dots; so a search line built from accepted names is one
+// line.
+func FuzzSearchLine(f *testing.F) {
 	for _, s := range []string{"gate.test", "Corp.Example.", "corp\nnameserver 203.0.113.66", "-a", "a..b", strings.Repeat("a.", 127), "xn--p1ai."} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		c, ok := DNSName(s)
+		c, ok := names.DNSName(s)
 		if !ok {
 			if c != "" {
 				t.Fatalf("DNSName(%q) refused but returned %q", s, c)
 			}
 			return
 		}
-		if c2, ok2 := DNSName(c); !ok2 || c2 != c {
+		if c2, ok2 := names.DNSName(c); !ok2 || c2 != c {
 			t.Fatalf("DNSName(%q) = %q, which is not canonical (%q, %v)", s, c, c2, ok2)
 		}
 		if len(c) == 0 || len(c) > 253 || !strings.EqualFold(strings.TrimSuffix(s, "."), c) {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/names"
 	"github.com/gatenet/gate/services/nodeconfig"
 )
 
@@ -50,18 +50,18 @@ func TestCheckHostname(t *testing.T) {
 	}
 }
 
-// TestCheckNameserverIsNetcfgsRule: the document refuses exactly the
+// TestCheckNameserverIsResolvConfsRule: the document refuses exactly the
 // servers resolv.conf would leave out.
-func TestCheckNameserverIsNetcfgsRule(t *testing.T) {
+func TestCheckNameserverIsResolvConfsRule(t *testing.T) {
 	for _, s := range []string{
 		"1.1.1.1", "10.0.0.2", "2001:db8::53", "fe80::1", "fe80::1%eth0", "fe80::1%\x1b[2J", "::ffff:1.1.1.1",
 		"0.0.0.0", "::", "127.0.0.1", "127.0.0.53", "::1", "224.0.0.1", "ff02::1", "255.255.255.255", "169.254.169.253",
 	} {
 		a := netip.MustParseAddr(s)
-		_, want := netcfg.Nameserver(a)
+		_, want := names.Nameserver(a)
 		err := nodeconfig.CheckNameserver(a)
 		if (err == nil) != want {
-			t.Errorf("CheckNameserver(%q) = %v; netcfg.Nameserver says %v", s, err, want)
+			t.Errorf("CheckNameserver(%q) = %v; names.Nameserver says %v", s, err, want)
 		}
 		if err != nil && strings.ContainsAny(err.Error(), "\x1b") {
 			t.Errorf("CheckNameserver(%q): message %q", s, err)

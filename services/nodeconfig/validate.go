@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/names"
 )
 
 // Validate checks the whole document. It returns nil or an *Error listing
@@ -244,7 +245,7 @@ func checkDialHost(host string) error {
 		}
 		return nil
 	}
-	if !dnsName(host, 253) {
+	if !names.DialHost(host) {
 		return fmt.Errorf("%s is neither an IP address nor a host name", show(host))
 	}
 	return nil
@@ -272,12 +273,7 @@ func checkControllerHost(hostport string) error {
 // command line, the agent, the console and the CLI call it, so that all
 // say the same.
 func CheckInterfaceName(s string) error {
-	ok := s != "" && len(s) <= 15 && s != "." && s != ".."
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = ' ' < c && c <= '~' && c != '/' && c != ':'
-	}
-	if !ok {
+	if !names.Interface(s) {
 		return fmt.Errorf("%s is not an interface name (1-15 printable ASCII characters, no spaces, '/' or ':', not \".\" or \"..\")", show(s))
 	}
 	return nil
@@ -285,7 +281,7 @@ func CheckInterfaceName(s string) error {
 
 // MaxHostname is the longest host name a node takes: the kernel's limit
 // for its node name (64 bytes), well within a DNS name's 253.
-const MaxHostname = 64
+const MaxHostname = names.MaxHostname
 
 // CheckHostname reports whether s can be the node's host name: an RFC 1123
 // DNS name (labels of 1-63 letters, digits and inner hyphens, separated by
@@ -296,43 +292,20 @@ func CheckHostname(s string) error {
 	if len(s) > MaxHostname {
 		return fmt.Errorf("%s is %d characters long; a host name has at most %d", show(s), len(s), MaxHostname)
 	}
-	if !dnsName(s, MaxHostname) {
+	if !names.Hostname(s) {
 		return fmt.Errorf("%s is not a host name (labels of 1-63 letters, digits and inner '-', separated by '.')", show(s))
 	}
 	return nil
 }
 
-// dnsName says whether s is an RFC 1123 DNS name of at most max bytes:
-// dot-separated labels of 1-63 letters, digits and hyphens, neither
-// starting nor ending with a hyphen; no trailing dot.
-func dnsName(s string, max int) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // CheckNameserver reports whether a can be a NIC's DNS server: what
-// resolv.conf can name, by netcfg.Nameserver's rule (which writes the
-// file): a plain unicast address, IPv4 or IPv6 without a zone, neither
+// resolv.conf can name, by names.Nameserver, the rule netcfg writes the
+// file by: a plain unicast address, IPv4 or IPv6 without a zone, neither
 // unspecified, loopback, multicast nor the IPv4 broadcast address. The
 // document, the kernel command line, the console and the CLI call it, so
 // that a bad server is refused where it is written, not dropped later.
 func CheckNameserver(a netip.Addr) error {
-	u := a.Unmap()
-	if !u.IsValid() || u.Zone() != "" || u.IsUnspecified() || u.IsLoopback() || u.IsMulticast() ||
-		u == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+	if _, ok := names.Nameserver(a); !ok {
 		return fmt.Errorf("%s is not a usable DNS server (a unicast address without a zone; not loopback, multicast or broadcast)", showAddr(a))
 	}
 	return nil
