@@ -136,6 +136,7 @@ func watchCmd(api API, since uint64) tea.Cmd {
 		ctx, cancel := context.WithTimeout(context.Background(), watchWait+10*time.Second)
 		defer cancel()
 		s, err := api.Watch(ctx, since, watchWait)
+		sanitize(&s)
 		return snapshotMsg{s, err}
 	}
 }
@@ -149,6 +150,7 @@ func logsCmd(api API, since uint64) tea.Cmd {
 			wait = 0
 		}
 		ls, err := api.Logs(ctx, since, wait)
+		sanitize(&ls)
 		return logsMsg{ls, err}
 	}
 }

@@ -44,7 +44,7 @@ func (m Model) View() string {
 func (m Model) headerView() string {
 	s := m.snap.Status
 	if m.connErr != nil && s.NodeID == "" {
-		return m.st.bad.Render("gate: cannot reach the daemon: ") + m.connErr.Error()
+		return m.st.bad.Render("gate: cannot reach the daemon: ") + terminal(m.connErr.Error())
 	}
 	online := m.st.ok.Render("ONLINE")
 	if !s.Online {
@@ -58,7 +58,7 @@ func (m Model) headerView() string {
 	line2 := m.st.dim.Render(fmt.Sprintf("host %s  up %s  firewall %s  forwarding %v", s.Hostname, up, orDash(s.Firewall), s.Forward))
 	out := line1 + "\n" + line2
 	if m.connErr != nil {
-		out += "\n" + m.st.bad.Render("daemon unreachable, retrying: ") + m.connErr.Error()
+		out += "\n" + m.st.bad.Render("daemon unreachable, retrying: ") + terminal(m.connErr.Error())
 	}
 	return out
 }
