@@ -321,7 +321,7 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 	if err == nil {
 		v.mu.RLock()
 		if vm := v.members[node]; vm != nil {
-			vm.answered.Store(monotonic()) // its syncs are paced from here
+			vm.answered.Store(s.monotonic()) // its syncs are paced from here
 		}
 		v.mu.RUnlock()
 	}
@@ -478,7 +478,7 @@ func (s *Server) holdBurst(ctx context.Context, vm *viewMember, rev, since uint6
 	// Since past the revision (a member that asks as if from the future
 	// gets a full answer) is paced like one far behind.
 	behind := rev > since+1 || since > rev
-	if wait := time.Duration(last + int64(pace) - monotonic()); behind && last != 0 && wait > 0 {
+	if wait := time.Duration(last + int64(pace) - s.monotonic()); behind && last != 0 && wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
@@ -488,16 +488,14 @@ func (s *Server) holdBurst(ctx context.Context, vm *viewMember, rev, since uint6
 			return ctx.Err()
 		}
 	}
-	vm.answered.Store(monotonic())
+	vm.answered.Store(s.monotonic())
 	return nil
 }
 
 // monotonic is the time since the process started, in ns (never 0 once
 // it runs): pacing is about time passing, not about the controller's
 // clock, which tests move by hand.
-func monotonic() int64 { return int64(time.Since(started)) + 1 }
-
-var started = time.Now()
+func (s *Server) monotonic() int64 { return int64(time.Since(s.started)) + 1 }
 
 // removeMember deletes a member, freeing its address: the member itself
 // leaving (self; ref.key is its identity), or an admin removing it.

@@ -70,6 +70,8 @@ type Server struct {
 	// paceEach and paceMax set how long a member catching up with a
 	// burst of changes waits between answers (holdBurst).
 	paceEach, paceMax time.Duration
+	// started is when New ran: the origin of monotonic (members.go).
+	started time.Time
 	// pending bounds the members waiting for an admin (members.go).
 	pending pendingLimits
 	// stopping is closed when Serve shuts down, to end long-polls.
@@ -87,8 +89,8 @@ type Server struct {
 // identity, admin token and database on first start.
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, logf: cfg.Logf, now: time.Now, paceEach: burstPaceEach, paceMax: burstPaceMax, watch: newWatcher(), stopping: make(chan struct{}),
-		pending: pendingLimits{perNetwork: maxPendingPerNetwork, perSource: maxPendingPerSource, stale: pendingStale},
-		views:   views{m: map[string]*netView{}}}
+		started: time.Now(), pending: pendingLimits{perNetwork: maxPendingPerNetwork, perSource: maxPendingPerSource, stale: pendingStale},
+		views: views{m: map[string]*netView{}}}
 	s.conns = newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerSource)
 	s.bodyTimeout, s.handshakeTimeout, s.logEvery = defaultBodyTimeout, defaultHandshakeTimeout, defaultLogEvery
 	if s.logf == nil {
