@@ -86,15 +86,15 @@ const (
 const metadataRouteWait = 30 * time.Second
 
 // A metadata service that fails to answer (cloud.Result.Unavailable), or,
-// when the configuration names the cloud, is not there yet, is asked again,
-// with waits from metadataRetryMin doubling to metadataRetryMax, for
-// metadataWait in all (cloud-init waits 120 s for EC2's); then the last
-// answer stands. Nothing listening at all is not retried: that is a
-// machine outside a cloud. Variables for the tests.
-var (
-	metadataWait     = 2 * time.Minute
+// when the configuration names the cloud, is not there yet, is asked
+// again, by default with waits from 1 s doubling to 15 s, for 2 minutes in
+// all (cloud-init waits 120 s for EC2's); then the last answer stands.
+// Nothing listening at all is not retried: that is a machine outside a
+// cloud. Options.MetadataRetry changes the schedule.
+const (
 	metadataRetryMin = time.Second
 	metadataRetryMax = 15 * time.Second
+	metadataRetryFor = 2 * time.Minute
 )
 
 // acceptedCloud is what the last valid document took from the cloud.
@@ -367,8 +367,12 @@ func (d *Daemon) detect(ctx context.Context, mode string) (*cloud.Result, error)
 		d.waitMetadataRoute(ctx, metadataRouteWait)
 	}
 	want := map[string]cloud.Kind{CloudDigitalOcean: cloud.DigitalOcean, CloudAWS: cloud.AWS}[mode]
-	deadline := time.Now().Add(metadataWait)
-	wait := metadataRetryMin
+	retry := d.opt.MetadataRetry
+	if retry == (Retry{}) {
+		retry = Retry{Min: metadataRetryMin, Max: metadataRetryMax, For: metadataRetryFor}
+	}
+	deadline := time.Now().Add(retry.For)
+	wait := retry.Min
 	for {
 		r, err := det.Detect(ctx)
 		// Retried: a service that fails to answer, and, when the
@@ -393,7 +397,7 @@ func (d *Daemon) detect(ctx context.Context, mode string) (*cloud.Result, error)
 			return r, err
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, metadataRetryMax)
+		wait = min(2*wait, retry.Max)
 	}
 }
 

@@ -67,6 +67,15 @@ type Options struct {
 	// CloudOff (""), CloudAuto, CloudNoCloud, CloudDigitalOcean or
 	// CloudAWS.
 	Cloud string
+	// MetadataRetry is how a metadata service that fails to answer is
+	// asked again (config.go); zero: every second or so, for 2 minutes.
+	MetadataRetry Retry
+}
+
+// Retry is a schedule of tries: waits from Min doubling to Max, for For
+// in all.
+type Retry struct {
+	Min, Max, For time.Duration
 }
 
 // Daemon is a running node daemon.

@@ -44,9 +44,6 @@ func (f *failing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // again until it answers (or the wait is over); a machine where nothing
 // answers at the metadata address is not asked again.
 func TestMetadataRetry(t *testing.T) {
-	defer func(w, lo, hi time.Duration) { metadataWait, metadataRetryMin, metadataRetryMax = w, lo, hi }(metadataWait, metadataRetryMin, metadataRetryMax)
-	metadataRetryMin, metadataRetryMax = 20*time.Millisecond, 80*time.Millisecond
-
 	tests := []struct {
 		name    string
 		mode    string
@@ -72,9 +69,8 @@ func TestMetadataRetry(t *testing.T) {
 			if tt.service != nil {
 				cloudtest.Serve(t, tt.service)
 			}
-			metadataWait = tt.wait
 			logs := &logLines{t: t}
-			d := &Daemon{opt: Options{Logf: logs.logf}}
+			d := &Daemon{opt: Options{Logf: logs.logf, MetadataRetry: Retry{Min: 20 * time.Millisecond, Max: 80 * time.Millisecond, For: tt.wait}}}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			start := time.Now()
