@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/names"
 )
 
 // DefaultConfirm is how long a change to the NICs waits for the operator's
@@ -80,7 +83,12 @@ func handleConfig(mux *http.ServeMux, b Backend) {
 		if unsupported(w) || !decode(w, r, &req) {
 			return
 		}
-		p, err := cb.SetInterface(r.Context(), r.PathValue("name"), req)
+		name := r.PathValue("name")
+		if !names.Interface(name) {
+			reply(w, http.StatusBadRequest, control.Error{Error: "interface name " + strconv.QuoteToASCII(name) + " is not one (1-15 printable ASCII characters, no spaces, '/' or ':')"})
+			return
+		}
+		p, err := cb.SetInterface(r.Context(), name, req)
 		if err != nil {
 			fail(w, err)
 			return
@@ -113,7 +121,7 @@ func handleConfig(mux *http.ServeMux, b Backend) {
 // SetInterface changes a NIC's settings on probation; Confirm keeps them.
 func (c *Client) SetInterface(ctx context.Context, name string, r SetInterfaceRequest) (Pending, error) {
 	var p Pending
-	return p, c.do(ctx, http.MethodPost, "/v1/interfaces/"+name, r, &p)
+	return p, c.do(ctx, http.MethodPost, "/v1/interfaces/"+url.PathEscape(name), r, &p)
 }
 
 // Confirm keeps the change on probation.
