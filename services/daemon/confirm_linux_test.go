@@ -56,7 +56,7 @@ func TestCommitConfirm(t *testing.T) {
 	}{
 		{"nic2", localapi.SetInterfaceRequest{Address: netip.MustParsePrefix("10.66.0.5/24"), Gateway: netip.MustParseAddr("10.67.0.1")}, "outside"},
 		{"nic9", static, "not a NIC Gate manages"},
-		{"nic2\x1b[2J", static, "is not one"},    // escaped by the client, refused by the local API
+		{"nic2\x1b[2J", static, "is not one"},             // escaped by the client, refused by the local API
 		{"../confirm", static, `"../confirm" is not one`}, // no path tricks either
 	} {
 		if _, err := c.SetInterface(ctx, bad.name, bad.req); err == nil || !strings.Contains(err.Error(), bad.want) {
