@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-
-	"github.com/gatenet/gate/services/netcfg"
 )
 
 // forwardingFile, in the state directory, holds the forwarding switch as
@@ -32,7 +30,7 @@ func (r *Reconciler) loadForwardingFound() {
 	if r.state == nil {
 		return
 	}
-	sw, err := netcfg.ForwardingSwitch()
+	sw, err := r.k.Forwarding.Switch()
 	if err != nil {
 		r.logf("IPv4 forwarding: %v; the value found will not survive a crash", err)
 		r.state = nil
@@ -108,7 +106,7 @@ func (r *Reconciler) syncForwardingFound() error {
 func (r *Reconciler) setForwarding(on bool, st *Status) error {
 	if on {
 		if r.fwdPrev == nil {
-			prev, err := netcfg.Forwarding()
+			prev, err := r.k.Forwarding.Get()
 			if err != nil {
 				return fmt.Errorf("enabling IPv4 forwarding: %w", err)
 			}
@@ -120,7 +118,7 @@ func (r *Reconciler) setForwarding(on bool, st *Status) error {
 		if err := r.syncForwardingFound(); err != nil {
 			r.logf("IPv4 forwarding: %v; a crash now would leave forwarding on", err)
 		}
-		prev, err := netcfg.SetForwarding(true)
+		prev, err := r.k.Forwarding.Set(true)
 		if err != nil {
 			return fmt.Errorf("enabling IPv4 forwarding: %w", err)
 		}
@@ -132,7 +130,7 @@ func (r *Reconciler) setForwarding(on bool, st *Status) error {
 	}
 	if r.fwdPrev != nil {
 		if !*r.fwdPrev {
-			was, err := netcfg.SetForwarding(false)
+			was, err := r.k.Forwarding.Set(false)
 			if err != nil {
 				return fmt.Errorf("restoring IPv4 forwarding: %w", err)
 			}

@@ -5,24 +5,38 @@
 // routes, forwarding) and services/firewall (Gate's nftables table).
 //
 // It is level-triggered: Set stores the newest desired state and pokes the
-// loop; bursts coalesce into one pass; a periodic resync repairs drift and
-// retries what failed. Each pass is idempotent. On shutdown the same pass
-// runs with an empty desired state and removes what Gate made, and nothing
-// else: its own links, its own routes, its own table, and the forwarding
-// switch put back as it was found.
+// loop; pokes coalesce (at most one pass pending, no sleeping); a periodic
+// resync (WithResync) repairs drift and retries what failed. Each pass is
+// idempotent: a pass with nothing new writes nothing. On shutdown the same
+// pass runs with an empty desired state and removes what Gate made, and
+// nothing else: its own links, its own routes, its own table, and the
+// forwarding switch put back as it was found.
+//
+// It writes through the small interfaces of a Kernel (kernel.go): WireGuard
+// devices, links with their addresses and routes, the firewall table, the
+// forwarding switch and files. New takes the real ones unless WithKernel
+// gives others; nothing is package-level, every option is given to New.
+//
+// Tests come in two kinds, in one test binary. The pure tests (TestPure...)
+// run the passes and the loop against a recording fake (fake_test.go) that
+// renders every write as an ip, wg, nft or sysctl command, and need no
+// root: go test -run Pure. The kernel tests (reconciler_linux_test.go) run
+// the real writers; each starts with kernelTest. As root, TestMain puts the
+// whole binary in a network namespace of its own (services/nstest), as
+// make test does; not root, it runs in place, the pure tests pass and
+// every kernel test fails at its first line. None skips.
 package reconciler
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/google/nftables"
-	"github.com/vishvananda/netlink"
 
 	"github.com/gatenet/gate/services/firewall"
 	"github.com/gatenet/gate/services/netcfg"
@@ -98,24 +112,35 @@ type Status struct {
 	At         time.Time
 }
 
-// Resync is how often the loop reconciles without being asked.
+// Resync is how often the loop reconciles without being asked, unless
+// WithResync says otherwise, and the longest it waits to retry a pass that
+// failed.
 const Resync = 30 * time.Second
 
 // Reconciler owns the kernel state.
 type Reconciler struct {
-	logf func(string, ...any)
-	nl   *netcfg.Handle
-	nft  *nftables.Conn
+	logf   func(string, ...any)
+	k      Kernel        // what it writes (kernel.go)
+	resync time.Duration // 0: no periodic pass
 
-	trigger chan struct{}
+	trigger trigger
 
+	// mu guards what callers see: the desired state, the last pass's
+	// outcome and its devices. A pass takes it only to read and to
+	// publish, so Set, Wait and Status never wait for a pass.
 	mu      sync.Mutex
 	desired Desired
 	gen     uint64        // generation of desired, counted by Set
 	applied uint64        // generation the last pass applied
 	passed  chan struct{} // closed after each pass, then replaced
 	status  Status
-	devices map[string]*tunnel.Device // by network ID
+	shown   map[string]Device // devices as of the last pass, for Status
+	// onPass runs after each pass with the status before and after it.
+	onPass func(before, after Status)
+
+	// passMu guards the rest: what the passes know of the kernel.
+	passMu  sync.Mutex
+	devices map[string]Device // by network ID
 	// fwdPrev is the forwarding switch as found before Gate turned it on;
 	// nil while Gate has not touched it. With a state directory it is on
 	// disk too while Gate has forwarding on (forwarding.go), so that it
@@ -127,9 +152,10 @@ type Reconciler struct {
 	fwdSwitch string
 	fwdFile   fileState
 	ownsNFT   bool
-	nics      map[string]bool // NICs Gate has configured
-	// onPass runs after each pass with the status before and after it.
-	onPass func(before, after Status)
+	// ruleset is the ruleset the table holds, as far as Gate knows; nil:
+	// unknown (the next pass applies its ruleset even if it is the same).
+	ruleset *firewall.Ruleset
+	nics    map[string]bool // NICs Gate has configured
 }
 
 // OnPass sets a function to run (outside the lock, on the loop's
@@ -149,24 +175,20 @@ type Option func(*Reconciler)
 // run that is killed loses it.
 func WithState(d *state.Dir) Option { return func(r *Reconciler) { r.state = d } }
 
-// New opens netlink and nftables in the current network namespace.
+// WithResync sets how often Run makes a pass without being asked (drift
+// repair, and a retry of what failed); 0 turns the periodic pass off. The
+// default is Resync.
+func WithResync(d time.Duration) Option { return func(r *Reconciler) { r.resync = d } }
+
+// New makes a reconciler. Unless WithKernel says otherwise, it opens
+// netlink and nftables in the current network namespace.
 func New(logf func(string, ...any), opts ...Option) (*Reconciler, error) {
-	nl, err := netcfg.Open()
-	if err != nil {
-		return nil, fmt.Errorf("netlink: %w", err)
-	}
-	nft, err := nftables.New(nftables.AsLasting())
-	if err != nil {
-		nl.Close()
-		return nil, fmt.Errorf("nftables: %w", err)
-	}
 	r := &Reconciler{
 		logf:    logf,
-		nl:      nl,
-		nft:     nft,
-		trigger: make(chan struct{}, 1),
+		resync:  Resync,
+		trigger: newTrigger(),
 		passed:  make(chan struct{}),
-		devices: map[string]*tunnel.Device{},
+		devices: map[string]Device{},
 		nics:    map[string]bool{},
 		// A table left by a crashed run is Gate's: the first pass with
 		// nothing to guard removes it.
@@ -175,6 +197,11 @@ func New(logf func(string, ...any), opts ...Option) (*Reconciler, error) {
 	for _, o := range opts {
 		o(r)
 	}
+	k, err := openKernel(r.k, logf)
+	if err != nil {
+		return nil, err
+	}
+	r.k = k
 	r.loadForwardingFound()
 	return r, nil
 }
@@ -212,12 +239,7 @@ func (r *Reconciler) Wait(ctx context.Context, gen uint64) error {
 }
 
 // Poke schedules a pass without changing the desired state.
-func (r *Reconciler) Poke() {
-	select {
-	case r.trigger <- struct{}{}:
-	default:
-	}
-}
+func (r *Reconciler) Poke() { r.trigger.poke() }
 
 // Status returns the outcome of the last pass, with fresh device counters.
 func (r *Reconciler) Status() Status {
@@ -226,7 +248,7 @@ func (r *Reconciler) Status() Status {
 	st := r.status
 	st.Networks = map[string]NetworkStatus{}
 	for id, ns := range r.status.Networks {
-		if dev := r.devices[id]; dev != nil {
+		if dev := r.shown[id]; dev != nil {
 			if ds, err := dev.Status(); err == nil {
 				ns.Device = &ds
 			}
@@ -236,39 +258,42 @@ func (r *Reconciler) Status() Status {
 	return st
 }
 
-// NetlinkHandle exposes the reconciler's read-only view of links for the
-// daemon's endpoint reporting.
-func (r *Reconciler) NetlinkHandle() *netcfg.Handle { return r.nl }
-
 // Run reconciles until ctx is done, then tears down everything Gate made.
+//
+// A pass runs when poked (Set, Poke), at most one pending: pokes that come
+// while a pass runs give exactly one more pass, which takes the newest
+// desired state. A failed pass is retried with backoff (1 s, doubling, up
+// to Resync). The periodic pass (WithResync) also re-applies the firewall
+// table, which the other passes leave alone while its ruleset is the same,
+// so that a table someone else changed or removed is put back.
 func (r *Reconciler) Run(ctx context.Context) {
-	tick := time.NewTicker(Resync)
-	defer tick.Stop()
+	var tick <-chan time.Time
+	if r.resync > 0 {
+		t := time.NewTicker(r.resync)
+		defer t.Stop()
+		tick = t.C
+	}
 	backoff := time.Duration(0)
 	for {
 		var retry <-chan time.Time
 		if backoff > 0 {
 			retry = time.After(backoff)
 		}
+		resync := false
 		select {
 		case <-ctx.Done():
 			r.Teardown()
 			return
-		case <-r.trigger:
-		case <-tick.C:
+		case <-r.trigger.c:
+		case <-tick:
+			resync = true
 		case <-retry:
 		}
-		// Coalesce a burst of triggers into one pass.
-		time.Sleep(20 * time.Millisecond)
-		select {
-		case <-r.trigger:
-		default:
+		r.mu.Lock()
+		d, gen, before := r.desired, r.gen, r.status
+		if resync {
+			r.ruleset = nil
 		}
-		r.mu.Lock()
-		d, gen := r.desired, r.gen
-		r.mu.Unlock()
-		r.mu.Lock()
-		before := r.status
 		r.mu.Unlock()
 		err := r.pass(d)
 		r.mu.Lock()
@@ -294,8 +319,8 @@ func (r *Reconciler) Teardown() {
 	if err := r.pass(Desired{}); err != nil {
 		r.logf("teardown: %v", err)
 	}
-	r.nl.Close()
-	r.nft.CloseLasting()
+	r.k.Links.Close()
+	r.k.Firewall.Close()
 }
 
 // pass makes the kernel match d once. Order matters: the firewall first (so
@@ -303,8 +328,8 @@ func (r *Reconciler) Teardown() {
 // and routes, then forwarding (only once the rules that limit it exist);
 // removal runs in the opposite order.
 func (r *Reconciler) pass(d Desired) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
 	var errs []error
 	st := Status{Networks: map[string]NetworkStatus{}, Interfaces: map[string]error{}, At: time.Now()}
 
@@ -317,7 +342,7 @@ func (r *Reconciler) pass(d Desired) error {
 		if wanted[id] {
 			continue
 		}
-		if err := r.nl.RemoveRoutes(dev.Name()); err != nil {
+		if err := r.k.Links.RemoveRoutes(dev.Name()); err != nil {
 			errs = append(errs, fmt.Errorf("network %s: %w", id, err))
 		}
 		if err := dev.Close(); err != nil {
@@ -332,8 +357,9 @@ func (r *Reconciler) pass(d Desired) error {
 	errs = append(errs, r.applyInterfaces(d, &st))
 
 	gateway := slices.ContainsFunc(d.Networks, func(n Network) bool { return n.Gateway != nil })
-	if err := r.applyFirewall(d, &st); err != nil {
-		errs = append(errs, err)
+	fwErr := r.applyFirewall(d, &st)
+	if fwErr != nil {
+		errs = append(errs, fwErr)
 	}
 	if !gateway {
 		errs = append(errs, r.setForwarding(false, &st))
@@ -345,11 +371,19 @@ func (r *Reconciler) pass(d Desired) error {
 			errs = append(errs, fmt.Errorf("network %s: %w", n.ID, err))
 		}
 	}
-	if gateway {
+	// Forwarding goes on only over the rules that limit it: when they
+	// could not be applied it stays as it is (on, over the previous
+	// table, if it was on) and the next pass tries again.
+	if gateway && fwErr == nil {
 		errs = append(errs, r.setForwarding(true, &st))
+	} else if gateway {
+		st.Forwarding = r.fwdPrev != nil
 	}
 	st.Err = errors.Join(errs...)
+	r.mu.Lock()
 	r.status = st
+	r.shown = maps.Clone(r.devices)
+	r.mu.Unlock()
 	return st.Err
 }
 
@@ -357,7 +391,7 @@ func (r *Reconciler) applyNetwork(n Network) error {
 	dev := r.devices[n.ID]
 	if dev == nil {
 		var err error
-		dev, err = tunnel.New(n.Iface, n.MTU, r.logf)
+		dev, err = r.k.Devices.New(n.Iface, n.MTU)
 		if err != nil {
 			return fmt.Errorf("creating %s: %w", n.Iface, err)
 		}
@@ -372,7 +406,7 @@ func (r *Reconciler) applyNetwork(n Network) error {
 	if err != nil && !errors.As(err, &pe) {
 		return fmt.Errorf("configuring %s: %w", n.Iface, err)
 	}
-	return errors.Join(err, r.nl.Sync(netcfg.LinkConfig{Name: n.Iface, MTU: n.MTU, Addrs: n.Addrs, Routes: n.Routes}))
+	return errors.Join(err, r.k.Links.Sync(netcfg.LinkConfig{Name: n.Iface, MTU: n.MTU, Addrs: n.Addrs, Routes: n.Routes}))
 }
 
 func (r *Reconciler) applyFirewall(d Desired, st *Status) error {
@@ -386,7 +420,7 @@ func (r *Reconciler) applyFirewall(d Desired, st *Status) error {
 			o.Addrs = append(o.Addrs, a.Addr())
 		}
 		if g := n.Gateway; g != nil {
-			wan, err := r.nl.LinkByDefaultRoute()
+			wan, err := r.k.Links.LinkByDefaultRoute()
 			if err != nil {
 				return fmt.Errorf("finding the default-route interface: %w", err)
 			}
@@ -406,14 +440,19 @@ func (r *Reconciler) applyFirewall(d Desired, st *Status) error {
 		if !r.ownsNFT {
 			return nil
 		}
-		if err := firewall.Remove(r.nft); err != nil {
+		r.ruleset = nil
+		if err := r.k.Firewall.Remove(); err != nil {
 			return fmt.Errorf("removing firewall: %w", err)
 		}
 		r.ownsNFT = false
 		return nil
 	}
-	if err := firewall.Apply(r.nft, rs); err != nil {
-		return fmt.Errorf("firewall: %w", err)
+	if r.ruleset == nil || !reflect.DeepEqual(*r.ruleset, rs) {
+		r.ruleset = nil
+		if err := r.k.Firewall.Apply(rs); err != nil {
+			return fmt.Errorf("firewall: %w", err)
+		}
+		r.ruleset = &rs
 	}
 	r.ownsNFT = true
 	st.Firewall = "guard"
@@ -436,7 +475,7 @@ func (r *Reconciler) applyInterfaces(d Desired, st *Status) error {
 		if nic.Gateway.IsValid() {
 			lc.Routes = []netcfg.Route{{Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Via: nic.Gateway, Metric: nic.Metric}}
 		}
-		err := r.nl.Sync(lc)
+		err := r.k.Links.Sync(lc)
 		if err != nil {
 			err = fmt.Errorf("interface %s: %w", nic.Name, err)
 			errs = append(errs, err)
@@ -451,8 +490,8 @@ func (r *Reconciler) applyInterfaces(d Desired, st *Status) error {
 		if wanted[name] {
 			continue
 		}
-		err := r.nl.Sync(netcfg.LinkConfig{Name: name, IPv4Only: true})
-		var nf netlink.LinkNotFoundError
+		err := r.k.Links.Sync(netcfg.LinkConfig{Name: name, IPv4Only: true})
+		var nf *LinkNotFoundError
 		if err != nil && !errors.As(err, &nf) {
 			errs = append(errs, fmt.Errorf("interface %s: removing Gate's addresses and routes: %w", name, err))
 			continue
@@ -461,7 +500,7 @@ func (r *Reconciler) applyInterfaces(d Desired, st *Status) error {
 		r.logf("released interface %s", name)
 	}
 	if d.Resolv != nil && d.ResolvConf != "" {
-		wrote, err := netcfg.WriteResolvConf(d.ResolvConf, *d.Resolv)
+		wrote, err := r.k.Files.WriteResolvConf(d.ResolvConf, *d.Resolv)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("resolv.conf: %w", err))
 		} else if wrote {

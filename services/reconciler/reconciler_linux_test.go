@@ -16,8 +16,6 @@ import (
 	"github.com/gatenet/gate/services/tunnel"
 )
 
-func TestMain(m *testing.M) { nstest.Main(m) }
-
 func run(t *testing.T, name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
@@ -36,6 +34,7 @@ func forwarding(t *testing.T) string {
 // checking the kernel after each step, and that what Gate did not make
 // survives.
 func TestReconcileAndTeardown(t *testing.T) {
+	kernelTest(t)
 	// Something of the host's own: a veth with an address and a route, and
 	// an nftables table. Gate must leave them alone.
 	nstest.Run(t, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p")
@@ -133,6 +132,7 @@ func TestReconcileAndTeardown(t *testing.T) {
 // TestBadNetworkDoesNotStopOthers: one network that cannot be created (its
 // port is taken) reports an error; the other still comes up.
 func TestBadNetworkDoesNotStopOthers(t *testing.T) {
+	kernelTest(t)
 	r, err := New(t.Logf)
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +167,7 @@ func TestBadNetworkDoesNotStopOthers(t *testing.T) {
 // anywhere. Now those peers are left out and reported; everything else
 // applies.
 func TestAttackDuplicateKeyDropsOnlyThosePeers(t *testing.T) {
+	kernelTest(t)
 	r, err := New(t.Logf)
 	if err != nil {
 		t.Fatal(err)
@@ -221,13 +222,13 @@ func gatewayNet(t *testing.T, id, iface, lan string, port int) Network {
 // (the kernel removes their links), and nothing else is undone: no
 // teardown, forwarding and the nftables table stay as they are.
 func crash(r *Reconciler) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
 	for _, dev := range r.devices {
 		dev.Close()
 	}
-	r.nl.Close()
-	r.nft.CloseLasting()
+	r.k.Links.Close()
+	r.k.Firewall.Close()
 }
 
 // TestForwardingFoundSurvivesCrash: forwarding was 0; a gateway turns it
@@ -236,6 +237,7 @@ func crash(r *Reconciler) {
 // the value found is gone. Before, the second run took the 1 the first
 // left as the value it found, and a clean stop left forwarding on.
 func TestForwardingFoundSurvivesCrash(t *testing.T) {
+	kernelTest(t)
 	if forwarding(t) != "0" {
 		t.Fatal("test namespace starts with forwarding on")
 	}
@@ -288,6 +290,7 @@ func TestForwardingFoundSurvivesCrash(t *testing.T) {
 // found is on disk (0600) and gone once it is put back; a host that had
 // forwarding on gets no record and keeps it on.
 func TestForwardingFoundRecord(t *testing.T) {
+	kernelTest(t)
 	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
 	dir, err := state.Open(t.TempDir())
 	if err != nil {
@@ -335,6 +338,7 @@ func TestForwardingFoundRecord(t *testing.T) {
 // network namespace says nothing of this switch, nor does an unreadable
 // one: it is dropped, and the value found now is the one put back.
 func TestForwardingFoundStale(t *testing.T) {
+	kernelTest(t)
 	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
 	dir, err := state.Open(t.TempDir())
 	if err != nil {
@@ -387,6 +391,7 @@ func TestForwardingFoundStale(t *testing.T) {
 // record does not hold the gateway role back; a clean stop still puts the
 // switch back, from memory.
 func TestForwardingFoundUnrecordable(t *testing.T) {
+	kernelTest(t)
 	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
 	dir, err := state.Open(t.TempDir())
 	if err != nil {
