@@ -16,6 +16,7 @@ import (
 type Handle struct {
 	nl   *netlink.Handle
 	conf *nl.SocketHandle // raw rtnetlink, same namespace, for what netlink.Handle lacks
+	ns   netns.NsHandle   // the namespace, for WatchLinks; closed with the handle
 }
 
 // Open returns a handle on the current thread's network namespace.
@@ -36,13 +37,88 @@ func OpenAt(ns netns.NsHandle) (*Handle, error) {
 		h.Close()
 		return nil, fmt.Errorf("opening rtnetlink in namespace %s: %w", ns, err)
 	}
-	return &Handle{nl: h, conf: &nl.SocketHandle{Socket: s}}, nil
+	// Keep the namespace itself, for subscriptions made later from any
+	// thread: the current one's now, or a copy of ns.
+	var own netns.NsHandle
+	if ns.IsOpen() {
+		fd, derr := unix.FcntlInt(uintptr(ns), unix.F_DUPFD_CLOEXEC, 0)
+		own, err = netns.NsHandle(fd), derr
+	} else {
+		own, err = netns.Get()
+	}
+	if err != nil {
+		h.Close()
+		s.Close()
+		return nil, fmt.Errorf("opening rtnetlink in namespace %s: keeping the namespace: %w", ns, err)
+	}
+	return &Handle{nl: h, conf: &nl.SocketHandle{Socket: s}, ns: own}, nil
 }
 
 // Close releases the handle's sockets.
 func (h *Handle) Close() {
 	h.nl.Close()
 	h.conf.Close()
+	h.ns.Close()
+}
+
+// WatchLinks calls changed (on a goroutine of its own) after each link
+// that appears or goes in the handle's namespace, and each change of a
+// link's up, carrier or MTU, until done is closed. Errors of the
+// subscription go to logf.
+func (h *Handle) WatchLinks(done <-chan struct{}, changed func(), logf func(string, ...any)) error {
+	ch := make(chan netlink.LinkUpdate, 64)
+	stop := make(chan struct{})
+	ns := h.ns
+	err := netlink.LinkSubscribeWithOptions(ch, stop, netlink.LinkSubscribeOptions{
+		Namespace: &ns,
+		ErrorCallback: func(err error) {
+			select {
+			case <-stop: // the subscription's end, not news
+			default:
+				logf("watching links: %v", err)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("watching links: %w", err)
+	}
+	go func() {
+		defer func() {
+			close(stop)
+			for range ch { // until the subscription closes it
+			}
+		}()
+		type seen struct {
+			flags uint32
+			mtu   int
+		}
+		last := map[int]seen{}
+		const mask = unix.IFF_UP | unix.IFF_LOWER_UP
+		for {
+			select {
+			case <-done:
+				return
+			case u, ok := <-ch:
+				if !ok {
+					return
+				}
+				if u.Link == nil {
+					continue
+				}
+				a := u.Link.Attrs()
+				now := seen{a.RawFlags & mask, a.MTU}
+				if u.Header.Type == unix.RTM_DELLINK {
+					delete(last, a.Index)
+				} else if prev, ok := last[a.Index]; ok && prev == now {
+					continue
+				} else {
+					last[a.Index] = now
+				}
+				changed()
+			}
+		}
+	}()
+	return nil
 }
 
 // dumpRetries bounds the retries of a dump the kernel interrupted

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatenet/gate/services/nstest"
 	"github.com/google/go-cmp/cmp"
@@ -348,4 +349,48 @@ func TestSetForwarding(t *testing.T) {
 	if _, err := SetForwarding(orig); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestWatchLinks: a link that appears, comes up, changes its MTU or goes
+// calls changed; a change of nothing WatchLinks looks at (the link's
+// alias) does not.
+func TestWatchLinks(t *testing.T) {
+	h, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	events := make(chan struct{}, 64)
+	done := make(chan struct{})
+	defer close(done)
+	if err := h.WatchLinks(done, func() { events <- struct{}{} }, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(what string, want bool) {
+		t.Helper()
+		select {
+		case <-events:
+			if !want {
+				t.Errorf("%s: an event", what)
+			}
+		case <-time.After(300 * time.Millisecond):
+			if want {
+				t.Errorf("%s: no event", what)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // the rest of a burst (a veth's two ends)
+		for len(events) > 0 {
+			<-events
+		}
+	}
+	nstest.Run(t, "ip", "link", "add", "watch0", "type", "veth", "peer", "name", "watch0p")
+	expect("added", true)
+	nstest.Run(t, "ip", "link", "set", "watch0", "alias", "x")
+	expect("alias", false)
+	nstest.Run(t, "ip", "link", "set", "watch0", "up")
+	expect("up", true)
+	nstest.Run(t, "ip", "link", "set", "watch0", "mtu", "1400")
+	expect("mtu", true)
+	nstest.Run(t, "ip", "link", "del", "watch0")
+	expect("deleted", true)
 }

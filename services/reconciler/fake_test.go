@@ -41,6 +41,8 @@ type fakeKernel struct {
 	files   map[string]string
 	// hook, if set, sees every call's command first, outside the lock.
 	hook func(cmd string)
+	// watchers are the WatchLinks callbacks; linkEvent calls them.
+	watchers []func()
 }
 
 // fakeLink is one link: Gate's routes (proto 241) apart from the others'.
@@ -362,6 +364,23 @@ func (l fakeLinks) LinkByDefaultRoute() (string, error) {
 		}
 	}
 	return best, nil
+}
+
+func (l fakeLinks) WatchLinks(done <-chan struct{}, changed func()) error {
+	l.f.mu.Lock()
+	defer l.f.mu.Unlock()
+	l.f.watchers = append(l.f.watchers, changed)
+	return nil
+}
+
+// linkEvent tells the watchers that a link changed.
+func (f *fakeKernel) linkEvent() {
+	f.mu.Lock()
+	ws := slices.Clone(f.watchers)
+	f.mu.Unlock()
+	for _, w := range ws {
+		w()
+	}
 }
 
 func (l fakeLinks) Close() {}

@@ -53,6 +53,9 @@ type Links interface {
 	RemoveRoutes(name string) error
 	// LinkByDefaultRoute names the link of the IPv4 default route, or "".
 	LinkByDefaultRoute() (string, error)
+	// WatchLinks calls changed after a link appears or goes, or changes
+	// its up, carrier or MTU, until done is closed.
+	WatchLinks(done <-chan struct{}, changed func()) error
 	Close()
 }
 
@@ -104,7 +107,7 @@ func openKernel(k Kernel, logf func(string, ...any)) (Kernel, error) {
 		if err != nil {
 			return k, fmt.Errorf("netlink: %w", err)
 		}
-		k.Links = netcfgLinks{h}
+		k.Links = netcfgLinks{h, logf}
 	}
 	if k.Firewall == nil {
 		c, err := nftables.New(nftables.AsLasting())
@@ -136,7 +139,10 @@ func (t tunnelDevices) New(name string, mtu int) (Device, error) {
 	return dev, nil
 }
 
-type netcfgLinks struct{ h *netcfg.Handle }
+type netcfgLinks struct {
+	h    *netcfg.Handle
+	logf func(string, ...any)
+}
 
 func (l netcfgLinks) Sync(lc netcfg.LinkConfig) error {
 	err := l.h.Sync(lc)
@@ -150,6 +156,10 @@ func (l netcfgLinks) Sync(lc netcfg.LinkConfig) error {
 func (l netcfgLinks) RemoveRoutes(name string) error      { return l.h.RemoveRoutes(name) }
 func (l netcfgLinks) LinkByDefaultRoute() (string, error) { return l.h.LinkByDefaultRoute() }
 func (l netcfgLinks) Close()                              { l.h.Close() }
+
+func (l netcfgLinks) WatchLinks(done <-chan struct{}, changed func()) error {
+	return l.h.WatchLinks(done, changed, l.logf)
+}
 
 type nftFirewall struct{ c *nftables.Conn }
 

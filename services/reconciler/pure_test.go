@@ -440,3 +440,46 @@ func TestPureStatus(t *testing.T) {
 		t.Errorf("device status %+v from a device that cannot say", st.Networks[n.ID].Device)
 	}
 }
+
+// TestPureLinkEvent: a link change pokes the loop, with no resync: a link
+// that went down lost its routes, and the pass puts them back.
+func TestPureLinkEvent(t *testing.T) {
+	r, f := newPure(t)
+	hostNIC(f)
+	var passes atomic.Int32
+	passed := make(chan struct{}, 16)
+	r.OnPass(func(before, after Status) { passes.Add(1); passed <- struct{}{} })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	wctx, c := context.WithTimeout(ctx, 10*time.Second)
+	defer c()
+	if err := r.Wait(wctx, r.Set(Desired{Strict: true, Networks: []Network{seedNet()}})); err != nil {
+		t.Fatal(err)
+	}
+	<-passed
+	f.take()
+
+	// The link goes down and up: the kernel drops its IPv4 routes.
+	f.mu.Lock()
+	f.links["gatetest"].up = false
+	f.links["gatetest"].routes = nil
+	f.mu.Unlock()
+	f.linkEvent()
+	select {
+	case <-passed:
+	case <-wctx.Done():
+		t.Fatal("no pass after a link event")
+	}
+	want := []string{
+		"ip link set dev gatetest up",
+		"ip route add 10.99.0.0/16 via 192.168.254.170 dev gatetest onlink proto 241 metric 5000",
+	}
+	if diff := cmp.Diff(want, f.take()); diff != "" {
+		t.Errorf("after a link event (-want +got):\n%s", diff)
+	}
+	if n := passes.Load(); n != 2 {
+		t.Errorf("%d passes, want 2", n)
+	}
+}

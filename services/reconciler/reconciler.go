@@ -263,10 +263,17 @@ func (r *Reconciler) Status() Status {
 // A pass runs when poked (Set, Poke), at most one pending: pokes that come
 // while a pass runs give exactly one more pass, which takes the newest
 // desired state. A failed pass is retried with backoff (1 s, doubling, up
-// to Resync). The periodic pass (WithResync) also re-applies the firewall
+// to Resync). A link that appears, goes, or changes its up, carrier or
+// MTU pokes it too: a link that went down and up again has lost its
+// routes. The periodic pass (WithResync) also re-applies the firewall
 // table, which the other passes leave alone while its ruleset is the same,
 // so that a table someone else changed or removed is put back.
 func (r *Reconciler) Run(ctx context.Context) {
+	watching := make(chan struct{})
+	defer close(watching)
+	if err := r.k.Links.WatchLinks(watching, r.Poke); err != nil {
+		r.logf("reconcile: %v; link changes wait for the next resync", err)
+	}
 	var tick <-chan time.Time
 	if r.resync > 0 {
 		t := time.NewTicker(r.resync)
