@@ -227,8 +227,10 @@ run_pair() {
 	check "route 172.16.1.0/24 via A (192.168.254.11)" admin network route add "$NET" 172.16.1.0/24 via 192.168.254.11
 	check "route 172.16.2.0/24 via B (192.168.254.12)" admin network route add "$NET" 172.16.2.0/24 via 192.168.254.12
 	local joinA joinB
-	joinA=$(admin token create "$NET" --allow)
-	joinB=$(admin token create "$NET" --allow)
+	# A route's next hop is kept for what an admin gives it to: here the
+	# tokens (the preseeds' own address: is only a request).
+	joinA=$(admin token create "$NET" --allow --address 192.168.254.11)
+	joinB=$(admin token create "$NET" --allow --address 192.168.254.12)
 	preseed() { # JOIN OVERLAY LANADDR SERVE
 		cat <<-EOF
 		version: 1
