@@ -51,7 +51,7 @@ func runUp(e *env, args []string) error {
 	if err != nil {
 		return usagef("--allow-input: %v", err)
 	}
-	if err := tunnel.SetBuffers(*buffers); err != nil {
+	if err := tunnel.CheckBuffers(*buffers); err != nil {
 		return usagef("--buffers: %v", err)
 	}
 	stopLimit, err := applyMemoryLimit(*memLimit)
@@ -72,6 +72,7 @@ func runUp(e *env, args []string) error {
 		Hostname: *hostname,
 		Version:  e.version,
 		Logf:     logger.Printf,
+		Devices:  []tunnel.Option{tunnel.WithBuffers(*buffers)},
 	}
 	nic.apply(&opt)
 	opt.Cloud = *cloudMode

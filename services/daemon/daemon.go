@@ -67,6 +67,9 @@ type Options struct {
 	// CloudOff (""), CloudAuto, CloudNoCloud, CloudDigitalOcean or
 	// CloudAWS.
 	Cloud string
+	// Devices are options for every WireGuard device the daemon makes
+	// (tunnel.WithBuffers).
+	Devices []tunnel.Option
 	// MetadataRetry is how a metadata service that fails to answer is
 	// asked again (config.go); zero: every second or so, for 2 minutes.
 	MetadataRetry Retry
@@ -165,7 +168,7 @@ func New(opt Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := reconciler.New(opt.Logf, reconciler.WithState(st))
+	rec, err := reconciler.New(opt.Logf, reconciler.WithState(st), reconciler.WithDeviceOptions(opt.Devices...))
 	if err != nil {
 		nl.Close()
 		return nil, err

@@ -99,9 +99,15 @@ func (e *LinkNotFoundError) Unwrap() error { return e.Err }
 // real kernel; nil fields stay the real kernel's.
 func WithKernel(k Kernel) Option { return func(r *Reconciler) { r.k = k } }
 
+// WithDeviceOptions passes opts to every WireGuard device the real kernel
+// makes (tunnel.WithBuffers).
+func WithDeviceOptions(opts ...tunnel.Option) Option {
+	return func(r *Reconciler) { r.devOpts = append(r.devOpts, opts...) }
+}
+
 // openKernel fills k's nil fields with the real kernel, in the current
 // network namespace.
-func openKernel(k Kernel, logf func(string, ...any)) (Kernel, error) {
+func openKernel(k Kernel, logf func(string, ...any), devOpts []tunnel.Option) (Kernel, error) {
 	if k.Links == nil {
 		h, err := netcfg.Open()
 		if err != nil {
@@ -118,7 +124,7 @@ func openKernel(k Kernel, logf func(string, ...any)) (Kernel, error) {
 		k.Firewall = nftFirewall{c}
 	}
 	if k.Devices == nil {
-		k.Devices = tunnelDevices{logf}
+		k.Devices = tunnelDevices{logf, devOpts}
 	}
 	if k.Forwarding == nil {
 		k.Forwarding = sysctlForwarding{}
@@ -129,10 +135,13 @@ func openKernel(k Kernel, logf func(string, ...any)) (Kernel, error) {
 	return k, nil
 }
 
-type tunnelDevices struct{ logf func(string, ...any) }
+type tunnelDevices struct {
+	logf func(string, ...any)
+	opts []tunnel.Option
+}
 
 func (t tunnelDevices) New(name string, mtu int) (Device, error) {
-	dev, err := tunnel.New(name, mtu, t.logf)
+	dev, err := tunnel.New(name, mtu, t.logf, t.opts...)
 	if err != nil {
 		return nil, err
 	}

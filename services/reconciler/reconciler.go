@@ -119,9 +119,10 @@ const Resync = 30 * time.Second
 
 // Reconciler owns the kernel state.
 type Reconciler struct {
-	logf   func(string, ...any)
-	k      Kernel        // what it writes (kernel.go)
-	resync time.Duration // 0: no periodic pass
+	logf    func(string, ...any)
+	k       Kernel          // what it writes (kernel.go)
+	devOpts []tunnel.Option // for the real kernel's devices
+	resync  time.Duration   // 0: no periodic pass
 
 	trigger trigger
 
@@ -197,7 +198,7 @@ func New(logf func(string, ...any), opts ...Option) (*Reconciler, error) {
 	for _, o := range opts {
 		o(r)
 	}
-	k, err := openKernel(r.k, logf)
+	k, err := openKernel(r.k, logf, r.devOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -30,9 +30,16 @@ type Device struct {
 // wireguard-go follows the kernel link's state: when the link goes down it
 // closes the UDP socket, when it comes back up it reopens it on the same
 // port.
-func New(name string, mtu int, logf func(format string, args ...any)) (*Device, error) {
+func New(name string, mtu int, logf func(format string, args ...any), opts ...Option) (*Device, error) {
 	if logf == nil {
 		logf = device.DiscardLogf
+	}
+	o := options{buffers: DefaultBuffers}
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := CheckBuffers(o.buffers); err != nil {
+		return nil, err
 	}
 	t, err := tun.CreateTUN(name, mtu)
 	if err != nil {
@@ -44,7 +51,7 @@ func New(name string, mtu int, logf func(format string, args ...any)) (*Device, 
 		Verbosef: device.DiscardLogf,
 		Errorf:   func(format string, args ...any) { logf(prefix+format, args...) },
 	}
-	d := &Device{name: name, dev: newDevice(t, logger)}
+	d := &Device{name: name, dev: newDevice(t, logger, o.buffers)}
 	if err := d.dev.Up(); err != nil {
 		d.dev.Close()
 		return nil, fmt.Errorf("starting WireGuard device %s: %w", name, err)
@@ -77,29 +84,36 @@ const DefaultBuffers = 4 * conn.IdealBatchSize
 // than the three batches it always holds.
 const MinBuffers = 3*conn.IdealBatchSize + 1
 
-var (
-	buffersMu sync.Mutex
-	buffers   = DefaultBuffers
-)
+// Option changes how New makes a device.
+type Option func(*options)
 
-// SetBuffers sets the bound for devices made from now on: DefaultBuffers,
-// or at least MinBuffers, or 0 for none (upstream's behaviour, to compare).
-func SetBuffers(n int) error {
+type options struct {
+	buffers int
+}
+
+// WithBuffers bounds the device's packet buffers: DefaultBuffers when not
+// given, at least MinBuffers, or 0 for none (upstream's behaviour, to
+// compare). CheckBuffers says whether n is one of those.
+func WithBuffers(n int) Option { return func(o *options) { o.buffers = n } }
+
+// CheckBuffers reports whether n can bound a device's packet buffers.
+func CheckBuffers(n int) error {
 	if n != 0 && n < MinBuffers {
 		return fmt.Errorf("%d packet buffers per device: want 0 (unbounded) or at least %d (the device holds %d at all times)", n, MinBuffers, MinBuffers-1)
 	}
-	buffersMu.Lock()
-	defer buffersMu.Unlock()
-	buffers = n
 	return nil
 }
 
-// newDevice makes a wireguard-go device with the bound in force. The bound
-// is a process-wide variable wireguard-go reads while it makes the device
-// (a var only in Gate's patched copy, see third_party/README.md).
-func newDevice(t tun.Device, logger *device.Logger) *device.Device {
-	buffersMu.Lock()
-	defer buffersMu.Unlock()
+// newDeviceMu serialises the making of devices: the bound is a
+// process-wide variable that Gate's patched wireguard-go reads while it
+// makes one (see third_party/README.md), set here for each device and
+// read by no one else.
+var newDeviceMu sync.Mutex
+
+// newDevice makes a wireguard-go device with the given bound.
+func newDevice(t tun.Device, logger *device.Logger, buffers int) *device.Device {
+	newDeviceMu.Lock()
+	defer newDeviceMu.Unlock()
 	device.PreallocatedBuffersPerPool = uint32(buffers)
 	return device.NewDevice(t, conn.NewDefaultBind(), logger)
 }

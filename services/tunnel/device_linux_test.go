@@ -48,9 +48,9 @@ func testLogf(t *testing.T) func(string, ...any) {
 
 // newAddressed makes a Device with the address addr on its link, closed
 // when t ends.
-func newAddressed(t *testing.T, name string, addr netip.Prefix) *Device {
+func newAddressed(t *testing.T, name string, addr netip.Prefix, opts ...Option) *Device {
 	t.Helper()
-	d, err := New(name, 1420, testLogf(t))
+	d, err := New(name, 1420, testLogf(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,8 +394,7 @@ func burst(t *testing.T, p *channelPeer, src, dst netip.Addr, n int) {
 	}
 }
 
-func TestSetBuffers(t *testing.T) {
-	defer SetBuffers(DefaultBuffers)
+func TestCheckBuffers(t *testing.T) {
 	for _, tt := range []struct {
 		n  int
 		ok bool
@@ -408,13 +407,16 @@ func TestSetBuffers(t *testing.T) {
 		{128, false},
 		{-1, false},
 	} {
-		err := SetBuffers(tt.n)
+		err := CheckBuffers(tt.n)
 		if (err == nil) != tt.ok {
-			t.Errorf("SetBuffers(%d) = %v, want ok %v", tt.n, err, tt.ok)
+			t.Errorf("CheckBuffers(%d) = %v, want ok %v", tt.n, err, tt.ok)
 		}
 		if err != nil && !strings.Contains(err.Error(), fmt.Sprint(MinBuffers)) {
-			t.Errorf("SetBuffers(%d) error %q does not name the minimum %d", tt.n, err, MinBuffers)
+			t.Errorf("CheckBuffers(%d) error %q does not name the minimum %d", tt.n, err, MinBuffers)
 		}
+	}
+	if _, err := New("gtwbuf", 1420, nil, WithBuffers(MinBuffers-1)); err == nil || !strings.Contains(err.Error(), fmt.Sprint(MinBuffers)) {
+		t.Errorf("New with too few buffers: %v", err)
 	}
 }
 
@@ -505,19 +507,15 @@ func TestDeadPeerDoesNotStarveOthers(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := SetBuffers(tt.buffers); err != nil {
-				t.Fatal(err)
-			}
-			defer SetBuffers(DefaultBuffers)
-			testDeadPeer(t, fmt.Sprintf("gtw3%d", i), tt.segments, tt.sends)
+			testDeadPeer(t, fmt.Sprintf("gtw3%d", i), tt.segments, tt.sends, WithBuffers(tt.buffers))
 		})
 	}
 }
 
-func testDeadPeer(t *testing.T, name string, segments, sends int) {
+func testDeadPeer(t *testing.T, name string, segments, sends int, opts ...Option) {
 	overlayA, overlayB := netip.MustParseAddr("10.97.0.1"), netip.MustParseAddr("10.97.0.2")
 	dead := netip.MustParseAddr("10.97.0.3")
-	a := newAddressed(t, name, netip.PrefixFrom(overlayA, 24))
+	a := newAddressed(t, name, netip.PrefixFrom(overlayA, 24), opts...)
 	b := newChannelPeer(t)
 	privA := newKey(t)
 	privDead := newKey(t)
