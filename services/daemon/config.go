@@ -402,12 +402,17 @@ func (d *Daemon) detect(ctx context.Context, mode string) (*cloud.Result, error)
 }
 
 // waitMetadataRoute waits until the kernel has a route to the metadata
-// service, or at most max.
+// service, or at most max, or until every NIC has its settings and none
+// gives a default route (none will come).
 func (d *Daemon) waitMetadataRoute(ctx context.Context, max time.Duration) {
 	deadline := time.Now().Add(max)
 	ip := net.ParseIP("169.254.169.254")
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if rs, err := netlink.RouteGet(ip); err == nil && len(rs) > 0 {
+			return
+		}
+		if why, none := d.nics.noDefaultRoute(); none {
+			d.opt.Logf("config: no NIC has a default route (%s): no metadata service to wait for", why)
 			return
 		}
 		select {

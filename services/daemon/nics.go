@@ -297,6 +297,34 @@ func (m *nics) ordered() []*nic {
 	return out
 }
 
+// noDefaultRoute reports, once every managed NIC has its settings (a
+// static setting or a DHCP lease), that none of them gives a default
+// route, and says why for each: then no route to anything beyond the
+// NICs' own subnets (a cloud's metadata service) will come. QEMU's user
+// networking with restrict=on, for one, leases an address without a
+// router. It reports false while any NIC is still waiting for a lease.
+func (m *nics) noDefaultRoute() (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.nics) == 0 {
+		return "", false
+	}
+	var why []string
+	for _, n := range m.ordered() {
+		switch {
+		case n.static != nil && n.static.Gateway.IsValid(), n.lease != nil && n.lease.Router.IsValid():
+			return "", false
+		case n.static != nil:
+			why = append(why, n.name+": static, without a gateway")
+		case n.lease != nil:
+			why = append(why, n.name+": DHCP lease without a router")
+		default:
+			return "", false // still waiting for a lease
+		}
+	}
+	return strings.Join(why, "; "), true
+}
+
 // desired is the NICs' part of the reconciler's desired state: every
 // managed NIC (so that it is up, even before it has an address), its
 // address and default route from its lease or static settings, and the

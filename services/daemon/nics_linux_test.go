@@ -18,7 +18,9 @@ import (
 
 // dnsmasq runs a DHCP-only dnsmasq in namespace ns on iface (which has
 // 10.77.0.1/24) with a 2-minute lease, T1 3 s and T2 6 s, and returns
-// its log file and a function that stops it.
+// its log file and a function that stops it. extra[0], if given, replaces
+// the range, and the rest are further options; "--dhcp-option=3" among
+// them sends no router.
 func dnsmasq(t *testing.T, ns, iface string, extra ...string) (string, func()) {
 	t.Helper()
 	if _, err := exec.LookPath("dnsmasq"); err != nil {
@@ -30,9 +32,13 @@ func dnsmasq(t *testing.T, ns, iface string, extra ...string) (string, func()) {
 	if len(extra) > 0 {
 		rng = extra[0]
 	}
+	router := "--dhcp-option=option:router,10.77.0.1"
+	if slices.Contains(extra, "--dhcp-option=3") {
+		router = "--dhcp-option=3"
+	}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
 		"--port=0", "--interface=" + iface, "--bind-interfaces", "--no-ping", rng,
-		"--dhcp-option=option:router,10.77.0.1", "--dhcp-option=option:dns-server,10.77.0.53",
+		router, "--dhcp-option=option:dns-server,10.77.0.53",
 		"--dhcp-option=option:domain-name,gate.test", "--dhcp-option=58,3", "--dhcp-option=59,6",
 		"--dhcp-leasefile=" + filepath.Join(dir, "leases"), "--pid-file=" + filepath.Join(dir, "pid"),
 		"--log-dhcp", "--log-facility=" + log}, extra[min(1, len(extra)):]...)...)
@@ -214,5 +220,44 @@ func TestManageNICs(t *testing.T) {
 	}
 	if got := defaultRoutes(t); len(got) != 0 {
 		t.Errorf("after stop default routes %q remain", got)
+	}
+}
+
+// TestNoRouterNoMetadataWait: a lease without a router (what QEMU's user
+// networking with restrict=on gives: `make run`) is a NIC that can never
+// reach a cloud's metadata service. The daemon used to wait 30 s for a
+// route to it anyway; now it stops waiting once every NIC has its lease
+// and none gives a default route, and says so. The NIC's status shows no
+// gateway, as the console does.
+func TestNoRouterNoMetadataWait(t *testing.T) {
+	srv := nstest.New(t)
+	nstest.Veth(t, "nic7", "srv7", srv)
+	nstest.In(t, srv, "ip", "addr", "add", "10.77.0.1/24", "dev", "srv7")
+	dnsmasq(t, srv, "srv7", "--dhcp-range=10.77.0.50,10.77.0.60,255.255.255.0,2m", "--dhcp-option=3")
+
+	dir := t.TempDir()
+	h := &harness{t: t, dir: dir, socket: filepath.Join(dir, "gate.sock")}
+	logs := &logLines{t: t}
+	d, err := New(Options{StateDir: filepath.Join(dir, "node"), Socket: h.socket, Hostname: "appliance", Version: "test", Logf: logs.logf,
+		ManageNICs: true, NICs: []string{"nic7"}, ResolvConf: filepath.Join(dir, "resolv.conf"), Cloud: CloudAuto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h.eventually("the metadata wait ended for want of a default route", func() error {
+		if logs.count("no NIC has a default route (nic7: DHCP lease without a router)") == 0 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if n := logs.count("no route to the metadata service after"); n != 0 {
+		t.Errorf("the daemon waited out the metadata route")
+	}
+	nics, err := h.local().Interfaces(context.Background())
+	if err != nil || len(nics) != 1 || nics[0].DHCP == nil || nics[0].DHCP.State != "bound" || nics[0].Gateway.IsValid() {
+		t.Errorf("nic7: %+v, %v; want a lease without a router", nics, err)
 	}
 }
