@@ -91,7 +91,7 @@ type e
 expect "Interface eth1"
 type Space Tab C-u
 $T send-keys -t tui -l "10.66.0.0/24"
-expect "that is the network address"
+expect "is the subnet's network address"
 check "nothing applied while the form is wrong" sh -c "! ip -n $(ns node) addr show eth1 | grep -q 10.66.0.0"
 type Enter
 check "Enter on a wrong form applies nothing" sh -c "! ip -n $(ns node) addr show eth1 | grep -q 10.66.0"

@@ -92,11 +92,12 @@ func (m Model) editNICView() string {
 			b.WriteString(m.st.dim.Render(fmt.Sprintf("%s%-8s (from DHCP)", marker, r.label)) + "\n")
 			continue
 		}
-		b.WriteString(fmt.Sprintf("%s%-8s %s", marker, r.label, r.value))
+		b.WriteString(fmt.Sprintf("%s%-8s %s\n", marker, r.label, r.value))
+		// The validator's own message, on lines of its own under the
+		// value: it is the one the API would give, and may be long.
 		if e := m.formErrs[r.field]; e != "" {
-			b.WriteString("  " + m.st.bad.Render("! "+e))
+			b.WriteString(m.st.bad.Width(max(m.width-13, 20)).MarginLeft(11).Render("! "+e) + "\n")
 		}
-		b.WriteString("\n")
 	}
 	b.WriteString("\n" + m.st.dim.Render("The change applies at once and reverts by itself in 60 s unless you keep it (c).") + "\n")
 	if m.applying {
