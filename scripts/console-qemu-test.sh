@@ -40,7 +40,7 @@ $T new-session -d -s vm -x 80 -y 24 "ip netns exec $(ns wan) qemu-system-x86_64 
 	-netdev tap,id=wan,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=wan,mac=52:54:00:00:77:01 \
 	2>$WORK/qemu.err"
 screen() { $T capture-pane -p -t vm; }
-shows() { screen | grep -qF -- "$1"; }
+shows() { screen | grep -F -- "$1" >/dev/null; } # not -q: it may exit before screen has written all, and pipefail fails on its SIGPIPE
 type() { local k; for k in "$@"; do $T send-keys -t vm "$k"; sleep 0.1; done; }
 text() { $T send-keys -t vm -l "$1"; sleep 0.2; }
 expect() { if wait_for "${2:-30}" shows "$1"; then pass "serial shows: $1"; else fail "serial never showed: $1"; screen | sed 's/^/        /'; fi; }

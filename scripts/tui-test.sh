@@ -30,7 +30,7 @@ NODE=$(GATE_SOCKET="$WORK/node.sock" "$GATE" status --json | jq -r .node_id)
 T="tmux -L $RUN"
 $T new-session -d -s tui -x 80 -y 24 "env TERM=vt100 GATE_SOCKET=$WORK/node.sock $GATE tui"
 screen() { $T capture-pane -p -t tui; }
-shows() { screen | grep -qF -- "$1"; }
+shows() { screen | grep -F -- "$1" >/dev/null; } # not -q: see nic_has
 # type KEYS...: one key at a time, as a person types.
 type() { local k; for k in "$@"; do $T send-keys -t tui "$k"; sleep 0.05; done; }
 expect() { if wait_for "${2:-10}" shows "$1"; then pass "screen shows: $1"; else fail "screen never showed: $1"; screen | sed 's/^/        /'; fi; }
@@ -84,7 +84,9 @@ expect "Left $NET"
 expect "none joined"
 check "the interface is gone" wait_for 10 sh -c "! ip -n $(ns node) addr | grep -q 192.168.254.1"
 say "interfaces: a static address, validated as typed, applied on probation"
-nic_has() { ip -n "$(ns node)" addr show eth1 | grep -q "$1"; }
+# grep without -q reads all its input: with -q it may exit at the first
+# match while ip still writes, and pipefail then fails on ip's SIGPIPE.
+nic_has() { ip -n "$(ns node)" addr show eth1 | grep -- "$1" >/dev/null; }
 type i
 expect "eth1"
 type e
