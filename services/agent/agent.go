@@ -7,6 +7,12 @@
 // state. Offline first: memberships and their last good configurations are
 // loaded from the state directory at start, so a node forwards with what it
 // knew even while its controller is down, and catches up when it returns.
+//
+// What it is asked and what it keeps are the domain's values
+// (services/nodeconfig: JoinRequest, Gateway, in networks.json), checked
+// with the domain's validators (JoinRequest.Check, ParseJoin); it adds only
+// what it alone knows: the controller of a bare network ID (the last one
+// joined through). It must not grow a validator of its own.
 package agent
 
 import (
@@ -19,7 +25,7 @@ import (
 	"time"
 
 	"github.com/gatenet/gate/services/control"
-	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/nodeconfig"
 	"github.com/gatenet/gate/services/state"
 )
 
@@ -30,10 +36,10 @@ type Membership struct {
 	Pin        string `json:"pin"`
 	// Token is kept only until the controller has accepted the node; it is
 	// a credential and has no use after that.
-	Token   string            `json:"token,omitempty"`
-	Address netip.Addr        `json:"address,omitzero"` // requested
-	Gateway *localapi.Gateway `json:"gateway,omitempty"`
-	Iface   string            `json:"iface"`
+	Token   string              `json:"token,omitempty"`
+	Address netip.Addr          `json:"address,omitzero"` // requested
+	Gateway *nodeconfig.Gateway `json:"gateway,omitempty"`
+	Iface   string              `json:"iface"`
 	// InstanceID is the cloud instance that joined, if user-data did;
 	// sent with the token.
 	InstanceID string                `json:"instance_id,omitempty"`
@@ -269,4 +275,4 @@ func isPinError(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "does not match pin") || strings.Contains(err.Error(), "tls:"))
 }
 
-func ifaceName(id string) string { return "gate" + id[:10] }
+func ifaceName(id string) string { return nodeconfig.OverlayInterface(id) }

@@ -23,7 +23,7 @@ const FirstListenPort = 51820
 // sees REQUESTING_CONFIGURATION, OK or an error at once. A first join that
 // the controller refuses (bad token, unknown network, wrong pin) is not
 // kept; one that cannot reach the controller is kept and retried.
-func (a *Agent) Join(ctx context.Context, r localapi.JoinRequest) (Membership, error) {
+func (a *Agent) Join(ctx context.Context, r nodeconfig.JoinRequest) (Membership, error) {
 	m, err := a.parseJoin(r)
 	if err != nil {
 		return Membership{}, err
@@ -76,67 +76,31 @@ func (a *Agent) Join(ctx context.Context, r localapi.JoinRequest) (Membership, e
 	return got, err
 }
 
-func (a *Agent) parseJoin(r localapi.JoinRequest) (*Membership, error) {
-	var js control.JoinString
-	if err := control.CheckNetworkID(control.NormalizeID(r.Join)); err == nil {
-		ctl := r.Controller
+// parseJoin checks r with the domain's one validator and reads its join
+// (nodeconfig.ParseJoin); a bare network ID without a controller goes to
+// the last controller this node joined through.
+func (a *Agent) parseJoin(r nodeconfig.JoinRequest) (*Membership, error) {
+	if err := r.Check(); err != nil {
+		return nil, err
+	}
+	js, err := nodeconfig.ParseJoin(r.Join, r.Controller, "")
+	if err != nil {
+		return nil, err
+	}
+	if js.Controller == "" {
+		a.mu.Lock()
+		ctl := a.doc.DefaultController
+		a.mu.Unlock()
 		if ctl == "" {
-			a.mu.Lock()
-			ctl = a.doc.DefaultController
-			a.mu.Unlock()
-		}
-		if ctl == "" {
-			return nil, fmt.Errorf("network %s: no controller known yet; give a join string, or --controller gate://HOST:PORT?pin=sha256:HEX", r.Join)
+			return nil, fmt.Errorf("network %s: no controller known yet; give a join string, or --controller gate://HOST:PORT?pin=sha256:HEX", js.NetworkID)
 		}
 		c, err := control.ParseControllerAddress(ctl)
 		if err != nil {
 			return nil, fmt.Errorf("controller: %w", err)
 		}
-		js = c
-		js.NetworkID = control.NormalizeID(r.Join)
-	} else {
-		j, err := control.ParseJoinString(r.Join)
-		if err != nil {
-			return nil, err
-		}
-		js = j
+		js.Controller, js.Pin = c.Controller, c.Pin
 	}
-	if r.Address.IsValid() && !r.Address.Is4() {
-		return nil, fmt.Errorf("address %s: only IPv4 overlay addresses are supported", r.Address)
-	}
-	if err := CheckGateway(r.Gateway); err != nil {
-		return nil, err
-	}
-	if len(r.InstanceID) > 128 {
-		return nil, fmt.Errorf("instance ID: at most 128 characters")
-	}
-	return &Membership{ID: js.NetworkID, Controller: js.Controller, Pin: js.Pin, Token: js.Token, Address: r.Address, Gateway: r.Gateway, InstanceID: r.InstanceID}, nil
-}
-
-// CheckGateway validates a gateway role; nil is valid (no role).
-func CheckGateway(g *localapi.Gateway) error {
-	if g == nil {
-		return nil
-	}
-	if len(g.Serve) == 0 && !g.MasqueradeInternet {
-		return errors.New("gateway: serve needs at least one CIDR")
-	}
-	for _, p := range g.Serve {
-		if !p.IsValid() || !p.Addr().Is4() {
-			return fmt.Errorf("gateway: serve %s: want an IPv4 CIDR", p)
-		}
-		if p.Masked() != p {
-			return fmt.Errorf("gateway: serve %s is not a network address; did you mean %s?", p, p.Masked())
-		}
-	}
-	if g.LAN != "" {
-		// The one check of an interface name, the document's and the
-		// console's: the same rule and the same message everywhere.
-		if err := nodeconfig.CheckInterfaceName(g.LAN); err != nil {
-			return fmt.Errorf("gateway: lan: %w", err)
-		}
-	}
-	return nil
+	return &Membership{ID: js.NetworkID, Controller: js.Controller, Pin: js.Pin, Token: js.Token, Address: r.Address, Gateway: r.Gateway.Clone(), InstanceID: r.InstanceID}, nil
 }
 
 func (a *Agent) freePortLocked() int {

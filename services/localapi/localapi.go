@@ -3,6 +3,12 @@
 // use. The socket is the only way in, and it is root's alone (0600 in a 0700
 // directory): whoever can reach it can join and leave networks.
 //
+// It owns the wire and nothing of the domain: the requests it carries and
+// their validators are the domain's (services/nodeconfig: JoinRequest,
+// Gateway), named here as they are so that the bytes on the socket are
+// theirs. It must not define or check a domain value of its own; what it
+// checks itself is only what the socket needs (sizes, printable ASCII).
+//
 // This package must stay free of netlink, nftables and WireGuard imports:
 // the console links it and runs without network privileges.
 package localapi
@@ -12,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/nodeconfig"
 )
 
 // DefaultSocket is where `gate up` listens unless told otherwise.
@@ -39,14 +46,9 @@ type Status struct {
 	Config *ConfigStatus `json:"config,omitempty"`
 }
 
-// Gateway is a node's gateway role in one network: it forwards between the
-// overlay and local networks.
-type Gateway struct {
-	Serve              []netip.Prefix `json:"serve"`               // local CIDRs reached through this node
-	LAN                string         `json:"lan,omitempty"`       // interface facing them; default: the default-route interface
-	MasqueradeLAN      bool           `json:"masquerade_lan"`      // overlay traffic enters the LAN with this node's address
-	MasqueradeInternet bool           `json:"masquerade_internet"` // NAT-instance job for the served CIDRs
-}
+// Gateway is a node's gateway role in one network: the domain's
+// (nodeconfig.Gateway, whose Check is its one validator), carried as it is.
+type Gateway = nodeconfig.Gateway
 
 // Peer is a peer as the node sees it on its WireGuard device.
 type Peer struct {
@@ -78,18 +80,10 @@ type Network struct {
 	Error      string          `json:"error,omitempty"`
 }
 
-// JoinRequest is the body of POST /v1/join.
-type JoinRequest struct {
-	// Join is a join string, or a bare network ID when Controller is set or
-	// the node already knows a controller.
-	Join       string     `json:"join"`
-	Controller string     `json:"controller,omitempty"` // gate://HOST:PORT?pin=...
-	Address    netip.Addr `json:"address,omitzero"`     // requested overlay address
-	Gateway    *Gateway   `json:"gateway,omitempty"`
-	// InstanceID is the cloud instance whose user-data asks for the join;
-	// the controller records it with the join token.
-	InstanceID string `json:"instance_id,omitempty"`
-}
+// JoinRequest is the body of POST /v1/join: the domain's request to be a
+// member of a network (nodeconfig.JoinRequest), carried as it is; the
+// server checks it with its Check before the daemon sees it.
+type JoinRequest = nodeconfig.JoinRequest
 
 // Snapshot is everything the console shows, at one revision (GET
 // /v1/watch).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,8 +30,8 @@ func (b *backend) Networks() []Network {
 	return ns
 }
 func (b *backend) Join(_ context.Context, r JoinRequest) (Network, error) {
-	if r.Join == "bad" {
-		return Network{}, fmt.Errorf("join string: must start with gate://")
+	if r.Join == "0000000000000000" {
+		return Network{}, fmt.Errorf("network 0000000000000000: not found")
 	}
 	b.joined = append(b.joined, r.Join)
 	return Network{ID: r.Join, Status: "REQUESTING_CONFIGURATION"}, nil
@@ -86,8 +87,21 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || n.Status != "REQUESTING_CONFIGURATION" {
 		t.Fatalf("Join = %+v, %v", n, err)
 	}
-	if _, err := c.Join(ctx, JoinRequest{Join: "bad"}); err == nil || !strings.Contains(err.Error(), "must start with gate://") {
-		t.Errorf("bad join: %v", err)
+	// The daemon's refusal reaches the client, with its words.
+	if _, err := c.Join(ctx, JoinRequest{Join: "0000000000000000"}); err == nil || !strings.Contains(err.Error(), "network 0000000000000000: not found") {
+		t.Errorf("refused join: %v", err)
+	}
+	// A malformed request is the API's to refuse, in the domain's words
+	// (nodeconfig.JoinRequest.Check), before the daemon sees it.
+	for _, bad := range []struct{ req JoinRequest }{
+		{JoinRequest{Join: "bad"}},
+		{JoinRequest{Join: "gate://h:1/d363b4e9bd3d6aa8"}},
+		{JoinRequest{Join: "d363b4e9bd3d6aa8", Gateway: &Gateway{MasqueradeInternet: true}}},
+	} {
+		_, err := c.Join(ctx, bad.req)
+		if want := bad.req.Check(); err == nil || want == nil || !strings.Contains(err.Error(), want.Error()) {
+			t.Errorf("join %+v: %v, want %v", bad.req, err, want)
+		}
 	}
 	st, err := c.Status(ctx)
 	if err != nil || st.NodeID != "9788637428" || st.Networks != 1 {
@@ -208,5 +222,38 @@ func TestAttackRequestBodies(t *testing.T) {
 	}
 	if len(b.joined) != 0 {
 		t.Errorf("refused requests reached the daemon: %q", b.joined)
+	}
+}
+
+// TestJoinRequestWireIsUnchanged: the body of POST /v1/join, and a
+// network's gateway, as today's CLIs and consoles send and read them,
+// decode into the domain's types and encode back to the same bytes.
+// (Written by the code before localapi.JoinRequest and Gateway became
+// nodeconfig's.)
+func TestJoinRequestWireIsUnchanged(t *testing.T) {
+	for _, wire := range []string{
+		`{"join":"d363b4e9bd3d6aa8","controller":"gate://198.51.100.10:8443?pin=sha256:ab","address":"192.168.254.11","gateway":{"serve":["172.16.0.0/16","10.1.0.0/24"],"lan":"eth1","masquerade_lan":true,"masquerade_internet":false},"instance_id":"i-0abc"}`,
+		`{"join":"x"}`,
+	} {
+		dec := json.NewDecoder(strings.NewReader(wire))
+		dec.DisallowUnknownFields() // as the server decodes
+		var r JoinRequest
+		if err := dec.Decode(&r); err != nil {
+			t.Fatalf("decoding %s: %v", wire, err)
+		}
+		b, err := json.Marshal(r)
+		if err != nil || string(b) != wire {
+			t.Errorf("round trip:\n got %s\nwant %s", b, wire)
+		}
+	}
+	r := JoinRequest{Join: "d363b4e9bd3d6aa8"}
+	json.Unmarshal([]byte(`{"join":"d363b4e9bd3d6aa8","gateway":{"serve":["172.16.0.0/16"],"lan":"eth1","masquerade_lan":true,"masquerade_internet":false}}`), &r)
+	if g := r.Gateway; g == nil || len(g.Serve) != 1 || g.Serve[0] != netip.MustParsePrefix("172.16.0.0/16") || g.LAN != "eth1" || !g.MasqueradeLAN || g.MasqueradeInternet {
+		t.Errorf("gateway decoded as %+v", r.Gateway)
+	}
+	n := Network{ID: "d363b4e9bd3d6aa8", Gateway: &Gateway{Serve: []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16")}}}
+	want := `{"id":"d363b4e9bd3d6aa8","name":"","status":"","controller":"","listen_port":0,"addresses":null,"routes":null,"peers":null,"gateway":{"serve":["172.16.0.0/16"],"masquerade_lan":false,"masquerade_internet":false},"online":false}`
+	if b, _ := json.Marshal(n); string(b) != want {
+		t.Errorf("network:\n got %s\nwant %s", b, want)
 	}
 }

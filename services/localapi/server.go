@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/logring"
+	"github.com/gatenet/gate/services/nodeconfig"
 )
 
 // Backend is what the daemon provides to the local API.
@@ -172,15 +173,15 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// checkJoin checks what the local API can of a join request before the
-// daemon sees it: its strings are printable ASCII of bounded length (the
-// agent parses the join string and the controller address, and checks the
-// gateway's LAN with nodeconfig.CheckInterfaceName).
+// checkJoin checks a join request before the daemon sees it: its strings
+// are printable ASCII of bounded length, and then the domain's one
+// validator (nodeconfig.JoinRequest.Check, which the agent calls again)
+// says what else is wrong, in the words the console and the CLI use.
 func checkJoin(r JoinRequest) error {
 	fields := []struct {
 		name, v string
 		max     int
-	}{{"join", r.Join, 2048}, {"controller", r.Controller, 2048}, {"instance_id", r.InstanceID, 128}}
+	}{{"join", r.Join, 2048}, {"controller", r.Controller, 2048}, {"instance_id", r.InstanceID, nodeconfig.MaxInstanceID}}
 	if r.Gateway != nil {
 		fields = append(fields, struct {
 			name, v string
@@ -195,7 +196,7 @@ func checkJoin(r JoinRequest) error {
 			return fmt.Errorf("%s %s: printable ASCII only", f.name, strconv.QuoteToASCII(f.v))
 		}
 	}
-	return nil
+	return r.Check()
 }
 
 func printableASCII(s string) bool {

@@ -5,9 +5,9 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/gatenet/gate/services/control"
-	"github.com/gatenet/gate/services/localapi"
 )
 
 // Version is the document version this package reads and writes.
@@ -52,20 +52,6 @@ type Network struct {
 	Gateway    *Gateway   `json:"gateway,omitempty"`
 }
 
-// Gateway is this node's gateway role in a network. Its semantics are
-// those of localapi.Gateway.
-type Gateway struct {
-	Serve      []netip.Prefix `json:"serve"`         // local CIDRs reached through this node
-	LAN        string         `json:"lan,omitempty"` // NIC facing them; "" = the default-route NIC
-	Masquerade Masquerade     `json:"masquerade"`
-}
-
-// Masquerade says which traffic the gateway source-NATs.
-type Masquerade struct {
-	ToLAN      bool `json:"to_lan"`      // overlay traffic enters the LAN with this node's address
-	ToInternet bool `json:"to_internet"` // the served CIDRs reach the internet through this node (NAT instance)
-}
-
 // Controller asks for a controller to run on this node.
 type Controller struct {
 	Listen    string `json:"listen"`              // HOST:PORT or :PORT
@@ -75,53 +61,33 @@ type Controller struct {
 // NetworkID returns the ID of the network n joins, or "" if Join is
 // malformed (Validate reports that).
 func (n Network) NetworkID() string {
-	if j, err := control.ParseJoinString(n.Join); err == nil {
-		return j.NetworkID
+	j, err := ParseJoin(n.Join, n.Controller, n.Token)
+	if err != nil {
+		return ""
 	}
-	id := control.NormalizeID(n.Join)
-	if control.CheckNetworkID(id) == nil {
-		return id
-	}
-	return ""
+	return j.NetworkID
 }
 
-// JoinRequest turns n into the daemon's local API request. A token given
-// beside a join string or a bare network ID ends up in a join string.
-func (n Network) JoinRequest() (localapi.JoinRequest, error) {
-	r := localapi.JoinRequest{Join: n.Join, Address: n.Address}
-	if n.Gateway != nil {
-		r.Gateway = &localapi.Gateway{
-			Serve:              slices.Clone(n.Gateway.Serve),
-			LAN:                n.Gateway.LAN,
-			MasqueradeLAN:      n.Gateway.Masquerade.ToLAN,
-			MasqueradeInternet: n.Gateway.Masquerade.ToInternet,
-		}
-	}
-	if j, err := control.ParseJoinString(n.Join); err == nil {
-		if n.Token != "" && j.Token == "" {
-			j.Token = n.Token
-			r.Join = j.String()
-		}
-		return r, nil
-	}
-	id := control.NormalizeID(n.Join)
-	if err := control.CheckNetworkID(id); err != nil {
-		return r, fmt.Errorf("join %s: neither a join string nor a network ID", show(n.Join))
-	}
-	r.Join = id
-	if n.Controller == "" {
-		return r, nil // the node's own (or already known) controller
-	}
-	c, err := control.ParseControllerAddress(n.Controller)
+// JoinRequest turns n into a join request. A token given beside a join
+// string or a bare network ID ends up in a join string; a bare network ID
+// without a controller stays bare (the node's own, or already known,
+// controller).
+func (n Network) JoinRequest() (JoinRequest, error) {
+	r := JoinRequest{Join: n.Join, Address: n.Address, Gateway: n.Gateway.Clone()}
+	j, err := ParseJoin(n.Join, n.Controller, n.Token)
 	if err != nil {
-		return r, fmt.Errorf("controller %s: %w", show(n.Controller), err)
+		return r, fmt.Errorf("%s: %w", problemField(err), err)
 	}
-	if n.Token != "" {
-		c.NetworkID, c.Token = id, n.Token
-		r.Join = c.String()
-		return r, nil
+	switch {
+	case j.Controller == "":
+		r.Join = j.NetworkID
+	case strings.Contains(n.Join, "://") && n.Token == "":
+		// The join string as it was written.
+	case j.Token != "":
+		r.Join = j.String()
+	default:
+		r.Join, r.Controller = j.NetworkID, j.ControllerAddress()
 	}
-	r.Controller = c.ControllerAddress()
 	return r, nil
 }
 
@@ -140,11 +106,7 @@ func (c *Config) Clone() *Config {
 	}
 	out.Networks = slices.Clone(c.Networks)
 	for i, n := range out.Networks {
-		if n.Gateway != nil {
-			g := *n.Gateway
-			g.Serve = slices.Clone(g.Serve)
-			out.Networks[i].Gateway = &g
-		}
+		out.Networks[i].Gateway = n.Gateway.Clone()
 	}
 	if c.Controller != nil {
 		cc := *c.Controller

@@ -201,8 +201,8 @@ func (d *decoder) gateway(path string, n *yaml.Node) *Gateway {
 		"lan": func(p string, n *yaml.Node) { g.LAN, _ = d.str(p, n) },
 		"masquerade": func(p string, n *yaml.Node) {
 			d.fields(p, n, map[string]func(string, *yaml.Node){
-				"to_lan":      func(p string, n *yaml.Node) { g.Masquerade.ToLAN, _ = d.boolean(p, n) },
-				"to_internet": func(p string, n *yaml.Node) { g.Masquerade.ToInternet, _ = d.boolean(p, n) },
+				"to_lan":      func(p string, n *yaml.Node) { g.MasqueradeLAN, _ = d.boolean(p, n) },
+				"to_internet": func(p string, n *yaml.Node) { g.MasqueradeInternet, _ = d.boolean(p, n) },
 			})
 		},
 	})

@@ -49,7 +49,20 @@
 // The kernel command line overrides single keys for recovery; see
 // ParseCmdline for its syntax.
 //
+// # Joins and gateway roles
+//
+// It owns the domain's values for taking part in a network, whatever
+// surface they arrive through (this document, the CLI, the console, cloud
+// user-data, the local API): JoinRequest, a request to be a member, and
+// Gateway, a node's gateway role, with their one validator each
+// (JoinRequest.Check, Gateway.Problems and Check), and ParseJoin, the one
+// reading of a join string or a bare network ID with its controller and
+// token. services/localapi carries these types as they are; the agent
+// stores Gateway in its networks.json; none of them defines or checks its
+// own. OverlayInterface is the name of a network's WireGuard interface.
+//
 // This package is pure: it reads no files, touches no kernel and talks to
-// no network. Where documents come from is services/cloud's business (and
+// no network. It imports nothing above it (not services/localapi, not the
+// agent): the wire and the daemon are built on it, not it on them. Where documents come from is services/cloud's business (and
 // the daemon's); applying them is the reconciler's.
 package nodeconfig

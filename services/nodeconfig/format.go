@@ -68,8 +68,8 @@ func Format(c *Config) []byte {
 				}
 				mq := mapping()
 				mq.Style = yaml.FlowStyle
-				add(mq, "to_lan", scalar("!!bool", strconv.FormatBool(g.Masquerade.ToLAN)))
-				add(mq, "to_internet", scalar("!!bool", strconv.FormatBool(g.Masquerade.ToInternet)))
+				add(mq, "to_lan", scalar("!!bool", strconv.FormatBool(g.MasqueradeLAN)))
+				add(mq, "to_internet", scalar("!!bool", strconv.FormatBool(g.MasqueradeInternet)))
 				add(gm, "masquerade", mq)
 				add(m, "gateway", gm)
 			}

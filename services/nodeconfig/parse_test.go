@@ -41,9 +41,9 @@ func seedConfig() *Config {
 			Join:    joinStr,
 			Address: netip.MustParseAddr("192.168.254.11"),
 			Gateway: &Gateway{
-				Serve:      []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16")},
-				LAN:        "eth0",
-				Masquerade: Masquerade{ToInternet: true},
+				Serve:              []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16")},
+				LAN:                "eth0",
+				MasqueradeInternet: true,
 			},
 		}},
 		Controller: &Controller{Listen: ":8443"},

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/names"
 )
 
@@ -114,86 +113,35 @@ func (c *Config) validateNetworks(is *issues, own map[netip.Addr]string) {
 			ids[id] = i
 		}
 		if n.Address.IsValid() {
-			if !usable(n.Address) {
-				is.errorf(path+".address", 0, "%s is not a usable host address", showAddr(n.Address))
+			if err := CheckRequestedAddress(n.Address); err != nil {
+				is.errorf(path+".address", 0, "%v", err)
 			} else if nic, clash := own[n.Address]; clash {
 				is.errorf(path+".address", 0, "%s is interfaces.%s's address, not an overlay address", n.Address, key(nic))
 			}
 		}
-		if g := n.Gateway; g != nil {
-			gp := path + ".gateway"
-			if len(g.Serve) == 0 {
-				is.errorf(gp+".serve", 0, "a gateway serves at least one CIDR (the local networks reached through it)")
-			}
-			for k, p := range g.Serve {
-				if p != p.Masked() {
-					is.errorf(index(gp+".serve", k), 0, "%s is not a network address (did you mean %s?)", p, p.Masked())
-					continue
-				}
-				for m := range k {
-					if q := g.Serve[m]; q == q.Masked() && q.Overlaps(p) {
-						is.errorf(index(gp+".serve", k), 0, "%s overlaps serve[%d] %s", p, m, q)
-						break
-					}
-				}
-			}
-			if g.LAN != "" {
-				if err := CheckInterfaceName(g.LAN); err != nil {
-					is.errorf(gp+".lan", 0, "%v", err)
-				}
-			}
+		for _, p := range n.Gateway.Problems() {
+			is.errorf(path+".gateway."+p.Field, 0, "%s", p.Msg)
 		}
 	}
 }
 
-// validateJoin checks join, controller and token; it returns the network
-// ID, or "" when join is malformed.
+// validateJoin checks join, controller and token (ParseJoin); it returns
+// the network ID, or "" when join is malformed. A bare network ID needs a
+// controller beside it unless this node runs one.
 func (n Network) validateJoin(is *issues, path string, localController bool) string {
-	var id string
-	switch {
-	case n.Join == "":
-		is.errorf(path+".join", 0, "missing: a join string (gate://HOST:PORT/NETWORKID?pin=...) or a network ID")
-		return ""
-	case strings.Contains(n.Join, "://"):
-		j, err := control.ParseJoinString(n.Join)
-		if err != nil {
-			is.errorf(path+".join", 0, "%v", err)
+	j, err := ParseJoin(n.Join, n.Controller, n.Token)
+	if err != nil {
+		is.errorf(path+"."+problemField(err), 0, "%v", err)
+		if problemField(err) == "join" {
 			return ""
 		}
-		id = j.NetworkID
-		if err := checkControllerHost(j.Controller); err != nil {
-			is.errorf(path+".join", 0, "join string: %v", err)
-			return ""
-		}
-		if n.Controller != "" {
-			is.errorf(path+".controller", 0, "the join string already names the controller; drop one")
-		}
-		if n.Token != "" && j.Token != "" {
-			is.errorf(path+".token", 0, "the join string already carries a token; drop one")
-		}
-	default:
-		id = control.NormalizeID(n.Join)
-		if err := control.CheckNetworkID(id); err != nil {
-			is.errorf(path+".join", 0, "%s is neither a join string (gate://HOST:PORT/NETWORKID?pin=...) nor a network ID (16 hex digits)", show(n.Join))
-			return ""
-		}
-		if n.Controller == "" && !localController {
-			is.errorf(path+".controller", 0, "needed with a bare network ID (gate://HOST:PORT?pin=sha256:...), unless this node runs the controller")
-		}
+		j, _ = ParseJoin(n.Join, "", "") // the join itself is good
+		return j.NetworkID
 	}
-	if n.Controller != "" {
-		if c, err := control.ParseControllerAddress(n.Controller); err != nil {
-			is.errorf(path+".controller", 0, "%s", strings.Replace(err.Error(), "join string", "controller address", 1))
-		} else if err := checkControllerHost(c.Controller); err != nil {
-			is.errorf(path+".controller", 0, "controller address: %v", err)
-		}
+	if j.Controller == "" && !localController {
+		is.errorf(path+".controller", 0, "needed with a bare network ID (gate://HOST:PORT?pin=sha256:...), unless this node runs the controller")
 	}
-	if n.Token != "" {
-		if err := control.CheckTokenSecret(n.Token); err != nil {
-			is.errorf(path+".token", 0, "%v", err)
-		}
-	}
-	return id
+	return j.NetworkID
 }
 
 func (c *Controller) validate(is *issues) {
@@ -247,20 +195,6 @@ func checkDialHost(host string) error {
 	}
 	if !names.DialHost(host) {
 		return fmt.Errorf("%s is neither an IP address nor a host name", show(host))
-	}
-	return nil
-}
-
-// checkControllerHost checks the controller of a join string or a
-// controller address: url.Parse lets %-escapes put any byte >= 0x80 (a
-// C1 control, invalid UTF-8) or a space in the host.
-func checkControllerHost(hostport string) error {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return fmt.Errorf("controller %s is not HOST:PORT", show(hostport))
-	}
-	if err := checkDialHost(host); err != nil {
-		return fmt.Errorf("controller %w", err)
 	}
 	return nil
 }
