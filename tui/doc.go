@@ -8,6 +8,9 @@
 // this). All I/O happens in tea.Cmds; Update and View never block. Live
 // updates come from the API's watch long-poll, re-armed after each answer.
 //
-// Forms turn into API requests through pure functions (see join.go), which
-// is where validation lives and what the tests pin down.
+// Forms turn into API requests through pure functions (see join.go and
+// nicform.go), which the tests pin down. They validate with the domain's
+// one validator of each value (services/nodeconfig: ParseJoin,
+// JoinRequest.Check, CheckInterfaceName, ...), never a rule of their own,
+// so that a form says what the local API would.
 package tui

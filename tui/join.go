@@ -7,10 +7,13 @@ import (
 
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/localapi"
+	"github.com/gatenet/gate/services/nodeconfig"
 )
 
 // joinRequest turns what the operator typed into a join request, or an
-// error that says what is wrong with it. A join string carries its
+// error that says what is wrong with it: the domain's reading of a join
+// (nodeconfig.ParseJoin) and its validator (JoinRequest.Check), so that the
+// form says what the local API would. A join string carries its
 // controller; a bare network ID needs a controller the node already knows
 // (the daemon checks that, and says so).
 func joinRequest(input string) (localapi.JoinRequest, error) {
@@ -18,26 +21,19 @@ func joinRequest(input string) (localapi.JoinRequest, error) {
 	if s == "" {
 		return localapi.JoinRequest{}, errors.New("paste a join string (gate://...) or type a 16-digit network ID")
 	}
-	if strings.Contains(s, "://") {
-		if _, err := control.ParseJoinString(s); err != nil {
-			return localapi.JoinRequest{}, err
-		}
-		return localapi.JoinRequest{Join: s}, nil
+	j, err := nodeconfig.ParseJoin(s, "", "")
+	if err != nil {
+		return localapi.JoinRequest{}, err
 	}
-	id := control.NormalizeID(s)
-	if err := control.CheckNetworkID(id); err != nil {
-		return localapi.JoinRequest{}, fmt.Errorf("%v (or paste a join string gate://HOST:PORT/...)", err)
+	r := localapi.JoinRequest{Join: s}
+	if j.Controller == "" {
+		r.Join = j.NetworkID // a bare ID, as the daemon keeps it
 	}
-	return localapi.JoinRequest{Join: id}, nil
+	return r, r.Check()
 }
 
 // networkIDOf returns the network ID a join request is about.
-func networkIDOf(r localapi.JoinRequest) string {
-	if j, err := control.ParseJoinString(r.Join); err == nil {
-		return j.NetworkID
-	}
-	return control.NormalizeID(r.Join)
-}
+func networkIDOf(r localapi.JoinRequest) string { return r.NetworkID() }
 
 // nextStep says, in plain words, what the operator should do about a
 // network in its current state.

@@ -295,3 +295,15 @@ func stripANSI(s string) string {
 	}
 	return b.String()
 }
+
+// TestJoinFormSaysWhatTheAPISays: the join form refuses what the local
+// API refuses, in the same words (both are nodeconfig's).
+func TestJoinFormSaysWhatTheAPISays(t *testing.T) {
+	for _, in := range []string{"d363b4e9", "hello", "gate://1.2.3.4:8443/d363b4e9bd3d6aa8", "gate://bad", "gate://a%C2%9Bb:1/d363b4e9bd3d6aa8?pin=" + pin} {
+		_, err := joinRequest(in)
+		want := localapi.JoinRequest{Join: in}.Check()
+		if err == nil || want == nil || err.Error() != want.Error() {
+			t.Errorf("joinRequest(%q) = %v; the API says %v", in, err, want)
+		}
+	}
+}

@@ -105,6 +105,11 @@ func TestMainExitCodes(t *testing.T) {
 		{[]string{"member", "set-ip", "0123456789abcdef", "0123456789", "nope", "--controller", "gate://h:1?pin=sha256:" + strings.Repeat("a", 64), "--token", "t"}, 2, `"nope" is not an IP address`},
 		{[]string{"network", "list", "--controller", "https://h:1", "--token", "t"}, 1, "must start with gate://"},
 		{[]string{"status", "--socket", "/nonexistent/gate.sock"}, 1, "is `gate up` running?"},
+		// A bad join request is refused before the daemon is asked, in the
+		// local API's words (nodeconfig.JoinRequest.Check).
+		{[]string{"join", "d363b4e9", "--socket", "/nonexistent/gate.sock"}, 1, `"d363b4e9" is neither a join string`},
+		{[]string{"join", "d363b4e9bd3d6aa8", "--masquerade-internet", "--socket", "/nonexistent/gate.sock"}, 1, "gateway: serve: a gateway serves at least one CIDR"},
+		{[]string{"join", "d363b4e9bd3d6aa8", "--serve", "172.16.1.0/16", "--socket", "/nonexistent/gate.sock"}, 1, "did you mean 172.16.0.0/16?"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer

@@ -17,6 +17,7 @@ import (
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/logring"
 	"github.com/gatenet/gate/services/memlimit"
+	"github.com/gatenet/gate/services/nodeconfig"
 	"github.com/gatenet/gate/services/tunnel"
 )
 
@@ -180,7 +181,7 @@ func runJoin(e *env, args []string) error {
 	if err := wantArgs(pos, 1, "a join string or network ID"); err != nil {
 		return err
 	}
-	req := localapi.JoinRequest{Join: pos[0], Controller: *ctl}
+	req := nodeconfig.JoinRequest{Join: pos[0], Controller: *ctl}
 	if *addr != "" {
 		a, err := netip.ParseAddr(*addr)
 		if err != nil {
@@ -189,7 +190,12 @@ func runJoin(e *env, args []string) error {
 		req.Address = a
 	}
 	if len(serve) > 0 || *lan != "" || *masqLAN || *masqNet {
-		req.Gateway = &localapi.Gateway{Serve: serve, LAN: *lan, MasqueradeLAN: *masqLAN, MasqueradeInternet: *masqNet}
+		req.Gateway = &nodeconfig.Gateway{Serve: serve, LAN: *lan, MasqueradeLAN: *masqLAN, MasqueradeInternet: *masqNet}
+	}
+	// The domain's one validator, as the local API will call it: a bad
+	// request is refused here, in the same words, without a daemon.
+	if err := req.Check(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
