@@ -59,13 +59,33 @@ func newEnv(t *testing.T) *env { return startEnv(t, t.TempDir()) }
 // or by env.close.
 func startEnv(t *testing.T, dir string) *env {
 	t.Helper()
+	return startEnvIn(t, dir, nil, nil)
+}
+
+// startEnvWith is startEnv in a new directory with a hook on the Config
+// before New and one on the Server before it serves (to shorten its
+// deadlines).
+func startEnvWith(t *testing.T, cfgHook func(*Config), srvHook func(*Server)) *env {
+	t.Helper()
+	return startEnvIn(t, t.TempDir(), cfgHook, srvHook)
+}
+
+func startEnvIn(t *testing.T, dir string, cfgHook func(*Config), srvHook func(*Server)) *env {
+	t.Helper()
 	e := &env{t: t, dir: dir, clock: &testClock{t: time.Now()}}
-	s, err := New(Config{StateDir: dir, Listen: "127.0.0.1:0", Advertise: "controller.test:8443", Logf: e.logf})
+	cfg := Config{StateDir: dir, Listen: "127.0.0.1:0", Advertise: "controller.test:8443", Logf: e.logf}
+	if cfgHook != nil {
+		cfgHook(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.now = e.clock.Now
 	s.paceMax = 100 * time.Millisecond // held answers, but short (TestPacing has its own)
+	if srvHook != nil {
+		srvHook(s)
+	}
 	e.s = s
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -23,54 +22,6 @@ import (
 // The transport's defences against anonymous clients: anyone can make a
 // self-signed certificate and pass as a member, so nothing here may cost
 // the controller much per connection, or for long.
-
-// startEnvWith is startEnv with a hook on the Config before New and one on
-// the Server before it serves (to shorten its deadlines).
-func startEnvWith(t *testing.T, cfgHook func(*Config), srvHook func(*Server)) *env {
-	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), clock: &testClock{t: time.Now()}}
-	cfg := Config{StateDir: e.dir, Listen: "127.0.0.1:0", Advertise: "controller.test:8443", Logf: e.logf}
-	if cfgHook != nil {
-		cfgHook(&cfg)
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.now = e.clock.Now
-	s.paceMax = 100 * time.Millisecond
-	if srvHook != nil {
-		srvHook(s)
-	}
-	e.s = s
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.serve(ctx, ln) }()
-	e.admin = e.client(nil, s.AdminToken())
-	e.ctx = context.Background()
-	var once sync.Once
-	e.stop = func() {
-		once.Do(func() {
-			for _, c := range e.clients {
-				c.Close()
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-			if err := s.Close(); err != nil {
-				t.Errorf("close: %v", err)
-			}
-		})
-	}
-	t.Cleanup(e.stop)
-	return e
-}
 
 // dialAnon connects to the controller as an anonymous member would: TLS
 // with a certificate it made up a moment ago, from the loopback address
