@@ -431,3 +431,43 @@ func TestAttackFutureSincePaced(t *testing.T) {
 		t.Errorf("three answers from the future took %v; want them paced, %v apart", d, pace)
 	}
 }
+
+// TestAttackReportFlood: a member whose endpoints flap wakes every member
+// of the network at each change; changes others see are taken at most
+// once per reportEvery, the rest refused (429) to be sent again later.
+func TestAttackReportFlood(t *testing.T) {
+	e := newEnv(t)
+	e.s.reportEvery = time.Hour
+	nw := e.mustNetwork("n", "10.19.0.0/24", true)
+	a, b := e.newNode(), e.newNode()
+	e.mustJoin(a, nw.ID, "")
+	e.mustJoin(b, nw.ID, "")
+	rev := func() uint64 {
+		n, err := e.admin.Network(e.ctx, nw.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Revision
+	}
+	r0 := rev()
+	refused := 0
+	for i := range 50 {
+		ep := netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)}), 51820)
+		_, err := b.c.Sync(e.ctx, nw.ID, control.SyncRequest{Endpoints: []netip.AddrPort{ep}, Wait: control.Duration(time.Millisecond)})
+		switch {
+		case err == nil:
+		case control.IsStatus(err, 429):
+			refused++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if r := rev(); r != r0+1 || refused != 49 {
+		t.Errorf("50 flapping reports: revision %d -> %d, %d refused; want one change taken, 49 refused", r0, r, refused)
+	}
+	// What others do not see (a pending member's name, the version) is
+	// not limited, nor is a sync that changes nothing.
+	if _, err := b.c.Sync(e.ctx, nw.ID, control.SyncRequest{Version: "v2", Wait: control.Duration(time.Millisecond)}); err != nil {
+		t.Errorf("a version report: %v", err)
+	}
+}

@@ -381,6 +381,14 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 	rep := report{req.PublicKey, req.Hostname, req.Version, req.ListenPort, req.Endpoints}
 	was := m
 	reported := applyReport(&m, rep, remote, now)
+	// A change others see (an allowed member's endpoints, key, name)
+	// wakes every member of the network: one a member makes more often
+	// than reportEvery is refused, and asked for again later.
+	if reported && m.State == control.StateAllowed {
+		if last := vm.reported.Load(); last != 0 && s.monotonic()-last < int64(s.reportEvery) {
+			return answer{}, errorf(http.StatusTooManyRequests, "member %s reports changes more often than every %s; try again later", node, s.reportEvery)
+		}
+	}
 	if reported || m.Version != was.Version {
 		err = s.write(ctx, func(tx *Tx) error {
 			m, err = tx.member(id, node)
@@ -415,6 +423,9 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 			return answer{}, err
 		}
 		if reported {
+			if m.State == control.StateAllowed {
+				vm.reported.Store(s.monotonic())
+			}
 			s.logf("network %s: member %s reported a change: endpoints %v, seen at %v, listen port %d, behind NAT %t",
 				id, node, m.Endpoints, m.Observed, m.ListenPort, m.BehindNAT)
 		}

@@ -72,6 +72,9 @@ type Server struct {
 	paceEach, paceMax time.Duration
 	// started is when New ran: the origin of monotonic (members.go).
 	started time.Time
+	// reportEvery is how often a member may report a change others see
+	// (members.go); tests shorten it.
+	reportEvery time.Duration
 	// pending bounds the members waiting for an admin (members.go).
 	pending pendingLimits
 	// stopping is closed when Serve shuts down, to end long-polls.
@@ -89,7 +92,7 @@ type Server struct {
 // identity, admin token and database on first start.
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, logf: cfg.Logf, now: time.Now, paceEach: burstPaceEach, paceMax: burstPaceMax, watch: newWatcher(), stopping: make(chan struct{}),
-		started: time.Now(), pending: pendingLimits{perNetwork: maxPendingPerNetwork, perSource: maxPendingPerSource, stale: pendingStale},
+		started: time.Now(), reportEvery: reportEvery, pending: pendingLimits{perNetwork: maxPendingPerNetwork, perSource: maxPendingPerSource, stale: pendingStale},
 		views: views{m: map[string]*netView{}}}
 	s.conns = newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerSource)
 	s.bodyTimeout, s.handshakeTimeout, s.logEvery = defaultBodyTimeout, defaultHandshakeTimeout, defaultLogEvery

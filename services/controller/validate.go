@@ -61,6 +61,10 @@ const (
 	natKeepalive     = 25
 	burstPaceEach    = 600 * time.Microsecond
 	burstPaceMax     = 3 * time.Second
+	// reportEvery bounds how often a member may change what its peers see
+	// of it: each change wakes the whole network. A roaming member
+	// changes its endpoints a few times a minute at most.
+	reportEvery = 2 * time.Second
 )
 
 // checkText checks a human-readable string: valid UTF-8, printable, at most

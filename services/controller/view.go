@@ -81,6 +81,9 @@ type viewMember struct {
 	// answered is when it was last answered (monotonic; 0: never), for
 	// pacing.
 	answered atomic.Int64
+	// reported is when it last reported a change others see (monotonic;
+	// 0: never), to bound how often it may (Server.reportEvery).
+	reported atomic.Int64
 }
 
 type logEntry struct {
