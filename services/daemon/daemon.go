@@ -255,8 +255,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 // generation in the reconciler.
 func (d *Daemon) update() uint64 {
 	ms := d.agent.Memberships()
+	var nics []reconciler.Interface
+	var resolv *netcfg.Resolver
+	if d.nics != nil {
+		nics, resolv = d.nics.desired()
+	}
 	d.mu.Lock()
 	want, notes := desired(ms, d.key, d.opt.Firewall, d.allowTCP(), d.picker.endpoint)
+	var nicNotes []string
+	want.Interfaces, nicNotes = nicsApart(nics, want.Networks)
+	notes = append(notes, nicNotes...)
 	logNotes := !slices.Equal(notes, d.notes)
 	d.notes = notes
 	d.mu.Unlock()
@@ -266,8 +274,7 @@ func (d *Daemon) update() uint64 {
 		}
 	}
 	if d.nics != nil {
-		want.Interfaces, want.Resolv = d.nics.desired()
-		want.ResolvConf = d.opt.ResolvConf
+		want.Resolv, want.ResolvConf = resolv, d.opt.ResolvConf
 	}
 	gen := d.rec.Set(want)
 	d.bump()

@@ -189,3 +189,33 @@ func (p *picker) advance(peers []control.Peer, handshake func(pubkey string) tim
 	}
 	return changed
 }
+
+// nicsApart keeps the NICs' addresses (from DHCP, or static settings) out
+// of the overlays' own address space: a NIC address whose subnet overlaps
+// a joined network's CIDR would give the kernel a route to some of its
+// members through the NIC (the more specific one wins), and the node's
+// traffic to them would leave unencrypted. A rogue DHCP server on the
+// NIC's link can offer exactly that. The address is left out, with a
+// note; the overlay, which the network's admin decided, keeps its place.
+// Managed routes are not weighed: a NIC's own subnet inside a routed range
+// is the local part of it, as everywhere.
+func nicsApart(ifs []reconciler.Interface, ns []reconciler.Network) ([]reconciler.Interface, []string) {
+	var notes []string
+	out := make([]reconciler.Interface, 0, len(ifs))
+	for _, nic := range ifs {
+		nic.Addrs = slices.DeleteFunc(slices.Clone(nic.Addrs), func(a netip.Prefix) bool {
+			for _, n := range ns {
+				if cidr := n.Prefixes[0]; a.Masked().Overlaps(cidr) {
+					notes = append(notes, fmt.Sprintf("interface %s: address %s left out: its subnet overlaps network %s's CIDR %s", nic.Name, a, n.ID, cidr))
+					return true
+				}
+			}
+			return false
+		})
+		out = append(out, nic)
+	}
+	if ifs == nil {
+		return nil, notes
+	}
+	return out, notes
+}

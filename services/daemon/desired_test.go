@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,5 +220,26 @@ func TestAttackNetworksStayApart(t *testing.T) {
 	}
 	if len(notes) != 5 {
 		t.Errorf("notes: %q, want 5 (one network, four routes)", notes)
+	}
+}
+
+// TestAttackLeaseInsideOverlay: a DHCP server next to the appliance that
+// leases an address inside a joined network's CIDR would route some
+// members' traffic out of the NIC, unencrypted: the address is left out
+// and said; addresses elsewhere, and a NIC subnet inside a managed
+// route's range, stay.
+func TestAttackLeaseInsideOverlay(t *testing.T) {
+	pfx := netip.MustParsePrefix
+	ns := []reconciler.Network{{ID: "aaaaaaaaaaaaaaaa", Prefixes: []netip.Prefix{pfx("10.9.0.0/24"), pfx("10.0.0.0/8")}}}
+	ifs := []reconciler.Interface{
+		{Name: "eth0", Addrs: []netip.Prefix{pfx("10.9.0.130/25")}, Gateway: netip.MustParseAddr("10.9.0.129")},
+		{Name: "eth1", Addrs: []netip.Prefix{pfx("10.0.77.90/24"), pfx("192.168.1.5/24")}},
+	}
+	got, notes := nicsApart(ifs, ns)
+	if len(got[0].Addrs) != 0 || len(got[1].Addrs) != 2 || len(notes) != 1 || !strings.Contains(notes[0], "eth0: address 10.9.0.130/25 left out") {
+		t.Errorf("got %+v, notes %q", got, notes)
+	}
+	if len(ifs[0].Addrs) != 1 {
+		t.Errorf("the caller's interfaces changed")
 	}
 }
