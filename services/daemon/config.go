@@ -694,12 +694,10 @@ func (d *Daemon) runController(ctx context.Context, want *nodeconfig.Controller)
 func (d *Daemon) waitWANAddress(ctx context.Context, max time.Duration) netip.Addr {
 	deadline := time.Now().Add(max)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		if name, err := d.nl.LinkByDefaultRoute(); err == nil && name != "" {
-			if lc, err := d.nl.Observe(name); err == nil {
-				for _, p := range lc.Addrs {
-					if p.Addr().Is4() {
-						return p.Addr()
-					}
+		if st := d.rec.Status(); st.WAN != "" {
+			for _, p := range st.NICs[st.WAN].Addrs {
+				if p.Addr().Is4() {
+					return p.Addr()
 				}
 			}
 		}

@@ -363,8 +363,8 @@ func (m *nics) desired() ([]reconciler.Interface, *netcfg.Resolver) {
 }
 
 // status is what GET /v1/interfaces reports.
-func (m *nics) status(nl *netcfg.Handle, kernel map[string]error) []localapi.Interface {
-	wan, _ := nl.LinkByDefaultRoute()
+func (m *nics) status(kernel reconciler.Status) []localapi.Interface {
+	wan := kernel.WAN
 	want, _ := m.desired()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -377,13 +377,9 @@ func (m *nics) status(nl *netcfg.Handle, kernel map[string]error) []localapi.Int
 		case !n.up:
 			li.Link = "down"
 		}
-		if obs, err := nl.Observe(n.name); err == nil {
+		if obs, ok := kernel.NICs[n.name]; ok {
 			li.Addresses = obs.Addrs
-			for _, r := range obs.Routes {
-				if r.Dst.Bits() == 0 {
-					li.DefaultRoute, li.Gateway = true, r.Via
-				}
-			}
+			li.DefaultRoute, li.Gateway = obs.DefaultRoute, obs.Gateway
 		}
 		for _, w := range want {
 			if w.Name == n.name && !li.Gateway.IsValid() {
@@ -402,7 +398,7 @@ func (m *nics) status(nl *netcfg.Handle, kernel map[string]error) []localapi.Int
 			}
 			li.DHCP = d
 		}
-		if err := kernel[n.name]; err != nil {
+		if err := kernel.Interfaces[n.name]; err != nil {
 			li.Error = err.Error()
 		}
 		out = append(out, li)

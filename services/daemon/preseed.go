@@ -109,5 +109,5 @@ func (d *Daemon) Interfaces() []localapi.Interface {
 	if d.nics == nil {
 		return nil
 	}
-	return d.nics.status(d.nl, d.rec.Status().Interfaces)
+	return d.nics.status(d.rec.Status())
 }

@@ -366,6 +366,21 @@ func (l fakeLinks) LinkByDefaultRoute() (string, error) {
 	return best, nil
 }
 
+func (l fakeLinks) Observe(name string) (netcfg.LinkConfig, error) {
+	f := l.f
+	err := f.enter("ip addr show " + name)
+	defer f.mu.Unlock()
+	if err != nil {
+		return netcfg.LinkConfig{}, fmt.Errorf("observing %s: %w", name, err)
+	}
+	link := f.links[name]
+	if link == nil {
+		return netcfg.LinkConfig{}, fmt.Errorf("observing %s: Link not found", name)
+	}
+	return netcfg.LinkConfig{Name: name, MTU: link.mtu, Addrs: slices.Clone(link.addrs),
+		Routes: append(slices.Clone(link.routes), link.host...)}, nil
+}
+
 func (l fakeLinks) WatchLinks(done <-chan struct{}, changed func()) error {
 	l.f.mu.Lock()
 	defer l.f.mu.Unlock()

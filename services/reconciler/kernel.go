@@ -53,6 +53,9 @@ type Links interface {
 	RemoveRoutes(name string) error
 	// LinkByDefaultRoute names the link of the IPv4 default route, or "".
 	LinkByDefaultRoute() (string, error)
+	// Observe reads a link's addresses and IPv4 routes, whoever made them
+	// (netcfg.Handle.Observe).
+	Observe(name string) (netcfg.LinkConfig, error)
 	// WatchLinks calls changed after a link appears or goes, or changes
 	// its up, carrier or MTU, until done is closed.
 	WatchLinks(done <-chan struct{}, changed func()) error
@@ -164,7 +167,10 @@ func (l netcfgLinks) Sync(lc netcfg.LinkConfig) error {
 
 func (l netcfgLinks) RemoveRoutes(name string) error      { return l.h.RemoveRoutes(name) }
 func (l netcfgLinks) LinkByDefaultRoute() (string, error) { return l.h.LinkByDefaultRoute() }
-func (l netcfgLinks) Close()                              { l.h.Close() }
+func (l netcfgLinks) Observe(name string) (netcfg.LinkConfig, error) {
+	return l.h.Observe(name)
+}
+func (l netcfgLinks) Close() { l.h.Close() }
 
 func (l netcfgLinks) WatchLinks(done <-chan struct{}, changed func()) error {
 	return l.h.WatchLinks(done, changed, l.logf)

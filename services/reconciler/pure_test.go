@@ -483,3 +483,28 @@ func TestPureLinkEvent(t *testing.T) {
 		t.Errorf("%d passes, want 2", n)
 	}
 }
+
+// TestPureObservedNICs: after a pass the status has each managed NIC as
+// the kernel has it (addresses, whoever made them, and its default
+// route's gateway) and the WAN, so that nothing else reads netlink for
+// the local API; a NIC without a default route shows no gateway.
+func TestPureObservedNICs(t *testing.T) {
+	r, f := newPure(t)
+	f.hostLink("eth1", []netip.Prefix{pfx("2001:db8::5/64")})
+	f.hostLink("eth2", nil)
+	d := Desired{Interfaces: []Interface{
+		{Name: "eth1", Addrs: []netip.Prefix{pfx("172.16.1.10/24")}, Gateway: addr("172.16.1.1"), Metric: 100},
+		{Name: "eth2", Addrs: []netip.Prefix{pfx("10.0.2.15/24")}},
+	}}
+	if err := r.pass(d); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Status()
+	want := map[string]NIC{
+		"eth1": {Addrs: []netip.Prefix{pfx("2001:db8::5/64"), pfx("172.16.1.10/24")}, DefaultRoute: true, Gateway: addr("172.16.1.1")},
+		"eth2": {Addrs: []netip.Prefix{pfx("10.0.2.15/24")}},
+	}
+	if diff := cmp.Diff(want, st.NICs, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" || st.WAN != "eth1" {
+		t.Errorf("observed NICs (-want +got):\n%s\nWAN %q, want eth1", diff, st.WAN)
+	}
+}

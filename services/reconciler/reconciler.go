@@ -106,10 +106,25 @@ type NetworkStatus struct {
 type Status struct {
 	Networks   map[string]NetworkStatus
 	Interfaces map[string]error // by NIC name: nil when the NIC matches
+	// NICs is what the kernel had on each managed NIC after the pass, and
+	// WAN the link of the IPv4 default route ("" for none): the NICs'
+	// observed state, for the local API, so nothing else reads netlink
+	// for it.
+	NICs       map[string]NIC
+	WAN        string
 	Forwarding bool
 	Firewall   string
 	Err        error
 	At         time.Time
+}
+
+// NIC is one managed NIC as the kernel has it.
+type NIC struct {
+	Addrs []netip.Prefix
+	// DefaultRoute: it has an IPv4 default route, through Gateway
+	// (invalid for a route without a next hop).
+	DefaultRoute bool
+	Gateway      netip.Addr
 }
 
 // Resync is how often the loop reconciles without being asked, unless
@@ -474,6 +489,27 @@ func (r *Reconciler) applyFirewall(d Desired, st *Status) error {
 // route (protocol netcfg.RouteProtocol, so that it is told apart from
 // routes others made) and resolv.conf. A NIC that left d loses what Gate
 // gave it; one that vanished from the machine is forgotten.
+// observeNICs records the managed NICs as the kernel has them after the
+// pass, and the WAN. A NIC that cannot be read is left out (its error is
+// in st.Interfaces when the pass could not sync it either).
+func (r *Reconciler) observeNICs(d Desired, st *Status) {
+	st.NICs = make(map[string]NIC, len(d.Interfaces))
+	for _, nic := range d.Interfaces {
+		lc, err := r.k.Links.Observe(nic.Name)
+		if err != nil {
+			continue
+		}
+		n := NIC{Addrs: lc.Addrs}
+		for _, rt := range lc.Routes {
+			if rt.Dst.Bits() == 0 && rt.Dst.Addr().Is4() {
+				n.DefaultRoute, n.Gateway = true, rt.Via
+			}
+		}
+		st.NICs[nic.Name] = n
+	}
+	st.WAN, _ = r.k.Links.LinkByDefaultRoute()
+}
+
 func (r *Reconciler) applyInterfaces(d Desired, st *Status) error {
 	var errs []error
 	wanted := map[string]bool{}
@@ -506,6 +542,9 @@ func (r *Reconciler) applyInterfaces(d Desired, st *Status) error {
 		}
 		delete(r.nics, name)
 		r.logf("released interface %s", name)
+	}
+	if len(d.Interfaces) > 0 {
+		r.observeNICs(d, st)
 	}
 	if d.Resolv != nil && d.ResolvConf != "" {
 		wrote, err := r.k.Files.WriteResolvConf(d.ResolvConf, *d.Resolv)
