@@ -178,6 +178,34 @@ func cloudLayers(r *cloud.Result) (layers []*nodeconfig.Layer, notes []string, e
 	return layers, notes, nil
 }
 
+// provenance says, for the local API, where each effective value came
+// from.
+func provenance(eff *nodeconfig.Effective) []string {
+	var out []string
+	for _, p := range eff.Provenance() {
+		out = append(out, p.Path+": "+p.Name)
+	}
+	return out
+}
+
+// refreshProvenance recomputes where each effective value comes from after
+// a layer changed (a NIC setting from the console or the CLI, applied or
+// reverted), so that gate status never shows what was true at start.
+func (d *Daemon) refreshProvenance() {
+	base, err := d.baseLayers()
+	if err != nil {
+		return // the kernel command line: as at start, and said then
+	}
+	eff, err := nodeconfig.Merge(append(base, d.acceptedLayers()...)...)
+	if err != nil {
+		return // the change was checked whole before it was applied
+	}
+	d.conf.mu.Lock()
+	d.conf.status.Provenance = provenance(eff)
+	d.conf.mu.Unlock()
+	d.bump()
+}
+
 // acceptedLayers are the cloud layers in force (none when they no longer
 // parse, which a newer gate could cause: then they are dropped, logged).
 func (d *Daemon) acceptedLayers() []*nodeconfig.Layer {
@@ -323,9 +351,7 @@ func (d *Daemon) configure(ctx context.Context) {
 		}
 	}
 	st.Checked = time.Now().UTC()
-	for _, p := range eff.Provenance() {
-		st.Provenance = append(st.Provenance, p.Path+": "+p.Name)
-	}
+	st.Provenance = provenance(eff)
 	st.Errors, st.Warnings = errs, warns
 	c.mu.Lock()
 	if fresh != nil {

@@ -81,6 +81,7 @@ func (d *Daemon) SetInterface(ctx context.Context, name string, r localapi.SetIn
 		return localapi.Pending{}, err
 	}
 	d.nics.reload(cfg)
+	d.refreshProvenance()
 	now := time.Now()
 	p := &probation{
 		Pending: localapi.Pending{What: what, Applied: now, Deadline: now.Add(wait)},
@@ -95,6 +96,7 @@ func (d *Daemon) SetInterface(ctx context.Context, name string, r localapi.SetIn
 		if cfg, err := nicConfig(d.preseedNICs(), old, d.opt.Cmdline); err == nil {
 			d.nics.reload(cfg)
 		}
+		d.refreshProvenance()
 	}
 	d.probation = p
 	d.opt.Logf("applied %s; reverting in %v unless confirmed", what, wait.Round(time.Second))

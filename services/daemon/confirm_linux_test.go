@@ -79,8 +79,14 @@ func TestCommitConfirm(t *testing.T) {
 		}
 		return nil
 	})
-	if st, _ := c.Status(ctx); st.Pending == nil {
+	st, _ := c.Status(ctx)
+	if st.Pending == nil {
 		t.Error("status shows no pending change")
+	}
+	// Where each value comes from follows the change, not the start.
+	const local = "interfaces.nic2: " + InterfacesFile
+	if st.Config == nil || !slices.Contains(st.Config.Provenance, local) {
+		t.Errorf("provenance after the change: %+v; want %q", st.Config, local)
 	}
 	if _, err := c.SetInterface(ctx, "nic2", static); err == nil || !strings.Contains(err.Error(), "waiting for confirmation") {
 		t.Errorf("a second change while one is pending: %v", err)
@@ -94,8 +100,8 @@ func TestCommitConfirm(t *testing.T) {
 		}
 		return nil
 	})
-	if st, _ := c.Status(ctx); st.Pending != nil {
-		t.Errorf("status still shows %+v", st.Pending)
+	if st, _ := c.Status(ctx); st.Pending != nil || st.Config == nil || slices.Contains(st.Config.Provenance, local) {
+		t.Errorf("status after the revert: pending %+v, config %+v", st.Pending, st.Config)
 	}
 
 	// Confirmed: it stays, past the deadline.
