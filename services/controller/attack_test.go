@@ -197,13 +197,7 @@ func TestAttackPendingFlood(t *testing.T) {
 	nw := e.mustNetwork("n", "10.11.0.0/24", false)
 	pend := e.newNode()
 	e.mustJoin(pend, nw.ID, "")
-	rev := func() uint64 {
-		n, err := e.admin.Network(e.ctx, nw.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n.Revision
-	}
+	rev := func() uint64 { return e.revision(nw.ID) }
 	r0 := rev()
 	for i := range 50 {
 		_, err := pend.c.Sync(e.ctx, nw.ID, control.SyncRequest{Hostname: "h" + strings.Repeat("x", i%40), Since: r0, Wait: control.Duration(time.Millisecond)})
@@ -442,13 +436,7 @@ func TestAttackReportFlood(t *testing.T) {
 	a, b := e.newNode(), e.newNode()
 	e.mustJoin(a, nw.ID, "")
 	e.mustJoin(b, nw.ID, "")
-	rev := func() uint64 {
-		n, err := e.admin.Network(e.ctx, nw.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n.Revision
-	}
+	rev := func() uint64 { return e.revision(nw.ID) }
 	r0 := rev()
 	refused := 0
 	for i := range 50 {

@@ -267,6 +267,16 @@ func wantAPIError(t *testing.T, what string, err error, status int, msg string) 
 	wantErr(t, what, err, msg)
 }
 
+// revision is network id's revision now, as the admin API shows it.
+func (e *env) revision(id string) uint64 {
+	e.t.Helper()
+	n, err := e.admin.Network(e.ctx, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n.Revision
+}
+
 func memberByNode(ms []control.Member, node string) (control.Member, bool) {
 	for _, m := range ms {
 		if m.NodeID == node {
