@@ -231,6 +231,18 @@ func crash(r *Reconciler) {
 	r.k.Firewall.Close()
 }
 
+// forwardingState is a state directory for a test of the forwarding
+// switch, which is put back off when the test ends.
+func forwardingState(t *testing.T) *state.Dir {
+	t.Helper()
+	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
+	dir, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // TestForwardingFoundSurvivesCrash: forwarding was 0; a gateway turns it
 // on and is killed; the next run (same state directory) takes over the
 // gateway role and stops cleanly: forwarding is 0 again, and the record of
@@ -241,11 +253,7 @@ func TestForwardingFoundSurvivesCrash(t *testing.T) {
 	if forwarding(t) != "0" {
 		t.Fatal("test namespace starts with forwarding on")
 	}
-	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
-	dir, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := forwardingState(t)
 	n := gatewayNet(t, "0000000000000004", "gatefwd", "fwlan0", 52004)
 	d := Desired{Networks: []Network{n}}
 
@@ -291,11 +299,7 @@ func TestForwardingFoundSurvivesCrash(t *testing.T) {
 // forwarding on gets no record and keeps it on.
 func TestForwardingFoundRecord(t *testing.T) {
 	kernelTest(t)
-	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
-	dir, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := forwardingState(t)
 	n := gatewayNet(t, "0000000000000005", "gatefwd2", "fwlan1", 52005)
 	r, err := New(t.Logf, WithState(dir))
 	if err != nil {
@@ -339,11 +343,7 @@ func TestForwardingFoundRecord(t *testing.T) {
 // one: it is dropped, and the value found now is the one put back.
 func TestForwardingFoundStale(t *testing.T) {
 	kernelTest(t)
-	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
-	dir, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := forwardingState(t)
 	// Another boot left a record of 0; this boot's host has forwarding on.
 	if err := dir.Write(forwardingFile, []byte(`{"ipv4_forward":false,"switch":"boot 00000000-0000-0000-0000-000000000000, net:[1]"}`+"\n")); err != nil {
 		t.Fatal(err)
@@ -392,11 +392,7 @@ func TestForwardingFoundStale(t *testing.T) {
 // switch back, from memory.
 func TestForwardingFoundUnrecordable(t *testing.T) {
 	kernelTest(t)
-	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0\n"), 0o644) })
-	dir, err := state.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := forwardingState(t)
 	// A non-empty directory in the way: the rename over it fails, root or not.
 	if err := os.MkdirAll(dir.File(forwardingFile)+"/x", 0o700); err != nil {
 		t.Fatal(err)
