@@ -9,10 +9,12 @@
 //   - `gate up`, run as a supervised child process in its own process group
 //     (restarted with backoff, output kept in a ring buffer and copied to
 //     every console), and the orphans that land on PID 1;
-//   - one machine-readable line on every console once the daemon's local API
-//     answers, `gate: ready node=<id> version=<v> hostname=<h>
-//     firewall=<mode> uptime=<seconds since boot>s`, which the boot tests
-//     wait for;
+//   - machine-readable lines on every console, derived from one watch of
+//     the daemon's local API (the stream the console follows):
+//     `gate: ready node=<id> version=<v> hostname=<h> firewall=<mode>
+//     uptime=<seconds since boot>s` once it answers, then `gate: network
+//     ...` and `gate: config ...` as the WAN and the configuration document
+//     change (announce.go), which the boot tests wait for;
 //   - clean poweroff and reboot: children stopped, filesystems synced and
 //     unmounted, then reboot(2).
 //

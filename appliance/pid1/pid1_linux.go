@@ -1,11 +1,9 @@
 package pid1
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -104,42 +102,18 @@ func run(version string, c *consoles) {
 		r:    r,
 	}
 	go daemon.run()
-	go func() {
-		announce(version, c)
+	go watchDaemon(localapi.NewClient(socket), version, c, func() {
+		// getrandom may block until the daemon is up: save the seed for
+		// the next boot now.
+		if err := saveSeed(); err != nil {
+			c.logf("saving the RNG seed: %v", err)
+		}
 		// The console program, once the daemon answers (session_linux.go).
 		startSessions(c, r)
-	}()
-	go announceNetwork(c)
-	go announceConfig(c)
+	})
 
 	a := <-power
 	shutdown(a, []*service{daemon}, c)
-}
-
-// announce prints the ready line once the daemon's local API answers, then
-// saves the RNG seed for the next boot (getrandom may block until then).
-func announce(version string, c *consoles) {
-	cl := localapi.NewClient(socket)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		st, err := cl.Status(ctx)
-		cancel()
-		// Ready once the daemon answers and its first reconcile pass has
-		// run (the firewall is in place), so the line never says
-		// firewall= with nothing after it.
-		if err == nil && st.Firewall != "" {
-			fmt.Fprintf(c, "gate: ready node=%s version=%s hostname=%s firewall=%s uptime=%.2fs\n",
-				st.NodeID, version, st.Hostname, st.Firewall, uptime().Seconds())
-			if st.LastError != "" {
-				c.logf("daemon reports: %s", st.LastError)
-			}
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err := saveSeed(); err != nil {
-		c.logf("saving the RNG seed: %v", err)
-	}
 }
 
 // IsInit reports whether this process is the appliance's init: run as
@@ -150,54 +124,4 @@ func IsInit(args []string) bool {
 		return true
 	}
 	return os.Getpid() == 1 && len(args) <= 1
-}
-
-// announceNetwork prints a machine-readable line on every console each
-// time the WAN's address changes: `gate: network wan=<nic> address=<a/len>
-// gateway=<gw> dns=<a,b> mode=<dhcp|static> default_route=<bool>
-// uptime=<s>s`. The boot tests
-// wait for it; a user at the console sees where the appliance is.
-func announceNetwork(c *consoles) {
-	cl := localapi.NewClient(socket)
-	last := ""
-	for {
-		if last == "" {
-			time.Sleep(200 * time.Millisecond)
-		} else {
-			time.Sleep(2 * time.Second)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		nics, err := cl.Interfaces(ctx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		for _, n := range nics {
-			if !n.WAN || len(n.Addresses) == 0 {
-				continue
-			}
-			addr := ""
-			for _, a := range n.Addresses {
-				if a.Addr().Is4() {
-					addr = a.String()
-					break
-				}
-			}
-			key := n.Name + " " + addr
-			if addr == "" || key == last {
-				break
-			}
-			last = key
-			dns := make([]string, len(n.DNS))
-			for i, d := range n.DNS {
-				dns[i] = d.String()
-			}
-			gw := "-"
-			if n.Gateway.IsValid() {
-				gw = n.Gateway.String()
-			}
-			fmt.Fprintf(c, "gate: network wan=%s address=%s gateway=%s dns=%s mode=%s default_route=%v uptime=%.2fs\n",
-				n.Name, addr, gw, strings.Join(dns, ","), n.Mode, n.DefaultRoute, uptime().Seconds())
-		}
-	}
 }
