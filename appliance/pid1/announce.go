@@ -18,7 +18,7 @@ import (
 //	gate: config state=<s> source="<src>" instance=<id|-> first_boot=<bool> errors=<n> warnings=<n> uptime=<s>s[: error: ...; warning: ...]
 //
 // They are derived, by told.next, from the snapshots of one watch of the
-// daemon's local API (watchDaemon, pid1_linux.go), the stream the console
+// daemon's local API (watcher, watch.go), the stream the console
 // follows too.
 
 // told is what the consoles have been told so far: the state each line

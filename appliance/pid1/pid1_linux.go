@@ -1,6 +1,7 @@
 package pid1
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -102,15 +103,21 @@ func run(version string, c *consoles) {
 		r:    r,
 	}
 	go daemon.run()
-	go watchDaemon(localapi.NewClient(socket), version, c, func() {
-		// getrandom may block until the daemon is up: save the seed for
-		// the next boot now.
-		if err := saveSeed(); err != nil {
-			c.logf("saving the RNG seed: %v", err)
-		}
-		// The console program, once the daemon answers (session_linux.go).
-		startSessions(c, r)
-	})
+	w := &watcher{
+		api: localapi.NewClient(socket), wait: 2 * time.Second,
+		version: version, out: c, logf: c.logf, uptime: uptime,
+		onReady: func() {
+			// getrandom may block until the daemon is up: save the seed
+			// for the next boot now.
+			if err := saveSeed(); err != nil {
+				c.logf("saving the RNG seed: %v", err)
+			}
+			// The console program, once the daemon answers
+			// (session_linux.go).
+			startSessions(c, r)
+		},
+	}
+	go w.run(context.Background())
 
 	a := <-power
 	shutdown(a, []*service{daemon}, c)
