@@ -1,16 +1,15 @@
 package control
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"time"
+
+	"github.com/gatenet/gate/services/jsonapi"
 )
 
 // Routes of the /v1 API. Member calls (join, sync, leave) authenticate with
@@ -36,7 +35,8 @@ import (
 //	POST   /v1/networks/{id}/leave                                                 (member)
 //	GET    /v1/health                                -> {"ok":true,"pin":...}      (anyone)
 
-// APIError is a non-2xx answer from the controller.
+// APIError is a non-2xx answer from the controller. Message is the
+// controller's message, truncated and made printable (see jsonapi.Error).
 type APIError struct {
 	Status  int
 	Message string
@@ -54,10 +54,12 @@ func IsStatus(err error, status int) bool {
 
 // Client talks to one controller over pinned TLS.
 type Client struct {
-	base  string
-	token string
-	hc    *http.Client
+	api jsonapi.Client
 }
+
+// maxAnswer bounds an answer from the controller: a member configuration
+// of a large network is the largest.
+const maxAnswer = 64 << 20
 
 // NewClient returns a client for the controller at addr (host:port) whose
 // key must match pin. id is the node identity for member calls (nil for an
@@ -74,59 +76,26 @@ func NewClient(addr, pin string, id *Identity, token string) (*Client, error) {
 		IdleConnTimeout:     90 * time.Second,
 		MaxIdleConnsPerHost: 4,
 	}
-	return &Client{
-		base:  "https://" + addr,
-		token: token,
-		hc:    &http.Client{Transport: tr},
-	}, nil
+	return &Client{api: jsonapi.Client{
+		HTTP:      &http.Client{Transport: tr},
+		Base:      "https://" + addr,
+		Token:     token,
+		MaxAnswer: maxAnswer,
+	}}, nil
 }
 
 // Close drops idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+func (c *Client) Close() { c.api.HTTP.CloseIdleConnections() }
 
-// Do sends one request; in and out may be nil.
+// Do sends one request; in and out may be nil. A non-2xx answer is an
+// *APIError.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
+	err := c.api.Do(ctx, method, path, in, out)
+	var e *jsonapi.Error
+	if errors.As(err, &e) {
+		return &APIError{Status: e.Status, Message: e.Message}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("reading answer to %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e Error
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = http.StatusText(resp.StatusCode)
-		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("decoding answer to %s %s: %w", method, path, err)
-	}
-	return nil
+	return err
 }
 
 func netPath(id string, rest ...string) string {

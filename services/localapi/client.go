@@ -1,23 +1,22 @@
 package localapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
-	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/jsonapi"
 	"github.com/gatenet/gate/services/logring"
 )
 
 // Client talks to a daemon's local API.
 type Client struct {
 	socket string
-	hc     *http.Client
+	api    jsonapi.Client
 }
 
 // NewClient returns a client for the daemon listening on socket.
@@ -28,42 +27,23 @@ func NewClient(socket string) *Client {
 			return d.DialContext(ctx, "unix", socket)
 		},
 	}
-	return &Client{socket: socket, hc: &http.Client{Transport: tr, Timeout: MaxWait + 10*time.Second}}
+	return &Client{socket: socket, api: jsonapi.Client{
+		HTTP: &http.Client{Transport: tr, Timeout: MaxWait + 10*time.Second},
+		// The host is a placeholder: the transport dials the socket.
+		Base:      "http://gate",
+		MaxAnswer: 16 << 20,
+	}}
 }
 
+// do is one call. A non-2xx answer is a *jsonapi.Error whose text is the
+// daemon's message alone, which the CLI and the console show as it is.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://gate"+path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
+	err := c.api.Do(ctx, method, path, in, out)
+	var ue *url.Error
+	if errors.As(err, &ue) {
 		return fmt.Errorf("talking to gate daemon at %s (is `gate up` running?): %w", c.socket, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e control.Error
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = http.StatusText(resp.StatusCode)
-		}
-		return fmt.Errorf("%s", e.Error)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return err
 }
 
 // Status returns the node's status.
