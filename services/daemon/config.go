@@ -369,7 +369,7 @@ func (d *Daemon) configure(ctx context.Context) {
 
 	// Apply what is in force: idempotent, on every start.
 	if d.nics != nil && fresh != nil {
-		d.nics.reload(d.nicSettings())
+		d.nics.Reload(d.nicSettings())
 	}
 	d.applyHostname(eff.Config.Hostname)
 	d.runController(ctx, eff.Config.Controller)
@@ -437,7 +437,7 @@ func (d *Daemon) waitMetadataRoute(ctx context.Context, max time.Duration) {
 		if rs, err := netlink.RouteGet(ip); err == nil && len(rs) > 0 {
 			return
 		}
-		if why, none := d.nics.noDefaultRoute(); none {
+		if why, none := d.nics.NoDefaultRoute(); none {
 			d.opt.Logf("config: no NIC has a default route (%s): no metadata service to wait for", why)
 			return
 		}

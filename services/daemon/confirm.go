@@ -34,7 +34,7 @@ func (d *Daemon) SetInterface(ctx context.Context, name string, r localapi.SetIn
 	if d.nics == nil {
 		return localapi.Pending{}, errors.New("NIC settings are managed only on the appliance (gate up --manage-nics)")
 	}
-	if !d.nics.has(name) {
+	if !d.nics.Has(name) {
 		return localapi.Pending{}, fmt.Errorf("interface %q: %w (not a NIC Gate manages)", name, localapi.ErrNotFound)
 	}
 	want := nodeconfig.Interface{DHCP: true}
@@ -80,7 +80,7 @@ func (d *Daemon) SetInterface(ctx context.Context, name string, r localapi.SetIn
 	if err := d.state.SaveJSON(InterfacesFile, next); err != nil {
 		return localapi.Pending{}, err
 	}
-	d.nics.reload(cfg)
+	d.nics.Reload(cfg)
 	d.refreshProvenance()
 	now := time.Now()
 	p := &probation{
@@ -94,7 +94,7 @@ func (d *Daemon) SetInterface(ctx context.Context, name string, r localapi.SetIn
 			d.opt.Logf("reverting %s: %v", what, err)
 		}
 		if cfg, err := nicConfig(d.preseedNICs(), old, d.opt.Cmdline); err == nil {
-			d.nics.reload(cfg)
+			d.nics.Reload(cfg)
 		}
 		d.refreshProvenance()
 	}

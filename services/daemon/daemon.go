@@ -20,6 +20,7 @@ import (
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/logring"
 	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/nics"
 	"github.com/gatenet/gate/services/nodeconfig"
 	"github.com/gatenet/gate/services/reconciler"
 	"github.com/gatenet/gate/services/state"
@@ -41,7 +42,7 @@ type Options struct {
 	Log *logring.Ring
 
 	// ManageNICs makes the daemon manage the machine's NICs (the
-	// appliance; see nics.go): each physical NIC is brought up and
+	// appliance; see services/nics): each physical NIC is brought up and
 	// configured by DHCP unless static settings name it. Off (an ordinary
 	// host), NICs are never touched.
 	ManageNICs bool
@@ -91,7 +92,7 @@ type Daemon struct {
 	rec     *reconciler.Reconciler
 	nl      *netcfg.Handle // reads only: own addresses for endpoint reports
 
-	nics *nics // nil unless ManageNICs
+	nics *nics.Manager // nil unless ManageNICs
 	// probation is the change waiting for confirmation (confirm.go),
 	// guarded by confirmMu.
 	confirmMu sync.Mutex
@@ -183,8 +184,7 @@ func New(opt Options) (*Daemon, error) {
 		if d.opt.ResolvConf == "" {
 			d.opt.ResolvConf = "/etc/resolv.conf"
 		}
-		d.nics = &nics{logf: opt.Logf, only: opt.NICs, hostname: opt.Hostname, onChange: func() { d.update() }, nics: map[string]*nic{}}
-		d.nics.cfg = d.nicSettings()
+		d.nics = nics.New(nics.Options{Logf: opt.Logf, Only: opt.NICs, Hostname: opt.Hostname, Config: d.nicSettings(), OnChange: func() { d.update() }})
 	}
 	d.agent, err = agent.New(agent.Config{
 		State:     st,
@@ -229,7 +229,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	if d.nics != nil {
-		if err := d.nics.watch(agentCtx); err != nil {
+		if err := d.nics.Watch(agentCtx); err != nil {
 			d.opt.Logf("managing NICs: %v", err)
 		}
 	}
@@ -240,6 +240,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	err = localapi.Serve(ctx, ln, localapi.Handler(d))
 	stopAgent()
 	d.agent.Wait()
+	if d.nics != nil {
+		d.nics.StopAll() // no DHCP client outlives Run
+	}
 	d.stopController()
 	stopRec()
 	<-recDone
@@ -255,15 +258,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 // generation in the reconciler.
 func (d *Daemon) update() uint64 {
 	ms := d.agent.Memberships()
-	var nics []reconciler.Interface
+	var ifs []reconciler.Interface
 	var resolv *netcfg.Resolver
 	if d.nics != nil {
-		nics, resolv = d.nics.desired()
+		ifs, resolv = d.nics.Desired()
 	}
 	d.mu.Lock()
 	want, notes := desired(ms, d.key, d.opt.Firewall, d.allowTCP(), d.picker.endpoint)
 	var nicNotes []string
-	want.Interfaces, nicNotes = nicsApart(nics, want.Networks)
+	want.Interfaces, nicNotes = nicsApart(ifs, want.Networks)
 	notes = append(notes, nicNotes...)
 	logNotes := !slices.Equal(notes, d.notes)
 	d.notes = notes

@@ -46,23 +46,6 @@ func loadPreseed(path string, logf func(string, ...any)) *nodeconfig.Layer {
 	return l
 }
 
-// nicSettings merges the static NIC settings of the preseed, the state
-// directory and the kernel command line; on an error it says so and
-// returns nil (DHCP on every NIC).
-func (d *Daemon) nicSettings() *nodeconfig.Config {
-	var local map[string]nodeconfig.Interface
-	if _, err := d.state.LoadJSON(InterfacesFile, &local); err != nil {
-		d.opt.Logf("NIC settings: %v (ignored)", err)
-		local = nil
-	}
-	cfg, err := nicConfig(d.preseedNICs(), local, d.opt.Cmdline)
-	if err != nil {
-		d.opt.Logf("NIC settings are invalid, using DHCP on every NIC: %v", err)
-		return nil
-	}
-	return cfg
-}
-
 // preseedNICs is the preseed's NIC settings as a layer (nil without a
 // preseed): only those; its networks are joined once, by applyPreseed.
 func (d *Daemon) preseedNICs() *nodeconfig.Layer {
@@ -109,5 +92,5 @@ func (d *Daemon) Interfaces() []localapi.Interface {
 	if d.nics == nil {
 		return nil
 	}
-	return d.nics.status(d.rec.Status())
+	return d.nics.Status(d.rec.Status())
 }
