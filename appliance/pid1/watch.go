@@ -27,7 +27,9 @@ type watcher struct {
 // answer (not started yet, or being restarted by its supervisor) it tries
 // again with backoff.
 func (w *watcher) run(ctx context.Context) {
-	b := &backoff{min: 100 * time.Millisecond, max: time.Second, stable: 10 * time.Second}
+	// At boot the daemon's socket appears a few seconds after PID 1 starts
+	// it: a short ceiling keeps the ready line close behind it.
+	b := &backoff{min: 100 * time.Millisecond, max: 500 * time.Millisecond, stable: 10 * time.Second}
 	var (
 		t         told
 		since     uint64
