@@ -131,6 +131,10 @@ type worker struct {
 	refused   []string // writes answered with an error (none expected)
 }
 
+// pendingPerSource is the controller's cap on members waiting for
+// approval from one source address (services/controller).
+const pendingPerSource = 16
+
 // counters hand out names and CIDRs that are never reused in a run.
 type counters struct {
 	next func() int
@@ -230,6 +234,21 @@ func (wk *worker) pick() (op, bool) {
 			}
 			if len(usable) > 0 {
 				o.tokenNote = usable[r.IntN(len(usable))]
+			}
+		}
+		// The controller takes at most pendingPerSource members waiting
+		// for approval from one address (all of these come from
+		// 127.0.0.1): a join that would be one more is not a write the
+		// model expects to be acknowledged.
+		if !n.AutoAllow && (o.tokenNote == "" || !n.Tokens[o.tokenNote].Allow) {
+			pending := 0
+			for _, m := range n.Members {
+				if m.State == control.StatePending {
+					pending++
+				}
+			}
+			if pending >= pendingPerSource {
+				return op{}, false
 			}
 		}
 		return o, true
