@@ -516,6 +516,7 @@ func (s *Server) removeMember(ctx context.Context, id string, ref memberRef, sel
 		how = "left"
 	}
 	var addr netip.Addr
+	kept := false // a denied member that left: its record stays
 	err := s.write(ctx, func(tx *Tx) error {
 		m, err := tx.member(id, node)
 		if err != nil {
@@ -536,7 +537,7 @@ func (s *Server) removeMember(ctx context.Context, id string, ref memberRef, sel
 			// Leaving would forget the denial, and the node could come
 			// back as new (with its token, or into an auto-allow
 			// network). The node leaves on its side all the same.
-			how = "kept"
+			kept = true
 			return nil
 		}
 		addr = m.Address
@@ -547,7 +548,7 @@ func (s *Server) removeMember(ctx context.Context, id string, ref memberRef, sel
 		return err
 	})
 	switch {
-	case err == nil && how == "kept":
+	case err == nil && kept:
 		s.logf("network %s: denied member %s left; its denial is kept until an admin removes it", id, node)
 	case err == nil:
 		s.logf("network %s: member %s %s (address %s freed)", id, node, how, textAddr(addr))
