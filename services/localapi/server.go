@@ -192,27 +192,18 @@ func checkJoin(r JoinRequest) error {
 		if len(f.v) > f.max {
 			return fmt.Errorf("%s: at most %d characters", f.name, f.max)
 		}
-		if !printableASCII(f.v) {
+		if !nodeconfig.PrintableASCII(f.v) {
 			return fmt.Errorf("%s %s: printable ASCII only", f.name, strconv.QuoteToASCII(f.v))
 		}
 	}
 	return r.Check()
 }
 
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
-}
-
 // clean makes an error message printable ASCII for the caller's terminal:
 // a request's bytes can be quoted in it (by encoding/json, or by the
 // daemon's %q, which leaves non-ASCII as it is).
 func clean(s string) string {
-	if printableASCII(s) {
+	if nodeconfig.PrintableASCII(s) {
 		return s
 	}
 	q := strconv.QuoteToASCII(s)

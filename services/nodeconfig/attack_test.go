@@ -7,17 +7,6 @@ import (
 	"testing"
 )
 
-// printableASCII says whether s is printable ASCII only: what every
-// rendered issue must be, whatever the document held.
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
-}
-
 // checkClean fails t unless every issue of err (and err's text) is
 // printable ASCII, fields and rendering both.
 func checkClean(t *testing.T, what string, err error, warns []Issue) {
@@ -25,7 +14,7 @@ func checkClean(t *testing.T, what string, err error, warns []Issue) {
 	var all []Issue
 	all = append(all, warns...)
 	if err != nil {
-		if !printableASCII(err.Error()) {
+		if !PrintableASCII(err.Error()) {
 			t.Errorf("%s: error text carries control or non-ASCII bytes: %q", what, err.Error())
 		}
 		var e *Error
@@ -36,7 +25,7 @@ func checkClean(t *testing.T, what string, err error, warns []Issue) {
 	}
 	for _, is := range all {
 		for _, s := range []string{is.Path, is.Message, is.String()} {
-			if !printableASCII(s) {
+			if !PrintableASCII(s) {
 				t.Errorf("%s: issue carries control or non-ASCII bytes: %q", what, s)
 			}
 		}
@@ -47,7 +36,7 @@ func TestAttackInterfaceNameControlCharacters(t *testing.T) {
 	for _, name := range []string{"\x1b[31m", "eth\x00", "eth0\x7f", "eth\u00e9", "a\u009bb", "\x9b", "e\tth", "eth0\n"} {
 		if err := CheckInterfaceName(name); err == nil {
 			t.Errorf("CheckInterfaceName(%q) = nil", name)
-		} else if !printableASCII(err.Error()) {
+		} else if !PrintableASCII(err.Error()) {
 			t.Errorf("CheckInterfaceName(%q): message not clean: %q", name, err)
 		}
 	}
@@ -147,7 +136,7 @@ func TestAttackHostname(t *testing.T) {
 			t.Errorf("CheckHostname(%.40q) = nil", h)
 			continue
 		}
-		if !printableASCII(err.Error()) || len(err.Error()) > 200 {
+		if !PrintableASCII(err.Error()) || len(err.Error()) > 200 {
 			t.Errorf("CheckHostname(%.40q): message %d bytes: %.100q", h, len(err.Error()), err)
 		}
 		l, err := ParseCmdline("gate.hostname=" + h)

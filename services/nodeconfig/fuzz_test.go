@@ -81,7 +81,7 @@ func checkRendered(t *testing.T, err error, warns []Issue) {
 	t.Helper()
 	all := slices.Clone(warns)
 	if err != nil {
-		if !printableASCII(err.Error()) {
+		if !PrintableASCII(err.Error()) {
 			t.Fatalf("error text not printable ASCII: %q", err.Error())
 		}
 		var e *Error
@@ -91,7 +91,7 @@ func checkRendered(t *testing.T, err error, warns []Issue) {
 	}
 	for _, is := range all {
 		for _, s := range []string{is.Path, is.Message, is.String()} {
-			if !printableASCII(s) {
+			if !PrintableASCII(s) {
 				t.Fatalf("issue not printable ASCII: %q", s)
 			}
 		}
@@ -116,7 +116,7 @@ func checkAccepted(t *testing.T, c *Config) {
 			names = append(names, n.Gateway.LAN)
 		}
 		for _, s := range []string{n.Join, n.Controller, n.Token} {
-			if !printableASCII(s) {
+			if !PrintableASCII(s) {
 				t.Fatalf("accepted network string %q", s)
 			}
 		}
@@ -136,7 +136,7 @@ func checkAccepted(t *testing.T, c *Config) {
 			t.Fatalf("accepted zoned gateway %q", nic.Gateway)
 		}
 	}
-	if ctl := c.Controller; ctl != nil && (!printableASCII(ctl.Listen) || !printableASCII(ctl.Advertise)) {
+	if ctl := c.Controller; ctl != nil && (!PrintableASCII(ctl.Listen) || !PrintableASCII(ctl.Advertise)) {
 		t.Fatalf("accepted controller %+v", ctl)
 	}
 }

@@ -84,7 +84,7 @@ func showAddr(a netip.Addr) string {
 // alone and writes every other character as its Go escape (an invalid
 // UTF-8 byte as \xNN).
 func escape(s string) string {
-	if printable(s) {
+	if PrintableASCII(s) {
 		return s
 	}
 	var b strings.Builder
@@ -103,8 +103,11 @@ func escape(s string) string {
 	return b.String()
 }
 
-// printable says whether s is printable ASCII only.
-func printable(s string) bool {
+// PrintableASCII says whether s is printable ASCII only: what a value from
+// outside may be to be shown as it is in a message, a log line or a
+// terminal (otherwise it is quoted). The local API holds its requests'
+// strings to it too.
+func PrintableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < ' ' || s[i] > '~' {
 			return false

@@ -215,7 +215,7 @@ func join(path, k string) string {
 // tag renders a node's tag for a message: the document writes it (a %
 // escape in a tag can be any byte), so it is quoted unless plain.
 func tag(t string) string {
-	if len(t) <= maxShown && printable(t) && !strings.ContainsAny(t, " \"\\") {
+	if len(t) <= maxShown && PrintableASCII(t) && !strings.ContainsAny(t, " \"\\") {
 		return t
 	}
 	return show(t)
