@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gatenet/gate/services/daemon"
+	"github.com/gatenet/gate/services/desired"
+	"github.com/gatenet/gate/services/intent"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/logring"
 	"github.com/gatenet/gate/services/memlimit"
@@ -31,13 +33,13 @@ func runUp(e *env, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	stateDir := fs.String("state", envOr("GATE_STATE", defaultStateDir), "state directory: keys and joined networks ($GATE_STATE)")
 	socket := socketFlag(fs)
-	fw := fs.String("firewall", daemon.FirewallAuto, "auto: deny input and forwarding by default when this node is a gateway, else only guard Gate's own addresses; strict: always deny by default; guard: never")
+	fw := fs.String("firewall", desired.FirewallAuto, "auto: deny input and forwarding by default when this node is a gateway, else only guard Gate's own addresses; strict: always deny by default; guard: never")
 	allow := fs.String("allow-input", "tcp/22", "comma-separated ports open on input when the firewall is strict, e.g. tcp/22,tcp/8443 (\"\" for none)")
 	hostname := fs.String("hostname", "", "name reported to the controller (default: the system's)")
 	memLimit := memoryLimitFlag(fs, "0", "the default; the appliance uses 256MiB, a safety net beside the dataplane's bounded packet buffers")
 	buffers := fs.Int("buffers", tunnel.DefaultBuffers, fmt.Sprintf("packet buffers per WireGuard device, 64 KiB each: what the dataplane may hold under load (at least %d; 0: unbounded, as upstream wireguard-go)", tunnel.MinBuffers))
 	nic := addNICFlags(fs)
-	cloudMode := fs.String("cloud", daemon.CloudOff, "read user-data and metadata at start and apply the configuration document once per instance: auto (a NoCloud seed, then the metadata service; the appliance), nocloud, digitalocean, aws, or off")
+	cloudMode := fs.String("cloud", intent.CloudOff, "read user-data and metadata at start and apply the configuration document once per instance: auto (a NoCloud seed, then the metadata service; the appliance), nocloud, digitalocean, aws, or off")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -45,7 +47,7 @@ func runUp(e *env, args []string) error {
 	if err := wantArgs(pos, 0, "no arguments"); err != nil {
 		return err
 	}
-	if err := daemon.CheckCloudMode(*cloudMode); err != nil {
+	if err := intent.CheckCloudMode(*cloudMode); err != nil {
 		return usagef("--cloud: %v", err)
 	}
 	ports, err := parsePorts(*allow)
@@ -77,7 +79,7 @@ func runUp(e *env, args []string) error {
 	}
 	nic.apply(&opt)
 	opt.Cloud = *cloudMode
-	if opt.Cloud != daemon.CloudOff && opt.Cmdline == "" {
+	if opt.Cloud != intent.CloudOff && opt.Cmdline == "" {
 		// NoCloud's ds=nocloud;s=... and the gate.* recovery keys.
 		if b, err := os.ReadFile("/proc/cmdline"); err == nil {
 			opt.Cmdline = string(b)

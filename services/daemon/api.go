@@ -27,8 +27,8 @@ func (d *Daemon) Status() localapi.Status {
 	if st.Err != nil {
 		s.LastError = st.Err.Error()
 	}
-	s.Pending = d.pending()
-	s.Config = d.configStatus()
+	s.Pending = d.intent.Pending()
+	s.Config = d.intent.Status()
 	return s
 }
 
@@ -134,4 +134,12 @@ func (d *Daemon) Leave(ctx context.Context, network string) error {
 	}
 	// Answer once the interface, routes and rules are gone.
 	return d.rec.Wait(ctx, d.update())
+}
+
+// Interfaces implements localapi.InterfacesBackend.
+func (d *Daemon) Interfaces() []localapi.Interface {
+	if d.nics == nil {
+		return nil
+	}
+	return d.nics.Status(d.rec.Status())
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/gatenet/gate/services/cloud/cloudtest"
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/controller"
+	"github.com/gatenet/gate/services/desired"
+	"github.com/gatenet/gate/services/intent"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/nstest"
 )
@@ -81,7 +83,7 @@ func (l *logLines) count(sub string) int {
 // user-data then is rejected whole, reported in the status with key
 // paths and lines, and the network joined before stays up.
 func TestCloudJoin(t *testing.T) {
-	for i, mode := range []string{CloudDigitalOcean, CloudAWS} {
+	for i, mode := range []string{intent.CloudDigitalOcean, intent.CloudAWS} {
 		t.Run(mode, func(t *testing.T) { testCloudJoin(t, mode, 18443+i) })
 	}
 }
@@ -149,11 +151,11 @@ func testCloudJoin(t *testing.T, mode string, port int) {
 	var setUserData func(string)
 	wantID := ""
 	switch mode {
-	case CloudDigitalOcean:
+	case intent.CloudDigitalOcean:
 		f := &cloudtest.DigitalOcean{UserData: userData, DropletID: "3164444"}
 		cloudtest.Serve(t, f)
 		setUserData, wantID = f.SetUserData, "3164444"
-	case CloudAWS:
+	case intent.CloudAWS:
 		f := &cloudtest.IMDSv2{UserData: userData, InstanceID: "i-0a1b2c3d4e5f60718"}
 		cloudtest.Serve(t, f)
 		setUserData, wantID = f.SetUserData, "i-0a1b2c3d4e5f60718"
@@ -287,7 +289,7 @@ func TestControllerHere(t *testing.T) {
 	logs := &logLines{t: t}
 	run := func(cmdline string) func() {
 		d, err := New(Options{StateDir: filepath.Join(dir, "node"), Socket: h.socket, Hostname: "ctl-here", Version: "test",
-			Logf: logs.logf, Firewall: FirewallStrict, AllowTCP: []uint16{22}, Preseed: preseed, Cmdline: cmdline})
+			Logf: logs.logf, Firewall: desired.FirewallStrict, AllowTCP: []uint16{22}, Preseed: preseed, Cmdline: cmdline})
 		if err != nil {
 			t.Fatal(err)
 		}

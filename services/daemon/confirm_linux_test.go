@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatenet/gate/services/intent"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/nstest"
 )
@@ -45,7 +46,7 @@ func TestCommitConfirm(t *testing.T) {
 		_, addrs := linkAddrs(t, "nic2")
 		return slices.Contains(addrs, addr)
 	}
-	settings := filepath.Join(stateDir, InterfacesFile)
+	settings := filepath.Join(stateDir, intent.InterfacesFile)
 	static := localapi.SetInterfaceRequest{Address: netip.MustParsePrefix("10.66.0.5/24"), Gateway: netip.MustParseAddr("10.66.0.1")}
 
 	// Refused, nothing changed.
@@ -84,7 +85,7 @@ func TestCommitConfirm(t *testing.T) {
 		t.Error("status shows no pending change")
 	}
 	// Where each value comes from follows the change, not the start.
-	const local = "interfaces.nic2: " + InterfacesFile
+	const local = "interfaces.nic2: " + intent.InterfacesFile
 	if st.Config == nil || !slices.Contains(st.Config.Provenance, local) {
 		t.Errorf("provenance after the change: %+v; want %q", st.Config, local)
 	}

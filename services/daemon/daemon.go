@@ -17,11 +17,12 @@ import (
 
 	"github.com/gatenet/gate/services/agent"
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/desired"
+	"github.com/gatenet/gate/services/intent"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/logring"
 	"github.com/gatenet/gate/services/netcfg"
 	"github.com/gatenet/gate/services/nics"
-	"github.com/gatenet/gate/services/nodeconfig"
 	"github.com/gatenet/gate/services/reconciler"
 	"github.com/gatenet/gate/services/state"
 	"github.com/gatenet/gate/services/tunnel"
@@ -31,7 +32,7 @@ import (
 type Options struct {
 	StateDir string
 	Socket   string
-	Firewall string   // FirewallAuto, FirewallStrict or FirewallGuard
+	Firewall string   // desired.FirewallAuto, desired.FirewallStrict or desired.FirewallGuard
 	AllowTCP []uint16 // input ports open when the firewall is strict
 	Hostname string
 	Version  string
@@ -64,22 +65,16 @@ type Options struct {
 	// Cmdline is the kernel command line, whose gate.iface.* and gate.wan
 	// keys override NIC settings (recovery); "" for none.
 	Cmdline string
-	// Cloud says where to look for user-data and metadata (config.go):
-	// CloudOff (""), CloudAuto, CloudNoCloud, CloudDigitalOcean or
-	// CloudAWS.
+	// Cloud says where to look for user-data and metadata
+	// (services/intent): intent.CloudOff (""), CloudAuto, CloudNoCloud,
+	// CloudDigitalOcean or CloudAWS.
 	Cloud string
 	// Devices are options for every WireGuard device the daemon makes
 	// (tunnel.WithBuffers).
 	Devices []tunnel.Option
 	// MetadataRetry is how a metadata service that fails to answer is
-	// asked again (config.go); zero: every second or so, for 2 minutes.
-	MetadataRetry Retry
-}
-
-// Retry is a schedule of tries: waits from Min doubling to Max, for For
-// in all.
-type Retry struct {
-	Min, Max, For time.Duration
+	// asked again; zero: every second or so, for 2 minutes.
+	MetadataRetry intent.Retry
 }
 
 // Daemon is a running node daemon.
@@ -92,17 +87,15 @@ type Daemon struct {
 	rec     *reconciler.Reconciler
 	nl      *netcfg.Handle // reads only: own addresses for endpoint reports
 
-	nics *nics.Manager // nil unless ManageNICs
-	// probation is the change waiting for confirmation (confirm.go),
-	// guarded by confirmMu.
-	confirmMu sync.Mutex
-	probation *probation
-	preseed   *nodeconfig.Layer // nil without a (valid) preseed
-	conf      *configState      // the configuration document (config.go)
-	state     *state.Dir
+	nics   *nics.Manager  // nil unless ManageNICs
+	intent *intent.Intent // the configuration document's layers (config.go)
+	state  *state.Dir
+
+	ctlMu sync.Mutex
+	ctl   *localController // a controller run here (controller.go); nil: none
 
 	mu     sync.Mutex
-	picker *picker
+	picker *desired.Picker
 	notes  []string      // what desired last left out, logged when it changes
 	rev    uint64        // state revision for watchers: memberships or kernel changed
 	revCh  chan struct{} // closed when rev moves, then replaced
@@ -125,8 +118,8 @@ func New(opt Options) (*Daemon, error) {
 	}
 	switch opt.Firewall {
 	case "":
-		opt.Firewall = FirewallAuto
-	case FirewallAuto, FirewallStrict, FirewallGuard:
+		opt.Firewall = desired.FirewallAuto
+	case desired.FirewallAuto, desired.FirewallStrict, desired.FirewallGuard:
 	default:
 		return nil, fmt.Errorf("firewall mode %q: want auto, strict or guard", opt.Firewall)
 	}
@@ -177,14 +170,21 @@ func New(opt Options) (*Daemon, error) {
 	if opt.Log == nil {
 		opt.Log = logring.New(1)
 	}
-	d := &Daemon{opt: opt, started: time.Now().UTC(), id: id, key: key, rec: rec, nl: nl, state: st, picker: newPicker(), rev: 1, revCh: make(chan struct{})}
-	d.preseed = loadPreseed(opt.Preseed, opt.Logf)
-	d.conf = d.loadConfigState()
+	d := &Daemon{opt: opt, started: time.Now().UTC(), id: id, key: key, rec: rec, nl: nl, state: st, picker: desired.NewPicker(), rev: 1, revCh: make(chan struct{})}
+	io := intent.Options{
+		State: st, Preseed: opt.Preseed, Cmdline: opt.Cmdline, Cloud: opt.Cloud,
+		MetadataRetry: opt.MetadataRetry, ConfirmTimeout: opt.ConfirmTimeout,
+		Reachable: d.reachableSince, Publish: d.publish, Logf: opt.Logf,
+	}
+	if opt.ManageNICs {
+		io.WaitMetadataRoute = func(ctx context.Context) { d.waitMetadataRoute(ctx, metadataRouteWait) }
+	}
+	d.intent = intent.New(io)
 	if opt.ManageNICs {
 		if d.opt.ResolvConf == "" {
 			d.opt.ResolvConf = "/etc/resolv.conf"
 		}
-		d.nics = nics.New(nics.Options{Logf: opt.Logf, Only: opt.NICs, Hostname: opt.Hostname, Config: d.nicSettings(), OnChange: func() { d.update() }})
+		d.nics = nics.New(nics.Options{Logf: opt.Logf, Only: opt.NICs, Hostname: opt.Hostname, Config: d.intent.NICs(), OnChange: func() { d.update() }})
 	}
 	d.agent, err = agent.New(agent.Config{
 		State:     st,
@@ -264,9 +264,9 @@ func (d *Daemon) update() uint64 {
 		ifs, resolv = d.nics.Desired()
 	}
 	d.mu.Lock()
-	want, notes := desired(ms, d.key, d.opt.Firewall, d.allowTCP(), d.picker.endpoint)
+	want, notes := desired.Compute(ms, d.key, d.opt.Firewall, d.allowTCP(), d.picker.Endpoint)
 	var nicNotes []string
-	want.Interfaces, nicNotes = nicsApart(ifs, want.Networks)
+	want.Interfaces, nicNotes = desired.NICsApart(ifs, want.Networks)
 	notes = append(notes, nicNotes...)
 	logNotes := !slices.Equal(notes, d.notes)
 	d.notes = notes
@@ -322,7 +322,7 @@ func (d *Daemon) watchEndpoints(ctx context.Context) {
 				}
 				return time.Time{}
 			}
-			if d.picker.advance(m.Config.Peers, hs) {
+			if d.picker.Advance(m.Config.Peers, hs) {
 				changed = true
 			}
 		}

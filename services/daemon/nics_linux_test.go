@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatenet/gate/services/intent"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/nstest"
 )
@@ -115,7 +116,7 @@ func TestManageNICs(t *testing.T) {
 	h.stopDaemon()
 
 	stateDir := filepath.Join(dir, "node")
-	if err := os.WriteFile(filepath.Join(stateDir, InterfacesFile), []byte(`{"nic1": {"address": "10.88.0.10/24", "gateway": "10.88.0.1", "dns": ["10.88.0.53"]}}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(stateDir, intent.InterfacesFile), []byte(`{"nic1": {"address": "10.88.0.10/24", "gateway": "10.88.0.1", "dns": ["10.88.0.53"]}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	resolv := filepath.Join(dir, "resolv.conf")
@@ -239,7 +240,7 @@ func TestNoRouterNoMetadataWait(t *testing.T) {
 	h := &harness{t: t, dir: dir, socket: filepath.Join(dir, "gate.sock")}
 	logs := &logLines{t: t}
 	d, err := New(Options{StateDir: filepath.Join(dir, "node"), Socket: h.socket, Hostname: "appliance", Version: "test", Logf: logs.logf,
-		ManageNICs: true, NICs: []string{"nic7"}, ResolvConf: filepath.Join(dir, "resolv.conf"), Cloud: CloudAuto})
+		ManageNICs: true, NICs: []string{"nic7"}, ResolvConf: filepath.Join(dir, "resolv.conf"), Cloud: intent.CloudAuto})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,6 +62,15 @@ func (d *Dir) Write(name string, data []byte) error {
 	return WriteFile(d.File(name), data, 0o600)
 }
 
+// Remove removes a file; an absent one is no error. The removal is made
+// durable (the directory is synced), as a write is.
+func (d *Dir) Remove(name string) error {
+	if err := os.Remove(d.File(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(d.path)
+}
+
 // LoadOrCreate returns the contents of name, creating it with the output of
 // gen on first use. It is how a node makes its keys: on the node, once.
 func (d *Dir) LoadOrCreate(name string, gen func() ([]byte, error)) ([]byte, error) {

@@ -1,4 +1,4 @@
-package daemon
+package desired
 
 import (
 	"net/netip"
@@ -127,11 +127,11 @@ func TestDesired(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, _ := desired(tt.ms, key, tt.mode, []uint16{22}, first)
+			got, _ := Compute(tt.ms, key, tt.mode, []uint16{22}, first)
 			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
 				cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 				cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
-				t.Errorf("desired() mismatch (-want +got):\n%s", diff)
+				t.Errorf("Compute() mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -139,39 +139,39 @@ func TestDesired(t *testing.T) {
 
 func TestPickerTriesNextEndpointWhileSilent(t *testing.T) {
 	now := time.Unix(1000, 0)
-	p := newPicker()
+	p := NewPicker()
 	p.now = func() time.Time { return now }
 	ap := netip.MustParseAddrPort
 	peer := control.Peer{PublicKey: "k", Endpoints: []netip.AddrPort{ap("198.51.100.11:51820"), ap("172.16.1.10:51820")}}
 	never := func(string) time.Time { return time.Time{} }
 
-	if got := p.endpoint(peer); got != peer.Endpoints[0] {
+	if got := p.Endpoint(peer); got != peer.Endpoints[0] {
 		t.Fatalf("first pick = %v, want the controller's best", got)
 	}
 	now = now.Add(endpointTrial / 2)
-	if p.advance([]control.Peer{peer}, never) {
+	if p.Advance([]control.Peer{peer}, never) {
 		t.Fatal("advanced before the trial time ran out")
 	}
 	now = now.Add(endpointTrial)
-	if !p.advance([]control.Peer{peer}, never) || p.endpoint(peer) != peer.Endpoints[1] {
-		t.Fatalf("after a silent trial the pick is %v, want the second endpoint", p.endpoint(peer))
+	if !p.Advance([]control.Peer{peer}, never) || p.Endpoint(peer) != peer.Endpoints[1] {
+		t.Fatalf("after a silent trial the pick is %v, want the second endpoint", p.Endpoint(peer))
 	}
 	now = now.Add(2 * endpointTrial)
-	if !p.advance([]control.Peer{peer}, never) || p.endpoint(peer) != peer.Endpoints[0] {
-		t.Fatalf("picks do not wrap around: %v", p.endpoint(peer))
+	if !p.Advance([]control.Peer{peer}, never) || p.Endpoint(peer) != peer.Endpoints[0] {
+		t.Fatalf("picks do not wrap around: %v", p.Endpoint(peer))
 	}
 	recent := func(string) time.Time { return now.Add(-time.Second) }
 	now = now.Add(2 * endpointTrial)
-	if p.advance([]control.Peer{peer}, recent) {
+	if p.Advance([]control.Peer{peer}, recent) {
 		t.Fatal("advanced away from an endpoint with a recent handshake")
 	}
 	single := control.Peer{PublicKey: "s", Endpoints: []netip.AddrPort{ap("198.51.100.20:51820")}}
-	p.endpoint(single)
+	p.Endpoint(single)
 	now = now.Add(10 * endpointTrial)
-	if p.advance([]control.Peer{single}, never) {
+	if p.Advance([]control.Peer{single}, never) {
 		t.Fatal("advanced with a single endpoint")
 	}
-	if got := p.endpoint(control.Peer{PublicKey: "none"}); got.IsValid() {
+	if got := p.Endpoint(control.Peer{PublicKey: "none"}); got.IsValid() {
 		t.Fatalf("peer without endpoints got %v", got)
 	}
 }
@@ -235,7 +235,7 @@ func TestAttackLeaseInsideOverlay(t *testing.T) {
 		{Name: "eth0", Addrs: []netip.Prefix{pfx("10.9.0.130/25")}, Gateway: netip.MustParseAddr("10.9.0.129")},
 		{Name: "eth1", Addrs: []netip.Prefix{pfx("10.0.77.90/24"), pfx("192.168.1.5/24")}},
 	}
-	got, notes := nicsApart(ifs, ns)
+	got, notes := NICsApart(ifs, ns)
 	if len(got[0].Addrs) != 0 || len(got[1].Addrs) != 2 || len(notes) != 1 || !strings.Contains(notes[0], "eth0: address 10.9.0.130/25 left out") {
 		t.Errorf("got %+v, notes %q", got, notes)
 	}

@@ -1,9 +1,11 @@
-package daemon
+package intent
 
 import (
 	"cmp"
 	"context"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,18 @@ import (
 	"github.com/gatenet/gate/services/cloud"
 	"github.com/gatenet/gate/services/cloud/cloudtest"
 )
+
+// closedURL is the address of a loopback port nothing listens on: a
+// machine outside any cloud.
+func closedURL(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	return url
+}
 
 // failing answers status (503 if 0) to its first n requests (to path
 // only, if set), then hands them to h: a metadata service that is still
@@ -40,7 +54,8 @@ func (f *failing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.h.ServeHTTP(w, r)
 }
 
-// TestMetadataRetry: a metadata service that fails at first is asked
+// TestMetadataRetry (on loopback: Options.MetadataURL; no root, no
+// namespace): a metadata service that fails at first is asked
 // again until it answers (or the wait is over); a machine where nothing
 // answers at the metadata address is not asked again.
 func TestMetadataRetry(t *testing.T) {
@@ -66,15 +81,19 @@ func TestMetadataRetry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			url := closedURL(t) // nothing listens there
 			if tt.service != nil {
-				cloudtest.Serve(t, tt.service)
+				srv := httptest.NewServer(tt.service)
+				t.Cleanup(srv.Close)
+				url = srv.URL
 			}
 			logs := &logLines{t: t}
-			d := &Daemon{opt: Options{Logf: logs.logf, MetadataRetry: Retry{Min: 20 * time.Millisecond, Max: 80 * time.Millisecond, For: tt.wait}}}
+			in := New(Options{State: tempState(t), Logf: logs.logf, MetadataURL: url,
+				MetadataRetry: Retry{Min: 20 * time.Millisecond, Max: 80 * time.Millisecond, For: tt.wait}})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			start := time.Now()
-			r, err := d.detect(ctx, tt.mode)
+			r, err := in.detect(ctx, tt.mode)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("detect(%s) error %v, want error %v", tt.mode, err, tt.wantErr)
 			}

@@ -1,4 +1,12 @@
-package daemon
+// Package desired turns what a node is a member of into the kernel state
+// it calls for: one reconciler.Desired (WireGuard devices and peers,
+// addresses, routes, the firewall's rules, forwarding) from the agent's
+// memberships, the node's key and firewall mode, and the NICs the node
+// manages. It is pure: endpoint picks come in as a function, the kernel is
+// the reconciler's (services/reconciler). It is also where one network is
+// kept from another (Separate) and the overlays from the NICs
+// (NICsApart): what it leaves out is said in notes, never silently.
+package desired
 
 import (
 	"fmt"
@@ -25,10 +33,10 @@ const (
 	FirewallGuard  = "guard"  // only guard what Gate owns
 )
 
-// desired turns memberships into the reconciler's desired state. It is pure:
+// Compute turns memberships into the reconciler's desired state. It is pure:
 // the endpoint picks come in as a function. What it leaves out (separate)
 // is said in notes.
-func desired(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint16, pick func(peer control.Peer) netip.AddrPort) (reconciler.Desired, []string) {
+func Compute(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint16, pick func(peer control.Peer) netip.AddrPort) (reconciler.Desired, []string) {
 	d := reconciler.Desired{Strict: mode == FirewallStrict, AllowTCP: allowTCP}
 	for _, m := range ms {
 		if m.Config == nil || m.Config.Status != control.StatusOK {
@@ -137,12 +145,12 @@ func separate(ns []reconciler.Network) ([]reconciler.Network, []string) {
 	return out, notes
 }
 
-// picker chooses which of a peer's endpoints to use. The controller lists
+// Picker chooses which of a peer's endpoints to use. The controller lists
 // them best first (the address it saw the peer come from, then what the
 // peer reported); when a peer stays silent on one, the next is tried.
 // WireGuard itself roams to wherever an authenticated packet comes from, so
 // this only matters until the first handshake.
-type picker struct {
+type Picker struct {
 	now   func() time.Time
 	peers map[string]*pick // by public key
 }
@@ -155,9 +163,9 @@ type pick struct {
 // How long a candidate endpoint gets before the next one is tried.
 const endpointTrial = 12 * time.Second
 
-func newPicker() *picker { return &picker{now: time.Now, peers: map[string]*pick{}} }
+func NewPicker() *Picker { return &Picker{now: time.Now, peers: map[string]*pick{}} }
 
-func (p *picker) endpoint(peer control.Peer) netip.AddrPort {
+func (p *Picker) Endpoint(peer control.Peer) netip.AddrPort {
 	if len(peer.Endpoints) == 0 {
 		return netip.AddrPort{}
 	}
@@ -171,7 +179,7 @@ func (p *picker) endpoint(peer control.Peer) netip.AddrPort {
 
 // advance moves on from endpoints that got no handshake in their trial
 // time. It reports whether any pick changed.
-func (p *picker) advance(peers []control.Peer, handshake func(pubkey string) time.Time) bool {
+func (p *Picker) Advance(peers []control.Peer, handshake func(pubkey string) time.Time) bool {
 	changed := false
 	now := p.now()
 	for _, peer := range peers {
@@ -190,7 +198,7 @@ func (p *picker) advance(peers []control.Peer, handshake func(pubkey string) tim
 	return changed
 }
 
-// nicsApart keeps the NICs' addresses (from DHCP, or static settings) out
+// NICsApart keeps the NICs' addresses (from DHCP, or static settings) out
 // of the overlays' own address space: a NIC address whose subnet overlaps
 // a joined network's CIDR would give the kernel a route to some of its
 // members through the NIC (the more specific one wins), and the node's
@@ -199,7 +207,7 @@ func (p *picker) advance(peers []control.Peer, handshake func(pubkey string) tim
 // note; the overlay, which the network's admin decided, keeps its place.
 // Managed routes are not weighed: a NIC's own subnet inside a routed range
 // is the local part of it, as everywhere.
-func nicsApart(ifs []reconciler.Interface, ns []reconciler.Network) ([]reconciler.Interface, []string) {
+func NICsApart(ifs []reconciler.Interface, ns []reconciler.Network) ([]reconciler.Interface, []string) {
 	var notes []string
 	out := make([]reconciler.Interface, 0, len(ifs))
 	for _, nic := range ifs {

@@ -1,0 +1,151 @@
+package daemon
+
+// A controller run in this process, when the configuration document asks
+// for one (controller: listen ...). It runs in-process rather than as a
+// supervised child: it is a pure Go package that touches no kernel state,
+// PID 1 already restarts `gate up` with backoff, and in-process the daemon
+// knows its port at once (to open it in the strict firewall) and its pin
+// (to join its own networks by bare ID) without a second supervision and
+// IPC protocol. Its state lives in the daemon's state directory
+// (controller/).
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/controller"
+	"github.com/gatenet/gate/services/nodeconfig"
+)
+
+// controllerDir is the state of a controller run here.
+const controllerDir = "controller"
+
+// localController is a controller running in this process.
+type localController struct {
+	want    nodeconfig.Controller
+	port    uint16
+	address string // gate://HOST:PORT?pin=... members (and this node) dial
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// allowTCP is the strict firewall's open input ports: the operator's, and
+// the controller's when one runs here.
+func (d *Daemon) allowTCP() []uint16 {
+	d.ctlMu.Lock()
+	ctl := d.ctl
+	d.ctlMu.Unlock()
+	if ctl == nil || slices.Contains(d.opt.AllowTCP, ctl.port) {
+		return d.opt.AllowTCP
+	}
+	return append(slices.Clone(d.opt.AllowTCP), ctl.port)
+}
+
+// stopController stops a controller run here and waits until it has
+// closed its database.
+func (d *Daemon) stopController() {
+	d.ctlMu.Lock()
+	ctl := d.ctl
+	d.ctl = nil
+	d.ctlMu.Unlock()
+	if ctl != nil {
+		ctl.cancel()
+		<-ctl.done
+	}
+}
+
+func (d *Daemon) localControllerAddress() string {
+	d.ctlMu.Lock()
+	defer d.ctlMu.Unlock()
+	if d.ctl == nil {
+		return ""
+	}
+	return d.ctl.address
+}
+
+// runController starts, restarts or stops the controller run here so that
+// it matches want (nil: none).
+func (d *Daemon) runController(ctx context.Context, want *nodeconfig.Controller) {
+	d.ctlMu.Lock()
+	cur := d.ctl
+	d.ctlMu.Unlock()
+	if cur != nil && want != nil && reflect.DeepEqual(cur.want, *want) {
+		return
+	}
+	if cur != nil {
+		d.stopController()
+		d.update()
+	}
+	if want == nil {
+		return
+	}
+	_, portStr, _ := net.SplitHostPort(want.Listen)
+	port, _ := strconv.ParseUint(portStr, 10, 16)
+	advertise := want.Advertise
+	if advertise == "" {
+		host, _, _ := net.SplitHostPort(want.Listen)
+		if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+			advertise = want.Listen
+		} else if a := d.waitWANAddress(ctx, time.Minute); a.IsValid() {
+			advertise = net.JoinHostPort(a.String(), portStr)
+		} else {
+			d.opt.Logf("controller: no address to advertise (no WAN address yet); set controller.advertise")
+			return
+		}
+	}
+	srv, err := controller.New(controller.Config{
+		StateDir:  d.state.File(controllerDir),
+		Listen:    want.Listen,
+		Advertise: advertise,
+		Logf:      func(f string, a ...any) { d.opt.Logf("controller: "+f, a...) },
+	})
+	if err != nil {
+		d.opt.Logf("controller: %v", err)
+		return
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	lc := &localController{want: *want, port: uint16(port), cancel: cancel, done: make(chan struct{}),
+		address: control.JoinString{Controller: advertise, Pin: srv.Pin()}.ControllerAddress()}
+	d.ctlMu.Lock()
+	d.ctl = lc
+	d.ctlMu.Unlock()
+	// Open its port first: in the strict firewall nothing else could
+	// reach it.
+	d.update()
+	go func() {
+		defer close(lc.done)
+		defer srv.Close()
+		if err := srv.Serve(cctx); err != nil && cctx.Err() == nil {
+			d.opt.Logf("controller: %v", err)
+		}
+	}()
+	d.opt.Logf("controller running here: listening on %s, members dial %s (admin token in %s)", want.Listen, lc.address,
+		filepath.Join(d.state.File(controllerDir), "admin-token"))
+}
+
+// waitWANAddress returns the IPv4 address of the NIC with the default
+// route, waiting for one at most max.
+func (d *Daemon) waitWANAddress(ctx context.Context, max time.Duration) netip.Addr {
+	deadline := time.Now().Add(max)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if st := d.rec.Status(); st.WAN != "" {
+			for _, p := range st.NICs[st.WAN].Addrs {
+				if p.Addr().Is4() {
+					return p.Addr()
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return netip.Addr{}
+}
