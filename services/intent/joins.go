@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/gatenet/gate/services/cloud"
-	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/nodeconfig"
 )
@@ -55,7 +54,7 @@ func (in *Intent) Join(ctx context.Context, p *Plan, join JoinFunc, local string
 	}
 	switch origin.Source {
 	case nodeconfig.SourcePreseed:
-		in.joinPreseed(ctx, join)
+		in.joinPreseed(ctx, join, local)
 	case nodeconfig.SourceMetadata, nodeconfig.SourceUserData:
 		if fresh == nil || !(boot.First || boot.UserDataChanged) {
 			return // joined when this instance's user-data was applied
@@ -84,15 +83,15 @@ func (in *Intent) Join(ctx context.Context, p *Plan, join JoinFunc, local string
 // for them ("" otherwise), which the controller records with the token.
 func (in *Intent) join(ctx context.Context, join JoinFunc, from string, nets []nodeconfig.Network, instance, local string) {
 	for _, n := range nets {
+		if n.Controller == "" && local != "" && !strings.Contains(n.Join, "://") {
+			n.Controller = local // a bare network ID: this node's own controller's
+		}
 		req, err := n.JoinRequest()
 		if err != nil {
 			in.opt.Logf("%s: %v", from, err)
 			continue
 		}
 		req.InstanceID = instance
-		if req.Controller == "" && local != "" && control.CheckNetworkID(req.Join) == nil {
-			req.Controller = local // a bare network ID: this node's own controller
-		}
 		got, err := join(ctx, req)
 		if err != nil {
 			in.opt.Logf("%s: joining %s: %v", from, n.NetworkID(), err)
@@ -105,26 +104,14 @@ func (in *Intent) join(ctx context.Context, join JoinFunc, from string, nets []n
 // joinPreseed joins the preseed's networks, once per preseed document. A
 // join the controller cannot be reached for yet is kept and retried by the
 // agent (it is saved before the first attempt); a refused one is logged.
-func (in *Intent) joinPreseed(ctx context.Context, join JoinFunc) {
+func (in *Intent) joinPreseed(ctx context.Context, join JoinFunc, local string) {
 	if in.preseed == nil || len(in.preseed.Config.Networks) == 0 {
 		return
 	}
 	if b, err := in.opt.State.Read(preseedDone); err == nil && strings.TrimSpace(string(b)) == in.preseedSum {
 		return
 	}
-	for _, n := range in.preseed.Config.Networks {
-		req, err := n.JoinRequest()
-		if err != nil {
-			in.opt.Logf("preseed: %v", err)
-			continue
-		}
-		net, err := join(ctx, req)
-		if err != nil {
-			in.opt.Logf("preseed: joining %s: %v", n.NetworkID(), err)
-			continue
-		}
-		in.opt.Logf("preseed: joined %s: %s", net.ID, net.Status)
-	}
+	in.join(ctx, join, "preseed", in.preseed.Config.Networks, "", local)
 	if ctx.Err() != nil {
 		return
 	}

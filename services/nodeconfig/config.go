@@ -71,7 +71,8 @@ func (n Network) NetworkID() string {
 // JoinRequest turns n into a join request. A token given beside a join
 // string or a bare network ID ends up in a join string; a bare network ID
 // without a controller stays bare (the node's own, or already known,
-// controller).
+// controller), and with a token as well it is an error: the caller fills
+// in the node's own controller first (intent does).
 func (n Network) JoinRequest() (JoinRequest, error) {
 	r := JoinRequest{Join: n.Join, Address: n.Address, Gateway: n.Gateway.Clone()}
 	j, err := ParseJoin(n.Join, n.Controller, n.Token)
@@ -79,6 +80,10 @@ func (n Network) JoinRequest() (JoinRequest, error) {
 		return r, fmt.Errorf("%s: %w", problemField(err), err)
 	}
 	switch {
+	case j.Controller == "" && j.Token != "":
+		// A token travels only inside a join string, which needs the
+		// controller: dropping it would join without it, silently.
+		return r, &Problem{"token", "a token beside a bare network ID needs the controller's address too (controller: gate://HOST:PORT?pin=...), or a controller running on this node"}
 	case j.Controller == "":
 		r.Join = j.NetworkID
 	case strings.Contains(n.Join, "://") && n.Token == "":
