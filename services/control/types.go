@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/gatenet/gate/services/jsonapi"
 )
 
 // Membership states as the controller stores them.
@@ -236,10 +238,9 @@ type MemberConfig struct {
 	Peers        []Peer   `json:"peers"`
 }
 
-// Error is the body of every non-2xx answer.
-type Error struct {
-	Error string `json:"error"`
-}
+// Error is the body of every non-2xx answer. It is jsonapi.ErrorBody,
+// which the clients decode: one definition of the wire shape.
+type Error = jsonapi.ErrorBody
 
 // Defaults the controller applies.
 const (

@@ -60,10 +60,10 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-// errorBody is the shape of every non-2xx body in Gate (control.Error;
-// named here, not imported, because services/control imports this
-// package).
-type errorBody struct {
+// ErrorBody is the shape of every non-2xx body in Gate: control.Error is
+// this type (an alias: it is defined here because services/control
+// imports this package).
+type ErrorBody struct {
 	Error string `json:"error"`
 }
 
@@ -136,7 +136,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 // status text and what came instead. b holds at most limit+1 bytes.
 func message(resp *http.Response, b []byte, limit int64) string {
 	tooLarge := int64(len(b)) > limit
-	var e errorBody
+	var e ErrorBody
 	if !tooLarge && json.Unmarshal(b, &e) == nil && e.Error != "" {
 		return clean(e.Error, maxMessage)
 	}
