@@ -44,6 +44,7 @@ func commands() []command {
 		{"set-interface", "appliance: set a NIC to DHCP or a static address, reverting unless confirmed", runSetInterface},
 		{"confirm", "appliance: keep the change waiting for confirmation", runConfirm},
 		{"logs", "print the daemon's recent log (-f to follow)", runLogs},
+		{"check-config", "check user-data or a preseed as the appliance would at boot: gate check-config FILE", runCheckConfig},
 		{"tui", "the console: status, join and leave networks, logs", runTUI},
 		{"network", "admin: create|list|show|delete networks, route add|del", runNetwork},
 		{"member", "admin: list|allow|deny|remove|set-ip members", runMember},
