@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,66 +15,6 @@ import (
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/nstest"
 )
-
-// dnsmasq runs a DHCP-only dnsmasq in namespace ns on iface (which has
-// 10.77.0.1/24) with a 2-minute lease, T1 3 s and T2 6 s, and returns
-// its log file and a function that stops it. extra[0], if given, replaces
-// the range, and the rest are further options; "--dhcp-option=3" among
-// them sends no router.
-func dnsmasq(t *testing.T, ns, iface string, extra ...string) (string, func()) {
-	t.Helper()
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Fatal("dnsmasq not found: install dnsmasq-base (make deps)")
-	}
-	dir := t.TempDir()
-	log := filepath.Join(dir, "dnsmasq.log")
-	rng := "--dhcp-range=10.77.0.50,10.77.0.60,255.255.255.0,2m"
-	if len(extra) > 0 {
-		rng = extra[0]
-	}
-	router := "--dhcp-option=option:router,10.77.0.1"
-	if slices.Contains(extra, "--dhcp-option=3") {
-		router = "--dhcp-option=3"
-	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-		"--port=0", "--interface=" + iface, "--bind-interfaces", "--no-ping", rng,
-		router, "--dhcp-option=option:dns-server,10.77.0.53",
-		"--dhcp-option=option:domain-name,gate.test", "--dhcp-option=58,3", "--dhcp-option=59,6",
-		"--dhcp-leasefile=" + filepath.Join(dir, "leases"), "--pid-file=" + filepath.Join(dir, "pid"),
-		"--log-dhcp", "--log-facility=" + log}, extra[min(1, len(extra)):]...)...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stop := func() {
-		if cmd.Process != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			cmd.Process = nil
-		}
-	}
-	t.Cleanup(stop)
-	for i := 0; ; i++ {
-		if b, _ := os.ReadFile(log); strings.Contains(string(b), "sockets bound") {
-			break
-		}
-		if i == 100 {
-			t.Fatal("dnsmasq did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return log, stop
-}
-
-func countLines(file string, words ...string) int {
-	b, _ := os.ReadFile(file)
-	n := 0
-	for _, l := range strings.Split(string(b), "\n") {
-		if !slices.ContainsFunc(words, func(w string) bool { return !strings.Contains(l, w) }) {
-			n++
-		}
-	}
-	return n
-}
 
 func defaultRoutes(t *testing.T) []string {
 	var out []string
@@ -100,7 +39,7 @@ func TestManageNICs(t *testing.T) {
 	// Down: the daemon must bring them up.
 	nstest.Run(t, "ip", "link", "set", "nic0", "down")
 	nstest.Run(t, "ip", "link", "set", "nic1", "down")
-	log, stop := dnsmasq(t, srv, "srv0")
+	dhcp := nstest.StartDHCP(t, srv, "srv0")
 
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir}
@@ -181,7 +120,7 @@ func TestManageNICs(t *testing.T) {
 
 	// The renewal at T1 reaches the server (a second ACK) and the API.
 	h.eventually("renewal", func() error {
-		if n := countLines(log, "DHCPACK(srv0)", lease.Addr().String()); n < 2 {
+		if n := dhcp.Count("DHCPACK(srv0)", lease.Addr().String()); n < 2 {
 			return fmt.Errorf("%d ACKs in dnsmasq's log", n)
 		}
 		nics, _ := h.local().Interfaces(context.Background())
@@ -193,8 +132,8 @@ func TestManageNICs(t *testing.T) {
 
 	// The server changes its range and NAKs the renewal: the old address
 	// goes, a new one comes, the default route stays.
-	stop()
-	dnsmasq(t, srv, "srv0", "--dhcp-range=10.77.0.100,10.77.0.110,255.255.255.0,2m", "--dhcp-authoritative")
+	dhcp.Stop()
+	nstest.StartDHCP(t, srv, "srv0", "--dhcp-range=10.77.0.100,10.77.0.110,255.255.255.0,2m", "--dhcp-authoritative")
 	h.eventually("new address after a NAK", func() error {
 		_, addrs := linkAddrs(t, "nic0")
 		if len(addrs) != 1 {
@@ -234,7 +173,7 @@ func TestNoRouterNoMetadataWait(t *testing.T) {
 	srv := nstest.New(t)
 	nstest.Veth(t, "nic7", "srv7", srv)
 	nstest.In(t, srv, "ip", "addr", "add", "10.77.0.1/24", "dev", "srv7")
-	dnsmasq(t, srv, "srv7", "--dhcp-range=10.77.0.50,10.77.0.60,255.255.255.0,2m", "--dhcp-option=3")
+	nstest.StartDHCP(t, srv, "srv7", "--dhcp-option=3") // no router
 
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, socket: filepath.Join(dir, "gate.sock")}

@@ -3,12 +3,9 @@ package dhcp
 import (
 	"context"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,92 +13,6 @@ import (
 )
 
 func TestMain(m *testing.M) { nstest.Main(m) }
-
-// Server is a dnsmasq serving DHCP in a namespace the test made.
-type Server struct {
-	NS, Iface string
-	Log       string // dnsmasq's log file (--log-dhcp)
-	Leases    string
-	cmd       *exec.Cmd
-}
-
-// StartServer runs dnsmasq (DHCP only, no DNS) on iface in namespace ns,
-// which must have 10.77.0.1/24 on iface. The lease is 2 minutes (dnsmasq's
-// minimum) with T1 and T2 at t1 and t2 seconds (options 58, 59), so that
-// renewals and rebinds happen within seconds.
-func StartServer(t *testing.T, ns, iface string, t1, t2 int, extra ...string) *Server {
-	t.Helper()
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Fatal("dnsmasq not found: install dnsmasq-base (make deps)")
-	}
-	dir := t.TempDir()
-	s := &Server{NS: ns, Iface: iface, Log: filepath.Join(dir, "dnsmasq.log"), Leases: filepath.Join(dir, "leases")}
-	s.start(t, t1, t2, extra...)
-	return s
-}
-
-func (s *Server) start(t *testing.T, t1, t2 int, extra ...string) {
-	t.Helper()
-	rng := "--dhcp-range=10.77.0.50,10.77.0.60,255.255.255.0,2m"
-	for _, e := range extra {
-		if strings.HasPrefix(e, "--dhcp-range=") {
-			rng = ""
-		}
-	}
-	args := []string{"netns", "exec", s.NS, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-		"--port=0", "--interface=" + s.Iface, "--bind-interfaces", "--no-ping",
-		"--dhcp-option=option:router,10.77.0.1",
-		"--dhcp-option=option:dns-server,10.77.0.53,10.77.0.54",
-		"--dhcp-option=option:domain-name,gate.test",
-		"--dhcp-option=58," + strconv.Itoa(t1), "--dhcp-option=59," + strconv.Itoa(t2),
-		"--dhcp-leasefile=" + s.Leases, "--log-dhcp", "--log-facility=" + s.Log,
-		"--pid-file=" + s.Leases + ".pid",
-	}
-	if rng != "" {
-		args = append(args, rng)
-	}
-	args = append(args, extra...)
-	s.cmd = exec.Command("ip", args...)
-	out, err := os.Create(s.Log + ".out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	before := s.Count("DHCP, sockets bound")
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting dnsmasq: %v", err)
-	}
-	t.Cleanup(s.Stop)
-	for i := 0; s.Count("DHCP, sockets bound") == before; i++ {
-		if i == 100 {
-			b, _ := os.ReadFile(s.Log + ".out")
-			t.Fatalf("dnsmasq did not start within 5 s: %s", b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// Stop stops the server (it may be started again with restart).
-func (s *Server) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
-}
-
-// Count returns how many log lines contain all of words.
-func (s *Server) Count(words ...string) int {
-	b, _ := os.ReadFile(s.Log)
-	n := 0
-	for _, line := range strings.Split(string(b), "\n") {
-		if !slices.ContainsFunc(words, func(w string) bool { return !strings.Contains(line, w) }) {
-			n++
-		}
-	}
-	return n
-}
 
 // next waits for an update with the given event.
 func next(t *testing.T, ch <-chan Update, event string, within time.Duration) Update {
@@ -122,14 +33,16 @@ func next(t *testing.T, ch <-chan Update, event string, within time.Duration) Up
 
 // setup makes a namespace with dnsmasq on 10.77.0.1/24, a veth pair named
 // iface (here) and iface+"s" (there), and a client on iface whose updates
-// arrive on the channel. The test plays the reconciler: a renewal is
-// answered by unicast to the leased address, so it puts the address on
-// the NIC.
-func setup(t *testing.T, iface string, t1, t2 int) (*Server, *Client, chan Update) {
+// arrive on the channel. dnsmasq serves nstest.StartDHCP's defaults but
+// for two DNS servers, 10.77.0.53 and 10.77.0.54, and T1 and T2 of t1 and
+// t2 seconds. The test plays the reconciler: a renewal is answered by
+// unicast to the leased address, so it puts the address on the NIC.
+func setup(t *testing.T, iface string, t1, t2 int) (*nstest.DHCPServer, *Client, chan Update) {
 	srv := nstest.New(t)
 	nstest.Veth(t, iface, iface+"s", srv)
 	nstest.In(t, srv, "ip", "addr", "add", "10.77.0.1/24", "dev", iface+"s")
-	s := StartServer(t, srv, iface+"s", t1, t2)
+	s := nstest.StartDHCP(t, srv, iface+"s", "--dhcp-option=option:dns-server,10.77.0.53,10.77.0.54",
+		"--dhcp-option=58,"+strconv.Itoa(t1), "--dhcp-option=59,"+strconv.Itoa(t2))
 	updates := make(chan Update, 32)
 	c := New(Config{
 		Iface:    iface,
@@ -216,7 +129,7 @@ func TestLeaseLifeCycle(t *testing.T) {
 	if st := c.Status(); st.Lease == nil || st.Lease.Addr != l.Addr {
 		t.Errorf("while rebinding the lease must stay until expiry, got %+v", st)
 	}
-	s.start(t, 3, 6)
+	s.Restart(t)
 	u = next(t, updates, "rebound", 15*time.Second)
 	if u.Lease.Addr != l.Addr {
 		t.Errorf("rebound to %s, want %s", u.Lease.Addr, l.Addr)
@@ -262,7 +175,7 @@ func TestNAK(t *testing.T) {
 	s, _, updates := setup(t, "dh2", 2, 4)
 	l := next(t, updates, "bound", 15*time.Second).Lease
 	s.Stop()
-	s.start(t, 2, 4, "--dhcp-range=10.77.0.100,10.77.0.110,255.255.255.0,2m", "--dhcp-authoritative")
+	s.Restart(t, "--dhcp-range=10.77.0.100,10.77.0.110,255.255.255.0,2m", "--dhcp-authoritative")
 	u := next(t, updates, "nak", 15*time.Second)
 	if u.Lease != nil {
 		t.Errorf("after a NAK the lease must go, got %s", u.Lease)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,37 +21,6 @@ import (
 )
 
 func TestMain(m *testing.M) { nstest.Main(m) }
-
-// dnsmasq runs a DHCP-only dnsmasq in namespace ns on iface (which has
-// 10.77.0.1/24): 10.77.0.50-60, router 10.77.0.1, DNS 10.77.0.53, domain
-// gate.test, a 2-minute lease with T1 3 s and T2 6 s.
-func dnsmasq(t *testing.T, ns, iface string) {
-	t.Helper()
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Fatal("dnsmasq not found: install dnsmasq-base (make deps)")
-	}
-	dir := t.TempDir()
-	log := filepath.Join(dir, "dnsmasq.log")
-	cmd := exec.Command("ip", "netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-		"--port=0", "--interface="+iface, "--bind-interfaces", "--no-ping", "--dhcp-range=10.77.0.50,10.77.0.60,255.255.255.0,2m",
-		"--dhcp-option=option:router,10.77.0.1", "--dhcp-option=option:dns-server,10.77.0.53",
-		"--dhcp-option=option:domain-name,gate.test", "--dhcp-option=58,3", "--dhcp-option=59,6",
-		"--dhcp-leasefile="+filepath.Join(dir, "leases"), "--pid-file="+filepath.Join(dir, "pid"),
-		"--log-dhcp", "--log-facility="+log)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; ; i++ {
-		if b, _ := os.ReadFile(log); strings.Contains(string(b), "sockets bound") {
-			return
-		}
-		if i == 100 {
-			t.Fatal("dnsmasq did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
@@ -102,7 +69,7 @@ func TestWatch(t *testing.T) {
 	srv := nstest.New(t)
 	nstest.Veth(t, "nic0", "srv0", srv)
 	nstest.In(t, srv, "ip", "addr", "add", "10.77.0.1/24", "dev", "srv0")
-	dnsmasq(t, srv, "srv0")
+	nstest.StartDHCP(t, srv, "srv0")
 	other := nstest.New(t)
 	nstest.Veth(t, "nic1", "peer1", other)
 	nstest.Veth(t, "gate9", "peer9", other) // Gate's own

@@ -5,7 +5,8 @@
 // tests fail, never skip, when they cannot get a namespace. Main re-executes
 // the test binary inside a fresh named namespace, so every thread of the
 // test process (wireguard-go's included) lives there; New makes further
-// namespaces for peers. Everything is deleted when the tests end.
+// namespaces for peers, and StartDHCP runs a real DHCP server (dnsmasq)
+// in one. Everything is deleted, and stopped, when the tests end.
 package nstest
 
 import (
