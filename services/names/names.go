@@ -5,7 +5,9 @@
 // configuration document, the kernel command line, the console, the CLI,
 // user-data and cloud metadata, DHCP, join strings, resolv.conf) calls
 // these, so that all accept the same values and say the same thing about
-// the rest.
+// the rest. A tag, the name an admin puts on members for a network's
+// policy to select them by, is one of these names too: the API, the CLI
+// and the policy's rules must agree on what one is.
 //
 // It is pure and imports nothing of Gate's: the protocol package, the
 // domain package and the kernel writers all use it. It must not grow
@@ -23,6 +25,9 @@ const MaxDNSName = 253
 // MaxHostname is the longest host name a node takes: the kernel's limit
 // for its node name (64 bytes), well within a DNS name's 253.
 const MaxHostname = 64
+
+// MaxTag is the longest tag, in characters.
+const MaxTag = 32
 
 // DNSName reports whether s is a DNS name as RFC 1123 host names are
 // written (letters, digits and hyphens in dot-separated labels of 1 to 63
@@ -111,4 +116,29 @@ func DialHost(host string) bool {
 	}
 	_, ok := DNSName(host)
 	return ok && host[len(host)-1] != '.'
+}
+
+// Tag reports whether s can be a tag, a name on members that a network's
+// policy selects them by (tag:web): 1 to MaxTag characters, lower-case
+// letters, digits and hyphens, starting with a letter and not ending with
+// a hyphen. Upper-case letters are taken and lowered, so that Web and web
+// are one tag; it returns the tag lower-cased.
+func Tag(s string) (string, bool) {
+	if s == "" || len(s) > MaxTag || s[len(s)-1] == '-' {
+		return "", false
+	}
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		case 'a' <= c && c <= 'z':
+		case i == 0:
+			return "", false // not a letter first
+		case '0' <= c && c <= '9', c == '-':
+		default:
+			return "", false
+		}
+	}
+	return string(b), true
 }

@@ -112,3 +112,36 @@ func TestHostnameInterfaceDialHost(t *testing.T) {
 		}
 	}
 }
+
+func TestTag(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"web", "web", true},
+		{"Web", "web", true},
+		{"DB-Primary", "db-primary", true},
+		{"a", "a", true},
+		{"z9", "z9", true},
+		{"eu-west-1", "eu-west-1", true},
+		{"a--b", "a--b", true},
+		{strings.Repeat("a", 32), strings.Repeat("a", 32), true},
+		{strings.Repeat("a", 33), "", false},
+		{"", "", false},
+		{"9web", "", false},
+		{"-web", "", false},
+		{"web-", "", false},
+		{"we_b", "", false},
+		{"we.b", "", false},
+		{"web ", "", false},
+		{"tag:web", "", false},
+		{"w\x00", "", false},
+		{"wéb", "", false},
+		{"web,db", "", false},
+	} {
+		got, ok := Tag(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("Tag(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
