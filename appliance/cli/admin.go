@@ -197,6 +197,8 @@ func runNetwork(e *env, args []string) error {
 		for _, r := range n.Routes {
 			fmt.Fprintf(e.stdout, "  %s via %s\n", r.Dest, r.Via)
 		}
+		fmt.Fprintln(e.stdout, "rules (first match decides):")
+		printRules(e.stdout, n.Rules)
 		fmt.Fprintln(e.stdout, "members:")
 		printMembers(e, ms)
 		return nil
@@ -266,20 +268,20 @@ func runRoute(e *env, c *control.Client, ctx context.Context, pos []string, asJS
 
 func printMembers(e *env, ms []control.Member) {
 	tw := table(e.stdout)
-	fmt.Fprintln(tw, "NODE\tHOSTNAME\tSTATE\tADDRESS\tENDPOINTS\tLAST SEEN\tVERSION\tFINGERPRINT")
+	fmt.Fprintln(tw, "NODE\tHOSTNAME\tSTATE\tADDRESS\tTAGS\tENDPOINTS\tLAST SEEN\tVERSION\tFINGERPRINT")
 	for _, m := range ms {
 		seen := "-"
 		if !m.LastSeen.IsZero() {
 			seen = time.Since(m.LastSeen).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", terminal(m.NodeID), terminal(orDash(m.Hostname)), terminal(m.State), joinStrings(m.Addresses), terminal(joinStrings(m.Endpoints)), seen, terminal(orDash(m.Version)), terminal(orDash(m.Fingerprint)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", terminal(m.NodeID), terminal(orDash(m.Hostname)), terminal(m.State), joinStrings(m.Addresses), terminal(orDash(strings.Join(m.Tags, ","))), terminal(joinStrings(m.Endpoints)), seen, terminal(orDash(m.Version)), terminal(orDash(m.Fingerprint)))
 	}
 	tw.Flush()
 }
 
 func runMember(e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("want a subcommand: list, allow, deny, remove, set-ip")
+		return usagef("want a subcommand: list, allow, deny, remove, set-ip, tag")
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("member "+sub, flag.ContinueOnError)
@@ -327,6 +329,11 @@ func runMember(e *env, args []string) error {
 			return usagef("%q is not an IP address", pos[2])
 		}
 		m, err = c.SetMemberAddress(ctx, pos[0], pos[1], a)
+	case "tag":
+		if err := wantArgs(pos, 3, `a network ID, a node ID and its tags, comma-separated ("" for none)`); err != nil {
+			return err
+		}
+		m, err = c.SetMemberTags(ctx, pos[0], pos[1], splitList(pos[2]))
 	case "remove":
 		if err := wantArgs(pos, 2, "a network ID and a node ID"); err != nil {
 			return err
@@ -337,7 +344,7 @@ func runMember(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "removed %s from %s\n", pos[1], pos[0])
 		return nil
 	default:
-		return usagef("unknown subcommand %q: want list, allow, deny, remove, set-ip", sub)
+		return usagef("unknown subcommand %q: want list, allow, deny, remove, set-ip, tag", sub)
 	}
 	if err != nil {
 		return err
@@ -361,6 +368,7 @@ func runToken(e *env, args []string) error {
 	allow := fs.Bool("allow", false, "nodes joining with it are allowed at once")
 	addr := fs.String("address", "", "static overlay address for the node that uses it (single-use tokens)")
 	note := fs.String("note", "", "free text shown in listings")
+	tags := fs.String("tags", "", "tags for the nodes that join with it, comma-separated (they name them in the network's rules)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -376,7 +384,7 @@ func runToken(e *env, args []string) error {
 	defer cancel()
 	switch sub {
 	case "create":
-		req := control.CreateTokenRequest{Reusable: *reusable, ExpiresIn: control.Duration(*expires), Allow: *allow, Note: *note}
+		req := control.CreateTokenRequest{Reusable: *reusable, ExpiresIn: control.Duration(*expires), Allow: *allow, Note: *note, Tags: splitList(*tags)}
 		if *addr != "" {
 			a, err := netip.ParseAddr(*addr)
 			if err != nil {
@@ -402,7 +410,7 @@ func runToken(e *env, args []string) error {
 			return printJSON(e.stdout, ts)
 		}
 		tw := table(e.stdout)
-		fmt.Fprintln(tw, "ID\tREUSABLE\tALLOW\tADDRESS\tEXPIRES\tUSES\tUSED BY\tNOTE")
+		fmt.Fprintln(tw, "ID\tREUSABLE\tALLOW\tADDRESS\tTAGS\tEXPIRES\tUSES\tUSED BY\tNOTE")
 		for _, t := range ts {
 			a := "-"
 			if t.Address.IsValid() {
@@ -412,9 +420,20 @@ func runToken(e *env, args []string) error {
 			if t.UsedByInstance != "" {
 				by += " (" + t.UsedByInstance + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.Reusable, t.Allow, a, t.Expires.Format(time.RFC3339), t.Uses, by, orDash(t.Note))
+			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.Reusable, t.Allow, a, terminal(orDash(strings.Join(t.Tags, ","))), t.Expires.Format(time.RFC3339), t.Uses, terminal(by), terminal(orDash(t.Note)))
 		}
 		return tw.Flush()
 	}
 	return usagef("unknown subcommand %q: want create, list", sub)
+}
+
+// splitList splits a comma-separated list, dropping blanks: "" is none.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

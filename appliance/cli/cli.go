@@ -47,8 +47,9 @@ func commands() []command {
 		{"check-config", "check user-data or a preseed as the appliance would at boot: gate check-config FILE", runCheckConfig},
 		{"tui", "the console: status, join and leave networks, logs", runTUI},
 		{"network", "admin: create|list|show|delete networks, route add|del", runNetwork},
-		{"member", "admin: list|allow|deny|remove|set-ip members", runMember},
+		{"member", "admin: list|allow|deny|remove|set-ip|tag members", runMember},
 		{"token", "admin: create|list join tokens", runToken},
+		{"policy", "admin: show|set|add|del a network's rules (who may reach what), test a packet against them", runPolicy},
 		{"version", "print the version", func(e *env, _ []string) error { fmt.Fprintln(e.stdout, e.version); return nil }},
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/gatenet/gate/services/names"
 )
 
 // What a member takes from its controller. The controller checks every
@@ -22,6 +24,7 @@ const (
 	maxConfigName = 64
 	maxHostname   = 64
 	maxEndpoints  = 16
+	maxTags       = 16 // a peer's tags, as the controller allows a member
 )
 
 // CheckConfig checks a configuration as a member receives it (full, after
@@ -69,6 +72,11 @@ func CheckConfig(c MemberConfig) (out MemberConfig, dropped []string, err error)
 			return c, nil, fmt.Errorf("configuration: route %s via %s is not an IPv4 network via an address of %s", r.Dest, r.Via, c.CIDR)
 		}
 	}
+	if c.Policy != nil {
+		if err := c.Policy.Check(); err != nil {
+			return c, nil, fmt.Errorf("configuration: rules: %w", err)
+		}
+	}
 	out = c
 	out.Peers = make([]Peer, 0, len(c.Peers))
 	for _, p := range c.Peers {
@@ -105,6 +113,14 @@ func peerFault(p Peer, cidr netip.Prefix) string {
 	for _, a := range p.AllowedIPs {
 		if !a.IsValid() || !a.Addr().Is4() {
 			return fmt.Sprintf("allowed IP %s is not an IPv4 prefix", a)
+		}
+	}
+	if len(p.Tags) > maxTags {
+		return fmt.Sprintf("%d tags, more than %d", len(p.Tags), maxTags)
+	}
+	for _, t := range p.Tags {
+		if nt, ok := names.Tag(t); !ok || nt != t {
+			return "a tag is not one (lower-case letters, digits and hyphens)"
 		}
 	}
 	if len(p.Endpoints) > maxEndpoints {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/gatenet/gate/services/policy"
 )
 
 func goodConfig() MemberConfig {
@@ -49,6 +51,18 @@ func TestAttackCheckConfig(t *testing.T) {
 		{name: "MTU", mod: func(c *MemberConfig) { c.MTU = 70000 }, err: "MTU 70000"},
 		{name: "own address outside", mod: func(c *MemberConfig) { c.Addresses = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")} }, err: "own address"},
 		{name: "route via outside", mod: func(c *MemberConfig) { c.Routes[0].Via = netip.MustParseAddr("10.0.0.1") }, err: "route"},
+		{name: "rules naming an unknown set", mod: func(c *MemberConfig) {
+			c.Policy = &policy.Ruleset{Input: []policy.CompiledRule{{Rule: 1, Allow: true, FromSets: []string{"tag:x\x1b[2J"},
+				To: []netip.Prefix{netip.MustParsePrefix("192.168.254.170/32")}}}}
+		}, err: "rules"},
+		{name: "rules with an invalid prefix", mod: func(c *MemberConfig) {
+			c.Policy = &policy.Ruleset{Input: []policy.CompiledRule{{Rule: 1, Allow: true, To: []netip.Prefix{{}}}}}
+		}, err: "rules"},
+		{name: "good rules", mod: func(c *MemberConfig) {
+			c.Policy = &policy.Ruleset{Input: []policy.CompiledRule{{Rule: 1, Allow: true, FromSets: []string{"any"},
+				To: []netip.Prefix{netip.MustParsePrefix("192.168.254.170/32")}}}, Sets: map[string][]netip.Prefix{"any": {netip.MustParsePrefix("192.168.254.0/24")}}}
+		}},
+		{name: "escape in a tag", mod: peer(func(p *Peer) { p.NodeID, p.Tags = "1111111111", []string{"web\x1b[2J"} }), dropped: "tag"},
 		{name: "escape in a hostname", mod: peer(func(p *Peer) { p.NodeID, p.Hostname = "1111111111", "db\x1b[31m" }), dropped: "hostname"},
 		{name: "newline in a hostname", mod: peer(func(p *Peer) { p.NodeID, p.Hostname = "1111111111", "db\nendpoint=1.2.3.4:5" }), dropped: "hostname"},
 		{name: "bad node ID", mod: peer(func(p *Peer) { p.NodeID = "\x1b[2J" }), dropped: `peer "\x1b[2J": node ID`},

@@ -26,6 +26,9 @@ import (
 //	POST   /v1/networks/{id}/members/{node}/allow    -> Member
 //	POST   /v1/networks/{id}/members/{node}/deny     -> Member
 //	PUT    /v1/networks/{id}/members/{node}/address  SetAddressRequest -> Member
+//	PUT    /v1/networks/{id}/members/{node}/tags     SetTagsRequest -> Member
+//	PUT    /v1/networks/{id}/rules                   SetRulesRequest -> SetRulesAnswer
+//	POST   /v1/networks/{id}/policy/test             PolicyTestRequest -> PolicyDecision
 //	DELETE /v1/networks/{id}/members/{node}
 //	POST   /v1/networks/{id}/tokens                  CreateTokenRequest -> Token (with JoinString)
 //	GET    /v1/networks/{id}/tokens                  -> []Token (no secrets)
@@ -169,6 +172,25 @@ func (c *Client) DenyMember(ctx context.Context, id, node string) (Member, error
 func (c *Client) SetMemberAddress(ctx context.Context, id, node string, a netip.Addr) (Member, error) {
 	var m Member
 	return m, c.Do(ctx, http.MethodPut, netPath(id, "members", node, "address"), SetAddressRequest{Address: a}, &m)
+}
+
+// SetMemberTags replaces a member's tags.
+func (c *Client) SetMemberTags(ctx context.Context, id, node string, tags []string) (Member, error) {
+	var m Member
+	return m, c.Do(ctx, http.MethodPut, netPath(id, "members", node, "tags"), SetTagsRequest{Tags: tags}, &m)
+}
+
+// SetRules replaces a network's rules; revision, if not 0, is the
+// revision the caller read them at (a newer one is a conflict).
+func (c *Client) SetRules(ctx context.Context, id string, r SetRulesRequest) (SetRulesAnswer, error) {
+	var a SetRulesAnswer
+	return a, c.Do(ctx, http.MethodPut, netPath(id, "rules"), r, &a)
+}
+
+// TestPolicy asks whether a network's rules let a packet through.
+func (c *Client) TestPolicy(ctx context.Context, id string, r PolicyTestRequest) (PolicyDecision, error) {
+	var d PolicyDecision
+	return d, c.Do(ctx, http.MethodPost, netPath(id, "policy", "test"), r, &d)
 }
 
 // RemoveMember deletes a member and frees its address.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gatenet/gate/services/jsonapi"
+	"github.com/gatenet/gate/services/policy"
 )
 
 // Membership states as the controller stores them.
@@ -44,6 +45,10 @@ type Network struct {
 	Routes       []Route   `json:"routes"`
 	Created      time.Time `json:"created"`
 	Revision     uint64    `json:"revision"`
+	// Rules say who may reach what: read top to bottom, the first rule
+	// that matches a packet decides; a packet no rule matches is denied
+	// (services/policy).
+	Rules policy.Policy `json:"rules"`
 }
 
 // Member is one node's membership of one network.
@@ -64,6 +69,7 @@ type Member struct {
 	Version     string           `json:"version"`
 	Created     time.Time        `json:"created"`
 	ListenPort  int              `json:"listen_port"`
+	Tags        []string         `json:"tags,omitempty"`
 }
 
 // CreateNetworkRequest is the body of POST /v1/networks.
@@ -97,6 +103,7 @@ type CreateTokenRequest struct {
 	Allow     bool       `json:"allow"`      // members joining with it are allowed at once
 	Address   netip.Addr `json:"address,omitzero"`
 	Note      string     `json:"note,omitempty"`
+	Tags      []string   `json:"tags,omitempty"` // given to members joining with it
 }
 
 // Token is a join token as the admin API shows it. The secret is only ever
@@ -112,7 +119,51 @@ type Token struct {
 	UsedBy         string     `json:"used_by,omitempty"`          // the node that used it last
 	UsedByInstance string     `json:"used_by_instance,omitempty"` // its cloud instance, if it said
 	Note           string     `json:"note,omitempty"`
+	Tags           []string   `json:"tags,omitempty"`
 	JoinString     string     `json:"join_string,omitempty"`
+}
+
+// SetTagsRequest is the body of PUT /v1/networks/{id}/members/{node}/tags:
+// the member's tags, replacing those it had (none: untagged).
+type SetTagsRequest struct {
+	Tags []string `json:"tags"`
+}
+
+// SetRulesRequest is the body of PUT /v1/networks/{id}/rules: the whole
+// ordered list, replacing the network's. With Revision set, the change is
+// refused (409) if the network moved past it since the admin read the
+// rules: two admins editing at once never lose one's edit silently.
+type SetRulesRequest struct {
+	Rules    policy.Policy `json:"rules"`
+	Revision uint64        `json:"revision,omitempty"`
+}
+
+// SetRulesAnswer answers PUT /v1/networks/{id}/rules: the network with
+// its new rules and revision, and warnings (a tag no member has yet).
+type SetRulesAnswer struct {
+	Network  Network  `json:"network"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// PolicyTestRequest is the body of POST /v1/networks/{id}/policy/test: a
+// packet from From (a member's node ID or fingerprint, or an address) to
+// To, of Proto (tcp, udp or icmp) to Port (tcp and udp).
+type PolicyTestRequest struct {
+	From  string     `json:"from"`
+	To    netip.Addr `json:"to"`
+	Proto string     `json:"proto"`
+	Port  uint16     `json:"port,omitempty"`
+}
+
+// PolicyDecision answers a PolicyTestRequest: allowed or not, the rule
+// that decided (its number from 1 and its text; 0 and "" when none
+// matched and the default denied) and the reason in a sentence.
+type PolicyDecision struct {
+	Allow  bool        `json:"allow"`
+	Rule   int         `json:"rule"`
+	Text   policy.Rule `json:"text,omitzero"`
+	Reason string      `json:"reason"`
+	From   netip.Addr  `json:"from"` // the source address tested
 }
 
 // JoinRequest is the body of POST /v1/networks/{id}/join, sent by a member
@@ -157,6 +208,7 @@ type Peer struct {
 	Addresses  []netip.Addr     `json:"addresses"`
 	AllowedIPs []netip.Prefix   `json:"allowed_ips"` // its addresses plus the routes it serves
 	Endpoints  []netip.AddrPort `json:"endpoints"`   // best first
+	Tags       []string         `json:"tags,omitempty"`
 }
 
 // peerJSON is Peer without its methods, for encoding/json.
@@ -235,7 +287,11 @@ type MemberConfig struct {
 	Since uint64 `json:"since,omitempty"`
 	// RemovedPeers lists, in a delta, the node IDs of peers that are gone.
 	RemovedPeers []string `json:"removed_peers,omitempty"`
-	Peers        []Peer   `json:"peers"`
+	// Policy is the network's rules that concern this member, compiled
+	// for it to enforce on what it receives (services/policy); nil from
+	// a controller older than policy: then nothing is filtered.
+	Policy *policy.Ruleset `json:"policy,omitempty"`
+	Peers  []Peer          `json:"peers"`
 }
 
 // Error is the body of every non-2xx answer. It is jsonapi.ErrorBody,

@@ -49,6 +49,9 @@ func (s *Server) routes() http.Handler {
 	handle("POST", member+"/allow", s.admin(s.hAllowMember))
 	handle("POST", member+"/deny", s.admin(s.hDenyMember))
 	handle("PUT", member+"/address", s.admin(s.hSetAddress))
+	handle("PUT", member+"/tags", s.admin(s.hSetTags))
+	handle("PUT", netw+"/rules", s.admin(s.hSetRules))
+	handle("POST", netw+"/policy/test", s.admin(s.hTestPolicy))
 	handle("DELETE", member, s.admin(s.hRemoveMember))
 	handle("POST", netw+"/tokens", s.admin(s.hCreateToken))
 	handle("GET", netw+"/tokens", s.admin(s.hListTokens))
@@ -409,6 +412,50 @@ func (s *Server) hSetAddress(w http.ResponseWriter, r *http.Request) error {
 	return s.memberChange(func(ctx context.Context, id string, ref memberRef) (control.Member, error) {
 		return s.setMemberAddress(ctx, id, ref, req.Address)
 	})(w, r)
+}
+
+func (s *Server) hSetTags(w http.ResponseWriter, r *http.Request) error {
+	var req control.SetTagsRequest
+	if err := readBody(w, r, &req); err != nil {
+		return err
+	}
+	return s.memberChange(func(ctx context.Context, id string, ref memberRef) (control.Member, error) {
+		return s.setMemberTags(ctx, id, ref, req.Tags)
+	})(w, r)
+}
+
+func (s *Server) hSetRules(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	var req control.SetRulesRequest
+	if err := readBody(w, r, &req); err != nil {
+		return err
+	}
+	n, warnings, err := s.setRules(r.Context(), id, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, control.SetRulesAnswer{Network: n, Warnings: warnings})
+	return nil
+}
+
+func (s *Server) hTestPolicy(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	var req control.PolicyTestRequest
+	if err := readBody(w, r, &req); err != nil {
+		return err
+	}
+	d, err := s.testPolicy(r.Context(), id, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
 }
 
 func (s *Server) hRemoveMember(w http.ResponseWriter, r *http.Request) error {

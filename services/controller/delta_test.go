@@ -32,7 +32,11 @@ func (e *env) reference(id string) map[string]control.MemberConfig {
 			return err
 		}
 		for _, m := range ms {
-			out[m.NodeID] = roundTrip(e.t, buildMemberConfig(n, rs, ms, m))
+			mc, err := buildMemberConfig(n, rs, ms, m)
+			if err != nil {
+				return err
+			}
+			out[m.NodeID] = roundTrip(e.t, mc)
 		}
 		return nil
 	})

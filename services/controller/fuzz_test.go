@@ -2,9 +2,11 @@ package controller
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/policy"
 )
 
 // The fuzz targets feed arbitrary bodies to the decoder and the checks of
@@ -90,6 +92,48 @@ func FuzzSyncRequest(f *testing.F) {
 		}
 		if w := got.Wait; w <= 0 || w > control.Duration(control.MaxSyncWait) {
 			t.Fatalf("accepted wait %v", w)
+		}
+	})
+}
+
+func FuzzSetRulesRequest(f *testing.F) {
+	f.Add([]byte(`{"rules":["allow from tag:web to tag:db on tcp/5432","deny from any to 172.16.0.0/16 on tcp/22"]}`))
+	f.Add([]byte(`{"rules":["allow form any to any"]}`))
+	f.Add([]byte(`{"rules":[7],"revision":-1}`))
+	f.Add([]byte(`{"rules":["allow from any to any # \u001b[2J"]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req control.SetRulesRequest
+		if decodeBody(b, &req) != nil {
+			return
+		}
+		// What decodes re-renders to rules that decode to the same.
+		for _, r := range req.Rules {
+			again, err := policy.ParseRule(r.String())
+			if err != nil || !again.Equal(r) {
+				t.Fatalf("rule %q decoded, then %q re-read as %q, %v", b, r, again, err)
+			}
+		}
+	})
+}
+
+func FuzzSetTagsRequest(f *testing.F) {
+	f.Add([]byte(`{"tags":["web","prod"]}`))
+	f.Add([]byte(`{"tags":["Web","9x","a-"]}`))
+	f.Add([]byte(`{"tags":"web"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req control.SetTagsRequest
+		if decodeBody(b, &req) != nil {
+			return
+		}
+		got, err := checkTags(req.Tags)
+		if err != nil {
+			return
+		}
+		if again, err := checkTags(got); err != nil || !slices.Equal(again, got) {
+			t.Fatalf("accepted %q as %q, then %q, %v", req.Tags, got, again, err)
+		}
+		if _, err := parseTags(tagsText(got)); err != nil {
+			t.Fatalf("accepted %q, which does not read back: %v", got, err)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/policy"
 )
 
 // This file is pure: it turns database records into what the API shows.
@@ -31,7 +32,7 @@ func inService(m memberRec) bool { return memberStatus(m) == control.StatusOK }
 // given the network's routes and all its members (self included). It is
 // the definition the controller's cache (view.go) must agree with; the
 // tests hold the two together.
-func buildMemberConfig(n networkRec, routes []control.Route, members []memberRec, self memberRec) control.MemberConfig {
+func buildMemberConfig(n networkRec, routes []control.Route, members []memberRec, self memberRec) (control.MemberConfig, error) {
 	mc := control.MemberConfig{
 		NetworkID: n.ID,
 		Name:      n.Name,
@@ -45,7 +46,7 @@ func buildMemberConfig(n networkRec, routes []control.Route, members []memberRec
 		Revision:  n.Revision,
 	}
 	if mc.Status != control.StatusOK {
-		return mc
+		return mc, nil
 	}
 	mc.Addresses = append(mc.Addresses, netip.PrefixFrom(self.Address, n.CIDR.Bits()))
 	mc.Routes = append(mc.Routes, sortedRoutes(routes)...)
@@ -58,7 +59,14 @@ func buildMemberConfig(n networkRec, routes []control.Route, members []memberRec
 	if self.BehindNAT {
 		mc.Keepalive = natKeepalive
 	}
-	return mc
+	ix, err := policy.NewIndex(policyNetwork(n, mc.Routes, members))
+	if err != nil {
+		return mc, err
+	}
+	if mc.Policy, err = compileFor(n, mc.Routes, self, ix); err != nil {
+		return mc, err
+	}
+	return mc, nil
 }
 
 // peerOf is member m (in service) as its peers see it, given the network's
@@ -72,6 +80,7 @@ func peerOf(m memberRec, routes []control.Route) control.Peer {
 		Addresses:  []netip.Addr{m.Address},
 		AllowedIPs: []netip.Prefix{netip.PrefixFrom(m.Address, 32)},
 		Endpoints:  peerEndpoints(m),
+		Tags:       slices.Clone(m.Tags),
 	}
 	for _, r := range routes {
 		if r.Via == m.Address {
@@ -155,6 +164,7 @@ func memberView(m memberRec) control.Member {
 		Version:     m.Version,
 		Created:     m.Created.UTC(),
 		ListenPort:  m.ListenPort,
+		Tags:        slices.Clone(m.Tags),
 	}
 	if v.Endpoints == nil {
 		v.Endpoints = []netip.AddrPort{}
@@ -181,6 +191,7 @@ func networkView(n networkRec, routes []control.Route) control.Network {
 		Routes:       rs,
 		Created:      n.Created.UTC(),
 		Revision:     n.Revision,
+		Rules:        slices.Clone(n.Rules),
 	}
 }
 
@@ -197,5 +208,6 @@ func tokenView(t tokenRec) control.Token {
 		Note:           t.Note,
 		UsedBy:         t.UsedBy,
 		UsedByInstance: t.UsedInstance,
+		Tags:           slices.Clone(t.Tags),
 	}
 }

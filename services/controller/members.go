@@ -188,7 +188,7 @@ func findMember(ms []memberRec, node string) (memberRec, bool) {
 // configChanged reports whether a member's record changed in a way that
 // shows in any configuration.
 func configChanged(a, b memberRec) bool {
-	return a.State != b.State || a.Address != b.Address
+	return a.State != b.State || a.Address != b.Address || !slices.Equal(a.Tags, b.Tags)
 }
 
 // checkIdentity refuses a node whose key is not the one its membership was
@@ -266,6 +266,9 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 			m.State = control.StateAllowed // a denied member stays denied
 		}
 
+		if tok != nil && len(tok.Tags) > 0 && len(m.Tags) == 0 {
+			m.Tags = slices.Clone(tok.Tags) // an admin's tags are never overwritten by a token's
+		}
 		if req.RequestedAddress.IsValid() {
 			m.Requested = req.RequestedAddress
 		}

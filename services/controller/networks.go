@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/policy"
 )
 
 // write runs fn in a write transaction, brings the views of the networks it
@@ -137,6 +138,7 @@ func (s *Server) createNetwork(ctx context.Context, req control.CreateNetworkReq
 		RequireToken: req.RequireToken,
 		Revision:     1,
 		Created:      s.now(),
+		Rules:        policy.DefaultRules(),
 	}
 	err = s.write(ctx, func(tx *Tx) error {
 		others, err := tx.networks()
@@ -214,7 +216,8 @@ func (s *Server) updateNetwork(ctx context.Context, id string, req control.Updat
 		if req.RequireToken != nil {
 			n.RequireToken = *req.RequireToken
 		}
-		if updated = n != old; updated {
+		updated = n.Name != old.Name || n.MTU != old.MTU || n.AutoAllow != old.AutoAllow || n.RequireToken != old.RequireToken
+		if updated {
 			if err := tx.updateNetwork(n); err != nil {
 				return err
 			}

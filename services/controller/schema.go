@@ -94,6 +94,17 @@ var migrations = [][]string{
 	5: {
 		`ALTER TABLE tokens ADD COLUMN used_identity TEXT NOT NULL DEFAULT ''`,
 	},
+	// Policy: tags on members (and on the tokens that give them), and
+	// each network's ordered rules (services/policy) as a JSON array of
+	// rule strings. A network made before rules existed gets the one rule
+	// a new network starts with, which lets everything reach everything:
+	// the upgrade changes nothing until the admin edits the rules.
+	6: {
+		`ALTER TABLE members ADD COLUMN tags TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE tokens ADD COLUMN tags TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE networks ADD COLUMN rules TEXT NOT NULL DEFAULT '[]'`,
+		`UPDATE networks SET rules = '["allow from any to any"]'`,
+	},
 }
 
 func (st *Store) migrate(ctx context.Context) error {

@@ -11,10 +11,13 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/names"
+	"github.com/gatenet/gate/services/policy"
 
 	_ "modernc.org/sqlite" // the embedded database, pure Go
 )
@@ -172,6 +175,9 @@ type networkRec struct {
 	// revisions of tombstones pruned so far, or of the schema upgrade
 	// that started tracking changes.
 	Horizon uint64
+	// Rules is the network's policy: who may reach what, first match
+	// decides.
+	Rules policy.Policy
 }
 
 type memberRec struct {
@@ -194,6 +200,8 @@ type memberRec struct {
 	// members' configurations last changed (deltas send what changed
 	// since a revision).
 	Rev uint64
+	// Tags name the member in the network's rules (names.Tag, sorted).
+	Tags []string
 }
 
 type tokenRec struct {
@@ -214,6 +222,8 @@ type tokenRec struct {
 	// UsedIdentity is the identity (pin) of the node that used it last;
 	// "" for uses recorded before it was kept.
 	UsedIdentity string
+	// Tags are given to the members that join with it.
+	Tags []string
 }
 
 func nanos(t time.Time) int64     { return t.UnixNano() }
@@ -243,18 +253,21 @@ func textAddr(a netip.Addr) string {
 
 // Networks.
 
-const networkCols = `id, name, cidr, mtu, auto_allow, revision, created, horizon, require_token`
+const networkCols = `id, name, cidr, mtu, auto_allow, revision, created, horizon, require_token, rules`
 
 func scanNetwork(sc interface{ Scan(...any) error }) (networkRec, error) {
 	var n networkRec
-	var cidr string
+	var cidr, rules string
 	var rev, created, horizon int64
-	if err := sc.Scan(&n.ID, &n.Name, &cidr, &n.MTU, &n.AutoAllow, &rev, &created, &horizon, &n.RequireToken); err != nil {
+	if err := sc.Scan(&n.ID, &n.Name, &cidr, &n.MTU, &n.AutoAllow, &rev, &created, &horizon, &n.RequireToken, &rules); err != nil {
 		return n, err
 	}
 	var err error
 	if n.CIDR, err = netip.ParsePrefix(cidr); err != nil {
 		return n, fmt.Errorf("network %s: stored cidr: %w", n.ID, err)
+	}
+	if err := json.Unmarshal([]byte(rules), &n.Rules); err != nil {
+		return n, fmt.Errorf("network %s: stored rules: %w", n.ID, err)
 	}
 	n.Revision, n.Created, n.Horizon = uint64(rev), fromNanos(created), uint64(horizon)
 	return n, nil
@@ -289,17 +302,51 @@ func (tx *Tx) networks() ([]networkRec, error) {
 }
 
 func (tx *Tx) insertNetwork(n networkRec) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO networks (`+networkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		n.ID, n.Name, n.CIDR.String(), n.MTU, n.AutoAllow, int64(n.Revision), nanos(n.Created), int64(n.Horizon), n.RequireToken)
+	rules, err := rulesText(n.Rules)
+	if err != nil {
+		return err
+	}
+	_, err = tx.tx.ExecContext(tx.ctx, `INSERT INTO networks (`+networkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		n.ID, n.Name, n.CIDR.String(), n.MTU, n.AutoAllow, int64(n.Revision), nanos(n.Created), int64(n.Horizon), n.RequireToken, rules)
 	tx.netChange(n.ID)
 	return err
 }
 
 func (tx *Tx) updateNetwork(n networkRec) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `UPDATE networks SET name = $2, mtu = $3, auto_allow = $4, require_token = $5 WHERE id = $1`,
-		n.ID, n.Name, n.MTU, n.AutoAllow, n.RequireToken)
+	rules, err := rulesText(n.Rules)
+	if err != nil {
+		return err
+	}
+	_, err = tx.tx.ExecContext(tx.ctx, `UPDATE networks SET name = $2, mtu = $3, auto_allow = $4, require_token = $5, rules = $6 WHERE id = $1`,
+		n.ID, n.Name, n.MTU, n.AutoAllow, n.RequireToken, rules)
 	tx.netChange(n.ID)
 	return err
+}
+
+// rulesText is a policy as stored: a JSON array of rule strings.
+func rulesText(p policy.Policy) (string, error) {
+	if p == nil {
+		p = policy.Policy{}
+	}
+	b, err := json.Marshal(p)
+	return string(b), err
+}
+
+// tagsText is tags as stored: comma-separated, sorted.
+func tagsText(tags []string) string { return strings.Join(tags, ",") }
+
+// parseTags reads stored tags; each must be a tag as names.Tag gives it.
+func parseTags(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	tags := strings.Split(s, ",")
+	for _, t := range tags {
+		if nt, ok := names.Tag(t); !ok || nt != t {
+			return nil, fmt.Errorf("tag %q is not one", t)
+		}
+	}
+	return tags, nil
 }
 
 // bump moves a network's revision (once per write): every member's
@@ -395,23 +442,26 @@ func (tx *Tx) deleteRoute(networkID string, dest netip.Prefix) (bool, error) {
 
 // Members.
 
-const memberCols = `network_id, node_id, identity, hostname, public_key, endpoints, observed, listen_port, state, address, requested, behind_nat, last_seen, version, created, rev`
+const memberCols = `network_id, node_id, identity, hostname, public_key, endpoints, observed, listen_port, state, address, requested, behind_nat, last_seen, version, created, rev, tags`
 
 func scanMember(sc interface{ Scan(...any) error }) (memberRec, error) {
 	var m memberRec
-	var eps, observed, requested string
+	var eps, observed, requested, tags string
 	var addr sql.NullString
 	var lastSeen, created, rev int64
 	if err := sc.Scan(&m.NetworkID, &m.NodeID, &m.Identity, &m.Hostname, &m.PublicKey, &eps, &observed, &m.ListenPort,
-		&m.State, &addr, &requested, &m.BehindNAT, &lastSeen, &m.Version, &created, &rev); err != nil {
+		&m.State, &addr, &requested, &m.BehindNAT, &lastSeen, &m.Version, &created, &rev, &tags); err != nil {
 		return m, err
 	}
 	bad := func(what string, err error) error { return fmt.Errorf("member %s: stored %s: %w", m.NodeID, what, err) }
+	var err error
+	if m.Tags, err = parseTags(tags); err != nil {
+		return m, bad("tags", err)
+	}
 	if err := json.Unmarshal([]byte(eps), &m.Endpoints); err != nil {
 		return m, bad("endpoints", err)
 	}
 	m.Endpoints = validEndpoints(m.Endpoints)
-	var err error
 	if observed != "" {
 		if m.Observed, err = netip.ParseAddrPort(observed); err != nil {
 			return m, bad("observed endpoint", err)
@@ -487,7 +537,7 @@ func memberArgs(m memberRec) ([]any, error) {
 		observed = m.Observed.String()
 	}
 	return []any{m.NetworkID, m.NodeID, m.Identity, m.Hostname, m.PublicKey, string(b), observed, m.ListenPort,
-		m.State, nullAddr(m.Address), textAddr(m.Requested), m.BehindNAT, nanos(m.LastSeen), m.Version, nanos(m.Created), int64(m.Rev)}, nil
+		m.State, nullAddr(m.Address), textAddr(m.Requested), m.BehindNAT, nanos(m.LastSeen), m.Version, nanos(m.Created), int64(m.Rev), tagsText(m.Tags)}, nil
 }
 
 func (tx *Tx) insertMember(m memberRec) error {
@@ -496,7 +546,7 @@ func (tx *Tx) insertMember(m memberRec) error {
 		return err
 	}
 	_, err = tx.tx.ExecContext(tx.ctx, `INSERT INTO members (`+memberCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, args...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, args...)
 	tx.touch(m.NetworkID, m.NodeID)
 	return err
 }
@@ -509,7 +559,7 @@ func (tx *Tx) updateMember(m memberRec) error {
 	}
 	_, err = tx.tx.ExecContext(tx.ctx, `UPDATE members SET identity = $3, hostname = $4, public_key = $5,
 		endpoints = $6, observed = $7, listen_port = $8, state = $9, address = $10, requested = $11,
-		behind_nat = $12, last_seen = $13, version = $14, created = $15, rev = $16
+		behind_nat = $12, last_seen = $13, version = $14, created = $15, rev = $16, tags = $17
 		WHERE network_id = $1 AND node_id = $2`, args...)
 	tx.touch(m.NetworkID, m.NodeID)
 	return err
@@ -595,19 +645,23 @@ func (tx *Tx) pruneTombstones(networkID string, cutoff time.Time) (uint64, error
 
 // Tokens.
 
-const tokenCols = `id, network_id, secret_hash, reusable, allow, address, expires, uses, note, used_by, created, used_instance, used_identity`
+const tokenCols = `id, network_id, secret_hash, reusable, allow, address, expires, uses, note, used_by, created, used_instance, used_identity, tags`
 
 func scanToken(sc interface{ Scan(...any) error }) (tokenRec, error) {
 	var t tokenRec
 	var addr sql.NullString
+	var tags string
 	var expires, created int64
 	if err := sc.Scan(&t.ID, &t.NetworkID, &t.SecretHash, &t.Reusable, &t.Allow, &addr, &expires,
-		&t.Uses, &t.Note, &t.UsedBy, &created, &t.UsedInstance, &t.UsedIdentity); err != nil {
+		&t.Uses, &t.Note, &t.UsedBy, &created, &t.UsedInstance, &t.UsedIdentity, &tags); err != nil {
 		return t, err
 	}
 	var err error
 	if t.Address, err = parseNullAddr(addr); err != nil {
 		return t, fmt.Errorf("token %s: stored address: %w", t.ID, err)
+	}
+	if t.Tags, err = parseTags(tags); err != nil {
+		return t, fmt.Errorf("token %s: stored tags: %w", t.ID, err)
 	}
 	t.Expires, t.Created = fromNanos(expires), fromNanos(created)
 	return t, nil
@@ -615,9 +669,9 @@ func scanToken(sc interface{ Scan(...any) error }) (tokenRec, error) {
 
 func (tx *Tx) insertToken(t tokenRec) error {
 	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO tokens (`+tokenCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		t.ID, t.NetworkID, t.SecretHash, t.Reusable, t.Allow, nullAddr(t.Address), nanos(t.Expires),
-		t.Uses, t.Note, t.UsedBy, nanos(t.Created), t.UsedInstance, t.UsedIdentity)
+		t.Uses, t.Note, t.UsedBy, nanos(t.Created), t.UsedInstance, t.UsedIdentity, tagsText(t.Tags))
 	return err
 }
 

@@ -107,6 +107,7 @@ func (s *Server) createToken(ctx context.Context, id string, req control.CreateT
 		Expires:    now.Add(time.Duration(req.ExpiresIn)),
 		Note:       req.Note,
 		Created:    now,
+		Tags:       req.Tags,
 	}
 	err = s.store.Write(ctx, func(tx *Tx) error {
 		n, err := tx.network(id)
@@ -131,8 +132,8 @@ func (s *Server) createToken(ctx context.Context, id string, req control.CreateT
 	if err != nil {
 		return control.Token{}, err
 	}
-	s.logf("network %s: join token %s created (reusable=%t allow=%t address=%s expires %s)",
-		id, t.ID, t.Reusable, t.Allow, textAddr(t.Address), t.Expires.Format(time.RFC3339))
+	s.logf("network %s: join token %s created (reusable=%t allow=%t address=%s tags=%s expires %s)",
+		id, t.ID, t.Reusable, t.Allow, textAddr(t.Address), tagsText(t.Tags), t.Expires.Format(time.RFC3339))
 	v := tokenView(t)
 	v.JoinString = control.JoinString{Controller: s.advertise, NetworkID: id, Pin: s.pin, Token: secret}.String()
 	return v, nil

@@ -372,5 +372,10 @@ func checkCreateToken(req control.CreateTokenRequest) (control.CreateTokenReques
 	if err := checkText("note", req.Note, 0, maxNoteLen); err != nil {
 		return req, err
 	}
+	tags, err := checkTags(req.Tags)
+	if err != nil {
+		return req, err
+	}
+	req.Tags = tags
 	return req, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/policy"
 )
 
 // A view is one network held in memory, so that a sync is answered without
@@ -61,6 +62,12 @@ type netView struct {
 	// full is the peer list last built, kept when it goes stale for the
 	// blocks that did not change.
 	full *fullList
+
+	pixMu sync.Mutex // guards pix among readers (taken with mu held for reading)
+	// pix is the network as its rules see it, built when an answer needs
+	// it (rules that name tags or members) and dropped by any change to
+	// members, tags, routes or rules (policy.go).
+	pix *policy.Index
 }
 
 type viewMember struct {
@@ -302,6 +309,9 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	stale := !slices.Equal(routes, v.routes)
+	if stale || !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal) {
+		v.pix = nil
+	}
 	v.n, v.routes = n, routes
 	for _, c := range changes {
 		old := v.members[c.node]
@@ -370,6 +380,7 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	}
 	if stale {
 		v.staleList()
+		v.pix = nil
 	}
 	if live := len(v.members) + len(v.tombs); len(v.log) > 2*live+64 {
 		v.log = slices.DeleteFunc(v.log, func(e logEntry) bool { return !v.current(e) })
@@ -465,6 +476,17 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 	if self.BehindNAT {
 		a.mc.Keepalive = natKeepalive
 	}
+	var ix *policy.Index
+	if namesMembers(v.n.Rules) {
+		var err error
+		if ix, err = v.policyIndex(); err != nil {
+			return answer{}, err
+		}
+	}
+	var err error
+	if a.mc.Policy, err = compileFor(v.n, v.routes, self, ix); err != nil {
+		return answer{}, fmt.Errorf("network %s: %w", v.n.ID, err)
+	}
 	if want && since != 0 && since >= v.n.Horizon && since <= v.n.Revision && vm.svcRev <= since {
 		a.mc.Delta, a.mc.Since = true, since
 		i := sort.Search(len(v.log), func(i int) bool { return v.log[i].rev > since })
@@ -492,6 +514,29 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 		a.peers[0] = a.peers[0][1:] // the first entry's comma
 	}
 	return a, nil
+}
+
+// policyIndex returns the network as its rules see it, building it if a
+// change dropped it. Call with mu held for reading.
+func (v *netView) policyIndex() (*policy.Index, error) {
+	v.pixMu.Lock()
+	defer v.pixMu.Unlock()
+	if v.pix != nil {
+		return v.pix, nil
+	}
+	pn := policy.Network{CIDR: v.n.CIDR, Members: make([]policy.Member, 0, len(v.ranked))}
+	for _, r := range v.routes {
+		pn.Routes = append(pn.Routes, policy.Route{Dest: r.Dest, Via: r.Via})
+	}
+	for _, vm := range v.ranked { // the members in service
+		pn.Members = append(pn.Members, policyMember(vm.rec))
+	}
+	ix, err := policy.NewIndex(pn)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", v.n.ID, err)
+	}
+	v.pix = ix
+	return ix, nil
 }
 
 // entryArena keeps encoded peer entries one after another in chunks, so

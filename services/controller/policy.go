@@ -1,0 +1,237 @@
+package controller
+
+// Policy on the controller: each network's rules (services/policy), the
+// tags on its members, and for every member the rules it enforces,
+// compiled from them and sent with its configuration.
+//
+// Compiling needs the network as the rules see it (policy.Index). Rules
+// that name only any, members or CIDRs do not depend on who else is a
+// member: they are compiled against the member itself and the routes, at
+// the cost of the routes, so that a join storm on a network with such
+// rules (every network's default) costs what it did before policy. Rules
+// that name tags or members use the whole network's index, which the view
+// builds once per change and shares among the answers at that revision.
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/names"
+	"github.com/gatenet/gate/services/policy"
+)
+
+// namesMembers reports whether any rule of p names tags or members: then
+// its compiled form depends on the whole network.
+func namesMembers(p policy.Policy) bool {
+	for _, r := range p {
+		for _, s := range slices.Concat(r.From, r.To) {
+			if s.Kind == policy.KindTag || s.Kind == policy.KindMember {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// policyMember is m as the rules see it.
+func policyMember(m memberRec) policy.Member {
+	return policy.Member{NodeID: m.NodeID, Addresses: []netip.Addr{m.Address}, Tags: m.Tags}
+}
+
+// policyNetwork is a network as the rules see it: its members in service.
+func policyNetwork(n networkRec, routes []control.Route, members []memberRec) policy.Network {
+	pn := policy.Network{CIDR: n.CIDR}
+	for _, r := range routes {
+		pn.Routes = append(pn.Routes, policy.Route{Dest: r.Dest, Via: r.Via})
+	}
+	for _, m := range members {
+		if inService(m) {
+			pn.Members = append(pn.Members, policyMember(m))
+		}
+	}
+	return pn
+}
+
+// compileFor compiles n's rules for member self (in service), with ix the
+// whole network's index when the rules name members (nil: build what is
+// needed here).
+func compileFor(n networkRec, routes []control.Route, self memberRec, ix *policy.Index) (*policy.Ruleset, error) {
+	if ix == nil {
+		var err error
+		if ix, err = policy.NewIndex(policyNetwork(n, routes, []memberRec{self})); err != nil {
+			return nil, err
+		}
+	}
+	rs, err := policy.Compile(n.Rules, ix, self.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	return &rs, nil
+}
+
+// checkTags parses the tags an admin gives: each a tag (names.Tag,
+// lower-cased), at most maxTags, sorted and without repeats.
+func checkTags(in []string) ([]string, error) {
+	if len(in) > maxTags {
+		return nil, badRequest("%d tags: a member or token has at most %d", len(in), maxTags)
+	}
+	var out []string
+	for _, t := range in {
+		nt, ok := names.Tag(t)
+		if !ok {
+			return nil, badRequest("tag %s: want 1-%d lower-case letters, digits and hyphens, starting with a letter, not ending with a hyphen", quoteShort(t), names.MaxTag)
+		}
+		out = append(out, nt)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// maxTags bounds the tags of one member or token.
+const maxTags = 16
+
+// quoteShort quotes what a client sent for an error message: escaped,
+// and cut at 64 bytes so that an answer never echoes a large body back.
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		return quote(s[:64]) + "..."
+	}
+	return quote(s)
+}
+
+// setMemberTags replaces a member's tags.
+func (s *Server) setMemberTags(ctx context.Context, id string, ref memberRef, tags []string) (control.Member, error) {
+	tags, err := checkTags(tags)
+	if err != nil {
+		return control.Member{}, err
+	}
+	var was []string
+	m, changed, err := s.changeMember(ctx, id, ref, func(tx *Tx, n networkRec, members []memberRec, m *memberRec) error {
+		was, m.Tags = m.Tags, tags
+		return nil
+	})
+	if err == nil && changed {
+		s.logf("network %s: member %s tags set to %q (were %q)", id, ref.node, tagsText(tags), tagsText(was))
+	}
+	return memberView(m), err
+}
+
+// setRules replaces a network's rules, whole. They are checked against
+// the network as it is (a CIDR outside it and its served subnets, or a
+// member that is not one, is refused); tags no member has yet are
+// accepted, with a warning. With want set, the network must still be at
+// that revision.
+func (s *Server) setRules(ctx context.Context, id string, req control.SetRulesRequest) (control.Network, []string, error) {
+	if req.Rules == nil {
+		return control.Network{}, nil, badRequest("rules: missing; an empty list [] denies everything but replies")
+	}
+	var out control.Network
+	var warnings []string
+	err := s.write(ctx, func(tx *Tx) error {
+		n, err := tx.network(id)
+		if err != nil {
+			return err
+		}
+		if req.Revision != 0 && req.Revision != n.Revision {
+			return conflict("network %s is at revision %d, not %d: someone changed it since you read the rules; read them again and re-apply your change", id, n.Revision, req.Revision)
+		}
+		rs, err := tx.routes(id)
+		if err != nil {
+			return err
+		}
+		ms, err := tx.members(id)
+		if err != nil {
+			return err
+		}
+		ix, err := policy.NewIndex(policyNetwork(n, rs, ms))
+		if err != nil {
+			return err
+		}
+		if warnings, err = req.Rules.Check(ix); err != nil {
+			return badRequest("%v", err)
+		}
+		n.Rules = req.Rules
+		if err := tx.updateNetwork(n); err != nil {
+			return err
+		}
+		if _, err := tx.bump(id); err != nil {
+			return err
+		}
+		out, err = networkOf(tx, id)
+		return err
+	})
+	if err == nil {
+		s.logf("network %s: rules set (%d rules, revision %d)", id, len(out.Rules), out.Revision)
+	}
+	return out, warnings, err
+}
+
+// testPolicy answers whether the network's rules let a packet through,
+// and which rule decided.
+func (s *Server) testPolicy(ctx context.Context, id string, req control.PolicyTestRequest) (control.PolicyDecision, error) {
+	proto, err := policy.ParseProto(req.Proto)
+	if err != nil {
+		return control.PolicyDecision{}, badRequest("proto: %v", err)
+	}
+	if !req.To.IsValid() {
+		return control.PolicyDecision{}, badRequest("to: missing: the destination address")
+	}
+	if (proto == policy.TCP || proto == policy.UDP) && req.Port == 0 {
+		return control.PolicyDecision{}, badRequest("port: missing: %s needs a destination port", proto)
+	}
+	var out control.PolicyDecision
+	err = s.store.Read(ctx, func(tx *Tx) error {
+		n, err := tx.network(id)
+		if err != nil {
+			return err
+		}
+		rs, err := tx.routes(id)
+		if err != nil {
+			return err
+		}
+		ms, err := tx.members(id)
+		if err != nil {
+			return err
+		}
+		from, err := policySource(req.From, id, ms)
+		if err != nil {
+			return err
+		}
+		ix, err := policy.NewIndex(policyNetwork(n, rs, ms))
+		if err != nil {
+			return err
+		}
+		d := policy.Decide(n.Rules, ix, from, req.To.Unmap(), proto, req.Port)
+		out = control.PolicyDecision{Allow: d.Allow, Rule: d.Rule, Reason: d.Reason, From: from}
+		if d.Rule > 0 {
+			out.Text = n.Rules[d.Rule-1]
+		}
+		return nil
+	})
+	return out, err
+}
+
+// policySource reads a policy test's source: an address, or a member by
+// node ID or fingerprint (its overlay address).
+func policySource(from, id string, ms []memberRec) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(from); err == nil {
+		return a.Unmap(), nil
+	}
+	ref, err := parseMemberRef(from)
+	if err != nil {
+		return netip.Addr{}, badRequest("from %s: want an address, or a member's node ID or fingerprint", quoteShort(from))
+	}
+	m, ok := findMember(ms, ref.node)
+	if !ok {
+		return netip.Addr{}, errMemberNotFound(ref.node, id)
+	}
+	if err := checkNamed(m, ref); err != nil {
+		return netip.Addr{}, err
+	}
+	if !inService(m) {
+		return netip.Addr{}, conflict("member %s is not in service (%s): it sends nothing through the network", m.NodeID, memberStatus(m))
+	}
+	return m.Address, nil
+}

@@ -1,0 +1,207 @@
+package controller
+
+import (
+	"context"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/policy"
+)
+
+// TestPolicyAPI: tags on members and tokens, a network's rules set whole,
+// checked against the network and compiled into each member's
+// configuration, and policy test naming the rule that decided.
+func TestPolicyAPI(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.ctx
+	nw := e.mustNetwork("seed", "192.168.254.0/24", false)
+	if !slices.EqualFunc(nw.Rules, policy.DefaultRules(), policy.Rule.Equal) {
+		t.Fatalf("a new network's rules: %q, want the default", nw.Rules)
+	}
+	if _, err := e.admin.AddRoute(ctx, nw.ID, control.Route{Dest: netip.MustParsePrefix("172.16.0.0/16"), Via: netip.MustParseAddr("192.168.254.11")}); err != nil {
+		t.Fatal(err)
+	}
+	gate := e.newNode()
+	e.mustJoin(gate, nw.ID, "")
+	if _, err := e.admin.AllowMember(ctx, nw.ID, gate.id.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.SetMemberAddress(ctx, nw.ID, gate.id.NodeID(), netip.MustParseAddr("192.168.254.11")); err != nil {
+		t.Fatal(err)
+	}
+
+	// A token's tags go to the member that joins with it.
+	tok := e.mustToken(nw.ID, control.CreateTokenRequest{Allow: true, Tags: []string{"Web", "prod", "web"}})
+	ts, _ := e.admin.Tokens(ctx, nw.ID)
+	if len(ts) != 1 || !slices.Equal(ts[0].Tags, []string{"prod", "web"}) {
+		t.Fatalf("token tags: %+v", ts)
+	}
+	droplet := e.newNode()
+	mc := e.mustJoin(droplet, nw.ID, tok)
+	ms, _ := e.admin.Members(ctx, nw.ID)
+	if m, _ := memberByNode(ms, droplet.id.NodeID()); !slices.Equal(m.Tags, []string{"prod", "web"}) {
+		t.Fatalf("droplet's tags: %+v", m)
+	}
+	// The default rule: everything reaches the droplet's address.
+	if mc.Policy == nil || len(mc.Policy.Input) != 1 || !mc.Policy.Input[0].Allow {
+		t.Fatalf("the droplet's rules under the default: %+v", mc.Policy)
+	}
+
+	// Bad tags are refused, named, escaped, and change nothing.
+	for _, tc := range []struct {
+		tags []string
+		want string
+	}{
+		{[]string{"9lives"}, `tag "9lives": want 1-32 lower-case letters`},
+		{[]string{"web\x1b[2J"}, `tag "web\x1b[2J"`},
+		{[]string{strings.Repeat("a", 33)}, "want 1-32"},
+		{slices.Repeat([]string{"a"}, 17), "at most 16"},
+	} {
+		_, err := e.admin.SetMemberTags(ctx, nw.ID, gate.id.NodeID(), tc.tags)
+		wantAPIError(t, "tags "+strings.Join(tc.tags, ","), err, 400, tc.want)
+		if err != nil && strings.Contains(err.Error(), "\x1b") {
+			t.Errorf("an error echoes a raw escape: %q", err)
+		}
+	}
+	if _, err := e.admin.SetMemberTags(ctx, nw.ID, gate.id.NodeID(), []string{"gw"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Rules: checked against the network, whole; refused ones change
+	// nothing.
+	before, rev := e.snapshot(), e.revision(nw.ID)
+	for _, tc := range []struct {
+		rules []string
+		want  string
+	}{
+		{[]string{"allow from any to 10.0.0.0/8"}, "10.0.0.0/8"},
+		{[]string{"allow from member:abcdef0123 to any"}, "abcdef0123"},
+	} {
+		var p policy.Policy
+		for _, r := range tc.rules {
+			p = append(p, policy.MustParseRule(r))
+		}
+		_, err := e.admin.SetRules(ctx, nw.ID, control.SetRulesRequest{Rules: p})
+		wantAPIError(t, "rules "+strings.Join(tc.rules, "; "), err, 400, tc.want)
+	}
+	code, msg := e.raw("PUT", "/v1/networks/"+nw.ID+"/rules", `{"rules":["allow form any to any"]}`, e.s.AdminToken())
+	if code != 400 || !strings.Contains(msg, `want "from"`) {
+		t.Errorf("a misspelt rule: %d %q", code, msg)
+	}
+	if e.snapshot() != before || e.revision(nw.ID) != rev {
+		t.Errorf("refused rules changed the network: revision %d, was %d", e.revision(nw.ID), rev)
+	}
+
+	rules := policy.Policy{
+		policy.MustParseRule("allow from tag:web to tag:gw on icmp"),
+		policy.MustParseRule("deny from tag:web to 172.16.0.0/16 on tcp/22"),
+		policy.MustParseRule("allow from tag:web to 172.16.0.0/16"),
+		policy.MustParseRule("allow from tag:db to members on tcp/5432"), // no member has tag db yet
+	}
+	ans, err := e.admin.SetRules(ctx, nw.ID, control.SetRulesRequest{Rules: rules, Revision: e.revision(nw.ID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ans.Warnings) != 1 || !strings.Contains(ans.Warnings[0], "db") {
+		t.Errorf("warnings: %q, want one about tag db", ans.Warnings)
+	}
+	// Two admins at once: the one who read an older revision is told.
+	_, err = e.admin.SetRules(ctx, nw.ID, control.SetRulesRequest{Rules: policy.DefaultRules(), Revision: ans.Network.Revision - 1})
+	wantAPIError(t, "stale revision", err, 409, "read them again")
+
+	// The gate gets what it enforces: rules 1 and 4 on what reaches it,
+	// 2 and 3 on what it forwards into the VPC.
+	gmc, err := gate.c.Sync(ctx, nw.ID, control.SyncRequest{PublicKey: gate.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := gmc.Policy
+	if p == nil || len(p.Input) != 2 || p.Input[0].Rule != 1 || p.Input[1].Rule != 4 || len(p.Forward) != 2 || p.Forward[0].Rule != 2 || p.Forward[0].Allow ||
+		!slices.Equal(p.Sets["tag:web"], []netip.Prefix{netip.MustParsePrefix(mc.Addresses[0].Addr().String() + "/32")}) {
+		t.Errorf("the gate's rules: %+v", p)
+	}
+	// The droplet is a destination of rule 4 only: nothing reaches it
+	// but from tag db, on tcp/5432, and replies.
+	dmc, err := droplet.c.Sync(ctx, nw.ID, control.SyncRequest{PublicKey: droplet.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dmc.Policy == nil || len(dmc.Policy.Input) != 1 || dmc.Policy.Input[0].Rule != 4 || len(dmc.Policy.Forward) != 0 {
+		t.Errorf("the droplet's rules: %+v", dmc.Policy)
+	}
+
+	// Explain.
+	for _, tc := range []struct {
+		req   control.PolicyTestRequest
+		allow bool
+		rule  int
+	}{
+		{control.PolicyTestRequest{From: droplet.id.NodeID(), To: netip.MustParseAddr("172.16.1.10"), Proto: "tcp", Port: 22}, false, 2},
+		{control.PolicyTestRequest{From: droplet.id.Pin(), To: netip.MustParseAddr("172.16.1.10"), Proto: "tcp", Port: 443}, true, 3},
+		{control.PolicyTestRequest{From: droplet.id.NodeID(), To: netip.MustParseAddr("192.168.254.11"), Proto: "icmp"}, true, 1},
+		{control.PolicyTestRequest{From: "192.168.254.11", To: mc.Addresses[0].Addr(), Proto: "tcp", Port: 80}, false, 0},
+	} {
+		d, err := e.admin.TestPolicy(ctx, nw.ID, tc.req)
+		if err != nil {
+			t.Errorf("test %+v: %v", tc.req, err)
+			continue
+		}
+		if d.Allow != tc.allow || d.Rule != tc.rule || d.Reason == "" || tc.rule > 0 && d.Text.String() != rules[tc.rule-1].String() {
+			t.Errorf("test %+v = %+v; want allow %v by rule %d", tc.req, d, tc.allow, tc.rule)
+		}
+	}
+	for _, tc := range []struct {
+		req  control.PolicyTestRequest
+		want string
+	}{
+		{control.PolicyTestRequest{From: "nobody", To: netip.MustParseAddr("172.16.1.10"), Proto: "tcp", Port: 22}, "want an address, or a member"},
+		{control.PolicyTestRequest{From: droplet.id.NodeID(), To: netip.MustParseAddr("172.16.1.10"), Proto: "tcp"}, "needs a destination port"},
+		{control.PolicyTestRequest{From: droplet.id.NodeID(), To: netip.MustParseAddr("172.16.1.10"), Proto: "sctp\x00"}, "protocol"},
+	} {
+		_, err := e.admin.TestPolicy(ctx, nw.ID, tc.req)
+		wantAPIError(t, "test "+tc.want, err, 400, tc.want)
+	}
+}
+
+// TestPolicyMigration: a network made before rules existed keeps working
+// after the upgrade: it gets the default rule, which lets everything
+// reach everything, and its members keep their reach.
+func TestPolicyMigration(t *testing.T) {
+	dir := t.TempDir()
+	e := startEnv(t, dir)
+	nw := e.mustNetwork("old", "10.99.0.0/24", true)
+	e.stop()
+
+	// Back to schema 5, as an older controller left it.
+	ctx := context.Background()
+	st, err := OpenSQLite(ctx, filepath.Join(dir, "controller.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`ALTER TABLE members DROP COLUMN tags`, `ALTER TABLE tokens DROP COLUMN tags`, `ALTER TABLE networks DROP COLUMN rules`,
+		`DELETE FROM schema_migrations WHERE version = 6`,
+	} {
+		if _, err := st.db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	st.Close()
+
+	e = startEnv(t, dir)
+	n, err := e.admin.Network(e.ctx, nw.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(n.Rules, policy.DefaultRules(), policy.Rule.Equal) {
+		t.Errorf("after the upgrade the rules are %q, want the default", n.Rules)
+	}
+	m := e.mustJoin(e.newNode(), nw.ID, "")
+	if m.Policy == nil || len(m.Policy.Input) != 1 || !m.Policy.Input[0].Allow {
+		t.Errorf("a member after the upgrade: %+v", m.Policy)
+	}
+}
