@@ -152,6 +152,19 @@ func (m Model) networkDetail(n localapi.Network) string {
 		}
 		b.WriteString(fmt.Sprintf("%-10s %-21s %-10s %9s %9s\n", p.NodeID, ep, m.age(p.LastHandshake), bytes(p.RxBytes), bytes(p.TxBytes)))
 	}
+	if n.Rules != nil {
+		// Who may reach what, as this node enforces it: the network's
+		// rules compiled for it, with what each matched.
+		b.WriteString(m.st.title.Render("Rules (first match decides)") + "\n")
+		b.WriteString(m.st.dim.Render(fmt.Sprintf("%-7s %4s %9s  %s", "CHAIN", "RULE", "PACKETS", "RULE TEXT")) + "\n")
+		for _, r := range n.Rules {
+			num, text := fmt.Sprint(r.Rule), r.Text
+			if r.Rule == 0 {
+				num, text = "-", "anything else: denied"
+			}
+			b.WriteString(fmt.Sprintf("%-7s %4s %9d  %s\n", r.Chain, num, r.Packets, clip(text, max(m.width-25, 20))))
+		}
+	}
 	return b.String()
 }
 

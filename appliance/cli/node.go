@@ -290,10 +290,32 @@ func runNetworks(e *env, args []string) error {
 	tw.Flush()
 	for _, n := range ns {
 		if n.Error != "" {
-			fmt.Fprintf(e.stdout, "%s: %s\n", n.ID, n.Error)
+			fmt.Fprintf(e.stdout, "%s: %s\n", n.ID, terminal(n.Error))
 		}
 	}
+	for _, n := range ns {
+		printNodeRules(e.stdout, n)
+	}
 	return nil
+}
+
+// printNodeRules prints the rules a node enforces for one network, with
+// what each matched.
+func printNodeRules(w io.Writer, n localapi.Network) {
+	if n.Rules == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n%s rules enforced here (first match decides):\n", n.ID)
+	tw := table(w)
+	fmt.Fprintln(tw, "CHAIN\tRULE\tPACKETS\tBYTES\tTEXT")
+	for _, r := range n.Rules {
+		num, text := strconv.Itoa(r.Rule), terminal(r.Text)
+		if r.Rule == 0 {
+			num, text = "-", "anything else: denied"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Chain, num, r.Packets, r.Bytes, text)
+	}
+	tw.Flush()
 }
 
 func runLogs(e *env, args []string) error {

@@ -51,6 +51,7 @@ func Compute(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint
 			ListenPort: m.ListenPort,
 			Addrs:      c.Addresses,
 			Prefixes:   []netip.Prefix{c.CIDR},
+			Policy:     c.Policy,
 		}
 		own := func(a netip.Addr) bool {
 			return slices.ContainsFunc(c.Addresses, func(p netip.Prefix) bool { return p.Addr() == a })

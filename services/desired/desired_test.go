@@ -12,6 +12,7 @@ import (
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/policy"
 	"github.com/gatenet/gate/services/reconciler"
 	"github.com/gatenet/gate/services/tunnel"
 )
@@ -54,7 +55,10 @@ func TestDesired(t *testing.T) {
 			}},
 		},
 	}
-	// The gate's view: the route is via itself; it is a gateway.
+	// The gate's view: the route is via itself; it is a gateway. It
+	// enforces the network's rules on what it forwards.
+	gatePolicy := &policy.Ruleset{Forward: []policy.CompiledRule{{Rule: 1, Allow: true, FromSets: []string{"any"}, To: []netip.Prefix{pfx("172.16.0.0/16")}}},
+		Sets: map[string][]netip.Prefix{"any": {pfx("172.16.0.0/16"), pfx("192.168.254.0/24")}}}
 	gate := agent.Membership{
 		ID: "d363b4e9bd3d6aa8", Iface: "gated363b4e9bd", ListenPort: 51820,
 		Gateway: &localapi.Gateway{Serve: []netip.Prefix{pfx("172.16.0.0/16")}, MasqueradeInternet: true},
@@ -62,6 +66,7 @@ func TestDesired(t *testing.T) {
 			Status: control.StatusOK, CIDR: pfx("192.168.254.0/24"), MTU: 1420,
 			Addresses: []netip.Prefix{pfx("192.168.254.11/24")},
 			Routes:    []control.Route{route},
+			Policy:    gatePolicy,
 			Peers: []control.Peer{{
 				NodeID: "a4f8166c39", PublicKey: dropletKey.String(),
 				AllowedIPs: []netip.Prefix{pfx("192.168.254.170/32")},
@@ -112,6 +117,7 @@ func TestDesired(t *testing.T) {
 			Prefixes: []netip.Prefix{pfx("192.168.254.0/24")},
 			Peers:    []tunnel.Peer{{PublicKey: dropletKey, AllowedIPs: []netip.Prefix{pfx("192.168.254.170/32")}}},
 			Gateway:  &reconciler.Gateway{Serve: []netip.Prefix{pfx("172.16.0.0/16")}, MasqueradeInternet: true},
+			Policy:   gatePolicy,
 		}}},
 	}, {
 		name: "guard mode stays guard even for a gateway",
@@ -123,6 +129,7 @@ func TestDesired(t *testing.T) {
 			Prefixes: []netip.Prefix{pfx("192.168.254.0/24")},
 			Peers:    []tunnel.Peer{{PublicKey: dropletKey, AllowedIPs: []netip.Prefix{pfx("192.168.254.170/32")}}},
 			Gateway:  &reconciler.Gateway{Serve: []netip.Prefix{pfx("172.16.0.0/16")}, MasqueradeInternet: true},
+			Policy:   gatePolicy,
 		}}},
 	}}
 	for _, tt := range tests {

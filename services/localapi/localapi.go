@@ -78,6 +78,24 @@ type Network struct {
 	Online     bool            `json:"online"` // controller reached on the last attempt
 	LastSync   time.Time       `json:"last_sync,omitzero"`
 	Error      string          `json:"error,omitempty"`
+	// Rules are the network's rules this node enforces on what it
+	// receives (input) and, as a gateway, on what it forwards into the
+	// subnets it serves (forward), in order, each with what it matched;
+	// the last of each chain is the default deny (Rule 0). Nil: the
+	// controller sends no rules (one older than policy): nothing is
+	// filtered.
+	Rules []PolicyRule `json:"rules,omitempty"`
+}
+
+// PolicyRule is one rule as a node enforces it, and what it matched since
+// the rules were last applied.
+type PolicyRule struct {
+	Chain   string `json:"chain"` // "input" or "forward"
+	Rule    int    `json:"rule"`  // its number in the network's rules; 0: the default deny
+	Allow   bool   `json:"allow"`
+	Text    string `json:"text"` // as compiled for this node: its own addresses, its served subnets
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
 }
 
 // JoinRequest is the body of POST /v1/join: the domain's request to be a

@@ -40,6 +40,7 @@ import (
 
 	"github.com/gatenet/gate/services/firewall"
 	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/policy"
 	"github.com/gatenet/gate/services/state"
 	"github.com/gatenet/gate/services/tunnel"
 )
@@ -86,6 +87,10 @@ type Network struct {
 	// and the routes other members serve.
 	Prefixes []netip.Prefix
 	Gateway  *Gateway
+	// Policy is the network's rules this node enforces on what it
+	// receives from the overlay (services/policy); nil: none from the
+	// controller, nothing filtered.
+	Policy *policy.Ruleset
 }
 
 // Gateway is a network's gateway role on this node.
