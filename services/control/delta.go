@@ -30,6 +30,9 @@ func ApplyDelta(base, d MemberConfig) (MemberConfig, error) {
 	}
 	out := d
 	out.Delta, out.Since, out.RemovedPeers = false, 0, nil
+	if d.Policy == nil {
+		out.Policy = base.Policy // unchanged since d.Since
+	}
 	gone := make(map[string]bool, len(d.RemovedPeers)+len(d.Peers))
 	for _, id := range d.RemovedPeers {
 		gone[id] = true

@@ -288,8 +288,9 @@ type MemberConfig struct {
 	// RemovedPeers lists, in a delta, the node IDs of peers that are gone.
 	RemovedPeers []string `json:"removed_peers,omitempty"`
 	// Policy is the network's rules that concern this member, compiled
-	// for it to enforce on what it receives (services/policy); nil from
-	// a controller older than policy: then nothing is filtered.
+	// for it to enforce on what it receives (services/policy). In a full
+	// configuration nil means a controller older than policy: nothing is
+	// filtered. In a delta nil means unchanged since Since.
 	Policy *policy.Ruleset `json:"policy,omitempty"`
 	Peers  []Peer          `json:"peers"`
 }

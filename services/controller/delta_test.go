@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/policy"
 )
 
 // reference builds every member's configuration from the database with
@@ -138,7 +139,7 @@ func testDeltasAgree(t *testing.T) {
 		return netip.Addr{}, false
 	}
 	routes := 0
-	for step := range 80 {
+	for step := range 120 {
 		if step == 50 {
 			e.stop()
 			e = startEnv(t, dir)
@@ -146,7 +147,7 @@ func testDeltasAgree(t *testing.T) {
 				n.c = e.client(&n.id, "")
 			}
 		}
-		op := rng.IntN(10)
+		op := rng.IntN(12)
 		if len(nodes) < 3 {
 			op = 0
 		}
@@ -202,6 +203,28 @@ func testDeltasAgree(t *testing.T) {
 			ep := netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(rng.IntN(250))}), 51820)
 			_, err := n.c.SyncDelta(e.ctx, nw.ID, control.SyncRequest{Endpoints: []netip.AddrPort{ep}, Wait: control.Duration(time.Millisecond)})
 			what = fmt.Sprintf("endpoint %s %s: %v", n.id.NodeID(), ep, err)
+		case 10:
+			n := member()
+			tags := [][]string{nil, {"web"}, {"db"}, {"web", "db"}}[rng.IntN(4)]
+			_, err := e.admin.SetMemberTags(e.ctx, nw.ID, n.id.NodeID(), tags)
+			what = fmt.Sprintf("tags %s %q: %v", n.id.NodeID(), tags, err)
+		case 11:
+			// Rules that name tags (their compiled form follows who has
+			// them) or only the network (it does not).
+			sets := []string{
+				"allow from tag:web to tag:db on tcp/5432\ndeny from tag:db to any\nallow from members to members on icmp",
+				"allow from any to any",
+				"deny from tag:web to members on tcp/22\nallow from any to any",
+				"",
+			}
+			p, err := policy.ParsePolicy(sets[rng.IntN(len(sets))])
+			if err == nil && p == nil {
+				p = policy.Policy{}
+			}
+			if err == nil {
+				_, err = e.admin.SetRules(e.ctx, nw.ID, control.SetRulesRequest{Rules: p})
+			}
+			what = fmt.Sprintf("rules %q: %v", p, err)
 		}
 		check(fmt.Sprintf("step %d (%s)", step, what))
 	}

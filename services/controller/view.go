@@ -63,6 +63,13 @@ type netView struct {
 	// blocks that did not change.
 	full *fullList
 
+	// policyRev is the revision of the last change that may have changed
+	// what some member's rules compile to (rules, routes, and, when the
+	// rules name tags or members, any member's entry): a delta from
+	// before it carries the member's rules, one from after leaves them
+	// out (unchanged).
+	policyRev uint64
+
 	pixMu sync.Mutex // guards pix among readers (taken with mu held for reading)
 	// pix is the network as its rules see it, built when an answer needs
 	// it (rules that name tags or members) and dropped by any change to
@@ -173,6 +180,7 @@ func loadView(tx *Tx, id string) (*netView, error) {
 	slices.SortFunc(v.ranked, rankCmp)
 	slices.SortFunc(v.log, func(a, b logEntry) int { return cmp.Compare(a.rev, b.rev) })
 	v.compact()
+	v.policyRev = n.Revision // not known: as if it changed last
 	return v, nil
 }
 
@@ -309,8 +317,8 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	stale := !slices.Equal(routes, v.routes)
-	if stale || !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal) {
-		v.pix = nil
+	if stale || !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal) || needRev && namesMembers(n.Rules) {
+		v.pix, v.policyRev = nil, n.Revision
 	}
 	v.n, v.routes = n, routes
 	for _, c := range changes {
@@ -476,18 +484,23 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 	if self.BehindNAT {
 		a.mc.Keepalive = natKeepalive
 	}
-	var ix *policy.Index
-	if namesMembers(v.n.Rules) {
+	delta := want && since != 0 && since >= v.n.Horizon && since <= v.n.Revision && vm.svcRev <= since
+	// A delta leaves the rules out when nothing they compile from
+	// changed since: its own entry (its address) and policyRev.
+	if !delta || v.policyRev > since || self.Rev > since {
+		var ix *policy.Index
+		if namesMembers(v.n.Rules) {
+			var err error
+			if ix, err = v.policyIndex(); err != nil {
+				return answer{}, err
+			}
+		}
 		var err error
-		if ix, err = v.policyIndex(); err != nil {
-			return answer{}, err
+		if a.mc.Policy, err = compileFor(v.n, v.routes, self, ix); err != nil {
+			return answer{}, fmt.Errorf("network %s: %w", v.n.ID, err)
 		}
 	}
-	var err error
-	if a.mc.Policy, err = compileFor(v.n, v.routes, self, ix); err != nil {
-		return answer{}, fmt.Errorf("network %s: %w", v.n.ID, err)
-	}
-	if want && since != 0 && since >= v.n.Horizon && since <= v.n.Revision && vm.svcRev <= since {
+	if delta {
 		a.mc.Delta, a.mc.Since = true, since
 		i := sort.Search(len(v.log), func(i int) bool { return v.log[i].rev > since })
 		// The entries themselves, not copies: they are never changed
