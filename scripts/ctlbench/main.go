@@ -46,6 +46,8 @@ type options struct {
 	ctlEnv      []string
 	ctlArgs     []string
 	timeout     time.Duration
+	tags        int // members join with one of this many tagged tokens (0: untagged)
+	rules       int // rules naming those tags, set before the storm (0: the default rule)
 }
 
 // result is one run, as the JSON has it.
@@ -55,6 +57,8 @@ type result struct {
 	ControllerEnv []string `json:"controller_env,omitempty"`
 	ControllerArg []string `json:"controller_args,omitempty"`
 	Concurrency   int      `json:"concurrency"`
+	Tags          int      `json:"tags,omitempty"`
+	Rules         int      `json:"rules,omitempty"`
 	JoinStormS    float64  `json:"join_storm_s"`
 	JoinsPerS     float64  `json:"joins_per_s"`
 	ConvergedS    float64  `json:"converged_s"`   // until every member holds every peer
@@ -121,6 +125,8 @@ func main() {
 	})
 	flag.StringVar(&o.workdir, "workdir", "", "where the controller's state goes (default: a temporary directory)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on a phase after this long")
+	flag.IntVar(&o.tags, "tags", 0, "members join with reusable tokens carrying one of this many tags (t0, t1, ...), round robin")
+	flag.IntVar(&o.rules, "rules", 0, "with -tags: this many rules naming the tags, set before the storm (the last lets everything through, so every member still peers every other); adds a 'rule change' measurement")
 	flag.Parse()
 	o.delta = !*full
 	if o.inproc && (len(o.ctlArgs) > 0 || len(o.ctlEnv) > 0) {
@@ -128,6 +134,9 @@ func main() {
 	}
 	if *smoke {
 		*sizes, o.concurrency = "50", 20
+	}
+	if o.rules > 0 && o.tags == 0 {
+		log.Fatal("-rules needs -tags")
 	}
 	var ns []int
 	for _, s := range strings.Split(*sizes, ",") {

@@ -34,6 +34,8 @@ type member struct {
 	peers []uint64 // bitset over member indexes; owned by the member's goroutine
 	npeer atomic.Int64
 
+	token string // a join token, when the run tags members
+
 	mu      sync.Mutex
 	cancel  context.CancelFunc // the long-poll under way
 	newEp   netip.AddrPort     // to report on the next sync
@@ -303,7 +305,7 @@ func hexValue(id []byte) (uint64, bool) {
 
 func (f *fleet) join(ctx context.Context, m *member) error {
 	req := control.JoinRequest{PublicKey: m.wgKey, Hostname: fmt.Sprintf("sim-%05d", m.idx), Version: "ctlbench",
-		ListenPort: 51820, Endpoints: []netip.AddrPort{m.endpoint}}
+		ListenPort: 51820, Endpoints: []netip.AddrPort{m.endpoint}, Token: m.token}
 	var herr error
 	err := f.post(ctx, m, "/join", req, func(b []byte) {
 		var h header

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/controller"
+	"github.com/gatenet/gate/services/policy"
 )
 
 // ctl is the controller under test.
@@ -167,6 +168,11 @@ func run(n int, o options) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
+	tokens, err := tagRules(ctx, admin, nw.ID, o)
+	if err != nil {
+		return nil, err
+	}
+	r.Tags, r.Rules = o.tags, o.rules
 
 	log.Printf("N=%d: making %d identities", n, n)
 	f := &fleet{ms: make([]*member, n), delta: o.delta}
@@ -181,6 +187,9 @@ func run(n int, o options) (*result, error) {
 				if err != nil {
 					mkErr.Store(&err)
 					return
+				}
+				if len(tokens) > 0 {
+					m.token = tokens[i%len(tokens)]
 				}
 				f.ms[i] = m
 			}
@@ -320,6 +329,23 @@ func run(n int, o options) (*result, error) {
 	if err != nil {
 		return r, err
 	}
+	// Change 3, with rules: one rule inserted first, which concerns every
+	// member (its destination is all members).
+	if o.rules > 0 {
+		nv, err = admin.Network(ctx, nw.ID)
+		if err != nil {
+			return r, err
+		}
+		rule := policy.MustParseRule("deny from tag:t0 to members on tcp/22")
+		ch, err = measure(ctx, f, o, "rule change", nv.Revision, -1, []byte(`tcp/22`), r.FullConfigBytes, func() error {
+			_, err := admin.SetRules(ctx, nw.ID, control.SetRulesRequest{Rules: append(policy.Policy{rule}, nv.Rules...)})
+			return err
+		})
+		r.Changes = append(r.Changes, ch)
+		if err != nil {
+			return r, err
+		}
+	}
 	r.RSSMiB.Peak = mib(status(c.pid, "VmHWM"))
 	r.Errors = f.errors.Load()
 	r.LoadEnd = loadavg()
@@ -362,4 +388,34 @@ func measure(ctx context.Context, f *fleet, o options, name string, base uint64,
 	}
 	log.Printf("%s: reached %d members, max %.0f ms, %d bytes", name, n, c.MaxMS, c.Bytes)
 	return c, errors.Join()
+}
+
+// tagRules makes, with -tags, one reusable allowing token per tag (t0,
+// t1, ...) and, with -rules, sets that many rules naming the tags: rule i
+// lets tag t(i) reach tag t(i+1) on one port, and the last lets
+// everything through, so that every member still peers every other. It
+// returns the tokens' secrets.
+func tagRules(ctx context.Context, admin *control.Client, id string, o options) ([]string, error) {
+	var secrets []string
+	for i := range o.tags {
+		t, err := admin.CreateToken(ctx, id, control.CreateTokenRequest{Reusable: true, Allow: true, Tags: []string{fmt.Sprintf("t%d", i)}})
+		if err != nil {
+			return nil, err
+		}
+		js, err := control.ParseJoinString(t.JoinString)
+		if err != nil {
+			return nil, err
+		}
+		secrets = append(secrets, js.Token)
+	}
+	if o.rules == 0 {
+		return secrets, nil
+	}
+	var p policy.Policy
+	for i := range o.rules - 1 {
+		p = append(p, policy.MustParseRule(fmt.Sprintf("allow from tag:t%d to tag:t%d on tcp/%d", i%o.tags, (i+1)%o.tags, 2000+i)))
+	}
+	p = append(p, policy.DefaultRules()...)
+	_, err := admin.SetRules(ctx, id, control.SetRulesRequest{Rules: p})
+	return secrets, err
 }

@@ -254,7 +254,7 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		newRev bool
 	}
 	changes := make([]change, 0, len(cands))
-	needRev := false
+	needRev, seenByRules := false, false
 	for _, node := range cands {
 		rec, found, err := tx.memberIfAny(id, node)
 		if err != nil {
@@ -283,6 +283,11 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 			c.newRev = !bytes.Equal(old.peer, c.peer)
 		}
 		needRev = needRev || c.newRev
+		// What the rules see of a member: whether it is in service, its
+		// address and its tags (not its endpoints or name).
+		if old == nil || !found || inService(old.rec) != inService(c.rec) || old.rec.Address != c.rec.Address || !slices.Equal(old.rec.Tags, c.rec.Tags) {
+			seenByRules = seenByRules || c.newRev || !found
+		}
 		changes = append(changes, c)
 	}
 	rev := n.Revision
@@ -317,7 +322,7 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	stale := !slices.Equal(routes, v.routes)
-	if stale || !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal) || needRev && namesMembers(n.Rules) {
+	if stale || !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal) || seenByRules && namesMembers(n.Rules) {
 		v.pix, v.policyRev = nil, n.Revision
 	}
 	v.n, v.routes = n, routes
@@ -388,7 +393,6 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	}
 	if stale {
 		v.staleList()
-		v.pix = nil
 	}
 	if live := len(v.members) + len(v.tombs); len(v.log) > 2*live+64 {
 		v.log = slices.DeleteFunc(v.log, func(e logEntry) bool { return !v.current(e) })
