@@ -1,6 +1,9 @@
 package firewall
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
@@ -10,9 +13,12 @@ import (
 // order, without a connection or a table pointer. compile builds it; apply
 // sends it.
 type plan struct {
-	chains []chain
+	sets   []namedSet
+	chains []chain // the base chains, then the regular chains they jump to
 }
 
+// chain is a base chain (hook set) or a regular chain (hook nil: no type,
+// priority or policy), reached only by jump.
 type chain struct {
 	name   string
 	typ    nftables.ChainType
@@ -25,10 +31,13 @@ type chain struct {
 // rule is one nftables rule. desc is its meaning in nft syntax, for tests
 // and error messages; exprs is what the kernel gets. sets are the anonymous
 // sets the rule's lookups name by ID; they are added just before the rule.
+// comment goes into the rule's user data, where nft shows it and Counters
+// reads it.
 type rule struct {
-	desc  string
-	exprs []expr.Any
-	sets  []set
+	desc    string
+	exprs   []expr.Any
+	sets    []set
+	comment string
 }
 
 type set struct {
@@ -36,6 +45,16 @@ type set struct {
 	keyType  nftables.SetDatatype
 	interval bool
 	elems    []nftables.SetElement
+}
+
+// namedSet is a set of addresses that rules look up by name: the sources a
+// network's rules name by selector. It may be empty.
+type namedSet struct {
+	id      uint32
+	name    string
+	comment string // the selector, as the rules write it
+	keyType nftables.SetDatatype
+	elems   []nftables.SetElement
 }
 
 // Chain names; nft prints them, so they are the words an operator reads.
@@ -89,7 +108,7 @@ func compile(rs Ruleset) plan {
 	if rs.Strict {
 		policy = nftables.ChainPolicyDrop
 	}
-	return plan{chains: []chain{
+	chains := []chain{
 		{name: chainInput, typ: nftables.ChainTypeFilter, hook: nftables.ChainHookInput,
 			prio: nftables.ChainPriorityFilter, policy: policy, rules: c.input(rs)},
 		{name: chainForward, typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward,
@@ -98,7 +117,13 @@ func compile(rs Ruleset) plan {
 			prio: nftables.ChainPriorityMangle, policy: nftables.ChainPolicyAccept, rules: c.mss(rs)},
 		{name: chainPostrouting, typ: nftables.ChainTypeNAT, hook: nftables.ChainHookPostrouting,
 			prio: nftables.ChainPriorityNATSource, policy: nftables.ChainPolicyAccept, rules: c.postrouting(rs)},
-	}}
+	}
+	for _, ov := range rs.Overlays {
+		chains = append(chains, c.policyChains(ov)...)
+	}
+	// By name, for nft's listing: each overlay's together.
+	slices.SortFunc(c.named, func(a, b namedSet) int { return strings.Compare(a.name, b.name) })
+	return plan{sets: c.named, chains: chains}
 }
 
 func (c *compiler) input(rs Ruleset) []rule {
@@ -118,6 +143,13 @@ func (c *compiler) input(rs Ruleset) []rule {
 		}
 	}
 	rules = append(rules, c.conntrack(rs.Strict)...)
+	// What is new from an overlay with rules passes only what they allow:
+	// before the open ports and ICMP below, in both modes.
+	for _, ov := range rs.Overlays {
+		if ov.Policy != nil {
+			rules = append(rules, c.rule(ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpEq), jump(policyChain(chainInput, ov.Iface))))
+		}
+	}
 	if !rs.Strict {
 		return rules
 	}
@@ -170,9 +202,15 @@ func (c *compiler) forward(rs Ruleset) []rule {
 					ifname(expr.MetaKeyIIFNAME, gw.LAN, expr.CmpOpEq), ifname(expr.MetaKeyOIFNAME, ov.Iface, expr.CmpOpEq),
 					c.addrSet(fam, saddr, serve, false), c.addrSet(fam, daddr, behind, false), verdict(expr.VerdictAccept)))
 			}
+			// Into the served subnets, the network's rules decide when
+			// there are any; without, everything the overlay sends there.
+			into := verdict(expr.VerdictAccept)
+			if ov.Policy != nil {
+				into = jump(policyChain(chainForward, ov.Iface))
+			}
 			rules = append(rules, c.rule(
 				ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpEq), ifname(expr.MetaKeyOIFNAME, gw.LAN, expr.CmpOpEq),
-				c.addrSet(fam, daddr, serve, false), verdict(expr.VerdictAccept)))
+				c.addrSet(fam, daddr, serve, false), into))
 			if gw.MasqueradeInternet && gw.WAN != "" {
 				// On a one-NIC gateway LAN == WAN: the destination test is
 				// what tells internet traffic from overlay or LAN traffic.

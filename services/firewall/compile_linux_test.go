@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -38,7 +39,8 @@ func mssRules(iface string) []string {
 	}
 }
 
-// descs renders a plan as chain name -> policy and rules in nft words.
+// descs renders a plan as chain name -> policy and rules in nft words. A
+// regular chain has no policy: "".
 type chainDescs struct {
 	Policy string
 	Rules  []string
@@ -48,7 +50,10 @@ func descs(p plan) map[string]chainDescs {
 	out := map[string]chainDescs{}
 	for _, ch := range p.chains {
 		cd := chainDescs{Policy: "accept"}
-		if ch.policy == nftables.ChainPolicyDrop {
+		switch {
+		case ch.hook == nil:
+			cd.Policy = ""
+		case ch.policy == nftables.ChainPolicyDrop:
 			cd.Policy = "drop"
 		}
 		for _, r := range ch.rules {
@@ -214,9 +219,11 @@ func TestCompile(t *testing.T) {
 	}
 }
 
-// checkPlan checks what every plan must hold: chains in hook order with
-// the right types, set IDs unique and each lookup naming a set of its own
-// rule, no empty set, every rule ending in an action.
+// checkPlan checks what every plan must hold: the base chains in hook
+// order with the right types, then regular chains only, each the target of
+// a jump; set IDs unique and each lookup naming a set of its own rule or a
+// named set of the plan; no empty anonymous set; named sets with unique
+// names that fit the kernel; every rule ending in an action.
 func checkPlan(t *testing.T, p plan) {
 	t.Helper()
 	wantChains := []struct {
@@ -230,15 +237,36 @@ func checkPlan(t *testing.T, p plan) {
 		{"mss", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityMangle},
 		{"postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource},
 	}
-	if len(p.chains) != len(wantChains) {
-		t.Fatalf("plan has %d chains, want %d", len(p.chains), len(wantChains))
+	if len(p.chains) < len(wantChains) {
+		t.Fatalf("plan has %d chains, want at least %d", len(p.chains), len(wantChains))
 	}
 	ids := map[uint32]bool{}
+	named := map[string]uint32{}
+	for _, s := range p.sets {
+		if _, dup := named[s.name]; dup {
+			t.Errorf("named set %s twice", s.name)
+		}
+		if len(s.name) > 255 {
+			t.Errorf("named set %s: name longer than the kernel's 255 bytes", s.name)
+		}
+		if ids[s.id] {
+			t.Errorf("named set %s: set ID %d used twice", s.name, s.id)
+		}
+		named[s.name], ids[s.id] = s.id, true
+	}
+	regular, jumped := map[string]bool{}, map[string]bool{}
 	for i, ch := range p.chains {
-		w := wantChains[i]
-		if ch.name != w.name || ch.typ != w.typ || *ch.hook != *w.hook || *ch.prio != *w.prio {
-			t.Errorf("chain %d = %s %s hook %d prio %d, want %s %s hook %d prio %d",
-				i, ch.name, ch.typ, *ch.hook, *ch.prio, w.name, w.typ, *w.hook, *w.prio)
+		if i < len(wantChains) {
+			w := wantChains[i]
+			if ch.name != w.name || ch.typ != w.typ || ch.hook == nil || *ch.hook != *w.hook || *ch.prio != *w.prio {
+				t.Errorf("chain %d = %s %s hook %v prio %v, want %s %s hook %d prio %d",
+					i, ch.name, ch.typ, ch.hook, ch.prio, w.name, w.typ, *w.hook, *w.prio)
+			}
+		} else {
+			if ch.hook != nil || ch.prio != nil || ch.typ != "" || !strings.HasPrefix(ch.name, "pol-") || regular[ch.name] {
+				t.Errorf("chain %d = %s %s: want a regular chain pol-..., once", i, ch.name, ch.typ)
+			}
+			regular[ch.name] = true
 		}
 		for _, r := range ch.rules {
 			own := map[uint32]bool{}
@@ -252,16 +280,30 @@ func checkPlan(t *testing.T, p plan) {
 				}
 			}
 			for _, e := range r.exprs {
-				if l, ok := e.(*expr.Lookup); ok && !own[l.SetID] {
-					t.Errorf("%s: rule %q: lookup of set %d not created with the rule", ch.name, r.desc, l.SetID)
+				l, ok := e.(*expr.Lookup)
+				switch {
+				case !ok:
+				case l.SetName == anonSetName:
+					if !own[l.SetID] {
+						t.Errorf("%s: rule %q: lookup of set %d not created with the rule", ch.name, r.desc, l.SetID)
+					}
+				case named[l.SetName] != l.SetID || l.SetID == 0:
+					t.Errorf("%s: rule %q: lookup of %s (ID %d), not a named set of the plan", ch.name, r.desc, l.SetName, l.SetID)
 				}
 			}
 			switch last := r.exprs[len(r.exprs)-1].(type) {
-			case *expr.Verdict, *expr.Masq, *expr.Exthdr:
+			case *expr.Verdict:
+				if last.Kind == expr.VerdictJump {
+					jumped[last.Chain] = true
+				}
+			case *expr.Masq, *expr.Exthdr:
 			default:
 				t.Errorf("%s: rule %q ends with %T, not an action", ch.name, r.desc, last)
 			}
 		}
+	}
+	if diff := cmp.Diff(regular, jumped); diff != "" {
+		t.Errorf("regular chains and jump targets differ (-chains +jumps):\n%s", diff)
 	}
 }
 

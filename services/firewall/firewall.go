@@ -1,13 +1,40 @@
 // Package firewall owns Gate's nftables table and nothing else.
 //
 // Gate's whole packet policy (input deny-by-default, forwarding between an
-// overlay and the networks a gateway serves, MSS clamping and NAT) lives in
-// one table, "inet gate". A Ruleset is compiled by a pure function into
-// chains, sets and rules; Apply then replaces the table in one atomic
-// netlink batch: add table, delete table, add table, chains, sets and
-// rules, one Flush. The kernel commits a batch entirely or not at all, so
-// there is never a moment without rules, and a batch that fails leaves the
-// previous rules in place.
+// overlay and the networks a gateway serves, each network's rules, MSS
+// clamping and NAT) lives in one table, "inet gate". A Ruleset is compiled
+// by a pure function into chains, sets and rules; Apply then replaces the
+// table in one atomic netlink batch: add table, delete table, add table,
+// sets, chains and rules, one Flush. The kernel commits a batch entirely or
+// not at all, so there is never a moment without rules, and a batch that
+// fails leaves the previous rules in place.
+//
+// # Network rules
+//
+// A network's rules (package policy) are enforced by the member that
+// receives a packet, never by the one that sends it: a sender's filter
+// protects the others only while the sender stays honest and well
+// configured, the receiver's protects it whatever the sender does (a member
+// chooses its own AllowedIPs). An Overlay with a Policy gets two regular
+// chains, reached by jump: "pol-in-IFACE" for what arrives on the overlay
+// interface addressed to this node (the Input rules, then the Forward
+// rules, which name their destinations, so that a gateway's own address
+// inside a subnet it serves is covered), and, on a gateway, "pol-fwd-IFACE"
+// for what arrives on it to be forwarded into the served subnets (the
+// Forward rules). Each chain reads the rules in policy order, first match
+// decides, and ends in a drop. The jump comes right after the conntrack
+// rules, so that replies to allowed connections pass and nothing new from
+// the overlay passes anything else first (the strict mode's open ports,
+// ICMP), in strict and guard mode alike; in guard mode nothing but the
+// overlay's traffic is touched. Nothing from the overlay is exempt, IPv6
+// neighbour discovery included: WireGuard carries IP alone and has none,
+// and the ND that strict mode accepts on the other interfaces is not
+// affected. The sources a rule names by selector (any, members, tag:NAME,
+// member:ID) are named sets, "IFACE.tag-web.v4" and so on, one a family.
+// Every policy rule counts what it matched; Counters reads the counts back,
+// keyed by the rule numbers stored in each rule's comment. An Overlay
+// without a Policy has no rules of its own: what arrives on it is filtered
+// as before.
 //
 // Other tables are never touched, listed or flushed: Gate shares the kernel
 // with whatever else the host runs (Docker, firewalld, an admin's own
@@ -15,7 +42,7 @@
 // interfaces or routes; that belongs to netcfg and tunnel.
 //
 // Validate and the Ruleset types are portable so a configuration can be
-// checked anywhere; Apply and Remove talk to the Linux kernel.
+// checked anywhere; Apply, Remove and Counters talk to the Linux kernel.
 package firewall
 
 import (
@@ -23,6 +50,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/gatenet/gate/services/policy"
 )
 
 // TableName is the name of Gate's table, in the inet family (IPv4 and IPv6).
@@ -45,6 +74,25 @@ type Overlay struct {
 	Addrs    []netip.Addr   // this node's overlay addresses on it
 	Prefixes []netip.Prefix // destinations behind the overlay: network CIDR and routes served by other members
 	Gateway  *Gateway       // nil: not a gateway for this network
+	// Policy is the part of the network's rules this node enforces, as
+	// the controller compiled it for this member. nil: the controller sent
+	// no rules, and what arrives on the overlay is filtered as it would be
+	// without. Non-nil, even empty: what arrives on the overlay and is not
+	// a reply passes only if a rule allows it; an empty Ruleset lets
+	// nothing new in.
+	Policy *policy.Ruleset
+}
+
+// RuleCount is what one rule of a network's policy has matched since the
+// table was last replaced: the packets and bytes of all the nftables rules
+// it became. Rule 0 is the drop at the end of the chain, of what no rule
+// matched.
+type RuleCount struct {
+	Chain   string // "input" (to this node) or "forward" (into a served subnet)
+	Rule    int    // the rule's number in the network's policy; 0: no rule matched
+	Allow   bool
+	Packets uint64
+	Bytes   uint64
 }
 
 // Gateway makes a node forward between an overlay and local networks.
@@ -96,6 +144,11 @@ func (rs Ruleset) Validate() error {
 		for j, p := range ov.Prefixes {
 			if err := checkPrefix(p); err != nil {
 				bad(fmt.Sprintf("%s.Prefixes[%d]", f, j), "%v", err)
+			}
+		}
+		if ov.Policy != nil {
+			if err := ov.Policy.Check(); err != nil {
+				bad(f+".Policy", "%v", err)
 			}
 		}
 		gw := ov.Gateway

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gatenet/gate/services/nstest"
+	"github.com/gatenet/gate/services/policy"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -42,8 +43,9 @@ func listGate(t *testing.T) string {
 	return nstest.Run(t, "nft", "list", "table", "inet", TableName)
 }
 
-// representative is the seed's AWS gate plus a second, dual-stack network
-// on which the node is a DigitalOcean-style gateway (masquerade to LAN).
+// representative is the seed's AWS gate (no rules from its controller)
+// plus a second, dual-stack network on which the node is a
+// DigitalOcean-style gateway (masquerade to LAN) that enforces rules.
 func representative() Ruleset {
 	rs := seedGateway()
 	rs.Overlays = append(rs.Overlays, Overlay{
@@ -51,15 +53,38 @@ func representative() Ruleset {
 		Addrs:    addrs("10.77.0.1", "fd8a::1"),
 		Prefixes: pfx("10.77.0.0/24", "fd8a::/64", "10.78.0.0/16"),
 		Gateway:  &Gateway{Serve: pfx("10.10.0.0/16", "fd00:10::/64"), LAN: "eth1", MasqueradeLAN: true},
+		Policy:   representativeRules,
 	})
 	return rs
 }
 
-var setItems = regexp.MustCompile(`\{ ([^{}]*) \}`)
+// representativeRules are gtdo's: its own network's rules, compiled for it.
+var representativeRules = func() *policy.Ruleset {
+	n := policy.Network{
+		CIDR: netip.MustParsePrefix("10.77.0.0/24"),
+		Routes: []policy.Route{
+			route("10.10.0.0/16", "10.77.0.1"), route("fd00:10::/64", "10.77.0.1"), route("10.78.0.0/16", "10.77.0.2"),
+		},
+		Members: []policy.Member{
+			member("0000000001", []string{"10.77.0.1", "fd8a::1"}, "gw"),
+			member("0000000002", []string{"10.77.0.2", "fd8a::2"}, "web"),
+		},
+	}
+	return compileRules(&testing.T{}, n, "0000000001",
+		"allow from tag:web to tag:gw on tcp/2200-2299,icmp",
+		"deny from 10.78.0.0/16 to 10.10.0.0/16",
+		"allow from any,tag:qa to 10.10.0.0/16,fd00:10::/64 on tcp/443,udp/53,udp/5000-5100")
+}()
 
-// normalize sorts the items of every set in a rule: the kernel lists hash
-// set elements in its own order.
+var (
+	setItems = regexp.MustCompile(`\{ ([^{}]*) \}`)
+	counts   = regexp.MustCompile(`counter packets [0-9]+ bytes [0-9]+`)
+)
+
+// normalize sorts the items of every set in a rule (the kernel lists hash
+// set elements in its own order) and leaves out what counters counted.
 func normalize(rule string) string {
+	rule = counts.ReplaceAllString(rule, "counter")
 	return setItems.ReplaceAllStringFunc(rule, func(s string) string {
 		items := strings.Split(s[2:len(s)-2], ", ")
 		slices.Sort(items)
@@ -68,7 +93,7 @@ func normalize(rule string) string {
 }
 
 // parseListing turns nft's listing of one table into chain -> policy and
-// rules, normalized.
+// rules, normalized; a regular chain has no policy, "".
 func parseListing(t *testing.T, out string) map[string]chainDescs {
 	t.Helper()
 	got := map[string]chainDescs{}
@@ -91,6 +116,36 @@ func parseListing(t *testing.T, out string) map[string]chainDescs {
 			got[name], name = cd, ""
 		case line != "":
 			cd.Rules = append(cd.Rules, normalize(line))
+		}
+	}
+	return got
+}
+
+// parseSets turns nft's listing of one table into set name -> type,
+// comment and elements, as setDescs renders a plan's named sets.
+func parseSets(t *testing.T, out string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	var name, typ, comment, elems string
+	inElems := false
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "set "):
+			name, typ, comment, elems = strings.Fields(line)[1], "", "", ""
+		case name == "":
+		case inElems || strings.HasPrefix(line, "elements = "):
+			elems += " " + strings.TrimPrefix(line, "elements = ")
+			inElems = !strings.HasSuffix(line, "}")
+		case strings.HasPrefix(line, "type "):
+			typ = strings.TrimPrefix(line, "type ")
+		case strings.HasPrefix(line, "comment "):
+			comment = strings.TrimPrefix(line, "comment ")
+		case line == "}":
+			if elems == "" {
+				elems = "{ }"
+			}
+			got[name], name = typ+" "+comment+" "+normalize(strings.Join(strings.Fields(elems), " ")), ""
 		}
 	}
 	return got
@@ -119,6 +174,13 @@ func TestApplyListing(t *testing.T) {
 	if diff := cmp.Diff(normalized(compile(rs)), parseListing(t, out)); diff != "" {
 		t.Errorf("kernel listing differs from the compiled rules (-compiled +listed):\n%s\nlisting:\n%s", diff, out)
 	}
+	wantSets := setDescs(compile(rs))
+	for name, s := range wantSets {
+		wantSets[name] = normalize(s)
+	}
+	if diff := cmp.Diff(wantSets, parseSets(t, out)); diff != "" {
+		t.Errorf("kernel listing's sets differ from the compiled ones (-compiled +listed):\n%s\nlisting:\n%s", diff, out)
+	}
 	for _, want := range []string{
 		"type filter hook input priority filter; policy drop;",
 		"type filter hook forward priority filter; policy drop;",
@@ -131,6 +193,14 @@ func TestApplyListing(t *testing.T) {
 		`oifname "eth0" ip saddr { 172.16.0.0/16 } ip daddr != { 172.16.0.0/16, 192.168.254.0/24 } masquerade`,
 		`oifname "eth1" iifname "gtdo" ip6 daddr { fd00:10::/64 } masquerade`,
 		`iifname != "gtdo" ip6 daddr { fd8a::1 } drop`,
+		`iifname "gtdo" jump pol-in-gtdo`,
+		`iifname "gtdo" oifname "eth1" ip6 daddr { fd00:10::/64 } jump pol-fwd-gtdo`,
+		`ip6 saddr @gtdo.tag-web.v6 ip6 daddr fd8a::1 meta l4proto ipv6-icmp counter packets 0 bytes 0 accept comment "rule 1"`,
+		`ip saddr 10.78.0.0/16 ip daddr 10.10.0.0/16 counter packets 0 bytes 0 drop comment "rule 2"`,
+		`udp dport { 53, 5000-5100 } counter packets 0 bytes 0 accept comment "rule 3"`,
+		`counter packets 0 bytes 0 drop comment "default deny"`,
+		`ip saddr @gtdo.tag-web.v4 ip daddr 10.77.0.1 tcp dport 2200-2299 counter packets 0 bytes 0 accept comment "rule 1"`,
+		`comment "tag:qa"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("listing lacks %q:\n%s", want, out)
@@ -289,29 +359,71 @@ func TestEncodingErrorKeepsConn(t *testing.T) {
 	}
 }
 
-// TestOversizedRulesetKeepsRules: a ruleset too large for one batch fails
-// as a whole, with an error that says so; the old rules stay.
-func TestOversizedRulesetKeepsRules(t *testing.T) {
+// TestLargeRulesetsApply: batches far beyond the socket's default
+// buffers, hundreds of KiB and thousands of messages, each acknowledged
+// by the kernel, apply (see batchSocket).
+func TestLargeRulesetsApply(t *testing.T) {
 	c := newConn(t)
-	if err := Apply(c, representative()); err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	before := listGate(t)
-	// Each set fits in its attribute; all together exceed the socket's
+	// Each set fits in its attribute; all together exceed the default
 	// send buffer.
-	var huge Ruleset
+	var routes Ruleset
 	for o := range 8 {
 		ov := Overlay{Iface: fmt.Sprintf("gt%d", o), Prefixes: pfx("192.168.254.0/24"),
 			Gateway: &Gateway{Serve: pfx("172.16.0.0/16"), LAN: "eth0", WAN: "eth0", MasqueradeInternet: true}}
 		for i := range 600 {
 			ov.Prefixes = append(ov.Prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(o), byte(i >> 2), byte(i << 6)}), 27))
 		}
-		huge.Overlays = append(huge.Overlays, ov)
+		routes.Overlays = append(routes.Overlays, ov)
 	}
-	err := Apply(c, huge)
+	if err := Apply(c, routes); err != nil {
+		t.Fatalf("Apply(8 overlays of 600 prefixes): %v", err)
+	}
+	// A policy of as many rules as a network may have, all on one member:
+	// a few thousand messages.
+	var rules []string
+	for i := range policy.MaxRules {
+		rules = append(rules, fmt.Sprintf("allow from tag:web,192.168.254.%d to members on tcp/%d,udp/%d", i%250, 1000+i, 1000+i))
+	}
+	rs := Ruleset{Overlays: []Overlay{{Iface: "gtbig", Addrs: addrs("192.168.254.11"), Prefixes: pfx("192.168.254.0/24"),
+		Policy: compileRules(t, testNetwork(), idDB, rules...)}}}
+	if err := Apply(c, rs); err != nil {
+		t.Fatalf("Apply(%d rules): %v", len(rules), err)
+	}
+	counts, err := Counters(c)
+	if err != nil {
+		t.Fatalf("Counters: %v", err)
+	}
+	if got := len(counts["gtbig"]); got != len(rules)+1 {
+		t.Errorf("Counters has %d counts for gtbig, want %d", got, len(rules)+1)
+	}
+}
+
+// TestOversizedRulesetKeepsRules: a ruleset too large for one batch (here
+// rules at the bounds of package policy: 64 sources each) fails as a
+// whole, before anything is sent, with an error that says so; the old
+// rules stay.
+func TestOversizedRulesetKeepsRules(t *testing.T) {
+	c := newConn(t)
+	if err := Apply(c, representative()); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	before := listGate(t)
+	huge := &policy.Ruleset{Sets: map[string][]netip.Prefix{}}
+	var sets []string
+	for i := range policy.MaxItems {
+		name := fmt.Sprintf("tag:t%d", i)
+		huge.Sets[name] = pfx(fmt.Sprintf("192.168.254.%d/32", i))
+		sets = append(sets, name)
+	}
+	for i := range 500 {
+		huge.Input = append(huge.Input, policy.CompiledRule{Rule: i + 1, Allow: true, FromSets: sets, To: pfx("192.168.254.11/32"),
+			Services: []policy.Service{{Proto: policy.TCP, Lo: uint16(1000 + i), Hi: uint16(1000 + i)}}})
+	}
+	err := Apply(c, Ruleset{Overlays: []Overlay{{Iface: "gthuge", Policy: huge}}})
 	if err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Fatalf("Apply(huge) = %v, want a too-large error", err)
 	}
+	t.Logf("refused as expected: %v", err)
 	if diff := cmp.Diff(before, listGate(t)); diff != "" {
 		t.Errorf("rules changed (-before +after):\n%s", diff)
 	}

@@ -17,18 +17,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// compiler hands out set IDs. Anonymous sets are referred to by ID within
-// the batch that creates them, so IDs only need to be unique per batch.
+// compiler hands out set IDs and collects the named sets rules look up.
+// Anonymous sets are referred to by ID within the batch that creates them,
+// so IDs only need to be unique per batch.
 type compiler struct {
 	lastSet uint32
+	named   []namedSet
+	byName  map[string]int // index in named
 }
 
-// part is a piece of a rule: its nft words, its expressions and at most
-// one anonymous set its lookup refers to.
+// part is a piece of a rule: its nft words, its expressions, at most one
+// anonymous set its lookup refers to, and the rule's comment (its
+// expressions none).
 type part struct {
-	desc  string
-	exprs []expr.Any
-	set   *set
+	desc    string
+	exprs   []expr.Any
+	set     *set
+	comment string
 }
 
 func (c *compiler) rule(parts ...part) rule {
@@ -39,6 +44,9 @@ func (c *compiler) rule(parts ...part) rule {
 		r.exprs = append(r.exprs, p.exprs...)
 		if p.set != nil {
 			r.sets = append(r.sets, *p.set)
+		}
+		if p.comment != "" {
+			r.comment = p.comment
 		}
 	}
 	r.desc = strings.Join(words, " ")
@@ -363,6 +371,23 @@ func clampMSS() part {
 
 func masquerade() part {
 	return part{desc: "masquerade", exprs: []expr.Any{&expr.Masq{}}}
+}
+
+// jump continues in regular chain name; a verdict there ends the packet's
+// way through the table, as a verdict here would.
+func jump(name string) part {
+	return part{desc: "jump " + name, exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: name}}}
+}
+
+// counter counts the packets and bytes that reach it.
+func counter() part {
+	return part{desc: "counter", exprs: []expr.Any{&expr.Counter{}}}
+}
+
+// comment is a rule's comment, in its user data as nft keeps one
+// (NFTNL_UDATA_RULE_COMMENT): nft prints it, Counters reads it.
+func comment(text string) part {
+	return part{desc: "comment " + strconv.Quote(text), comment: text}
 }
 
 func verdict(k expr.VerdictKind) part {

@@ -85,10 +85,17 @@ func serve(t *testing.T, ns, addr string) {
 
 // ask connects from namespace ns to addr and returns the source address
 // the server saw.
-func ask(ns, addr string) (string, error) {
+func ask(ns, addr string) (string, error) { return askFrom(ns, "", addr) }
+
+// askFrom is ask from source address src ("": the one the route gives).
+func askFrom(ns, src, addr string) (string, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
 	var c net.Conn
 	err := inNS(ns, func() (err error) {
-		c, err = net.DialTimeout("tcp", addr, dialTimeout)
+		c, err = d.Dial("tcp", addr)
 		return err
 	})
 	if err != nil {

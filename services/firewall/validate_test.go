@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/gatenet/gate/services/policy"
 )
 
 func pfx(s ...string) []netip.Prefix {
@@ -44,6 +46,9 @@ func seedGateway() Ruleset {
 }
 
 func TestValidate(t *testing.T) {
+	dbRules := compileRules(t, testNetwork(), idDB, "allow from tag:web to members on tcp/5432")
+	web := netip.MustParsePrefix("192.168.254.21/32")
+	db := pfx("192.168.254.11/32")
 	tests := []struct {
 		name string
 		edit func(rs *Ruleset)
@@ -104,6 +109,22 @@ func TestValidate(t *testing.T) {
 		{name: "serve family not behind overlay", edit: func(rs *Ruleset) {
 			rs.Overlays[0].Gateway.Serve = append(rs.Overlays[0].Gateway.Serve, pfx("2001:db8::/56")...)
 		}, want: []string{"Overlays[0].Gateway.Serve[1]", "2001:db8::/56 is IPv6", "Overlays[0].Prefixes has no IPv6 prefix"}},
+		{name: "policy", edit: func(rs *Ruleset) { rs.Overlays[0].Policy = dbRules }},
+		{name: "empty policy", edit: func(rs *Ruleset) { rs.Overlays[0].Policy = &policy.Ruleset{} }},
+		{name: "policy naming a set it lacks", edit: func(rs *Ruleset) {
+			rs.Overlays[0].Policy = &policy.Ruleset{Input: []policy.CompiledRule{{Rule: 1, Allow: true, FromSets: []string{"tag:web"}, To: db}}}
+		}, want: []string{"Overlays[0].Policy", `source set "tag:web"`}},
+		{name: "policy rules out of order", edit: func(rs *Ruleset) {
+			rs.Overlays[0].Policy = &policy.Ruleset{Forward: []policy.CompiledRule{
+				{Rule: 2, From: []netip.Prefix{web}, To: pfx("172.16.0.0/16")},
+				{Rule: 1, From: []netip.Prefix{web}, To: pfx("172.16.0.0/16")},
+			}}
+		}, want: []string{"Overlays[0].Policy", "forward: rule 1 after rule 2"}},
+		{name: "policy with a bad service", edit: func(rs *Ruleset) {
+			rs.Overlays = append(rs.Overlays, Overlay{Iface: "gtx", Policy: &policy.Ruleset{Input: []policy.CompiledRule{
+				{Rule: 1, From: []netip.Prefix{web}, To: db, Services: []policy.Service{{Proto: policy.ICMP, Lo: 8, Hi: 8}}},
+			}}})
+		}, want: []string{"Overlays[1].Policy", "takes no ports"}},
 		{name: "every error reported", edit: func(rs *Ruleset) {
 			rs.AllowUDP = []uint16{0}
 			rs.Overlays[0].Iface = ""
