@@ -118,8 +118,8 @@ func Compile(p Policy, ix *Index, self string) (Ruleset, error) {
 
 // holdings is what member m receives traffic for: its own overlay
 // addresses, as host prefixes, and the subnets it serves, each merged.
-func (ix *Index) holdings(m int) (own, served []netip.Prefix) {
-	for _, a := range ix.members[m].Addresses {
+func (ix *Index) holdings(m *member) (own, served []netip.Prefix) {
+	for _, a := range m.Addresses {
 		own = append(own, hostPrefix(a))
 	}
 	for _, r := range ix.routes {
@@ -143,9 +143,9 @@ func (ix *Index) narrow(sels []Selector, targets []netip.Prefix) []netip.Prefix 
 					}
 				}
 			case KindTag, KindMember:
-				for _, e := range ix.addrsIn(t) {
-					if ix.selects(s, e.m) {
-						out = append(out, hostPrefix(e.addr))
+				for a, m := range ix.addrsIn(t) {
+					if selects(s, m) {
+						out = append(out, hostPrefix(a))
 					}
 				}
 			}
@@ -168,12 +168,12 @@ func (ix *Index) prefixes(s Selector) []netip.Prefix {
 }
 
 // selects says whether tag: or member: selector s names member m.
-func (ix *Index) selects(s Selector, m int) bool {
+func selects(s Selector, m *member) bool {
 	switch s.Kind {
 	case KindTag:
-		return slices.Contains(ix.members[m].Tags, s.Name)
+		return slices.Contains(m.Tags, s.Name)
 	case KindMember:
-		return ix.members[m].NodeID == s.Name
+		return m.NodeID == s.Name
 	}
 	return false
 }
@@ -186,14 +186,26 @@ func (ix *Index) resolve(s Selector) []netip.Prefix {
 	case KindAny, KindMembers, KindCIDR:
 		out = append(out, ix.prefixes(s)...)
 	case KindTag:
-		for _, m := range ix.byTag[s.Name] {
-			for _, a := range ix.members[m].Addresses {
-				out = append(out, hostPrefix(a))
+		ms := ix.tagged(s.Name)
+		if len(ms) < 64 || len(ms) < len(ix.byAddr)/16 {
+			for _, m := range ms {
+				for _, a := range m.Addresses {
+					out = append(out, hostPrefix(a))
+				}
+			}
+			break
+		}
+		// A tag's members come in no order; when they are many, taking
+		// them from the addresses in order costs less than sorting them.
+		out = slices.Grow(out, len(ms))
+		for e := range ix.addrs.all() {
+			if slices.Contains(e.m.Tags, s.Name) {
+				out = append(out, hostPrefix(e.addr))
 			}
 		}
 	case KindMember:
 		if m, ok := ix.byID[s.Name]; ok {
-			for _, a := range ix.members[m].Addresses {
+			for _, a := range m.Addresses {
 				out = append(out, hostPrefix(a))
 			}
 		}

@@ -58,11 +58,11 @@ func (ix *Index) matchesAddr(sels []Selector, a netip.Addr) bool {
 				return true
 			}
 		case KindTag:
-			if m := ix.memberAt(a); m >= 0 && slices.Contains(ix.members[m].Tags, s.Name) {
+			if m := ix.memberAt(a); m != nil && slices.Contains(m.Tags, s.Name) {
 				return true
 			}
 		case KindMember:
-			if m := ix.memberAt(a); m >= 0 && ix.members[m].NodeID == s.Name {
+			if m := ix.memberAt(a); m != nil && m.NodeID == s.Name {
 				return true
 			}
 		case KindCIDR:

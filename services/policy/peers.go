@@ -21,7 +21,7 @@ import (
 // member.
 func Peers(p Policy, ix *Index, self string) []string {
 	si, ok := ix.byID[self]
-	if !ok || len(ix.members[si].Addresses) == 0 {
+	if !ok || len(si.Addresses) == 0 {
 		return nil
 	}
 	own, served := ix.holdings(si)
@@ -43,11 +43,11 @@ func Peers(p Policy, ix *Index, self string) []string {
 
 // touches says whether one of sels selects an address that member m,
 // which holds the prefixes mine, receives traffic for.
-func (ix *Index) touches(sels []Selector, m int, mine []netip.Prefix) bool {
+func (ix *Index) touches(sels []Selector, m *member, mine []netip.Prefix) bool {
 	for _, s := range sels {
 		switch s.Kind {
 		case KindTag, KindMember:
-			if ix.selects(s, m) {
+			if selects(s, m) {
 				return true
 			}
 		default:
@@ -62,12 +62,13 @@ func (ix *Index) touches(sels []Selector, m int, mine []netip.Prefix) bool {
 }
 
 // collector gathers the members that selectors stand for, each selector
-// once: a few in a slice, many in a bitmap.
+// once: a few in a slice, many in a bitmap (by slot).
 type collector struct {
 	ix   *Index
 	done map[Selector]bool
-	few  []int
+	few  []*member
 	many []bool // once few grows past bitmapAt
+	n    int    // how many are in many
 }
 
 func (c *collector) add(sels []Selector) {
@@ -79,7 +80,7 @@ func (c *collector) add(sels []Selector) {
 		c.done[s] = true
 		switch s.Kind {
 		case KindTag:
-			for _, m := range ix.byTag[s.Name] {
+			for _, m := range ix.tagged(s.Name) {
 				c.put(m)
 			}
 		case KindMember:
@@ -90,11 +91,11 @@ func (c *collector) add(sels []Selector) {
 			// A member whose address is inside, and the gateway of a
 			// served subnet that overlaps.
 			for _, p := range ix.prefixes(s) {
-				for _, e := range ix.addrsIn(p) {
-					c.put(e.m)
+				for _, m := range ix.addrsIn(p) {
+					c.put(m)
 				}
 				for _, r := range ix.routes {
-					if r.gw >= 0 && r.Dest.Overlaps(p) {
+					if r.gw != nil && r.Dest.Overlaps(p) {
 						c.put(r.gw)
 					}
 				}
@@ -103,39 +104,46 @@ func (c *collector) add(sels []Selector) {
 	}
 }
 
-func (c *collector) put(m int) {
+func (c *collector) put(m *member) {
 	if c.many != nil {
-		c.many[m] = true
+		if !c.many[m.slot] {
+			c.many[m.slot] = true
+			c.n++
+		}
 		return
 	}
 	c.few = append(c.few, m)
-	if bitmapAt := 64 + len(c.ix.members)/16; len(c.few) > bitmapAt {
-		c.many = make([]bool, len(c.ix.members))
+	if bitmapAt := 64 + len(c.ix.byID)/16; len(c.few) > bitmapAt {
+		c.many = make([]bool, len(c.ix.slots))
 		for _, m := range c.few {
-			c.many[m] = true
+			c.put(m)
 		}
 		c.few = nil
 	}
 }
 
-// result is the node IDs gathered, in order (members are indexed in node
-// ID order), without self and without members that have no address.
-func (c *collector) result(self int) []string {
+// result is the node IDs gathered, in order, without self and without
+// members that have no address.
+func (c *collector) result(self *member) []string {
 	var out []string
-	keep := func(m int) {
-		if m != self && len(c.ix.members[m].Addresses) > 0 {
-			out = append(out, c.ix.members[m].NodeID)
+	keep := func(m *member) {
+		if m != self && len(m.Addresses) > 0 {
+			out = append(out, m.NodeID)
 		}
 	}
 	if c.many != nil {
-		for m, in := range c.many {
-			if in {
+		out = make([]string, 0, c.n)
+		for m := range c.ix.ids.all() {
+			if c.many[m.slot] {
 				keep(m)
 			}
 		}
+		if len(out) == 0 {
+			return nil
+		}
 		return out
 	}
-	slices.Sort(c.few)
+	slices.SortFunc(c.few, byNodeID)
 	for i, m := range c.few {
 		if i == 0 || m != c.few[i-1] {
 			keep(m)

@@ -64,12 +64,12 @@ func TestPeersProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	ps := probes()
 	holder := func(a netip.Addr) string {
-		if m := ix.memberAt(a); m >= 0 {
-			return ix.members[m].NodeID
+		if m := ix.memberAt(a); m != nil {
+			return m.NodeID
 		}
 		for _, r := range ix.routes {
-			if r.Dest.Contains(a) && r.gw >= 0 {
-				return ix.members[r.gw].NodeID
+			if r.Dest.Contains(a) && r.gw != nil {
+				return r.gw.NodeID
 			}
 		}
 		return ""

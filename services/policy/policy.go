@@ -1,14 +1,11 @@
 package policy
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
-
-	"github.com/gatenet/gate/services/names"
 )
 
 // Policy is a network's rules, in order; rule n is p[n-1]. Its JSON form
@@ -85,124 +82,6 @@ type Member struct {
 	Tags      []string
 }
 
-// Index is a Network prepared for the questions Check, Decide, Compile
-// and Peers ask: members by node ID, by tag and by address. Build it once
-// per change of the network, not once per question. Nothing changes it
-// after NewIndex (which keeps the members' slices of addresses and tags:
-// leave them be), so it may be shared between goroutines.
-type Index struct {
-	cidr    netip.Prefix
-	routes  []route
-	anyNet  []netip.Prefix // what "any" stands for: the CIDR and every served subnet, merged
-	members []Member       // by node ID
-	byID    map[string]int
-	byTag   map[string][]int // tag -> members, in node ID order
-	addrs   []addrEntry      // by address
-}
-
-type route struct {
-	Route
-	gw int // the member whose address Via is; -1 when none is
-}
-
-type addrEntry struct {
-	addr netip.Addr
-	m    int
-}
-
-// NewIndex checks and indexes n. It refuses what would make the questions
-// ambiguous: an invalid CIDR, a node ID twice or not 10 hex digits, an
-// address that is invalid or held by two members, a tag that is not as
-// names.Tag returns it, a route to a non-canonical prefix or via no
-// address.
-func NewIndex(n Network) (*Index, error) {
-	if !n.CIDR.IsValid() {
-		return nil, errors.New("the network has no overlay CIDR")
-	}
-	if err := checkPrefix(n.CIDR); err != nil {
-		return nil, fmt.Errorf("overlay CIDR: %w", err)
-	}
-	ix := &Index{
-		cidr:    n.CIDR,
-		members: slices.Clone(n.Members),
-		byID:    make(map[string]int, len(n.Members)),
-		byTag:   make(map[string][]int),
-	}
-	slices.SortFunc(ix.members, func(a, b Member) int { return cmp.Compare(a.NodeID, b.NodeID) })
-	for i, m := range ix.members {
-		if !isNodeID(m.NodeID) {
-			return nil, fmt.Errorf("member %s: want a node ID, 10 lower-case hex digits", quote(m.NodeID))
-		}
-		if _, dup := ix.byID[m.NodeID]; dup {
-			return nil, fmt.Errorf("member %s is listed twice", m.NodeID)
-		}
-		ix.byID[m.NodeID] = i
-		for _, a := range m.Addresses {
-			if !a.IsValid() || a.Zone() != "" || a.Is4In6() {
-				return nil, fmt.Errorf("member %s: address %s is not a plain IPv4 or IPv6 address", m.NodeID, a)
-			}
-			ix.addrs = append(ix.addrs, addrEntry{a, i})
-		}
-		for j, t := range m.Tags {
-			if nt, ok := names.Tag(t); !ok || nt != t {
-				return nil, fmt.Errorf("member %s: tag %s: want a tag as names.Tag gives it", m.NodeID, quote(t))
-			}
-			if slices.Contains(m.Tags[:j], t) {
-				continue
-			}
-			ix.byTag[t] = append(ix.byTag[t], i)
-		}
-	}
-	slices.SortFunc(ix.addrs, func(a, b addrEntry) int { return a.addr.Compare(b.addr) })
-	for i := 1; i < len(ix.addrs); i++ {
-		if a := ix.addrs[i]; a.addr == ix.addrs[i-1].addr {
-			return nil, fmt.Errorf("address %s is held by both %s and %s", a.addr, ix.members[ix.addrs[i-1].m].NodeID, ix.members[a.m].NodeID)
-		}
-	}
-	ix.anyNet = []netip.Prefix{n.CIDR}
-	for _, r := range n.Routes {
-		if err := checkPrefix(r.Dest); err != nil {
-			return nil, fmt.Errorf("route to %s: %w", r.Dest, err)
-		}
-		if !r.Via.IsValid() {
-			return nil, fmt.Errorf("route to %s: via no address", r.Dest)
-		}
-		ix.routes = append(ix.routes, route{Route: r, gw: ix.memberAt(r.Via)})
-		ix.anyNet = append(ix.anyNet, r.Dest)
-	}
-	ix.anyNet = merge(ix.anyNet)
-	return ix, nil
-}
-
-// Member returns the member with node ID id.
-func (ix *Index) Member(id string) (Member, bool) {
-	i, ok := ix.byID[id]
-	if !ok {
-		return Member{}, false
-	}
-	return ix.members[i], true
-}
-
-// memberAt is the member that holds address a, or -1.
-func (ix *Index) memberAt(a netip.Addr) int {
-	i, ok := slices.BinarySearchFunc(ix.addrs, a, func(e addrEntry, a netip.Addr) int { return e.addr.Compare(a) })
-	if !ok {
-		return -1
-	}
-	return ix.addrs[i].m
-}
-
-// addrsIn is the members' addresses inside p, in order.
-func (ix *Index) addrsIn(p netip.Prefix) []addrEntry {
-	first := p.Masked().Addr()
-	i, _ := slices.BinarySearchFunc(ix.addrs, first, func(e addrEntry, a netip.Addr) int { return e.addr.Compare(a) })
-	j := i
-	for j < len(ix.addrs) && p.Contains(ix.addrs[j].addr) {
-		j++
-	}
-	return ix.addrs[i:j]
-}
-
 // Check says what is wrong with p in the network ix describes: too many
 // rules, a rule that is malformed (one built in Go rather than parsed), a
 // CIDR that lies neither inside the overlay CIDR nor inside a served
@@ -238,7 +117,7 @@ func (p Policy) Check(ix *Index) (warnings []string, err error) {
 					errs = append(errs, fmt.Errorf("rule %d %s: %s: no member of the network has node ID %s", i+1, quote(r.String()), s, s.Name))
 				}
 			case KindTag:
-				if len(ix.byTag[s.Name]) > 0 {
+				if len(ix.tagged(s.Name)) > 0 {
 					continue
 				}
 				n := fmt.Sprint(i + 1)
