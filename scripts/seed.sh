@@ -178,6 +178,45 @@ else fail "new route never reached the droplet"; fi
 admin network route del "$NET" 10.99.0.0/16 >/dev/null
 check "deleted route leaves the droplet" wait_for 10 sh -c "! ip -n $(ns droplet) route show 10.99.0.0/16 | grep -q ."
 
+say "who may reach what"
+check "tag the gate gw" admin member tag "$NET" "$GW_NODE" gw
+check "tag the droplet web" admin member tag "$NET" "$DROPLET_NODE" web
+default_rule() { admin policy show "$NET" | grep -q 'allow from any to any'; }
+check "the network starts with one rule that lets everything through" default_rule
+# tcp_open NS ADDR PORT: a TCP connection from NS to a listener the VPC
+# host opens on PORT (nc), within 3 s.
+tcp_open() {
+	in_ns vpchost timeout 5 nc -l 172.16.10.105 "$3" >/dev/null 2>&1 &
+	local l=$!
+	sleep 0.3
+	local rc=0
+	echo hi | in_ns "$1" timeout 3 nc -N -w 2 "$2" "$3" >/dev/null 2>&1 || rc=1
+	kill $l 2>/dev/null; wait $l 2>/dev/null
+	return $rc
+}
+check "before any rule: the droplet opens tcp/5005 on the VPC host" tcp_open droplet 172.16.10.105 5005
+t0=$(date +%s%N)
+check "deny from tag:web to the VPC on tcp/5005, first" admin policy add "$NET" --at 1 deny from tag:web to 172.16.0.0/16 on tcp/5005 '#' no app port from the web tier
+if wait_for 10 sh -c "ip netns exec $(ns awsgw) nft list table inet gate | grep -q 5005"; then
+	RULE_MS=$(( ($(date +%s%N) - t0) / 1000000 )); pass "the rule is in the gate's kernel after ${RULE_MS} ms"
+else fail "the rule never reached the gate's kernel"; fi
+refute "the droplet cannot open tcp/5005 on the VPC host" tcp_open droplet 172.16.10.105 5005
+check "the droplet still opens tcp/5006" tcp_open droplet 172.16.10.105 5006
+check "and still pings the VPC host" in_ns droplet ping -c2 -i0.2 -W2 172.16.10.105
+names_rule() { admin policy test "$NET" --from "$DROPLET_NODE" --to 172.16.10.105:5005/tcp | tee /dev/stderr | grep -q 'DENY: rule 1'; }
+check "policy test names the rule" names_rule
+check "the gate counts what rule 1 dropped" sh -c "GATE_SOCKET=$WORK/awsgw.sock $GATE networks --json | jq -e '[.[0].rules[] | select(.chain==\"forward\" and .rule==1 and .packets>0)] | length == 1'"
+node awsgw networks | sed -n '/rules enforced/,$p' | sed 's/^/        /'
+# Deny by default: only the gate may be reached, and only by ping.
+printf 'allow from members to tag:gw on icmp\n' >"$WORK/rules"
+check "rules replaced: only ping to the gate" admin policy set "$NET" "$WORK/rules"
+check "the droplet pings the gate" wait_for 5 in_ns droplet ping -c1 -W1 $GW_IP
+refute "the VPC host cannot reach the droplet (the droplet enforces)" wait_for 3 in_ns vpchost ping -c1 -W1 "$DROPLET_IP"
+refute "the droplet cannot reach the VPC host (the gate enforces)" in_ns droplet ping -c2 -W1 172.16.10.105
+printf 'allow from any to any\n' >"$WORK/rules"
+check "back to the default rule" admin policy set "$NET" "$WORK/rules"
+check "traffic flows again" wait_for 5 in_ns droplet ping -c1 -W1 172.16.10.105
+
 say "controller restart loses nothing"
 members() { admin member list "$NET" --json | jq -S '[.[] | {node_id, state, addresses}]'; }
 nets() { admin network list --json | jq -S '[.[] | del(.revision)]'; }
@@ -213,5 +252,5 @@ check "gate's forwarding switched back off" test "$(in_ns awsgw sysctl -n net.ip
 check "the VPC's NAT table is untouched" in_ns vpc nft list table ip igw
 
 say "figures"
-echo "{\"join_to_first_ping_ms\": ${JOIN_MS:-null}, \"route_change_ms\": ${ROUTE_MS:-null}}" | tee "$WORK/figures.json"
+echo "{\"join_to_first_ping_ms\": ${JOIN_MS:-null}, \"route_change_ms\": ${ROUTE_MS:-null}, \"rule_change_ms\": ${RULE_MS:-null}}" | tee "$WORK/figures.json"
 summary

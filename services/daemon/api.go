@@ -1,12 +1,17 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/gatenet/gate/services/agent"
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/firewall"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/logring"
+	"github.com/gatenet/gate/services/policy"
 	"github.com/gatenet/gate/services/reconciler"
 )
 
@@ -35,9 +40,60 @@ func (d *Daemon) Status() localapi.Status {
 // Networks implements localapi.Backend.
 func (d *Daemon) Networks() []localapi.Network {
 	st := d.rec.Status()
+	counts, err := d.rec.PolicyCounters()
+	if err != nil {
+		counts = nil // shown as zeros; the reconciler reports a broken table itself
+	}
 	var out []localapi.Network
 	for _, m := range d.agent.Memberships() {
-		out = append(out, d.network(m, st.Networks))
+		n := d.network(m, st.Networks)
+		if m.Config != nil && m.Config.Status == control.StatusOK && m.Config.Policy != nil {
+			n.Rules = policyRules(m.Config.Policy, m.Gateway != nil, counts[m.Iface])
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// policyRules lists the rules a node enforces, as the firewall applies
+// them (services/firewall): on input, the input rules and then the
+// forward ones (a gateway's own address in a subnet it serves), and, on a
+// gateway, the forward rules on what it forwards; each chain ends in the
+// default deny (rule 0). What each matched comes from counts.
+func policyRules(rs *policy.Ruleset, gateway bool, counts []firewall.RuleCount) []localapi.PolicyRule {
+	type key struct {
+		chain string
+		rule  int
+	}
+	got := map[key]firewall.RuleCount{}
+	for _, c := range counts {
+		got[key{c.Chain, c.Rule}] = c
+	}
+	var out []localapi.PolicyRule
+	chain := func(name string, lists ...[]policy.CompiledRule) {
+		at := map[int]int{} // rule number -> index in out
+		for _, l := range lists {
+			for _, r := range l {
+				_, text, _ := strings.Cut(r.String(), " ") // without its number
+				if i, ok := at[r.Rule]; ok {
+					out[i].Text += "; " + text
+					continue
+				}
+				c := got[key{name, r.Rule}]
+				at[r.Rule] = len(out)
+				out = append(out, localapi.PolicyRule{Chain: name, Rule: r.Rule, Allow: r.Allow, Text: text, Packets: c.Packets, Bytes: c.Bytes})
+			}
+		}
+		// In rule order: the lists' destinations do not overlap, so
+		// that is the order that decides.
+		first := len(out) - len(at)
+		slices.SortStableFunc(out[first:], func(a, b localapi.PolicyRule) int { return cmp.Compare(a.Rule, b.Rule) })
+		c := got[key{name, 0}]
+		out = append(out, localapi.PolicyRule{Chain: name, Rule: 0, Text: "anything else: denied", Packets: c.Packets, Bytes: c.Bytes})
+	}
+	chain("input", rs.Input, rs.Forward)
+	if gateway {
+		chain("forward", rs.Forward)
 	}
 	return out
 }

@@ -418,6 +418,28 @@ func (w fakeFirewall) Apply(rs firewall.Ruleset) error {
 	return nil
 }
 
+// Counters: the fake table counts nothing; it lists each policy rule
+// with zero, as the kernel would before any packet.
+func (w fakeFirewall) Counters() (map[string][]firewall.RuleCount, error) {
+	f := w.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string][]firewall.RuleCount{}
+	if f.table == nil {
+		return out, nil
+	}
+	for _, o := range f.table.Overlays {
+		if o.Policy == nil {
+			continue
+		}
+		for _, r := range o.Policy.Input {
+			out[o.Iface] = append(out[o.Iface], firewall.RuleCount{Chain: "input", Rule: r.Rule, Allow: r.Allow})
+		}
+		out[o.Iface] = append(out[o.Iface], firewall.RuleCount{Chain: "input"})
+	}
+	return out, nil
+}
+
 func (w fakeFirewall) Remove() error {
 	f := w.f
 	cmd := "nft delete table inet " + firewall.TableName

@@ -68,6 +68,8 @@ type Firewall interface {
 	Apply(rs firewall.Ruleset) error
 	// Remove deletes the table; it is not an error if there is none.
 	Remove() error
+	// Counters reads what each policy rule matched, by overlay interface.
+	Counters() (map[string][]firewall.RuleCount, error)
 	Close()
 }
 
@@ -180,6 +182,9 @@ type nftFirewall struct{ c *nftables.Conn }
 
 func (f nftFirewall) Apply(rs firewall.Ruleset) error { return firewall.Apply(f.c, rs) }
 func (f nftFirewall) Remove() error                   { return firewall.Remove(f.c) }
+func (f nftFirewall) Counters() (map[string][]firewall.RuleCount, error) {
+	return firewall.Counters(f.c)
+}
 func (f nftFirewall) Close()                          { f.c.CloseLasting() }
 
 type sysctlForwarding struct{}

@@ -262,6 +262,12 @@ func (r *Reconciler) Wait(ctx context.Context, gen uint64) error {
 // Poke schedules a pass without changing the desired state.
 func (r *Reconciler) Poke() { r.trigger.poke() }
 
+// PolicyCounters reads from the kernel, now, what each policy rule
+// matched, by overlay interface.
+func (r *Reconciler) PolicyCounters() (map[string][]firewall.RuleCount, error) {
+	return r.k.Firewall.Counters()
+}
+
 // Status returns the outcome of the last pass, with fresh device counters.
 func (r *Reconciler) Status() Status {
 	r.mu.Lock()
@@ -443,7 +449,7 @@ func (r *Reconciler) applyFirewall(d Desired, st *Status) error {
 		if n.ListenPort != 0 {
 			rs.AllowUDP = append(rs.AllowUDP, uint16(n.ListenPort))
 		}
-		o := firewall.Overlay{Iface: n.Iface, Prefixes: n.Prefixes}
+		o := firewall.Overlay{Iface: n.Iface, Prefixes: n.Prefixes, Policy: n.Policy}
 		for _, a := range n.Addrs {
 			o.Addrs = append(o.Addrs, a.Addr())
 		}
