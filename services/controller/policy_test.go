@@ -205,3 +205,44 @@ func TestPolicyMigration(t *testing.T) {
 		t.Errorf("a member after the upgrade: %+v", m.Policy)
 	}
 }
+
+// TestAttackPolicyInput: what an admin client sends for tags, rules and
+// policy tests is refused with an error that names it, escaped, and
+// changes nothing.
+func TestAttackPolicyInput(t *testing.T) {
+	e := newEnv(t)
+	nw := e.mustNetwork("p", "10.77.0.0/24", true)
+	n := e.newNode()
+	e.mustJoin(n, nw.ID, "")
+	before := e.snapshot()
+	tok := e.s.AdminToken()
+	for _, tc := range []struct {
+		method, path, body string
+		want               string
+	}{
+		{"PUT", "/rules", `{"rules":["allow from any to any # \u001b]0;pwned\u0007"]}`, "printable"},
+		{"PUT", "/rules", `{"rules":["allow from any to any\nallow from any to any"]}`, ""},
+		{"PUT", "/rules", `{"rules":["` + strings.Repeat("allow from any to any ", 60) + `"]}`, "1024"},
+		{"PUT", "/rules", `{"rules":[` + strings.TrimSuffix(strings.Repeat(`"allow from any to any",`, 1001), ",") + `]}`, "1000"},
+		{"PUT", "/rules", `{"rules":["allow from 8.8.8.8 to any"]}`, "8.8.8.8"},
+		{"PUT", "/rules", `{"rules":["allow from tag:\u001b[2J to any"]}`, "tag"},
+		{"PUT", "/rules", `{"rules":"allow from any to any"}`, "rules"},
+		{"PUT", "/rules", `{}`, "missing"},
+		{"PUT", "/members/" + n.id.NodeID() + "/tags", `{"tags":["ok","b\u0000d"]}`, "tag"},
+		{"PUT", "/members/" + n.id.NodeID() + "/tags", `{"tags":[7]}`, "tags"},
+		{"POST", "/policy/test", `{"from":"\u001b[2J","to":"10.77.0.1","proto":"icmp"}`, "from"},
+		{"POST", "/policy/test", `{"from":"10.77.0.1","to":"10.77.0.2","proto":"tcp","port":70000}`, "port"},
+		{"POST", "/policy/test", `{"from":"10.77.0.1","proto":"icmp"}`, "to"},
+	} {
+		code, msg := e.raw(tc.method, "/v1/networks/"+nw.ID+tc.path, tc.body, tok)
+		if code != 400 || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s %s %.60q: %d %q, want 400 naming %q", tc.method, tc.path, tc.body, code, msg, tc.want)
+		}
+		if strings.ContainsAny(msg, "\x1b\x07\x00") {
+			t.Errorf("%s %s: the error echoes raw control characters: %q", tc.method, tc.path, msg)
+		}
+	}
+	if e.snapshot() != before {
+		t.Error("refused input changed the network")
+	}
+}
