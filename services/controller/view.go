@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -63,12 +64,16 @@ type netView struct {
 	// blocks that did not change.
 	full *fullList
 
-	// policyRev is the revision of the last change that may have changed
-	// what some member's rules compile to (rules, routes, and, when the
-	// rules name tags or members, any member's entry): a delta from
-	// before it carries the member's rules, one from after leaves them
-	// out (unchanged).
-	policyRev uint64
+	// rulesRev is the revision of the last change of the rules or the
+	// routes, which may change what every member's rules compile to; a
+	// delta from before it carries the member's rules.
+	rulesRev uint64
+	// setRev is, when the rules name tags or members, the revision at
+	// which each named set ("tag:web", "member:0123456789") last changed
+	// (a member with the tag came, went, or moved): a delta from before
+	// it carries the rules of the members whose rules read that set
+	// (viewMember.pol), and only theirs.
+	setRev map[string]uint64
 
 	pixMu sync.Mutex // guards pix among readers (taken with mu held for reading)
 	// pix is the network as its rules see it, built when an answer needs
@@ -98,6 +103,8 @@ type viewMember struct {
 	// reported is when it last reported a change others see (monotonic;
 	// 0: never), to bound how often it may (Server.reportEvery).
 	reported atomic.Int64
+	// pol is what its rules were last compiled from (rulesChanged).
+	pol atomic.Pointer[polCache]
 }
 
 type logEntry struct {
@@ -180,7 +187,7 @@ func loadView(tx *Tx, id string) (*netView, error) {
 	slices.SortFunc(v.ranked, rankCmp)
 	slices.SortFunc(v.log, func(a, b logEntry) int { return cmp.Compare(a.rev, b.rev) })
 	v.compact()
-	v.policyRev = n.Revision // not known: as if it changed last
+	v.rulesRev, v.setRev = n.Revision, map[string]uint64{} // not known: as if they changed last
 	return v, nil
 }
 
@@ -246,15 +253,9 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 			}
 		}
 	}
-	type change struct {
-		node   string
-		rec    memberRec
-		found  bool
-		peer   []byte
-		newRev bool
-	}
 	changes := make([]change, 0, len(cands))
-	needRev, seenByRules := false, false
+	needRev := false
+	var sets []string // the named sets the write changed
 	for _, node := range cands {
 		rec, found, err := tx.memberIfAny(id, node)
 		if err != nil {
@@ -285,8 +286,16 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		needRev = needRev || c.newRev
 		// What the rules see of a member: whether it is in service, its
 		// address and its tags (not its endpoints or name).
-		if old == nil || !found || inService(old.rec) != inService(c.rec) || old.rec.Address != c.rec.Address || !slices.Equal(old.rec.Tags, c.rec.Tags) {
-			seenByRules = seenByRules || c.newRev || !found
+		if (c.newRev || !found) && (old == nil || !found || inService(old.rec) != inService(c.rec) || old.rec.Address != c.rec.Address || !slices.Equal(old.rec.Tags, c.rec.Tags)) {
+			sets = append(sets, "member:"+node)
+			if old != nil {
+				for _, t := range old.rec.Tags {
+					sets = append(sets, "tag:"+t)
+				}
+			}
+			for _, t := range c.rec.Tags {
+				sets = append(sets, "tag:"+t)
+			}
 		}
 		changes = append(changes, c)
 	}
@@ -322,8 +331,16 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	stale := !slices.Equal(routes, v.routes)
-	if stale || !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal) || seenByRules && namesMembers(n.Rules) {
-		v.pix, v.policyRev = nil, n.Revision
+	if stale || !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal) {
+		v.rulesRev = n.Revision
+	}
+	if namesMembers(n.Rules) {
+		for _, name := range sets {
+			v.setRev[name] = n.Revision
+		}
+	}
+	if v.pix != nil {
+		v.patchIndex(routes, changes...)
 	}
 	v.n, v.routes = n, routes
 	for _, c := range changes {
@@ -489,9 +506,7 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 		a.mc.Keepalive = natKeepalive
 	}
 	delta := want && since != 0 && since >= v.n.Horizon && since <= v.n.Revision && vm.svcRev <= since
-	// A delta leaves the rules out when nothing they compile from
-	// changed since: its own entry (its address) and policyRev.
-	if !delta || v.policyRev > since || self.Rev > since {
+	if !delta || v.rulesChanged(vm, since) {
 		var ix *policy.Index
 		if namesMembers(v.n.Rules) {
 			var err error
@@ -503,6 +518,7 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 		if a.mc.Policy, err = compileFor(v.n, v.routes, self, ix); err != nil {
 			return answer{}, fmt.Errorf("network %s: %w", v.n.ID, err)
 		}
+		vm.pol.Store(&polCache{at: max(v.rulesRev, self.Rev), sets: slices.Collect(maps.Keys(a.mc.Policy.Sets))})
 	}
 	if delta {
 		a.mc.Delta, a.mc.Since = true, since
@@ -533,6 +549,72 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 	return a, nil
 }
 
+// polCache is what a member's rules were last compiled from: the
+// revision of the rules, routes and its own entry then, and the named sets
+// they read.
+type polCache struct {
+	at   uint64
+	sets []string
+}
+
+// rulesChanged reports whether what member vm's rules compile to may
+// have changed since revision since: the rules, the routes or its own
+// entry did, or one of the sets its rules read. A delta leaves the rules
+// out when not. Call with mu held for reading.
+func (v *netView) rulesChanged(vm *viewMember, since uint64) bool {
+	at := max(v.rulesRev, vm.rec.Rev)
+	if at > since {
+		return true
+	}
+	pc := vm.pol.Load()
+	if pc == nil || pc.at != at {
+		return true // not compiled since these changed: unknown
+	}
+	for _, name := range pc.sets {
+		if v.setRev[name] > since {
+			return true
+		}
+	}
+	return false
+}
+
+// change is what a write did to one member, as patch finds it.
+type change struct {
+	node   string
+	rec    memberRec
+	found  bool
+	peer   []byte
+	newRev bool
+}
+
+// patchIndex brings the rules' index up to date with a write: new routes,
+// members coming into or out of service, new addresses or tags. It costs
+// what changed, not the network's size (policy.Index.Put). An update the
+// index refuses drops it: the next answer that needs it builds it anew
+// and reports what is wrong. Call with mu held for writing, before v.n,
+// v.routes and the members take the write's values.
+func (v *netView) patchIndex(routes []control.Route, changes ...change) {
+	if !slices.Equal(routes, v.routes) {
+		if err := v.pix.SetRoutes(policyRoutes(routes)); err != nil {
+			v.pix = nil
+			return
+		}
+	}
+	for _, c := range changes {
+		if !c.found || !inService(c.rec) {
+			v.pix.Remove(c.node)
+			continue
+		}
+		if old := v.members[c.node]; old != nil && inService(old.rec) && old.rec.Address == c.rec.Address && slices.Equal(old.rec.Tags, c.rec.Tags) {
+			continue // nothing the rules see
+		}
+		if err := v.pix.Put(policyMember(c.rec)); err != nil {
+			v.pix = nil
+			return
+		}
+	}
+}
+
 // policyIndex returns the network as its rules see it, building it if a
 // change dropped it. Call with mu held for reading.
 func (v *netView) policyIndex() (*policy.Index, error) {
@@ -541,10 +623,7 @@ func (v *netView) policyIndex() (*policy.Index, error) {
 	if v.pix != nil {
 		return v.pix, nil
 	}
-	pn := policy.Network{CIDR: v.n.CIDR, Members: make([]policy.Member, 0, len(v.ranked))}
-	for _, r := range v.routes {
-		pn.Routes = append(pn.Routes, policy.Route{Dest: r.Dest, Via: r.Via})
-	}
+	pn := policy.Network{CIDR: v.n.CIDR, Routes: policyRoutes(v.routes), Members: make([]policy.Member, 0, len(v.ranked))}
 	for _, vm := range v.ranked { // the members in service
 		pn.Members = append(pn.Members, policyMember(vm.rec))
 	}
