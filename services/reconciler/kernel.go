@@ -185,7 +185,7 @@ func (f nftFirewall) Remove() error                   { return firewall.Remove(f
 func (f nftFirewall) Counters() (map[string][]firewall.RuleCount, error) {
 	return firewall.Counters(f.c)
 }
-func (f nftFirewall) Close()                          { f.c.CloseLasting() }
+func (f nftFirewall) Close() { f.c.CloseLasting() }
 
 type sysctlForwarding struct{}
 
