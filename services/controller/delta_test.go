@@ -215,6 +215,7 @@ func testDeltasAgree(t *testing.T) {
 				"allow from tag:web to tag:db on tcp/5432\ndeny from tag:db to any\nallow from members to members on icmp",
 				"allow from any to any",
 				"deny from tag:web to members on tcp/22\nallow from any to any",
+				"allow from tag:web to tag:db on tcp/5432\nallow from tag:db to 10.30.0.0/25 on icmp", // not open: peers follow the rules
 				"",
 			}
 			p, err := policy.ParsePolicy(sets[rng.IntN(len(sets))])

@@ -50,18 +50,24 @@ func buildMemberConfig(n networkRec, routes []control.Route, members []memberRec
 	}
 	mc.Addresses = append(mc.Addresses, netip.PrefixFrom(self.Address, n.CIDR.Bits()))
 	mc.Routes = append(mc.Routes, sortedRoutes(routes)...)
+	ix, err := policy.NewIndex(policyNetwork(n, mc.Routes, members))
+	if err != nil {
+		return mc, err
+	}
+	// The peers it may reach or that may reach it, unless the rules let
+	// everyone reach everyone.
+	var may map[string]bool
+	if !openRules(n.Rules) {
+		may = peerSet(policy.Peers(n.Rules, ix, self.NodeID))
+	}
 	for _, m := range sortedMembers(members) {
-		if m.NodeID == self.NodeID || !inService(m) {
+		if m.NodeID == self.NodeID || !inService(m) || may != nil && !may[m.NodeID] {
 			continue
 		}
 		mc.Peers = append(mc.Peers, peerOf(m, mc.Routes))
 	}
 	if self.BehindNAT {
 		mc.Keepalive = natKeepalive
-	}
-	ix, err := policy.NewIndex(policyNetwork(n, mc.Routes, members))
-	if err != nil {
-		return mc, err
 	}
 	if mc.Policy, err = compileFor(n, mc.Routes, self, ix); err != nil {
 		return mc, err

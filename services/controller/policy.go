@@ -35,17 +35,50 @@ func namesMembers(p policy.Policy) bool {
 	return false
 }
 
+// openRules reports whether some rule lets every member reach every
+// other (allow from any or members to any or members, on any service):
+// then every member is every member's peer, as before rules existed, and
+// the shared peer list serves them all.
+func openRules(p policy.Policy) bool {
+	wide := func(sels []policy.Selector) bool {
+		return slices.ContainsFunc(sels, func(s policy.Selector) bool {
+			return s.Kind == policy.KindAny || s.Kind == policy.KindMembers
+		})
+	}
+	for _, r := range p {
+		if r.Action == policy.Allow && wide(r.From) && wide(r.To) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerSet is node IDs as a set.
+func peerSet(ids []string) map[string]bool {
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out
+}
+
 // policyMember is m as the rules see it.
 func policyMember(m memberRec) policy.Member {
 	return policy.Member{NodeID: m.NodeID, Addresses: []netip.Addr{m.Address}, Tags: m.Tags}
 }
 
+// policyRoutes is routes as the rules see them.
+func policyRoutes(routes []control.Route) []policy.Route {
+	out := make([]policy.Route, 0, len(routes))
+	for _, r := range routes {
+		out = append(out, policy.Route{Dest: r.Dest, Via: r.Via})
+	}
+	return out
+}
+
 // policyNetwork is a network as the rules see it: its members in service.
 func policyNetwork(n networkRec, routes []control.Route, members []memberRec) policy.Network {
-	pn := policy.Network{CIDR: n.CIDR}
-	for _, r := range routes {
-		pn.Routes = append(pn.Routes, policy.Route{Dest: r.Dest, Via: r.Via})
-	}
+	pn := policy.Network{CIDR: n.CIDR, Routes: policyRoutes(routes)}
 	for _, m := range members {
 		if inService(m) {
 			pn.Members = append(pn.Members, policyMember(m))

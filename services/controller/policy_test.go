@@ -246,3 +246,81 @@ func TestAttackPolicyInput(t *testing.T) {
 		t.Error("refused input changed the network")
 	}
 }
+
+// TestPeersFollowRules: under rules that do not let everyone reach
+// everyone, a member holds only the peers it may reach or that may reach
+// it: in a hub-and-spoke network a spoke holds the hubs, a hub the
+// spokes; with the default rule back, everyone holds everyone.
+func TestPeersFollowRules(t *testing.T) {
+	e := newEnv(t)
+	nw := e.mustNetwork("hub", "10.88.0.0/24", true)
+	hubTok := e.mustToken(nw.ID, control.CreateTokenRequest{Reusable: true, Allow: true, Tags: []string{"hub"}})
+	spokeTok := e.mustToken(nw.ID, control.CreateTokenRequest{Reusable: true, Allow: true, Tags: []string{"spoke"}})
+	var hubs, spokes []*node
+	for range 2 {
+		n := e.newNode()
+		e.mustJoin(n, nw.ID, hubTok)
+		hubs = append(hubs, n)
+	}
+	for range 3 {
+		n := e.newNode()
+		e.mustJoin(n, nw.ID, spokeTok)
+		spokes = append(spokes, n)
+	}
+	peersOf := func(n *node) []string {
+		t.Helper()
+		mc, err := n.c.Sync(e.ctx, nw.ID, control.SyncRequest{PublicKey: n.key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, p := range mc.Peers {
+			ids = append(ids, p.NodeID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	ids := func(ns []*node) []string {
+		var out []string
+		for _, n := range ns {
+			out = append(out, n.id.NodeID())
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := peersOf(spokes[0]); len(got) != 4 {
+		t.Fatalf("under the default rule a spoke holds %d peers, want 4", len(got))
+	}
+	p, err := policy.ParsePolicy("allow from tag:spoke to tag:hub on tcp/443\nallow from tag:hub to tag:spoke on icmp\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.SetRules(e.ctx, nw.ID, control.SetRulesRequest{Rules: p}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range spokes {
+		if got := peersOf(s); !slices.Equal(got, ids(hubs)) {
+			t.Errorf("spoke %s holds %q, want the hubs %q", s.id.NodeID(), got, ids(hubs))
+		}
+	}
+	for _, h := range hubs {
+		if got := peersOf(h); !slices.Equal(got, ids(spokes)) {
+			t.Errorf("hub %s holds %q, want the spokes %q", h.id.NodeID(), got, ids(spokes))
+		}
+	}
+	// A new spoke reaches the hubs' next deltas, not the other spokes'.
+	late := e.newNode()
+	e.mustJoin(late, nw.ID, spokeTok)
+	if got := peersOf(hubs[0]); !slices.Contains(got, late.id.NodeID()) {
+		t.Errorf("a hub does not hold the new spoke: %q", got)
+	}
+	if got := peersOf(spokes[0]); slices.Contains(got, late.id.NodeID()) {
+		t.Errorf("a spoke holds the new spoke: %q", got)
+	}
+	if _, err := e.admin.SetRules(e.ctx, nw.ID, control.SetRulesRequest{Rules: policy.DefaultRules()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := peersOf(spokes[0]); len(got) != 5 {
+		t.Errorf("with the default rule back a spoke holds %d peers, want 5", len(got))
+	}
+}

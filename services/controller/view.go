@@ -74,6 +74,11 @@ type netView struct {
 	// it carries the rules of the members whose rules read that set
 	// (viewMember.pol), and only theirs.
 	setRev map[string]uint64
+	// peersRev is the revision of the last change that may have changed
+	// who is whose peer wholesale: rules that are not open, before or
+	// after the change (openRules), or routes under such rules. A delta
+	// from before it is a full configuration instead.
+	peersRev uint64
 
 	pixMu sync.Mutex // guards pix among readers (taken with mu held for reading)
 	// pix is the network as its rules see it, built when an answer needs
@@ -187,7 +192,7 @@ func loadView(tx *Tx, id string) (*netView, error) {
 	slices.SortFunc(v.ranked, rankCmp)
 	slices.SortFunc(v.log, func(a, b logEntry) int { return cmp.Compare(a.rev, b.rev) })
 	v.compact()
-	v.rulesRev, v.setRev = n.Revision, map[string]uint64{} // not known: as if they changed last
+	v.rulesRev, v.peersRev, v.setRev = n.Revision, n.Revision, map[string]uint64{} // not known: as if they changed last
 	return v, nil
 }
 
@@ -331,8 +336,12 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	stale := !slices.Equal(routes, v.routes)
-	if stale || !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal) {
+	newRules := !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal)
+	if stale || newRules {
 		v.rulesRev = n.Revision
+	}
+	if newRules && (!openRules(v.n.Rules) || !openRules(n.Rules)) || stale && !openRules(n.Rules) {
+		v.peersRev = n.Revision
 	}
 	if namesMembers(n.Rules) {
 		for _, name := range sets {
@@ -506,6 +515,24 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 		a.mc.Keepalive = natKeepalive
 	}
 	delta := want && since != 0 && since >= v.n.Horizon && since <= v.n.Revision && vm.svcRev <= since
+	// Under rules that do not let everyone reach everyone, a member gets
+	// only the peers it may reach or that may reach it. Who those are
+	// changes wholesale with the rules, the routes or its own tags and
+	// address: then it gets a full configuration.
+	var may map[string]bool
+	if !openRules(v.n.Rules) {
+		ix, err := v.policyIndex()
+		if err != nil {
+			return answer{}, err
+		}
+		may = peerSet(policy.Peers(v.n.Rules, ix, node))
+		if self.Rev > since {
+			delta = false
+		}
+	}
+	if v.peersRev > since {
+		delta = false
+	}
 	if !delta || v.rulesChanged(vm, since) {
 		var ix *policy.Index
 		if namesMembers(v.n.Rules) {
@@ -529,7 +556,7 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 			if e.node == node || !v.current(e) {
 				continue
 			}
-			if m, ok := v.members[e.node]; ok && m.peer != nil {
+			if m, ok := v.members[e.node]; ok && m.peer != nil && (may == nil || may[e.node]) {
 				if n := len(a.peers); n > 0 && adjacent(a.peers[n-1], m.peer) {
 					a.peers[n-1] = a.peers[n-1][:len(a.peers[n-1])+len(m.peer)]
 				} else {
@@ -539,6 +566,8 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 				a.mc.RemovedPeers = append(a.mc.RemovedPeers, e.node)
 			}
 		}
+	} else if may != nil {
+		a.peers = v.somePeers(may)
 	} else {
 		i, _ := slices.BinarySearchFunc(v.ranked, vm, rankCmp)
 		a.peers = v.peerList().except(i)
@@ -547,6 +576,28 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 		a.peers[0] = a.peers[0][1:] // the first entry's comma
 	}
 	return a, nil
+}
+
+// somePeers is the encoded entries of the members in may that are in
+// service, in the order of Peers, runs of adjacent entries as one piece.
+// Call with mu held for reading.
+func (v *netView) somePeers(may map[string]bool) [][]byte {
+	ms := make([]*viewMember, 0, len(may))
+	for node := range may {
+		if m, ok := v.members[node]; ok && m.peer != nil {
+			ms = append(ms, m)
+		}
+	}
+	slices.SortFunc(ms, rankCmp)
+	var out [][]byte
+	for _, m := range ms {
+		if n := len(out); n > 0 && adjacent(out[n-1], m.peer) {
+			out[n-1] = out[n-1][:len(out[n-1])+len(m.peer)]
+		} else {
+			out = append(out, m.peer)
+		}
+	}
+	return out
 }
 
 // polCache is what a member's rules were last compiled from: the
