@@ -48,6 +48,7 @@ type options struct {
 	timeout     time.Duration
 	tags        int // members join with one of this many tagged tokens (0: untagged)
 	rules       int // rules naming those tags, set before the storm (0: the default rule)
+	hubs        int // hub and spoke: this many hubs, the rest spokes that may reach only them
 }
 
 // result is one run, as the JSON has it.
@@ -59,6 +60,7 @@ type result struct {
 	Concurrency   int      `json:"concurrency"`
 	Tags          int      `json:"tags,omitempty"`
 	Rules         int      `json:"rules,omitempty"`
+	Hubs          int      `json:"hubs,omitempty"`
 	JoinStormS    float64  `json:"join_storm_s"`
 	JoinsPerS     float64  `json:"joins_per_s"`
 	ConvergedS    float64  `json:"converged_s"`   // until every member holds every peer
@@ -126,6 +128,7 @@ func main() {
 	flag.StringVar(&o.workdir, "workdir", "", "where the controller's state goes (default: a temporary directory)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on a phase after this long")
 	flag.IntVar(&o.tags, "tags", 0, "members join with reusable tokens carrying one of this many tags (t0, t1, ...), round robin")
+	flag.IntVar(&o.hubs, "hubs", 0, "hub and spoke: members 0 to N-1 are hubs, the rest spokes that may reach only the hubs (each spoke holds N peers); the endpoint and rule changes are measured at the hubs")
 	flag.IntVar(&o.rules, "rules", 0, "with -tags: this many rules naming the tags, set before the storm (the last lets everything through, so every member still peers every other); adds a 'rule change' measurement")
 	flag.Parse()
 	o.delta = !*full
@@ -137,6 +140,9 @@ func main() {
 	}
 	if o.rules > 0 && o.tags == 0 {
 		log.Fatal("-rules needs -tags")
+	}
+	if o.hubs > 0 && (o.tags > 0 || o.rules > 0) {
+		log.Fatal("-hubs makes its own tags and rules: no -tags or -rules with it")
 	}
 	var ns []int
 	for _, s := range strings.Split(*sizes, ",") {

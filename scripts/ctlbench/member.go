@@ -59,6 +59,7 @@ type phase struct {
 	base    uint64
 	start   time.Time
 	skip    int // the member that made the change, if one did
+	only    int // if not 0: only members with an index below it are to get the change (the hubs)
 	arrived []atomic.Int64
 	bytes   atomic.Int64
 	deltas  atomic.Int64
@@ -339,7 +340,7 @@ func (f *fleet) poll(ctx context.Context, m *member, wait time.Duration) {
 				f.errors.Add(1)
 				return
 			}
-			if p := f.phase.Load(); p != nil && h.Revision > p.base && m.idx != p.skip &&
+			if p := f.phase.Load(); p != nil && h.Revision > p.base && m.idx != p.skip && (p.only == 0 || m.idx < p.only) &&
 				p.arrived[m.idx].CompareAndSwap(0, int64(time.Since(p.start))) {
 				p.bytes.Add(int64(len(b)))
 				p.got.Add(1)

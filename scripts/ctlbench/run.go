@@ -172,7 +172,7 @@ func run(n int, o options) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Tags, r.Rules = o.tags, o.rules
+	r.Tags, r.Rules, r.Hubs = o.tags, o.rules, o.hubs
 
 	log.Printf("N=%d: making %d identities", n, n)
 	f := &fleet{ms: make([]*member, n), delta: o.delta}
@@ -188,7 +188,12 @@ func run(n int, o options) (*result, error) {
 					mkErr.Store(&err)
 					return
 				}
-				if len(tokens) > 0 {
+				switch {
+				case o.hubs > 0 && i < o.hubs:
+					m.token = tokens[0]
+				case o.hubs > 0:
+					m.token = tokens[1]
+				case len(tokens) > 0:
 					m.token = tokens[i%len(tokens)]
 				}
 				f.ms[i] = m
@@ -245,8 +250,8 @@ func run(n int, o options) (*result, error) {
 	}
 	log.Printf("N=%d: all joined in %.1f s; waiting until every member holds every peer", n, r.JoinStormS)
 	converged := func() bool {
-		for _, m := range f.ms {
-			if m.npeer.Load() != int64(n-1) {
+		for i, m := range f.ms {
+			if m.npeer.Load() != int64(wantPeers(n, o.hubs, i)) {
 				return false
 			}
 		}
@@ -330,13 +335,17 @@ func run(n int, o options) (*result, error) {
 		return r, err
 	}
 	// Change 3, with rules: one rule inserted first, which concerns every
-	// member (its destination is all members).
-	if o.rules > 0 {
+	// member (its destination is all members), or, hub and spoke, every
+	// hub.
+	if o.rules > 0 || o.hubs > 0 {
 		nv, err = admin.Network(ctx, nw.ID)
 		if err != nil {
 			return r, err
 		}
 		rule := policy.MustParseRule("deny from tag:t0 to members on tcp/22")
+		if o.hubs > 0 {
+			rule = policy.MustParseRule("deny from tag:spoke to tag:hub on tcp/22")
+		}
 		ch, err = measure(ctx, f, o, "rule change", nv.Revision, -1, []byte(`tcp/22`), r.FullConfigBytes, func() error {
 			_, err := admin.SetRules(ctx, nw.ID, control.SetRulesRequest{Rules: append(policy.Policy{rule}, nv.Rules...)})
 			return err
@@ -358,10 +367,16 @@ func run(n int, o options) (*result, error) {
 // revision base, which must contain want.
 func measure(ctx context.Context, f *fleet, o options, name string, base uint64, skip int, want []byte, fullBytes int64, do func() error) (change, error) {
 	n := len(f.ms)
-	if skip >= 0 {
+	only := 0
+	if o.hubs > 0 && name != "route add" {
+		// Under hub-and-spoke rules an endpoint change and a rule change
+		// concern the hubs only.
+		n, only = o.hubs, o.hubs
+	}
+	if skip >= 0 && (only == 0 || skip < only) {
 		n--
 	}
-	p := &phase{base: base, skip: skip, arrived: make([]atomic.Int64, len(f.ms)),
+	p := &phase{base: base, skip: skip, only: only, arrived: make([]atomic.Int64, len(f.ms)),
 		check: func(b []byte) bool { return bytes.Contains(b, want) }}
 	c := change{Name: name, Members: n, FullBytes: int64(n) * fullBytes}
 	p.start = time.Now()
@@ -397,8 +412,15 @@ func measure(ctx context.Context, f *fleet, o options, name string, base uint64,
 // returns the tokens' secrets.
 func tagRules(ctx context.Context, admin *control.Client, id string, o options) ([]string, error) {
 	var secrets []string
-	for i := range o.tags {
-		t, err := admin.CreateToken(ctx, id, control.CreateTokenRequest{Reusable: true, Allow: true, Tags: []string{fmt.Sprintf("t%d", i)}})
+	tags := make([]string, o.tags)
+	for i := range tags {
+		tags[i] = fmt.Sprintf("t%d", i)
+	}
+	if o.hubs > 0 {
+		tags = []string{"hub", "spoke"}
+	}
+	for _, tag := range tags {
+		t, err := admin.CreateToken(ctx, id, control.CreateTokenRequest{Reusable: true, Allow: true, Tags: []string{tag}})
 		if err != nil {
 			return nil, err
 		}
@@ -407,6 +429,16 @@ func tagRules(ctx context.Context, admin *control.Client, id string, o options) 
 			return nil, err
 		}
 		secrets = append(secrets, js.Token)
+	}
+	if o.hubs > 0 {
+		// Hub and spoke: spokes may reach the hubs, hubs may ping the
+		// spokes; spokes never reach each other, so a spoke's peers are
+		// the hubs and a hub's the spokes.
+		p, err := policy.ParsePolicy("allow from tag:spoke to tag:hub\nallow from tag:hub to tag:spoke on icmp\n")
+		if err == nil {
+			_, err = admin.SetRules(ctx, id, control.SetRulesRequest{Rules: p})
+		}
+		return secrets, err
 	}
 	if o.rules == 0 {
 		return secrets, nil
@@ -418,4 +450,18 @@ func tagRules(ctx context.Context, admin *control.Client, id string, o options) 
 	p = append(p, policy.DefaultRules()...)
 	_, err := admin.SetRules(ctx, id, control.SetRulesRequest{Rules: p})
 	return secrets, err
+}
+
+// wantPeers is how many peers member i of n holds once converged: every
+// other member, or under hub-and-spoke rules with hubs hubs (members 0 to
+// hubs-1), the spokes for a hub and the hubs for a spoke.
+func wantPeers(n, hubs, i int) int {
+	switch {
+	case hubs == 0:
+		return n - 1
+	case i < hubs:
+		return n - hubs
+	default:
+		return hubs
+	}
 }
