@@ -181,7 +181,7 @@ check "deleted route leaves the droplet" wait_for 10 sh -c "! ip -n $(ns droplet
 say "who may reach what"
 check "tag the gate gw" admin member tag "$NET" "$GW_NODE" gw
 check "tag the droplet web" admin member tag "$NET" "$DROPLET_NODE" web
-default_rule() { admin policy show "$NET" | grep -q 'allow from any to any'; }
+default_rule() { local out; out=$(admin policy show "$NET") && [[ $out == *"allow from any to any"* ]]; }
 check "the network starts with one rule that lets everything through" default_rule
 # tcp_open NS ADDR PORT: a TCP connection from NS to a listener the VPC
 # host opens on PORT (nc), within 3 s.
@@ -203,7 +203,7 @@ else fail "the rule never reached the gate's kernel"; fi
 refute "the droplet cannot open tcp/5005 on the VPC host" tcp_open droplet 172.16.10.105 5005
 check "the droplet still opens tcp/5006" tcp_open droplet 172.16.10.105 5006
 check "and still pings the VPC host" in_ns droplet ping -c2 -i0.2 -W2 172.16.10.105
-names_rule() { admin policy test "$NET" --from "$DROPLET_NODE" --to 172.16.10.105:5005/tcp | tee /dev/stderr | grep -q 'DENY: rule 1'; }
+names_rule() { local out; out=$(admin policy test "$NET" --from "$DROPLET_NODE" --to 172.16.10.105:5005/tcp) && echo "$out" && [[ $out == *"DENY: rule 1"* ]]; }
 check "policy test names the rule" names_rule
 check "the gate counts what rule 1 dropped" sh -c "GATE_SOCKET=$WORK/awsgw.sock $GATE networks --json | jq -e '[.[0].rules[] | select(.chain==\"forward\" and .rule==1 and .packets>0)] | length == 1'"
 node awsgw networks | sed -n '/rules enforced/,$p' | sed 's/^/        /'
