@@ -393,7 +393,7 @@ func TestAttackPendingFromOneIPv6Net(t *testing.T) {
 	v := &netView{n: networkRec{ID: "0123456789abcdef"}, members: map[string]*viewMember{}}
 	for i, a := range []string{"2001:db8:1:2::1", "2001:db8:1:2::ffff"} {
 		v.members[fmt.Sprint(i)] = newViewMember(memberRec{NodeID: fmt.Sprint(i), State: control.StatePending, LastSeen: e.clock.Now(),
-			Observed: netip.AddrPortFrom(netip.MustParseAddr(a), 51820)})
+			Observed: netip.AddrPortFrom(netip.MustParseAddr(a), 51820)}, defaultLayout())
 	}
 	err := e.s.makePendingRoom(nil, v, netip.MustParseAddr("2001:db8:1:2:dead::1"), e.clock.Now())
 	if statusOf(err) != 429 {

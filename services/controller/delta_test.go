@@ -89,16 +89,15 @@ func (e *env) viewAnswer(id, node string, since uint64) control.MemberConfig {
 func TestDeltasAgreeWithFullConfigs(t *testing.T) {
 	for _, c := range []struct{ block, chunk int }{{64, 64 << 10}, {2, 1 << 10}} {
 		t.Run(fmt.Sprintf("blocks of %d, chunks of %d", c.block, c.chunk), func(t *testing.T) {
-			defer func(b uint32, c int) { blockSize, arenaChunk = b, c }(blockSize, arenaChunk)
-			blockSize, arenaChunk = uint32(c.block), c.chunk
-			testDeltasAgree(t)
+			testDeltasAgree(t, layout{block: uint32(c.block), chunk: c.chunk})
 		})
 	}
 }
 
-func testDeltasAgree(t *testing.T) {
+func testDeltasAgree(t *testing.T, lay layout) {
 	dir := t.TempDir()
-	e := startEnv(t, dir)
+	withLayout := func(c *Config) { c.layout = lay }
+	e := startEnvIn(t, dir, withLayout, nil)
 	nw := e.mustNetwork("d", "10.30.0.0/24", false)
 	rng := rand.New(rand.NewPCG(1, 2))
 	var nodes []*node
@@ -142,7 +141,7 @@ func testDeltasAgree(t *testing.T) {
 	for step := range 120 {
 		if step == 50 {
 			e.stop()
-			e = startEnv(t, dir)
+			e = startEnvIn(t, dir, withLayout, nil)
 			for _, n := range nodes {
 				n.c = e.client(&n.id, "")
 			}
@@ -300,13 +299,12 @@ func TestDeltaIsSmall(t *testing.T) {
 // entry in order, and after a change only the block that holds it is
 // built again.
 func TestPeerListBlocks(t *testing.T) {
-	defer func(old uint32) { blockSize = old }(blockSize)
-	blockSize = 4
+	lay := layout{block: 4, chunk: 64 << 10}
 	rng := rand.New(rand.NewPCG(3, 4))
-	v := &netView{}
+	v := &netView{lay: lay}
 	entry := func(i int) []byte { return fmt.Appendf(nil, `,{"n":%d}`, i) }
 	for i := range 100 {
-		vm := newViewMember(memberRec{NodeID: fmt.Sprintf("%010x", rng.Uint64()>>24)})
+		vm := newViewMember(memberRec{NodeID: fmt.Sprintf("%010x", rng.Uint64()>>24)}, lay)
 		vm.peer = entry(i)
 		v.ranked = append(v.ranked, vm)
 	}
@@ -331,7 +329,7 @@ func TestPeerListBlocks(t *testing.T) {
 			}
 		}
 		for k, b := range pl.blocks {
-			if n := len(b.members); n > 4*int(blockSize) || (!b.members[n-1].cut && n < 4*int(blockSize) && k < len(pl.blocks)-1) {
+			if n := len(b.members); n > 4*int(lay.block) || (!b.members[n-1].cut && n < 4*int(lay.block) && k < len(pl.blocks)-1) {
 				t.Fatalf("%s: block %d of %d entries, last cuts: %t", step, k, n, b.members[n-1].cut)
 			}
 		}
@@ -339,7 +337,7 @@ func TestPeerListBlocks(t *testing.T) {
 	}
 	before := check("start")
 	if len(before.blocks) < 10 {
-		t.Fatalf("%d entries in %d blocks; want blocks of about %d", len(v.ranked), len(before.blocks), blockSize)
+		t.Fatalf("%d entries in %d blocks; want blocks of about %d", len(v.ranked), len(before.blocks), lay.block)
 	}
 	stale := func() { v.full.fresh = false }
 
@@ -363,7 +361,7 @@ func TestPeerListBlocks(t *testing.T) {
 		case 0:
 			v.ranked = slices.Delete(v.ranked, i, i+1)
 		case 1:
-			vm := newViewMember(memberRec{NodeID: fmt.Sprintf("%010x", rng.Uint64()>>24)})
+			vm := newViewMember(memberRec{NodeID: fmt.Sprintf("%010x", rng.Uint64()>>24)}, lay)
 			vm.peer = entry(2000 + step)
 			v.ranked = slices.Insert(v.ranked, i, vm)
 		default:
@@ -381,9 +379,8 @@ func TestPeerListBlocks(t *testing.T) {
 // sends them as one piece, until a chunk is full; nothing else is. compact
 // moves a view's entries to a fresh arena in the order of its log.
 func TestArena(t *testing.T) {
-	defer func(old int) { arenaChunk = old }(arenaChunk)
-	arenaChunk = 64
-	var ar entryArena
+	lay := layout{block: 64, chunk: 64}
+	ar := entryArena{size: lay.chunk}
 	var es [][]byte
 	for i := range 7 { // the seventh is past 64 bytes: a new chunk
 		es = append(es, ar.add(fmt.Appendf(nil, ",entry-%03d", i)))
@@ -413,9 +410,9 @@ func TestArena(t *testing.T) {
 		t.Errorf("appended %d bytes; want 70 (the big entry is not in a chunk)", ar.appended)
 	}
 
-	v := &netView{members: map[string]*viewMember{}}
+	v := &netView{lay: lay, members: map[string]*viewMember{}}
 	for i := range 5 {
-		vm := newViewMember(memberRec{NodeID: fmt.Sprint(i), Rev: uint64(10 - i)})
+		vm := newViewMember(memberRec{NodeID: fmt.Sprint(i), Rev: uint64(10 - i)}, lay)
 		vm.peer = fmt.Appendf(nil, ",m%d", i) // not in an arena
 		v.members[vm.rec.NodeID] = vm
 		v.log = append(v.log, logEntry{vm.rec.Rev, vm.rec.NodeID})

@@ -52,7 +52,7 @@ func (s *Server) patchViews(tx *Tx) error {
 			if _, err := tx.tx.ExecContext(tx.ctx, `UPDATE networks SET horizon = revision WHERE id = $1`, id); err != nil {
 				return err
 			}
-			nv, err := loadView(tx, id)
+			nv, err := loadView(tx, id, s.layout())
 			if err != nil {
 				return err
 			}
@@ -73,7 +73,7 @@ func (s *Server) viewTx(tx *Tx, id string) (*netView, error) {
 	if v := s.views.get(id); v != nil {
 		return v, nil
 	}
-	v, err := loadView(tx, id)
+	v, err := loadView(tx, id, s.layout())
 	if err != nil {
 		return nil, err
 	}
@@ -311,4 +311,12 @@ func (s *Server) deleteRoute(ctx context.Context, id string, dest netip.Prefix) 
 		s.logf("network %s: route %s deleted", id, dest)
 	}
 	return out, err
+}
+
+// layout is how the server's views lay out peer entries.
+func (s *Server) layout() layout {
+	if s.cfg.layout == (layout{}) {
+		return defaultLayout()
+	}
+	return s.cfg.layout
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// DefaultMaxConnsPerSource; connlimit.go says why), a negative value
 	// no cap.
 	MaxConns, MaxConnsPerSource int
+
+	// layout is how views lay out peer entries; zero: defaultLayout.
+	// Tests make it small (view.go).
+	layout layout
 }
 
 // Files in the state directory.

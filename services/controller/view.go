@@ -41,6 +41,7 @@ import (
 // revisions share the blocks that did not change instead of each holding
 // a copy of the list.
 type netView struct {
+	lay     layout
 	mu      sync.RWMutex
 	n       networkRec
 	routes  []control.Route // sorted
@@ -130,8 +131,8 @@ func encodePeer(m memberRec, routes []control.Route) ([]byte, error) {
 	return append([]byte{','}, b...), nil
 }
 
-func newViewMember(rec memberRec) *viewMember {
-	vm := &viewMember{rec: rec, cut: cutsAfter(rec.NodeID)}
+func newViewMember(rec memberRec, lay layout) *viewMember {
+	vm := &viewMember{rec: rec, cut: cutsAfter(rec.NodeID, lay.block)}
 	vm.seen.Store(nanos(rec.LastSeen))
 	vm.flushed = nanos(rec.LastSeen)
 	return vm
@@ -142,7 +143,7 @@ func rankCmp(a, b *viewMember) int {
 }
 
 // loadView reads network id whole.
-func loadView(tx *Tx, id string) (*netView, error) {
+func loadView(tx *Tx, id string, lay layout) (*netView, error) {
 	n, err := tx.network(id)
 	if err != nil {
 		return nil, err
@@ -159,13 +160,13 @@ func loadView(tx *Tx, id string) (*netView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &netView{n: n, routes: sortedRoutes(rs), members: make(map[string]*viewMember, len(ms)),
+	v := &netView{lay: lay, arena: entryArena{size: lay.chunk}, n: n, routes: sortedRoutes(rs), members: make(map[string]*viewMember, len(ms)),
 		byAddr: make(map[netip.Addr]string, len(ms)), byKey: make(map[string]string, len(ms)), tombs: tombs}
 	if v.routes == nil {
 		v.routes = []control.Route{}
 	}
 	for _, m := range ms {
-		vm := newViewMember(m)
+		vm := newViewMember(m, lay)
 		vm.svcRev = m.Rev
 		if vm.peer, err = encodePeer(m, v.routes); err != nil {
 			return nil, err
@@ -201,7 +202,7 @@ func loadView(tx *Tx, id string) (*netView, error) {
 // go when nothing uses them any more. Call with mu held for writing (or
 // before anyone else has the view).
 func (v *netView) compact() {
-	v.arena, v.entryBytes = entryArena{}, 0
+	v.arena, v.entryBytes = entryArena{size: v.lay.chunk}, 0
 	moved := make(map[*viewMember]bool, len(v.members))
 	move := func(vm *viewMember) {
 		if vm.peer != nil && !moved[vm] {
@@ -373,7 +374,7 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		}
 		vm := old
 		if vm == nil {
-			vm = newViewMember(c.rec)
+			vm = newViewMember(c.rec, v.lay)
 			v.members[c.node] = vm
 		}
 		moved := vm.rec.Address != c.rec.Address
@@ -423,7 +424,7 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	if live := len(v.members) + len(v.tombs); len(v.log) > 2*live+64 {
 		v.log = slices.DeleteFunc(v.log, func(e logEntry) bool { return !v.current(e) })
 	}
-	if v.arena.appended > 4*v.entryBytes+arenaChunk {
+	if v.arena.appended > 4*v.entryBytes+v.lay.chunk {
 		v.compact()
 	}
 	return nil
@@ -697,20 +698,29 @@ func (v *netView) policyIndex() (*policy.Index, error) {
 // the view moves its entries to a fresh arena (compact) once it has added
 // four times what is live.
 type entryArena struct {
+	size     int // of a chunk
 	chunk    []byte
 	appended int // bytes added
 }
 
-// arenaChunk is the size of an arena's chunks; tests make it small.
-var arenaChunk = 64 << 10
+// layout is how a view lays out its peer entries: blocks of about block
+// entries (cutsAfter) and arena chunks of chunk bytes. Tests make both
+// small; Config.layout passes theirs at construction.
+type layout struct {
+	block uint32
+	chunk int
+}
+
+// defaultLayout: blocks of about 64 entries, 64 KiB chunks.
+func defaultLayout() layout { return layout{block: 64, chunk: 64 << 10} }
 
 // add copies e into the arena and returns the copy.
 func (ar *entryArena) add(e []byte) []byte {
-	if len(e) > arenaChunk/4 {
+	if len(e) > ar.size/4 {
 		return slices.Clip(slices.Clone(e))
 	}
 	if cap(ar.chunk)-len(ar.chunk) < len(e) {
-		ar.chunk = make([]byte, 0, arenaChunk)
+		ar.chunk = make([]byte, 0, ar.size)
 	}
 	start := len(ar.chunk)
 	ar.chunk = append(ar.chunk, e...)
@@ -742,18 +752,14 @@ type peerBlock struct {
 	off     []int // where each entry starts in buf, then len(buf)
 }
 
-// blockSize is how many entries a block holds on average; at most
-// 4*blockSize. Tests make it small.
-var blockSize uint32 = 64
-
 // cutsAfter reports whether a block of the peer list ends after the member
-// with this node ID: for one ID in blockSize, by its FNV-1a hash.
-func cutsAfter(node string) bool {
+// with this node ID: for one ID in block, by its FNV-1a hash.
+func cutsAfter(node string, block uint32) bool {
 	h := uint32(2166136261)
 	for i := 0; i < len(node); i++ {
 		h = (h ^ uint32(node[i])) * 16777619
 	}
-	return h%blockSize == 0
+	return h%block == 0
 }
 
 // fresh reports whether b still holds the current entries of members.
@@ -804,7 +810,7 @@ func (v *netView) peerList() *peerList {
 	pl := &peerList{}
 	for start := 0; start < len(v.ranked); {
 		end := start + 1
-		for end < len(v.ranked) && end-start < 4*int(blockSize) && !v.ranked[end-1].cut {
+		for end < len(v.ranked) && end-start < 4*int(v.lay.block) && !v.ranked[end-1].cut {
 			end++
 		}
 		members := v.ranked[start:end]
