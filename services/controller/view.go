@@ -111,6 +111,10 @@ type viewMember struct {
 	reported atomic.Int64
 	// pol is what its rules were last compiled from (rulesChanged).
 	pol atomic.Pointer[polCache]
+	// born is the revision at which it first appeared in this view with
+	// no tombstone before it (0: not known, as for members loaded at
+	// start): no member held it as a peer at a revision before that.
+	born uint64
 }
 
 type logEntry struct {
@@ -375,6 +379,9 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		vm := old
 		if vm == nil {
 			vm = newViewMember(c.rec, v.lay)
+			if _, back := v.tombs[c.node]; !back {
+				vm.born = rev // it was in no one's list before: nothing to remove
+			}
 			v.members[c.node] = vm
 		}
 		moved := vm.rec.Address != c.rec.Address
@@ -563,7 +570,10 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 				} else {
 					a.peers = append(a.peers, m.peer)
 				}
-			} else {
+			} else if !ok || m.born == 0 || m.born <= since {
+				// Gone, or not (or no longer) its peer. A member that
+				// appeared after since was never its peer: under rules
+				// that keep it out, a newcomer costs a member nothing.
 				a.mc.RemovedPeers = append(a.mc.RemovedPeers, e.node)
 			}
 		}
