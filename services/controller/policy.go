@@ -163,24 +163,12 @@ func (s *Server) setRules(ctx context.Context, id string, req control.SetRulesRe
 	var out control.Network
 	var warnings []string
 	err := s.write(ctx, func(tx *Tx) error {
-		n, err := tx.network(id)
+		n, _, ix, err := networkForRules(tx, id)
 		if err != nil {
 			return err
 		}
 		if req.Revision != 0 && req.Revision != n.Revision {
 			return conflict("network %s is at revision %d, not %d: someone changed it since you read the rules; read them again and re-apply your change", id, n.Revision, req.Revision)
-		}
-		rs, err := tx.routes(id)
-		if err != nil {
-			return err
-		}
-		ms, err := tx.members(id)
-		if err != nil {
-			return err
-		}
-		ix, err := policy.NewIndex(policyNetwork(n, rs, ms))
-		if err != nil {
-			return err
 		}
 		if warnings, err = req.Rules.Check(ix); err != nil {
 			return badRequest("%v", err)
@@ -201,6 +189,26 @@ func (s *Server) setRules(ctx context.Context, id string, req control.SetRulesRe
 	return out, warnings, err
 }
 
+// networkForRules reads network id as its rules see it, inside tx: the
+// record, its members, and the index the rules are checked and decided
+// against.
+func networkForRules(tx *Tx, id string) (networkRec, []memberRec, *policy.Index, error) {
+	n, err := tx.network(id)
+	if err != nil {
+		return n, nil, nil, err
+	}
+	rs, err := tx.routes(id)
+	if err != nil {
+		return n, nil, nil, err
+	}
+	ms, err := tx.members(id)
+	if err != nil {
+		return n, nil, nil, err
+	}
+	ix, err := policy.NewIndex(policyNetwork(n, rs, ms))
+	return n, ms, ix, err
+}
+
 // testPolicy answers whether the network's rules let a packet through,
 // and which rule decided.
 func (s *Server) testPolicy(ctx context.Context, id string, req control.PolicyTestRequest) (control.PolicyDecision, error) {
@@ -216,23 +224,11 @@ func (s *Server) testPolicy(ctx context.Context, id string, req control.PolicyTe
 	}
 	var out control.PolicyDecision
 	err = s.store.Read(ctx, func(tx *Tx) error {
-		n, err := tx.network(id)
-		if err != nil {
-			return err
-		}
-		rs, err := tx.routes(id)
-		if err != nil {
-			return err
-		}
-		ms, err := tx.members(id)
+		n, ms, ix, err := networkForRules(tx, id)
 		if err != nil {
 			return err
 		}
 		from, err := policySource(req.From, id, ms)
-		if err != nil {
-			return err
-		}
-		ix, err := policy.NewIndex(policyNetwork(n, rs, ms))
 		if err != nil {
 			return err
 		}
