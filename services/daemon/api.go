@@ -40,14 +40,23 @@ func (d *Daemon) Status() localapi.Status {
 // Networks implements localapi.Backend.
 func (d *Daemon) Networks() []localapi.Network {
 	st := d.rec.Status()
-	counts, err := d.rec.PolicyCounters()
-	if err != nil {
-		counts = nil // shown as zeros; the reconciler reports a broken table itself
+	ms := d.agent.Memberships()
+	enforced := func(m agent.Membership) bool {
+		return m.Config != nil && m.Config.Status == control.StatusOK && m.Config.Policy != nil
+	}
+	// Every watcher's snapshot comes here: read the kernel's counters
+	// only when some network has rules to count.
+	var counts map[string][]firewall.RuleCount
+	if slices.ContainsFunc(ms, enforced) {
+		var err error
+		if counts, err = d.rec.PolicyCounters(); err != nil {
+			counts = nil // shown as zeros; the reconciler reports a broken table itself
+		}
 	}
 	var out []localapi.Network
-	for _, m := range d.agent.Memberships() {
+	for _, m := range ms {
 		n := d.network(m, st.Networks)
-		if m.Config != nil && m.Config.Status == control.StatusOK && m.Config.Policy != nil {
+		if enforced(m) {
 			n.Rules = policyRules(m.Config.Policy, m.Gateway != nil, counts[m.Iface])
 		}
 		out = append(out, n)
