@@ -102,7 +102,7 @@ func testDeltasAgree(t *testing.T, lay layout) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var nodes []*node
 	held := map[string][]control.MemberConfig{} // every configuration each member held
-	deltas := 0
+	deltas, quiets := 0, 0
 	check := func(step string) {
 		ref := e.reference(nw.ID)
 		for node, want := range ref {
@@ -121,6 +121,22 @@ func testDeltasAgree(t *testing.T, lay layout) {
 				if got = roundTrip(t, got); !reflect.DeepEqual(got, want) {
 					t.Fatalf("%s: %s from revision %d (delta %t, removed %v, %d peers):\n got %+v\nwant %+v",
 						step, node, old.Revision, d.Delta, d.RemovedPeers, len(d.Peers), got, want)
+				}
+				// A long-poll is not answered for a change that is quiet
+				// for the member: then nothing it holds changed.
+				at, quiet, err := e.s.quiet(e.ctx, nw.ID, node, old.Revision)
+				if err != nil {
+					t.Fatalf("%s: quiet(%s, %d): %v", step, node, old.Revision, err)
+				}
+				if quiet {
+					if at > old.Revision {
+						quiets++
+					}
+					same := old
+					same.Revision = at
+					if !reflect.DeepEqual(same, want) {
+						t.Fatalf("%s: %s from revision %d is quiet up to %d, but its configuration changed:\n got %+v\nwant %+v", step, node, old.Revision, at, same, want)
+					}
 				}
 			}
 			held[node] = append(held[node], want)
@@ -228,10 +244,13 @@ func testDeltasAgree(t *testing.T, lay layout) {
 		}
 		check(fmt.Sprintf("step %d (%s)", step, what))
 	}
+	if quiets == 0 {
+		t.Errorf("no change was quiet for any member: the check of quiet did not run")
+	}
 	if deltas == 0 {
 		t.Fatal("no answer was a delta")
 	}
-	t.Logf("%d deltas checked", deltas)
+	t.Logf("%d deltas checked, %d quiet", deltas, quiets)
 
 	// Tombstones are forgotten after a while; deltas from before then
 	// become full configurations, which still agree.

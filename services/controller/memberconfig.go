@@ -69,7 +69,7 @@ func buildMemberConfig(n networkRec, routes []control.Route, members []memberRec
 	if self.BehindNAT {
 		mc.Keepalive = natKeepalive
 	}
-	if mc.Policy, err = compileFor(n, mc.Routes, self, ix); err != nil {
+	if mc.Policy, err = compileFor(n, mc.Routes, self); err != nil {
 		return mc, err
 	}
 	return mc, nil

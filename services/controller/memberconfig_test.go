@@ -57,14 +57,15 @@ func TestBuildMemberConfig(t *testing.T) {
 			mc.Routes = sorted
 			mc.Peers = []control.Peer{dropletPeer}
 			// It enforces both rules on what it forwards into the VPC,
-			// the second on what reaches it.
+			// the second on what reaches it; the set of tag web it fills
+			// in from its peers.
 			mc.Policy = &policy.Ruleset{
 				Input: []policy.CompiledRule{{Rule: 2, Allow: true, FromSets: []string{"any"}, To: []netip.Prefix{p("192.168.254.11/32")}}},
 				Forward: []policy.CompiledRule{
 					{Rule: 1, FromSets: []string{"tag:web"}, To: []netip.Prefix{p("172.16.0.0/16")}, Services: ssh},
 					{Rule: 2, Allow: true, FromSets: []string{"any"}, To: []netip.Prefix{p("172.16.0.0/16")}},
 				},
-				Sets: map[string][]netip.Prefix{"any": anyNet, "tag:web": {p("192.168.254.170/32")}},
+				Sets: map[string][]netip.Prefix{"any": anyNet},
 			}
 			return mc
 		}()},

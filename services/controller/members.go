@@ -361,7 +361,7 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 	// Take the channel before reading the revision: a change committed
 	// after the read still closes it.
 	changed, done := s.watch.wait(id)
-	defer done()
+	defer func() { done() }()
 	v, err := s.viewOf(ctx, id)
 	if err != nil {
 		return answer{}, err
@@ -435,31 +435,70 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 	} else if t := nanos(now); t > vm.seen.Load() {
 		vm.seen.Store(t)
 	}
-	rev, size, err := s.revisionOf(ctx, id)
-	if err != nil {
-		return answer{}, err
-	}
-	// Wait for a change only at Since itself. A revision behind Since means
-	// the controller's state was restored from an older copy: answer at
-	// once rather than wait for it to catch up.
-	if rev == req.Since {
-		t := time.NewTimer(time.Duration(req.Wait))
-		defer t.Stop()
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-s.stopping:
-		case <-ctx.Done():
-			return answer{}, ctx.Err()
-		}
-		if rev, size, err = s.revisionOf(ctx, id); err != nil {
+	// What the member holds is what it would hold at revision from: a
+	// change that concerns it not (another spoke joining, under rules
+	// that keep spokes apart) moves from on without an answer.
+	from := req.Since
+	deadline := time.NewTimer(time.Duration(req.Wait))
+	defer deadline.Stop()
+	for {
+		rev, size, err := s.revisionOf(ctx, id)
+		if err != nil {
 			return answer{}, err
 		}
+		// Wait for a change only at from itself. A revision behind it
+		// means the controller's state was restored from an older copy:
+		// answer at once rather than wait for it to catch up.
+		over := false
+		if rev == from {
+			select {
+			case <-changed:
+			case <-deadline.C:
+				over = true
+			case <-s.stopping:
+				over = true
+			case <-ctx.Done():
+				return answer{}, ctx.Err()
+			}
+			if rev, size, err = s.revisionOf(ctx, id); err != nil {
+				return answer{}, err
+			}
+		}
+		if err := s.holdBurst(ctx, vm, rev, from, size); err != nil {
+			return answer{}, err
+		}
+		if over || !delta || from == 0 {
+			break
+		}
+		// Take a new channel before looking: a change after the look
+		// still wakes it.
+		done()
+		changed, done = s.watch.wait(id)
+		at, quiet, err := s.quiet(ctx, id, node, from)
+		if err != nil {
+			return answer{}, err
+		}
+		if !quiet {
+			break
+		}
+		from = at
 	}
-	if err := s.holdBurst(ctx, vm, rev, req.Since, size); err != nil {
-		return answer{}, err
+	a, err := s.answerOf(ctx, id, node, from, delta)
+	if a.mc.Delta {
+		a.mc.Since = req.Since // what it holds at req.Since is what it would at from
 	}
-	return s.answerOf(ctx, id, node, req.Since, delta)
+	return a, err
+}
+
+// quiet reports whether nothing member node of network id is sent has
+// changed after revision since, and the revision it looked up to
+// (netView.quiet).
+func (s *Server) quiet(ctx context.Context, id, node string, since uint64) (uint64, bool, error) {
+	v, err := s.viewOf(ctx, id)
+	if err != nil {
+		return 0, false, err
+	}
+	return v.quiet(node, since)
 }
 
 // revisionOf is network id's revision now, and how many members it has.

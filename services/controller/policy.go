@@ -4,13 +4,16 @@ package controller
 // tags on its members, and for every member the rules it enforces,
 // compiled from them and sent with its configuration.
 //
-// Compiling needs the network as the rules see it (policy.Index). Rules
-// that name only any, members or CIDRs do not depend on who else is a
-// member: they are compiled against the member itself and the routes, at
-// the cost of the routes, so that a join storm on a network with such
-// rules (every network's default) costs what it did before policy. Rules
-// that name tags or members use the whole network's index, which the view
-// builds once per change and shares among the answers at that revision.
+// What a member enforces depends only on the rules, the routes and the
+// member itself: it is compiled against those (policy.Index of one
+// member), at the cost of the routes. The sets of tags and members its
+// rules read are not sent: the member fills them in from its peers
+// (policy.Ruleset.Fill), whose entries carry their tags, so a member
+// joining or changing tags costs the others one peer entry, as it did
+// before policy, and a rule change sends every member only its rules.
+// Who is whose peer under rules that are not open (policy.Peers) does
+// read the whole network: the view keeps its index up to date in place
+// (netView.pix).
 
 import (
 	"context"
@@ -21,19 +24,6 @@ import (
 	"github.com/gatenet/gate/services/names"
 	"github.com/gatenet/gate/services/policy"
 )
-
-// namesMembers reports whether any rule of p names tags or members: then
-// its compiled form depends on the whole network.
-func namesMembers(p policy.Policy) bool {
-	for _, r := range p {
-		for _, s := range slices.Concat(r.From, r.To) {
-			if s.Kind == policy.KindTag || s.Kind == policy.KindMember {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // openRules reports whether some rule lets every member reach every
 // other (allow from any or members to any or members, on any service):
@@ -87,15 +77,13 @@ func policyNetwork(n networkRec, routes []control.Route, members []memberRec) po
 	return pn
 }
 
-// compileFor compiles n's rules for member self (in service), with ix the
-// whole network's index when the rules name members (nil: build what is
-// needed here).
-func compileFor(n networkRec, routes []control.Route, self memberRec, ix *policy.Index) (*policy.Ruleset, error) {
-	if ix == nil {
-		var err error
-		if ix, err = policy.NewIndex(policyNetwork(n, routes, []memberRec{self})); err != nil {
-			return nil, err
-		}
+// compileFor compiles n's rules for member self (in service). What it
+// enforces depends only on itself and the routes: the sets of tags and
+// members it fills in from its peers (policy.Ruleset.Fill).
+func compileFor(n networkRec, routes []control.Route, self memberRec) (*policy.Ruleset, error) {
+	ix, err := policy.NewIndex(policyNetwork(n, routes, []memberRec{self}))
+	if err != nil {
+		return nil, err
 	}
 	rs, err := policy.Compile(n.Rules, ix, self.NodeID)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/policy"
@@ -120,9 +121,16 @@ func TestPolicyAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := gmc.Policy
-	if p == nil || len(p.Input) != 2 || p.Input[0].Rule != 1 || p.Input[1].Rule != 4 || len(p.Forward) != 2 || p.Forward[0].Rule != 2 || p.Forward[0].Allow ||
-		!slices.Equal(p.Sets["tag:web"], []netip.Prefix{netip.MustParsePrefix(mc.Addresses[0].Addr().String() + "/32")}) {
+	if p == nil || len(p.Input) != 2 || p.Input[0].Rule != 1 || p.Input[1].Rule != 4 || len(p.Forward) != 2 || p.Forward[0].Rule != 2 || p.Forward[0].Allow || len(p.Sets) != 0 {
 		t.Errorf("the gate's rules: %+v", p)
+	}
+	// It fills in the set of tag web from its peers: the droplet.
+	var peers []policy.Member
+	for _, pe := range gmc.Peers {
+		peers = append(peers, policy.Member{NodeID: pe.NodeID, Addresses: pe.Addresses, Tags: pe.Tags})
+	}
+	if web := p.Fill(peers).Sets["tag:web"]; !slices.Equal(web, []netip.Prefix{netip.MustParsePrefix(mc.Addresses[0].Addr().String() + "/32")}) {
+		t.Errorf("the gate's set of tag web, filled from its peers %+v: %v", gmc.Peers, web)
 	}
 	// The droplet is a destination of rule 4 only: nothing reaches it
 	// but from tag db, on tcp/5432, and replies.
@@ -322,5 +330,88 @@ func TestPeersFollowRules(t *testing.T) {
 	}
 	if got := peersOf(spokes[0]); len(got) != 5 {
 		t.Errorf("with the default rule back a spoke holds %d peers, want 5", len(got))
+	}
+}
+
+// TestQuietChangesWakeNoOne: under rules that keep spokes apart, a spoke
+// joining is no news for the other spokes, and their long-polls go on
+// waiting; the next change that concerns them answers with a delta from
+// the revision they hold, across the changes that did not.
+func TestQuietChangesWakeNoOne(t *testing.T) {
+	e := newEnv(t)
+	nw := e.mustNetwork("hub", "10.88.0.0/24", true)
+	hubTok := e.mustToken(nw.ID, control.CreateTokenRequest{Reusable: true, Allow: true, Tags: []string{"hub"}})
+	spokeTok := e.mustToken(nw.ID, control.CreateTokenRequest{Reusable: true, Allow: true, Tags: []string{"spoke"}})
+	hub, spoke := e.newNode(), e.newNode()
+	e.mustJoin(hub, nw.ID, hubTok)
+	e.mustJoin(spoke, nw.ID, spokeTok)
+	p, err := policy.ParsePolicy("allow from tag:spoke to tag:hub on tcp/443\nallow from tag:hub to tag:spoke on icmp\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.SetRules(e.ctx, nw.ID, control.SetRulesRequest{Rules: p}); err != nil {
+		t.Fatal(err)
+	}
+	base, err := spoke.c.Sync(e.ctx, nw.ID, control.SyncRequest{PublicKey: spoke.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string, change func()) control.MemberConfig {
+		t.Helper()
+		ch := make(chan syncResult, 1)
+		go func() {
+			mc, err := spoke.c.SyncDelta(e.ctx, nw.ID, control.SyncRequest{PublicKey: spoke.key, Since: base.Revision, Wait: control.Duration(time.Minute)})
+			ch <- syncResult{mc, err}
+		}()
+		// Spokes join: each moves the revision, none concerns this one.
+		for range 3 {
+			e.mustJoin(e.newNode(), nw.ID, spokeTok)
+		}
+		select {
+		case r := <-ch:
+			t.Fatalf("%s: a spoke's long-poll was answered for other spokes joining: %+v, %v", what, r.mc, r.err)
+		case <-time.After(500 * time.Millisecond):
+		}
+		change()
+		r := waitSync(t, what, ch)
+		if r.err != nil {
+			t.Fatalf("%s: %v", what, r.err)
+		}
+		if !r.mc.Delta || r.mc.Since != base.Revision || len(r.mc.RemovedPeers) != 0 {
+			t.Fatalf("%s: want a delta from %d with no removals: %+v", what, base.Revision, r.mc)
+		}
+		got, err := control.ApplyDelta(base, r.mc)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		full, err := spoke.c.Sync(e.ctx, nw.ID, control.SyncRequest{PublicKey: spoke.key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Revision > full.Revision || got.Name != full.Name || !slices.EqualFunc(got.Peers, full.Peers, func(a, b control.Peer) bool {
+			return a.NodeID == b.NodeID && slices.Equal(a.Endpoints, b.Endpoints)
+		}) {
+			t.Fatalf("%s: delta applied:\n%+v\nwant as the full configuration:\n%+v", what, got, full)
+		}
+		base = full
+		return r.mc
+	}
+	// The hub's endpoint changes: news for every spoke.
+	d := wait("hub endpoint", func() {
+		if _, err := hub.c.Sync(e.ctx, nw.ID, control.SyncRequest{PublicKey: hub.key, Endpoints: []netip.AddrPort{netip.MustParseAddrPort("203.0.113.7:51820")}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(d.Peers) != 1 || d.Peers[0].NodeID != hub.id.NodeID() {
+		t.Errorf("hub endpoint: the delta carries %+v, want the hub alone", d.Peers)
+	}
+	// The network is renamed: news for everyone, with no peer in it.
+	d = wait("rename", func() {
+		if _, err := e.admin.UpdateNetwork(e.ctx, nw.ID, control.UpdateNetworkRequest{Name: new("hub-and-spoke")}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if d.Name != "hub-and-spoke" || len(d.Peers) != 0 {
+		t.Errorf("rename: the delta says name %q, peers %+v", d.Name, d.Peers)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"maps"
+	"iter"
 	"net/netip"
 	"slices"
 	"sort"
@@ -67,14 +67,14 @@ type netView struct {
 
 	// rulesRev is the revision of the last change of the rules or the
 	// routes, which may change what every member's rules compile to; a
-	// delta from before it carries the member's rules.
+	// delta from before it carries the member's rules. Other members
+	// coming, going or changing tags do not change them: the sets of
+	// tags and members are filled in by each member from its peers
+	// (policy.Ruleset.Fill).
 	rulesRev uint64
-	// setRev is, when the rules name tags or members, the revision at
-	// which each named set ("tag:web", "member:0123456789") last changed
-	// (a member with the tag came, went, or moved): a delta from before
-	// it carries the rules of the members whose rules read that set
-	// (viewMember.pol), and only theirs.
-	setRev map[string]uint64
+	// confRev is the revision of the last change to what every member's
+	// configuration says of the network itself (name, CIDR, MTU).
+	confRev uint64
 	// peersRev is the revision of the last change that may have changed
 	// who is whose peer wholesale: rules that are not open, before or
 	// after the change (openRules), or routes under such rules. A delta
@@ -109,8 +109,6 @@ type viewMember struct {
 	// reported is when it last reported a change others see (monotonic;
 	// 0: never), to bound how often it may (Server.reportEvery).
 	reported atomic.Int64
-	// pol is what its rules were last compiled from (rulesChanged).
-	pol atomic.Pointer[polCache]
 	// born is the revision at which it first appeared in this view with
 	// no tombstone before it (0: not known, as for members loaded at
 	// start): no member held it as a peer at a revision before that.
@@ -197,7 +195,7 @@ func loadView(tx *Tx, id string, lay layout) (*netView, error) {
 	slices.SortFunc(v.ranked, rankCmp)
 	slices.SortFunc(v.log, func(a, b logEntry) int { return cmp.Compare(a.rev, b.rev) })
 	v.compact()
-	v.rulesRev, v.peersRev, v.setRev = n.Revision, n.Revision, map[string]uint64{} // not known: as if they changed last
+	v.rulesRev, v.peersRev, v.confRev = n.Revision, n.Revision, n.Revision // not known: as if they changed last
 	return v, nil
 }
 
@@ -265,7 +263,6 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	}
 	changes := make([]change, 0, len(cands))
 	needRev := false
-	var sets []string // the named sets the write changed
 	for _, node := range cands {
 		rec, found, err := tx.memberIfAny(id, node)
 		if err != nil {
@@ -294,19 +291,6 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 			c.newRev = !bytes.Equal(old.peer, c.peer)
 		}
 		needRev = needRev || c.newRev
-		// What the rules see of a member: whether it is in service, its
-		// address and its tags (not its endpoints or name).
-		if (c.newRev || !found) && (old == nil || !found || inService(old.rec) != inService(c.rec) || old.rec.Address != c.rec.Address || !slices.Equal(old.rec.Tags, c.rec.Tags)) {
-			sets = append(sets, "member:"+node)
-			if old != nil {
-				for _, t := range old.rec.Tags {
-					sets = append(sets, "tag:"+t)
-				}
-			}
-			for _, t := range c.rec.Tags {
-				sets = append(sets, "tag:"+t)
-			}
-		}
 		changes = append(changes, c)
 	}
 	rev := n.Revision
@@ -345,13 +329,11 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 	if stale || newRules {
 		v.rulesRev = n.Revision
 	}
+	if n.Name != v.n.Name || n.CIDR != v.n.CIDR || n.MTU != v.n.MTU {
+		v.confRev = n.Revision
+	}
 	if newRules && (!openRules(v.n.Rules) || !openRules(n.Rules)) || stale && !openRules(n.Rules) {
 		v.peersRev = n.Revision
-	}
-	if namesMembers(n.Rules) {
-		for _, name := range sets {
-			v.setRev[name] = n.Revision
-		}
 	}
 	if v.pix != nil {
 		v.patchIndex(routes, changes...)
@@ -522,64 +504,34 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 	if self.BehindNAT {
 		a.mc.Keepalive = natKeepalive
 	}
-	delta := want && since != 0 && since >= v.n.Horizon && since <= v.n.Revision && vm.svcRev <= since
-	// Under rules that do not let everyone reach everyone, a member gets
-	// only the peers it may reach or that may reach it. Who those are
-	// changes wholesale with the rules, the routes or its own tags and
-	// address: then it gets a full configuration.
-	var may map[string]bool
-	if !openRules(v.n.Rules) {
-		ix, err := v.policyIndex()
-		if err != nil {
-			return answer{}, err
-		}
-		may = peerSet(policy.Peers(v.n.Rules, ix, node))
-		if self.Rev > since {
-			delta = false
-		}
+	p, err := v.plan(vm, since, want)
+	if err != nil {
+		return answer{}, err
 	}
-	if v.peersRev > since {
-		delta = false
-	}
-	if !delta || v.rulesChanged(vm, since) {
-		var ix *policy.Index
-		if namesMembers(v.n.Rules) {
-			var err error
-			if ix, err = v.policyIndex(); err != nil {
-				return answer{}, err
-			}
-		}
-		var err error
-		if a.mc.Policy, err = compileFor(v.n, v.routes, self, ix); err != nil {
+	if p.rules {
+		if a.mc.Policy, err = compileFor(v.n, v.routes, self); err != nil {
 			return answer{}, fmt.Errorf("network %s: %w", v.n.ID, err)
 		}
-		vm.pol.Store(&polCache{at: max(v.rulesRev, self.Rev), sets: slices.Collect(maps.Keys(a.mc.Policy.Sets))})
 	}
-	if delta {
+	switch {
+	case p.delta:
 		a.mc.Delta, a.mc.Since = true, since
-		i := sort.Search(len(v.log), func(i int) bool { return v.log[i].rev > since })
-		// The entries themselves, not copies: they are never changed
-		// once encoded (a change encodes a new one).
-		for _, e := range v.log[i:] {
-			if e.node == node || !v.current(e) {
+		for m, gone := range v.changes(node, since, p.may) {
+			if m == nil {
+				a.mc.RemovedPeers = append(a.mc.RemovedPeers, gone)
 				continue
 			}
-			if m, ok := v.members[e.node]; ok && m.peer != nil && (may == nil || may[e.node]) {
-				if n := len(a.peers); n > 0 && adjacent(a.peers[n-1], m.peer) {
-					a.peers[n-1] = a.peers[n-1][:len(a.peers[n-1])+len(m.peer)]
-				} else {
-					a.peers = append(a.peers, m.peer)
-				}
-			} else if !ok || m.born == 0 || m.born <= since {
-				// Gone, or not (or no longer) its peer. A member that
-				// appeared after since was never its peer: under rules
-				// that keep it out, a newcomer costs a member nothing.
-				a.mc.RemovedPeers = append(a.mc.RemovedPeers, e.node)
+			// The entries themselves, not copies: they are never changed
+			// once encoded (a change encodes a new one).
+			if n := len(a.peers); n > 0 && adjacent(a.peers[n-1], m.peer) {
+				a.peers[n-1] = a.peers[n-1][:len(a.peers[n-1])+len(m.peer)]
+			} else {
+				a.peers = append(a.peers, m.peer)
 			}
 		}
-	} else if may != nil {
-		a.peers = v.somePeers(may)
-	} else {
+	case p.may != nil:
+		a.peers = v.somePeers(p.may)
+	default:
 		i, _ := slices.BinarySearchFunc(v.ranked, vm, rankCmp)
 		a.peers = v.peerList().except(i)
 	}
@@ -587,6 +539,96 @@ func (v *netView) answer(node string, since uint64, want bool) (answer, error) {
 		a.peers[0] = a.peers[0][1:] // the first entry's comma
 	}
 	return a, nil
+}
+
+// plan is how a member in service is answered from a revision: with a
+// delta or whole, with its rules or without, with every peer or those in
+// may.
+type plan struct {
+	delta bool
+	rules bool
+	may   map[string]bool // nil: every member in service
+}
+
+// plan says how member vm (in service) is answered from revision since,
+// when a delta is wanted. Call with mu held for reading.
+func (v *netView) plan(vm *viewMember, since uint64, want bool) (plan, error) {
+	self := vm.rec
+	p := plan{delta: want && since != 0 && since >= v.n.Horizon && since <= v.n.Revision && vm.svcRev <= since}
+	// Under rules that do not let everyone reach everyone, a member gets
+	// only the peers it may reach or that may reach it. Who those are
+	// changes wholesale with the rules, the routes or its own tags and
+	// address: then it gets a full configuration.
+	if !openRules(v.n.Rules) {
+		ix, err := v.policyIndex()
+		if err != nil {
+			return plan{}, err
+		}
+		p.may = peerSet(policy.Peers(v.n.Rules, ix, self.NodeID))
+		if self.Rev > since {
+			p.delta = false
+		}
+	}
+	if v.peersRev > since {
+		p.delta = false
+	}
+	// Its rules depend on the rules, the routes and its own entry (its
+	// address and tags), and on nothing else.
+	p.rules = !p.delta || v.rulesRev > since || self.Rev > since
+	return p, nil
+}
+
+// changes yields what a delta from since tells member node of its peers,
+// in the order of the log: (m, "") for an entry to send, (nil, node) for
+// a peer to remove. Call with mu held for reading.
+func (v *netView) changes(node string, since uint64, may map[string]bool) iter.Seq2[*viewMember, string] {
+	return func(yield func(*viewMember, string) bool) {
+		i := sort.Search(len(v.log), func(i int) bool { return v.log[i].rev > since })
+		for _, e := range v.log[i:] {
+			if e.node == node || !v.current(e) {
+				continue
+			}
+			m, ok := v.members[e.node]
+			switch {
+			case ok && m.peer != nil && (may == nil || may[e.node]):
+				if !yield(m, "") {
+					return
+				}
+			case !ok || m.born == 0 || m.born <= since:
+				// Gone, or not (or no longer) its peer. A member that
+				// appeared after since was never its peer: under rules
+				// that keep it out, a newcomer costs a member nothing.
+				if !yield(nil, e.node) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// quiet reports whether nothing that member node is sent changed after
+// revision since: a delta from since would be empty (no peers, no
+// removals, no rules, the same network). A long-poll is not answered
+// for such a change (Server.sync): in a hub-and-spoke network, a spoke
+// joining concerns the hubs, not the other spokes. A member not in
+// service is never quiet.
+// It gives the revision it looked up to.
+func (v *netView) quiet(node string, since uint64) (uint64, bool, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	at := v.n.Revision
+	vm, ok := v.members[node]
+	if !ok || memberStatus(vm.rec) != control.StatusOK || v.confRev > since {
+		return at, false, nil
+	}
+	p, err := v.plan(vm, since, true)
+	if err != nil || !p.delta || p.rules {
+		return at, false, err
+	}
+	for range v.changes(node, since, p.may) {
+		return at, false, nil
+	}
+	return at, true, nil
 }
 
 // somePeers is the encoded entries of the members in may that are in
@@ -609,35 +651,6 @@ func (v *netView) somePeers(may map[string]bool) [][]byte {
 		}
 	}
 	return out
-}
-
-// polCache is what a member's rules were last compiled from: the
-// revision of the rules, routes and its own entry then, and the named sets
-// they read.
-type polCache struct {
-	at   uint64
-	sets []string
-}
-
-// rulesChanged reports whether what member vm's rules compile to may
-// have changed since revision since: the rules, the routes or its own
-// entry did, or one of the sets its rules read. A delta leaves the rules
-// out when not. Call with mu held for reading.
-func (v *netView) rulesChanged(vm *viewMember, since uint64) bool {
-	at := max(v.rulesRev, vm.rec.Rev)
-	if at > since {
-		return true
-	}
-	pc := vm.pol.Load()
-	if pc == nil || pc.at != at {
-		return true // not compiled since these changed: unknown
-	}
-	for _, name := range pc.sets {
-		if v.setRev[name] > since {
-			return true
-		}
-	}
-	return false
 }
 
 // change is what a write did to one member, as patch finds it.

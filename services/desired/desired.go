@@ -18,6 +18,7 @@ import (
 	"github.com/gatenet/gate/services/agent"
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/netcfg"
+	"github.com/gatenet/gate/services/policy"
 	"github.com/gatenet/gate/services/reconciler"
 	"github.com/gatenet/gate/services/tunnel"
 )
@@ -32,6 +33,21 @@ const (
 	FirewallStrict = "strict" // deny input and forwarding by default
 	FirewallGuard  = "guard"  // only guard what Gate owns
 )
+
+// filledPolicy is c's rules with their tag: and member: sets filled in
+// from c's peers (policy.Ruleset.Fill says why the peers suffice); nil
+// when c has no rules.
+func filledPolicy(c *control.MemberConfig) *policy.Ruleset {
+	if c.Policy == nil {
+		return nil
+	}
+	peers := make([]policy.Member, 0, len(c.Peers))
+	for _, p := range c.Peers {
+		peers = append(peers, policy.Member{NodeID: p.NodeID, Addresses: p.Addresses, Tags: p.Tags})
+	}
+	rs := c.Policy.Fill(peers)
+	return &rs
+}
 
 // Compute turns memberships into the reconciler's desired state. It is pure:
 // the endpoint picks come in as a function. What it leaves out (separate)
@@ -51,7 +67,7 @@ func Compute(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint
 			ListenPort: m.ListenPort,
 			Addrs:      c.Addresses,
 			Prefixes:   []netip.Prefix{c.CIDR},
-			Policy:     c.Policy,
+			Policy:     filledPolicy(c),
 		}
 		own := func(a netip.Addr) bool {
 			return slices.ContainsFunc(c.Addresses, func(p netip.Prefix) bool { return p.Addr() == a })

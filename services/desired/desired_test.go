@@ -56,9 +56,14 @@ func TestDesired(t *testing.T) {
 		},
 	}
 	// The gate's view: the route is via itself; it is a gateway. It
-	// enforces the network's rules on what it forwards.
-	gatePolicy := &policy.Ruleset{Forward: []policy.CompiledRule{{Rule: 1, Allow: true, FromSets: []string{"any"}, To: []netip.Prefix{pfx("172.16.0.0/16")}}},
+	// enforces the network's rules on what it forwards, the set of a tag
+	// filled in from its peers.
+	gatePolicy := &policy.Ruleset{Forward: []policy.CompiledRule{
+		{Rule: 1, FromSets: []string{"tag:web"}, To: []netip.Prefix{pfx("172.16.0.0/16")}, Services: []policy.Service{{Proto: policy.TCP, Lo: 22, Hi: 22}}},
+		{Rule: 2, Allow: true, FromSets: []string{"any"}, To: []netip.Prefix{pfx("172.16.0.0/16")}}},
 		Sets: map[string][]netip.Prefix{"any": {pfx("172.16.0.0/16"), pfx("192.168.254.0/24")}}}
+	gateFilled := *gatePolicy
+	gateFilled.Sets = map[string][]netip.Prefix{"any": gatePolicy.Sets["any"], "tag:web": {pfx("192.168.254.170/32")}}
 	gate := agent.Membership{
 		ID: "d363b4e9bd3d6aa8", Iface: "gated363b4e9bd", ListenPort: 51820,
 		Gateway: &localapi.Gateway{Serve: []netip.Prefix{pfx("172.16.0.0/16")}, MasqueradeInternet: true},
@@ -68,7 +73,8 @@ func TestDesired(t *testing.T) {
 			Routes:    []control.Route{route},
 			Policy:    gatePolicy,
 			Peers: []control.Peer{{
-				NodeID: "a4f8166c39", PublicKey: dropletKey.String(),
+				NodeID: "a4f8166c39", PublicKey: dropletKey.String(), Tags: []string{"web"},
+				Addresses:  []netip.Addr{netip.MustParseAddr("192.168.254.170")},
 				AllowedIPs: []netip.Prefix{pfx("192.168.254.170/32")},
 			}},
 		},
@@ -117,7 +123,7 @@ func TestDesired(t *testing.T) {
 			Prefixes: []netip.Prefix{pfx("192.168.254.0/24")},
 			Peers:    []tunnel.Peer{{PublicKey: dropletKey, AllowedIPs: []netip.Prefix{pfx("192.168.254.170/32")}}},
 			Gateway:  &reconciler.Gateway{Serve: []netip.Prefix{pfx("172.16.0.0/16")}, MasqueradeInternet: true},
-			Policy:   gatePolicy,
+			Policy:   &gateFilled,
 		}}},
 	}, {
 		name: "guard mode stays guard even for a gateway",
@@ -129,7 +135,7 @@ func TestDesired(t *testing.T) {
 			Prefixes: []netip.Prefix{pfx("192.168.254.0/24")},
 			Peers:    []tunnel.Peer{{PublicKey: dropletKey, AllowedIPs: []netip.Prefix{pfx("192.168.254.170/32")}}},
 			Gateway:  &reconciler.Gateway{Serve: []netip.Prefix{pfx("172.16.0.0/16")}, MasqueradeInternet: true},
-			Policy:   gatePolicy,
+			Policy:   &gateFilled,
 		}}},
 	}}
 	for _, tt := range tests {

@@ -147,7 +147,7 @@ func (rs Ruleset) Validate() error {
 			}
 		}
 		if ov.Policy != nil {
-			if err := ov.Policy.Check(); err != nil {
+			if err := ov.Policy.CheckFilled(); err != nil {
 				bad(f+".Policy", "%v", err)
 			}
 		}

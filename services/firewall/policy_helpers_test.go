@@ -21,7 +21,9 @@ func route(dest, via string) policy.Route {
 	return policy.Route{Dest: netip.MustParsePrefix(dest), Via: netip.MustParseAddr(via)}
 }
 
-// compileRules compiles rules, one rule a string, for member self of n.
+// compileRules compiles rules, one rule a string, for member self of n,
+// and fills in their sets from the other members, as self would from its
+// peers.
 func compileRules(t testing.TB, n policy.Network, self string, rules ...string) *policy.Ruleset {
 	t.Helper()
 	ix, err := policy.NewIndex(n)
@@ -36,6 +38,13 @@ func compileRules(t testing.TB, n policy.Network, self string, rules ...string) 
 	if err != nil {
 		t.Fatalf("policy.Compile: %v", err)
 	}
+	var peers []policy.Member
+	for _, m := range n.Members {
+		if m.NodeID != self {
+			peers = append(peers, m)
+		}
+	}
+	rs = rs.Fill(peers)
 	return &rs
 }
 

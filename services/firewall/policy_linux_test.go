@@ -177,7 +177,7 @@ func TestCompilePolicy(t *testing.T) {
 		},
 		wantSets: map[string]string{
 			"gtgw.members.v4":    `ipv4_addr "members" { 192.168.254.0/24 }`,
-			"gtgw.tag-gw.v4":     `ipv4_addr "tag:gw" { 192.168.254.10 }`,
+			"gtgw.tag-gw.v4":     `ipv4_addr "tag:gw" { }`, // its own tag: filled from its peers
 			"gtgw.tag-nobody.v4": `ipv4_addr "tag:nobody" { }`,
 			"gtgw.tag-nobody.v6": `ipv6_addr "tag:nobody" { }`,
 			"gtgw.tag-web.v4":    `ipv4_addr "tag:web" { 192.168.254.21 }`,

@@ -20,9 +20,12 @@ import (
 // is a reply to a connection that was allowed: a Ruleset without rules
 // drops everything but replies.
 //
-// Sources that stand for members (any, members, tag:NAME, member:NODEID)
-// are named sets, Sets, keyed by the selector as a rule writes it; when a
-// member joins or leaves a tag, a set changes and the rules stay.
+// Sources that are selectors (any, members, tag:NAME, member:NODEID) are
+// named sets, Sets, keyed by the selector as a rule writes it; when a
+// member joins or leaves a tag, a set changes and the rules stay. As
+// Compile gives it and the controller sends it, Sets holds only any and
+// members; the member adds the tag: and member: sets from its peers with
+// Fill before it enforces the rules.
 type Ruleset struct {
 	Input   []CompiledRule            `json:"input,omitempty"`
 	Forward []CompiledRule            `json:"forward,omitempty"`
@@ -86,7 +89,7 @@ func Compile(p Policy, ix *Index, self string) (Ruleset, error) {
 			}
 			name := s.String()
 			cr.FromSets = append(cr.FromSets, name)
-			if _, done := rs.Sets[name]; !done {
+			if _, done := rs.Sets[name]; !done && !s.namesMembers() {
 				rs.Sets[name] = ix.resolve(s)
 			}
 		}
@@ -213,13 +216,77 @@ func (ix *Index) resolve(s Selector) []netip.Prefix {
 	return merge(out)
 }
 
-// Check says whether rs is fit to enforce: what a member runs on the
-// Ruleset it receives before it renders it. It holds rs to the bounds of
-// a policy (at most MaxRules rules a list, MaxItems sources and services
-// a rule), numbers that rise through each list, prefixes that are valid,
-// canonical, in order and not overlapping, set names as a rule writes
-// them, and sources that name only sets rs holds.
-func (rs Ruleset) Check() error {
+// Fill returns rs with every tag: and member: set its rules read, made
+// from members (a member's peers, as it holds them): the overlay
+// addresses of the members with that tag, or of that node. A set no
+// member is in is empty. Sets rs already holds under those names are
+// replaced; any and members are kept as sent.
+func (rs Ruleset) Fill(members []Member) Ruleset {
+	out := rs
+	out.Sets = make(map[string][]netip.Prefix, len(rs.Sets))
+	for name, set := range rs.Sets {
+		out.Sets[name] = set
+	}
+	tags, nodes := map[string][]netip.Prefix{}, map[string][]netip.Prefix{}
+	for _, list := range [][]CompiledRule{rs.Input, rs.Forward} {
+		for _, r := range list {
+			for _, name := range r.FromSets {
+				s, err := ParseSelector(name)
+				if err != nil || !s.namesMembers() {
+					continue
+				}
+				if s.Kind == KindTag {
+					tags[s.Name] = []netip.Prefix{}
+				} else {
+					nodes[s.Name] = []netip.Prefix{}
+				}
+			}
+		}
+	}
+	if len(tags)+len(nodes) == 0 {
+		return rs
+	}
+	for _, m := range members {
+		var own []netip.Prefix
+		for _, a := range m.Addresses {
+			own = append(own, hostPrefix(a.Unmap()))
+		}
+		if set, ok := nodes[m.NodeID]; ok {
+			nodes[m.NodeID] = append(set, own...)
+		}
+		for _, t := range m.Tags {
+			if set, ok := tags[t]; ok {
+				tags[t] = append(set, own...)
+			}
+		}
+	}
+	for name, set := range tags {
+		out.Sets["tag:"+name] = merge(set)
+	}
+	for node, set := range nodes {
+		out.Sets["member:"+node] = merge(set)
+	}
+	return out
+}
+
+// namesMembers reports whether s stands for members by name (tag:,
+// member:), whose addresses a member fills in from its peers.
+func (s Selector) namesMembers() bool { return s.Kind == KindTag || s.Kind == KindMember }
+
+// Check says whether rs is fit to receive: what a member runs on the
+// Ruleset it receives. It holds rs to the bounds of a policy (at most
+// MaxRules rules a list, MaxItems sources and services a rule), numbers
+// that rise through each list, prefixes that are valid, canonical, in
+// order and not overlapping, set names as a rule writes them, and
+// sources any and members that name only sets rs holds (tag: and member:
+// sets are filled in by the member: Fill, then CheckFilled).
+func (rs Ruleset) Check() error { return rs.check(false) }
+
+// CheckFilled is Check, and that every set a rule reads is there: what
+// a member runs before it enforces a Ruleset, after Fill.
+func (rs Ruleset) CheckFilled() error { return rs.check(true) }
+
+func (rs Ruleset) check(filled bool) error {
 	if len(rs.Sets) > MaxRules*MaxItems {
 		return fmt.Errorf("%d sets: at most %d", len(rs.Sets), MaxRules*MaxItems)
 	}
@@ -254,7 +321,7 @@ func (rs Ruleset) Check() error {
 				return fmt.Errorf("%s: rule %d after rule %d: want numbers rising from 1 to at most %d", l.name, r.Rule, prev, MaxRules)
 			}
 			prev = r.Rule
-			if err := r.check(rs.Sets); err != nil {
+			if err := r.check(rs.Sets, filled); err != nil {
 				return fmt.Errorf("%s: rule %d: %w", l.name, r.Rule, err)
 			}
 			if total += len(r.From) + len(r.To); total > maxPrefixes {
@@ -265,13 +332,18 @@ func (rs Ruleset) Check() error {
 	return nil
 }
 
-// check says what is wrong with one received rule, given the sets.
-func (r CompiledRule) check(sets map[string][]netip.Prefix) error {
+// check says what is wrong with one received rule, given the sets
+// (filled: tag: and member: sets too).
+func (r CompiledRule) check(sets map[string][]netip.Prefix, filled bool) error {
 	if n := len(r.FromSets) + len(r.From); n == 0 || n > MaxItems {
 		return fmt.Errorf("%d sources: want 1 to %d", n, MaxItems)
 	}
 	for _, name := range r.FromSets {
-		if _, ok := sets[name]; !ok {
+		s, err := ParseSelector(name)
+		if err != nil || s.Kind == KindCIDR || s.String() != name {
+			return fmt.Errorf("source set %s: want any, members, tag:NAME or member:NODEID", quote(name))
+		}
+		if _, ok := sets[name]; !ok && (filled || !s.namesMembers()) {
 			return fmt.Errorf("source set %s is not among the sets", quote(name))
 		}
 	}

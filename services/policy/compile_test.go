@@ -79,6 +79,14 @@ func TestCompile(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
 		}
+		// The controller sends any and members; the member fills in
+		// tag: and member: sets, here from every member.
+		for name := range got.Sets {
+			if name != "any" && name != "members" {
+				t.Errorf("%s: Compile sends set %s: the member fills it in", tc.name, name)
+			}
+		}
+		got = got.Fill(testNet().Members)
 		if diff := cmp.Diff(tc.want, got, cmpNetip); diff != "" {
 			t.Errorf("%s: Compile (-want +got):\n%s", tc.name, diff)
 		}
@@ -106,7 +114,7 @@ func TestRulesetJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"input":[{"rule":1,"allow":true,"from_sets":["tag:web"],"from":["10.99.0.20/32"],"to":["10.99.0.5/32"],"services":["tcp/5432","icmp"]}],"sets":{"tag:web":["10.99.0.1/32","10.99.0.2/32"]}}`
+	const want = `{"input":[{"rule":1,"allow":true,"from_sets":["tag:web"],"from":["10.99.0.20/32"],"to":["10.99.0.5/32"],"services":["tcp/5432","icmp"]}]}`
 	if string(b) != want {
 		t.Errorf("JSON:\n%s\nwant\n%s", b, want)
 	}
@@ -153,7 +161,11 @@ func TestRulesetCheck(t *testing.T) {
 				rs.Input = append(rs.Input, CompiledRule{Rule: i + 1, FromSets: []string{"any"}, To: prefixes("10.99.0.5/32")})
 			}
 		}, "input: 1001 rules, at most 1000"},
-		{"unknown set", func(rs *Ruleset) { rs.Input[1].FromSets = []string{"tag:db"} }, `input: rule 7: source set "tag:db" is not among the sets`},
+		{"unknown set", func(rs *Ruleset) { rs.Input[1].FromSets = []string{"members"} }, `input: rule 7: source set "members" is not among the sets`},
+		{"source set named by a CIDR", func(rs *Ruleset) { rs.Input[1].FromSets = []string{"10.0.0.0/8"} },
+			`input: rule 7: source set "10.0.0.0/8": want any, members, tag:NAME or member:NODEID`},
+		{"source set not as a rule writes it", func(rs *Ruleset) { rs.Input[1].FromSets = []string{"tag:Web"} },
+			`input: rule 7: source set "tag:Web": want any, members, tag:NAME or member:NODEID`},
 		{"no source", func(rs *Ruleset) { rs.Input[1].FromSets = nil }, "input: rule 7: 0 sources: want 1 to 64"},
 		{"too many sources", func(rs *Ruleset) {
 			for range MaxItems {
@@ -280,8 +292,19 @@ func TestCompileAgreesWithDecide(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Compile(%q, %s): %v", p, m.NodeID, err)
 			}
+			// It fills its sets from its peers, and only its peers'
+			// addresses can come over the overlay (WireGuard's allowed
+			// IPs): other members' addresses are not probed as sources.
+			peers, from := peerMembers(ix, Peers(p, ix, m.NodeID))
+			rs = rs.Fill(peers)
+			if err := rs.CheckFilled(); err != nil {
+				t.Fatalf("Compile(%q, %s) filled: %v", p, m.NodeID, err)
+			}
 			own, served := ix.holdings(ix.byID[m.NodeID])
 			for _, pr := range ps {
+				if _, member := ix.byAddr[pr.src]; member && !from[pr.src] {
+					continue
+				}
 				var rules []CompiledRule
 				switch {
 				case slices.ContainsFunc(own, func(p netip.Prefix) bool { return p.Contains(pr.dst) }):
@@ -299,5 +322,59 @@ func TestCompileAgreesWithDecide(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// peerMembers is the members with these node IDs, and their addresses.
+func peerMembers(ix *Index, ids []string) ([]Member, map[netip.Addr]bool) {
+	var out []Member
+	from := map[netip.Addr]bool{}
+	for _, id := range ids {
+		m := ix.byID[id]
+		out = append(out, Member{NodeID: m.NodeID, Addresses: m.Addresses, Tags: m.Tags})
+		for _, a := range m.Addresses {
+			from[a] = true
+		}
+	}
+	return out, from
+}
+
+func TestFill(t *testing.T) {
+	rs := Ruleset{
+		Input: []CompiledRule{
+			{Rule: 1, FromSets: []string{"tag:bad"}, To: prefixes("10.99.0.5/32")},
+			{Rule: 2, Allow: true, FromSets: []string{"tag:web", "member:c000000002", "any"}, To: prefixes("10.99.0.5/32")},
+		},
+		Forward: []CompiledRule{{Rule: 3, Allow: true, FromSets: []string{"tag:ops"}, To: prefixes("172.16.0.0/16")}},
+		Sets:    map[string][]netip.Prefix{"any": prefixes("10.99.0.0/24"), "tag:web": prefixes("10.99.0.77/32")},
+	}
+	if err := rs.Check(); err != nil {
+		t.Fatalf("as sent: %v", err)
+	}
+	if err := rs.CheckFilled(); err == nil || err.Error() != `input: rule 1: source set "tag:bad" is not among the sets` {
+		t.Errorf("CheckFilled before Fill: %v", err)
+	}
+	peers := []Member{
+		{NodeID: "b000000001", Addresses: addrs("10.99.0.2"), Tags: []string{"web", "bad"}},
+		{NodeID: "c000000002", Addresses: []netip.Addr{netip.MustParseAddr("::ffff:10.99.0.9")}},
+		{NodeID: "d000000003", Addresses: addrs("10.99.0.1", "fd00::1"), Tags: []string{"web"}},
+		{NodeID: "e000000004", Addresses: addrs("10.99.0.3"), Tags: []string{"db"}},
+	}
+	got := rs.Fill(peers)
+	want := map[string][]netip.Prefix{
+		"any":               prefixes("10.99.0.0/24"),
+		"tag:bad":           prefixes("10.99.0.2/32"),
+		"tag:web":           prefixes("10.99.0.1/32", "10.99.0.2/32", "fd00::1/128"), // replaced, not added to
+		"member:c000000002": prefixes("10.99.0.9/32"),
+		"tag:ops":           {},
+	}
+	if diff := cmp.Diff(want, got.Sets, cmpNetip); diff != "" {
+		t.Errorf("Fill sets (-want +got):\n%s", diff)
+	}
+	if err := got.CheckFilled(); err != nil {
+		t.Errorf("CheckFilled after Fill: %v", err)
+	}
+	if _, ok := rs.Sets["tag:bad"]; ok || !slices.Equal(rs.Sets["tag:web"], prefixes("10.99.0.77/32")) {
+		t.Errorf("Fill changed the Ruleset it was called on: %v", rs.Sets)
 	}
 }

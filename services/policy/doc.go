@@ -105,9 +105,18 @@
 // addresses (Ruleset.Input) or part of a subnet it serves as a gateway
 // (Ruleset.Forward), with each destination narrowed to those addresses or
 // subnets, in policy order and under their policy numbers. Sources stay
-// as the rule wrote them; tags and the other selectors that stand for
-// members become named address sets (Ruleset.Sets), so that a member
-// joining or leaving a tag changes a set, not the rules. A member that no
-// rule concerns gets an empty Ruleset, which drops everything it receives
-// but replies.
+// as the rule wrote them, and every selector among them (any, members,
+// tag:NAME, member:NODEID) becomes a named address set, so that a member
+// joining or leaving a tag changes a set, not the rules. The controller
+// sends the contents of any and members (prefixes, which change only with
+// the routes); a member fills tag: and member: sets itself from its peers
+// (Ruleset.Fill), whose tags and addresses it already holds. That is
+// exact for what it enforces: WireGuard delivers a packet only from a
+// peer whose allowed IPs hold its source, and a member's overlay address
+// is in no one's allowed IPs but its own, so the only members a packet
+// on the overlay can come from are peers. It is also what keeps policy
+// cheap to push: a member joining changes one peer entry, which the
+// others receive anyway, and a rule change sends only the rules. A
+// member that no rule concerns gets an empty Ruleset, which drops
+// everything it receives but replies.
 package policy

@@ -111,6 +111,10 @@ func FuzzRulesetCheck(f *testing.F) {
 		for _, r := range append(rs.Input, rs.Forward...) {
 			_ = r.String()
 		}
+		peers := []Member{{NodeID: "0123456789", Addresses: probe[:1], Tags: []string{"x"}}, {NodeID: "b000000001", Addresses: probe[1:]}}
+		if err := rs.Fill(peers).CheckFilled(); err != nil {
+			t.Fatalf("a Ruleset that passes Check, filled, fails CheckFilled: %v", err)
+		}
 		b, err := json.Marshal(rs)
 		if err != nil {
 			t.Fatalf("a Ruleset that passes Check does not encode: %v", err)
