@@ -195,3 +195,24 @@ func BenchmarkCompile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCompileAlone is what the controller does for each member it
+// answers with rules: an index of the member alone and the routes, and
+// the rules compiled against it.
+func BenchmarkCompileAlone(b *testing.B) {
+	net, p, err := hubAndSpoke(3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	self := net.Members[2]
+	net.Members = []Member{self}
+	for b.Loop() {
+		ix, err := NewIndex(net)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Compile(p, ix, self.NodeID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
