@@ -139,7 +139,7 @@ func (m Model) networkDetail(n localapi.Network) string {
 		b.WriteString(fmt.Sprintf("gateway for %s  lan %s  masquerade lan %v internet %v\n", prefixes(g.Serve), orDash(g.LAN), g.MasqueradeLAN, g.MasqueradeInternet))
 	}
 	for _, r := range n.Routes {
-		b.WriteString(fmt.Sprintf("route %s via %s\n", r.Dest, r.Via))
+		b.WriteString("route " + r.String() + "\n")
 	}
 	if len(n.Peers) > 0 {
 		b.WriteString(m.st.title.Render("Peers") + "\n")

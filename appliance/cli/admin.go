@@ -130,6 +130,18 @@ func runNetwork(e *env, args []string) error {
 		auto = fs.Bool("auto-allow", false, "allow new members automatically (otherwise an admin allows each)")
 		requireToken = fs.Bool("require-token", false, "admit new members only with a join token (otherwise a node that knows the network ID can ask to join and waits for an admin)")
 	}
+	var ro routeOpts
+	if sub == "route" {
+		fs.StringVar(&ro.failback, "failback", "", "with backups: how long a more preferred gateway must be healthy again before members move back to it (e.g. 30s, or never; default 10s)")
+		fs.Func("probe", "a target behind the gateways each of them checks, ADDR:PORT/tcp or ADDR/icmp (repeatable)", func(v string) error {
+			p, err := control.ParseProbe(v)
+			if err != nil {
+				return err
+			}
+			ro.probes = append(ro.probes, p)
+			return nil
+		})
+	}
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -195,7 +207,7 @@ func runNetwork(e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "id:            %s\nname:          %s\ncidr:          %s\nmtu:           %d\nauto-allow:    %v\nrequire-token: %v\nrevision:      %d\nroutes:\n", n.ID, terminal(n.Name), n.CIDR, n.MTU, n.AutoAllow, n.RequireToken, n.Revision)
 		for _, r := range n.Routes {
-			fmt.Fprintf(e.stdout, "  %s via %s\n", r.Dest, r.Via)
+			fmt.Fprintf(e.stdout, "  %s\n", r)
 		}
 		fmt.Fprintln(e.stdout, "rules (first match decides):")
 		printRules(e.stdout, n.Rules)
@@ -212,32 +224,34 @@ func runNetwork(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "deleted %s\n", pos[0])
 		return nil
 	case "route":
-		return runRoute(e, c, ctx, pos, *af.json)
+		return runRoute(e, c, ctx, pos, ro, *af.json)
 	}
 	return usagef("unknown subcommand %q: want create, list, show, delete, route", sub)
 }
 
-// runRoute: route add NET CIDR via ADDR | route del NET CIDR.
-func runRoute(e *env, c *control.Client, ctx context.Context, pos []string, asJSON bool) error {
+// routeOpts are the flags of route add.
+type routeOpts struct {
+	failback string
+	probes   []control.Probe
+}
+
+// routeUsage is how route is used.
+const routeUsage = "want: route add NETWORK CIDR via ADDRESS [via BACKUP...] [--failback 10s|never] [--probe ADDR:PORT/tcp|ADDR/icmp]... | route del NETWORK CIDR"
+
+// runRoute adds or deletes a route.
+func runRoute(e *env, c *control.Client, ctx context.Context, pos []string, ro routeOpts, asJSON bool) error {
 	if len(pos) == 0 {
-		return usagef("want: route add NETWORK CIDR via ADDRESS | route del NETWORK CIDR")
+		return usagef(routeUsage)
 	}
 	var n control.Network
 	var err error
 	switch pos[0] {
 	case "add":
-		if len(pos) != 5 || pos[3] != "via" {
-			return usagef("want: route add NETWORK CIDR via ADDRESS")
-		}
-		dest, err := netip.ParsePrefix(pos[2])
+		r, err := parseRoute(pos[1:], ro)
 		if err != nil {
-			return usagef("%q is not a CIDR", pos[2])
+			return err
 		}
-		via, err := netip.ParseAddr(pos[4])
-		if err != nil {
-			return usagef("%q is not an IP address", pos[4])
-		}
-		if n, err = c.AddRoute(ctx, pos[1], control.Route{Dest: dest, Via: via}); err != nil {
+		if n, err = c.AddRoute(ctx, pos[1], r); err != nil {
 			return err
 		}
 	case "del", "delete":
@@ -261,9 +275,44 @@ func runRoute(e *env, c *control.Client, ctx context.Context, pos []string, asJS
 		return printJSON(e.stdout, n.Routes)
 	}
 	for _, r := range n.Routes {
-		fmt.Fprintf(e.stdout, "%s via %s\n", r.Dest, r.Via)
+		fmt.Fprintln(e.stdout, r)
 	}
 	return nil
+}
+
+// parseRoute reads NETWORK CIDR via ADDRESS [via BACKUP...] and the
+// flags into a route (the network is the caller's).
+func parseRoute(args []string, ro routeOpts) (control.Route, error) {
+	if len(args) < 4 || len(args)%2 != 0 {
+		return control.Route{}, usagef(routeUsage)
+	}
+	var r control.Route
+	dest, err := netip.ParsePrefix(args[1])
+	if err != nil {
+		return r, usagef("%q is not a CIDR", args[1])
+	}
+	r.Dest = dest
+	for i := 2; i < len(args); i += 2 {
+		if args[i] != "via" {
+			return r, usagef("%q where via was expected; %s", args[i], routeUsage)
+		}
+		a, err := netip.ParseAddr(args[i+1])
+		if err != nil {
+			return r, usagef("%q is not an IP address", args[i+1])
+		}
+		if i == 2 {
+			r.Via = a
+		} else {
+			r.Backups = append(r.Backups, a)
+		}
+	}
+	if ro.failback != "" {
+		if r.Failback, err = control.ParseFailback(ro.failback); err != nil {
+			return r, usagef("--failback: %v", err)
+		}
+	}
+	r.Probes = ro.probes
+	return r, nil
 }
 
 func printMembers(e *env, ms []control.Member) {

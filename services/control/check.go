@@ -71,6 +71,9 @@ func CheckConfig(c MemberConfig) (out MemberConfig, dropped []string, err error)
 		if !r.Dest.IsValid() || !r.Dest.Addr().Is4() || r.Dest.Masked() != r.Dest || !c.CIDR.Contains(r.Via) {
 			return c, nil, fmt.Errorf("configuration: route %s via %s is not an IPv4 network via an address of %s", r.Dest, r.Via, c.CIDR)
 		}
+		if err := r.CheckFailover(c.CIDR); err != nil {
+			return c, nil, fmt.Errorf("configuration: route %s: %w", r.Dest, err)
+		}
 	}
 	if c.Policy != nil {
 		if err := c.Policy.Check(); err != nil {

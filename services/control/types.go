@@ -25,13 +25,6 @@ const (
 	StatusNotFound   = "NOT_FOUND"
 )
 
-// Route is a managed route: Dest is reached through the member whose overlay
-// address is Via.
-type Route struct {
-	Dest netip.Prefix `json:"dest"`
-	Via  netip.Addr   `json:"via"`
-}
-
 // Network is a network as the controller holds it.
 type Network struct {
 	ID        string       `json:"id"`

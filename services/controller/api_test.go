@@ -66,7 +66,7 @@ func TestSeedScenario(t *testing.T) {
 	if !slices.Equal(mc.Peers[0].AllowedIPs, wantAllowed) {
 		t.Errorf("gate's allowed IPs seen by the droplet: %v, want %v", mc.Peers[0].AllowedIPs, wantAllowed)
 	}
-	if !slices.Equal(mc.Routes, []control.Route{route}) || mc.MTU != control.DefaultMTU || mc.CIDR != nw.CIDR {
+	if !slices.EqualFunc(mc.Routes, []control.Route{route}, control.Route.Equal) || mc.MTU != control.DefaultMTU || mc.CIDR != nw.CIDR {
 		t.Errorf("droplet routes/mtu/cidr: %+v", mc)
 	}
 	// The gate's own endpoint, seen from loopback, is first.
@@ -263,7 +263,7 @@ func TestNetworkRules(t *testing.T) {
 	rev := nw.Revision
 	r := control.Route{Dest: netip.MustParsePrefix("172.16.0.0/16"), Via: netip.MustParseAddr("192.168.254.11")}
 	got, err := e.admin.AddRoute(e.ctx, nw.ID, r)
-	if err != nil || got.Revision != rev+1 || !slices.Equal(got.Routes, []control.Route{r}) {
+	if err != nil || got.Revision != rev+1 || !slices.EqualFunc(got.Routes, []control.Route{r}, control.Route.Equal) {
 		t.Fatalf("add route: %+v, %v", got, err)
 	}
 	_, err = e.admin.AddRoute(e.ctx, nw.ID, r)

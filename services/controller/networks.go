@@ -257,6 +257,9 @@ func (s *Server) deleteNetwork(ctx context.Context, id string) error {
 
 func (s *Server) addRoute(ctx context.Context, id string, r control.Route) (control.Network, error) {
 	r.Via = r.Via.Unmap()
+	for i, b := range r.Backups {
+		r.Backups[i] = b.Unmap()
+	}
 	var out control.Network
 	err := s.write(ctx, func(tx *Tx) error {
 		n, err := tx.network(id)
@@ -280,7 +283,7 @@ func (s *Server) addRoute(ctx context.Context, id string, r control.Route) (cont
 		return err
 	})
 	if err == nil {
-		s.logf("network %s: route %s via %s added", id, r.Dest, r.Via)
+		s.logf("network %s: route %s added", id, r)
 	}
 	return out, err
 }

@@ -57,11 +57,15 @@ func policyMember(m memberRec) policy.Member {
 	return policy.Member{NodeID: m.NodeID, Addresses: []netip.Addr{m.Address}, Tags: m.Tags}
 }
 
-// policyRoutes is routes as the rules see them.
+// policyRoutes is routes as the rules see them: each gateway of a route
+// serves its subnet, so that a backup enforces the rules on what it
+// forwards before it is ever used.
 func policyRoutes(routes []control.Route) []policy.Route {
 	out := make([]policy.Route, 0, len(routes))
 	for _, r := range routes {
-		out = append(out, policy.Route{Dest: r.Dest, Via: r.Via})
+		for _, gw := range r.Gateways() {
+			out = append(out, policy.Route{Dest: r.Dest, Via: gw})
+		}
 	}
 	return out
 }

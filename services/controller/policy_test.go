@@ -192,7 +192,8 @@ func TestPolicyMigration(t *testing.T) {
 	}
 	for _, q := range []string{
 		`ALTER TABLE members DROP COLUMN tags`, `ALTER TABLE tokens DROP COLUMN tags`, `ALTER TABLE networks DROP COLUMN rules`,
-		`DELETE FROM schema_migrations WHERE version = 6`,
+		`ALTER TABLE routes DROP COLUMN backups`, `ALTER TABLE routes DROP COLUMN failback_ms`, `ALTER TABLE routes DROP COLUMN probes`,
+		`DELETE FROM schema_migrations WHERE version >= 6`,
 	} {
 		if _, err := st.db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

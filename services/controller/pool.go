@@ -49,6 +49,9 @@ func promises(routes []control.Route, tokens map[netip.Addr]string) map[netip.Ad
 	}
 	for _, r := range routes {
 		out[r.Via] = "the next hop of route " + r.Dest.String()
+		for _, b := range r.Backups {
+			out[b] = "a backup next hop of route " + r.Dest.String()
+		}
 	}
 	return out
 }

@@ -105,6 +105,17 @@ var migrations = [][]string{
 		`ALTER TABLE networks ADD COLUMN rules TEXT NOT NULL DEFAULT '[]'`,
 		`UPDATE networks SET rules = '["allow from any to any"]'`,
 	},
+	// Failover: a route's backup gateways in order of preference after
+	// via (addresses, comma-separated), how long members wait before
+	// moving back to a more preferred gateway (ms; 0 the default, -1
+	// never), and the targets behind the gateways they probe
+	// (control.Probe texts, comma-separated). A route made before has
+	// none: it works as it did.
+	7: {
+		`ALTER TABLE routes ADD COLUMN backups TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE routes ADD COLUMN failback_ms INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE routes ADD COLUMN probes TEXT NOT NULL DEFAULT ''`,
+	},
 }
 
 func (st *Store) migrate(ctx context.Context) error {

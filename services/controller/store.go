@@ -399,32 +399,81 @@ func (tx *Tx) deleteNetwork(id string) error {
 // Routes.
 
 func (tx *Tx) routes(networkID string) ([]control.Route, error) {
-	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT dest, via FROM routes WHERE network_id = $1`, networkID)
+	rows, err := tx.tx.QueryContext(tx.ctx, `SELECT dest, via, backups, failback_ms, probes FROM routes WHERE network_id = $1`, networkID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []control.Route
 	for rows.Next() {
-		var dest, via string
-		if err := rows.Scan(&dest, &via); err != nil {
+		var dest, via, backups, probes string
+		var failback int64
+		if err := rows.Scan(&dest, &via, &backups, &failback, &probes); err != nil {
 			return nil, err
 		}
-		var r control.Route
-		if r.Dest, err = netip.ParsePrefix(dest); err != nil {
-			return nil, fmt.Errorf("stored route dest: %w", err)
-		}
-		if r.Via, err = netip.ParseAddr(via); err != nil {
-			return nil, fmt.Errorf("stored route via: %w", err)
+		r, err := storedRoute(dest, via, backups, failback, probes)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, r)
 	}
 	return out, rows.Err()
 }
 
+// storedRoute reads a route from its columns.
+func storedRoute(dest, via, backups string, failbackMS int64, probes string) (control.Route, error) {
+	var r control.Route
+	var err error
+	if r.Dest, err = netip.ParsePrefix(dest); err != nil {
+		return r, fmt.Errorf("stored route dest: %w", err)
+	}
+	if r.Via, err = netip.ParseAddr(via); err != nil {
+		return r, fmt.Errorf("stored route via: %w", err)
+	}
+	for _, b := range splitList(backups) {
+		a, err := netip.ParseAddr(b)
+		if err != nil {
+			return r, fmt.Errorf("stored route %s backup: %w", r.Dest, err)
+		}
+		r.Backups = append(r.Backups, a)
+	}
+	r.Failback = control.Failback(time.Duration(failbackMS) * time.Millisecond)
+	if failbackMS < 0 {
+		r.Failback = control.FailbackNever
+	}
+	for _, p := range splitList(probes) {
+		pr, err := control.ParseProbe(p)
+		if err != nil {
+			return r, fmt.Errorf("stored route %s: %w", r.Dest, err)
+		}
+		r.Probes = append(r.Probes, pr)
+	}
+	return r, nil
+}
+
+// splitList splits a comma-separated column; "" is none.
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
 func (tx *Tx) insertRoute(networkID string, r control.Route) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO routes (network_id, dest, via) VALUES ($1, $2, $3)`,
-		networkID, r.Dest.String(), r.Via.String())
+	backups := make([]string, 0, len(r.Backups))
+	for _, a := range r.Backups {
+		backups = append(backups, a.String())
+	}
+	probes := make([]string, 0, len(r.Probes))
+	for _, p := range r.Probes {
+		probes = append(probes, p.String())
+	}
+	failback := time.Duration(r.Failback).Milliseconds()
+	if r.Failback == control.FailbackNever {
+		failback = -1
+	}
+	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO routes (network_id, dest, via, backups, failback_ms, probes) VALUES ($1, $2, $3, $4, $5, $6)`,
+		networkID, r.Dest.String(), r.Via.String(), strings.Join(backups, ","), failback, strings.Join(probes, ","))
 	tx.netChange(networkID)
 	return err
 }

@@ -177,6 +177,14 @@ func checkRoute(cidr netip.Prefix, existing []control.Route, r control.Route) er
 	if err := checkHostAddress("route via", cidr, r.Via); err != nil {
 		return err
 	}
+	for _, b := range r.Backups {
+		if err := checkHostAddress("route backup", cidr, b); err != nil {
+			return err
+		}
+	}
+	if err := r.CheckFailover(cidr); err != nil {
+		return badRequest("route %s: %v", r.Dest, err)
+	}
 	for _, e := range existing {
 		if e.Dest == r.Dest {
 			return conflict("a route to %s already exists (via %s); delete it first", r.Dest, e.Via)

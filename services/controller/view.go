@@ -252,7 +252,7 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		if routes = sortedRoutes(rs); routes == nil {
 			routes = []control.Route{}
 		}
-		if !slices.Equal(routes, v.routes) {
+		if !slices.EqualFunc(routes, v.routes, control.Route.Equal) {
 			// The members routes go through carry them in AllowedIPs.
 			for _, r := range slices.Concat(routes, v.routes) {
 				if node, ok := v.byAddr[r.Via]; ok && !slices.Contains(cands, node) {
@@ -324,7 +324,7 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	stale := !slices.Equal(routes, v.routes)
+	stale := !slices.EqualFunc(routes, v.routes, control.Route.Equal)
 	newRules := !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal)
 	if stale || newRules {
 		v.rulesRev = n.Revision
@@ -669,7 +669,7 @@ type change struct {
 // and reports what is wrong. Call with mu held for writing, before v.n,
 // v.routes and the members take the write's values.
 func (v *netView) patchIndex(routes []control.Route, changes ...change) {
-	if !slices.Equal(routes, v.routes) {
+	if !slices.EqualFunc(routes, v.routes, control.Route.Equal) {
 		if err := v.pix.SetRoutes(policyRoutes(routes)); err != nil {
 			v.pix = nil
 			return

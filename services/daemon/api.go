@@ -128,11 +128,7 @@ func (d *Daemon) network(m agent.Membership, kernel map[string]reconciler.Networ
 	}
 	n.Interface, n.MTU, n.Addresses = m.Iface, c.MTU, c.Addresses
 	for _, r := range c.Routes {
-		mine := false
-		for _, a := range c.Addresses {
-			mine = mine || a.Addr() == r.Via
-		}
-		if !mine {
+		if !r.ServedBy(c.Addresses) {
 			n.Routes = append(n.Routes, r)
 		}
 	}

@@ -69,12 +69,9 @@ func Compute(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint
 			Prefixes:   []netip.Prefix{c.CIDR},
 			Policy:     filledPolicy(c),
 		}
-		own := func(a netip.Addr) bool {
-			return slices.ContainsFunc(c.Addresses, func(p netip.Prefix) bool { return p.Addr() == a })
-		}
 		for _, r := range c.Routes {
-			if own(r.Via) {
-				continue // this node is the next hop: it serves the route, it does not route to it
+			if r.ServedBy(c.Addresses) {
+				continue // this node is a gateway of the route: it serves it, it does not route to it
 			}
 			n.Routes = append(n.Routes, netcfg.Route{Dst: r.Dest, Via: r.Via, Metric: RouteMetric})
 			n.Prefixes = append(n.Prefixes, r.Dest)

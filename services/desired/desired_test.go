@@ -256,3 +256,39 @@ func TestAttackLeaseInsideOverlay(t *testing.T) {
 		t.Errorf("the caller's interfaces changed")
 	}
 }
+
+// TestRouteGateways: a node that is any gateway of a route, the primary
+// or a backup, serves it and routes it nowhere; a member routes it via
+// the primary, whose peer entry carries it.
+func TestRouteGateways(t *testing.T) {
+	key := mustKey(t)
+	pfx := netip.MustParsePrefix
+	addr := netip.MustParseAddr
+	route := control.Route{Dest: pfx("172.16.0.0/16"), Via: addr("192.168.254.11"), Backups: []netip.Addr{addr("192.168.254.12")}}
+	member := func(own string) agent.Membership {
+		return agent.Membership{ID: "d363b4e9bd3d6aa8", Iface: "gated363b4e9bd", Config: &control.MemberConfig{
+			Status: control.StatusOK, CIDR: pfx("192.168.254.0/24"), MTU: 1420,
+			Addresses: []netip.Prefix{pfx(own + "/24")}, Routes: []control.Route{route},
+		}}
+	}
+	none := func(control.Peer) netip.AddrPort { return netip.AddrPort{} }
+	for _, tt := range []struct {
+		own       string
+		wantRoute bool
+	}{{"192.168.254.11", false}, {"192.168.254.12", false}, {"192.168.254.170", true}} {
+		d, _ := Compute([]agent.Membership{member(tt.own)}, key, FirewallAuto, nil, none)
+		n := d.Networks[0]
+		want := []netcfg.Route(nil)
+		prefixes := []netip.Prefix{pfx("192.168.254.0/24")}
+		if tt.wantRoute {
+			want = []netcfg.Route{{Dst: route.Dest, Via: route.Via, Metric: RouteMetric}}
+			prefixes = append(prefixes, route.Dest)
+		}
+		if diff := cmp.Diff(want, n.Routes, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			t.Errorf("node %s: routes (-want +got):\n%s", tt.own, diff)
+		}
+		if diff := cmp.Diff(prefixes, n.Prefixes, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+			t.Errorf("node %s: prefixes (-want +got):\n%s", tt.own, diff)
+		}
+	}
+}
