@@ -283,7 +283,13 @@ func runNetworks(e *env, args []string) error {
 	for _, n := range ns {
 		var routes []string
 		for _, r := range n.Routes {
-			routes = append(routes, r.Dest.String()+" via "+r.Via.String())
+			via := r.Via
+			for _, f := range n.Failover {
+				if f.Dest == r.Dest && f.Active.IsValid() {
+					via = f.Active
+				}
+			}
+			routes = append(routes, r.Dest.String()+" via "+via.String())
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", n.ID, orDash(n.Name), n.Status, orDash(n.Interface), joinStrings(n.Addresses), orDash(strings.Join(routes, ",")), len(n.Peers))
 	}
@@ -294,9 +300,33 @@ func runNetworks(e *env, args []string) error {
 		}
 	}
 	for _, n := range ns {
+		printFailover(e.stdout, n)
 		printNodeRules(e.stdout, n)
 	}
 	return nil
+}
+
+// printFailover prints, for each route of n with several gateways, the
+// gateway this node sends through and why, and what it saw of each.
+func printFailover(w io.Writer, n localapi.Network) {
+	if len(n.Failover) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s routes with several gateways:\n", n.ID)
+	for _, f := range n.Failover {
+		if f.Serving {
+			fmt.Fprintf(w, "  %s: served here (%s)\n", f.Dest, terminal(f.State))
+		} else {
+			fmt.Fprintf(w, "  %s: via %s since %s (%s)\n", f.Dest, f.Active, f.Since.Local().Format("15:04:05"), terminal(f.Reason))
+		}
+		for i, g := range f.Gateways {
+			state := "up"
+			if !g.Up {
+				state = "down: " + terminal(g.Reason)
+			}
+			fmt.Fprintf(w, "    %d. %s %s\n", i+1, g.Addr, state)
+		}
+	}
 }
 
 // printNodeRules prints the rules a node enforces for one network, with

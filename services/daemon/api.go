@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatenet/gate/services/agent"
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/failover"
 	"github.com/gatenet/gate/services/firewall"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/logring"
@@ -53,12 +54,14 @@ func (d *Daemon) Networks() []localapi.Network {
 			counts = nil // shown as zeros; the reconciler reports a broken table itself
 		}
 	}
+	fo := d.fo.Status()
 	var out []localapi.Network
 	for _, m := range ms {
 		n := d.network(m, st.Networks)
 		if enforced(m) {
 			n.Rules = policyRules(m.Config.Policy, m.Gateway != nil, counts[m.Iface])
 		}
+		n.Failover = routeFailover(fo, m.ID)
 		out = append(out, n)
 	}
 	return out
@@ -203,4 +206,45 @@ func (d *Daemon) Interfaces() []localapi.Interface {
 		return nil
 	}
 	return d.nics.Status(d.rec.Status())
+}
+
+// failoverNetworks is what the failover service needs of the networks
+// this node is in.
+func failoverNetworks(ms []agent.Membership) []failover.Network {
+	var out []failover.Network
+	for _, m := range ms {
+		c := m.Config
+		if c == nil || c.Status != control.StatusOK || !slices.ContainsFunc(c.Routes, func(r control.Route) bool { return len(r.Backups) > 0 }) {
+			continue
+		}
+		n := failover.Network{ID: m.ID, Iface: m.Iface, Own: c.Addresses, Routes: c.Routes}
+		if m.Gateway != nil {
+			n.Serve, n.LAN = m.Gateway.Serve, m.Gateway.LAN
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// routeFailover is each route with several gateways of network id as
+// the failover service sees it.
+func routeFailover(sts []failover.Status, id string) []localapi.RouteFailover {
+	var out []localapi.RouteFailover
+	for _, st := range sts {
+		if st.Network != id {
+			continue
+		}
+		rf := localapi.RouteFailover{Dest: st.Route.Dest, Serving: st.Serving}
+		if st.Serving {
+			rf.State = st.State.String()
+		} else {
+			rf.Active, rf.Since, rf.Reason = st.Choice.Active, st.Choice.Since, st.Choice.Reason
+		}
+		for _, gw := range st.Route.Gateways() {
+			h := st.Seen[gw.String()]
+			rf.Gateways = append(rf.Gateways, localapi.GatewayHealth{Addr: gw, Up: h.Up, Since: h.Since, Reason: h.Reason})
+		}
+		out = append(out, rf)
+	}
+	return out
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gatenet/gate/services/agent"
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/desired"
+	"github.com/gatenet/gate/services/failover"
 	"github.com/gatenet/gate/services/intent"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/logring"
@@ -96,9 +97,12 @@ type Daemon struct {
 
 	mu     sync.Mutex
 	picker *desired.Picker
-	notes  []string      // what desired last left out, logged when it changes
-	rev    uint64        // state revision for watchers: memberships or kernel changed
-	revCh  chan struct{} // closed when rev moves, then replaced
+	// fo picks the gateway of each route with several, and answers
+	// members' questions when this node is one (services/failover).
+	fo    *failover.Service
+	notes []string      // what desired last left out, logged when it changes
+	rev   uint64        // state revision for watchers: memberships or kernel changed
+	revCh chan struct{} // closed when rev moves, then replaced
 }
 
 // Run runs the daemon until ctx is done, then removes the kernel state it
@@ -200,6 +204,7 @@ func New(opt Options) (*Daemon, error) {
 		nl.Close()
 		return nil, err
 	}
+	d.fo = failover.New(func() { d.update() }, opt.Logf)
 	rec.OnPass(func(before, after reconciler.Status) {
 		// Conntrack may have picked up our control connections mid-stream
 		// when the firewall turned strict; open new ones.
@@ -235,6 +240,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.agent.Start(agentCtx)
 	go d.watchEndpoints(agentCtx)
+	go func() {
+		if err := d.fo.Run(agentCtx); err != nil {
+			d.opt.Logf("failover: %v", err)
+		}
+	}()
 	go d.configure(agentCtx)
 
 	err = localapi.Serve(ctx, ln, localapi.Handler(d))
@@ -264,7 +274,8 @@ func (d *Daemon) update() uint64 {
 		ifs, resolv = d.nics.Desired()
 	}
 	d.mu.Lock()
-	want, notes := desired.Compute(ms, d.key, d.opt.Firewall, d.allowTCP(), d.picker.Endpoint)
+	d.fo.Set(failoverNetworks(ms))
+	want, notes := desired.Compute(ms, d.key, d.opt.Firewall, d.allowTCP(), d.picker.Endpoint, d.fo.Active)
 	var nicNotes []string
 	want.Interfaces, nicNotes = desired.NICsApart(ifs, want.Networks)
 	notes = append(notes, nicNotes...)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatenet/gate/services/agent"
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/failover"
 	"github.com/gatenet/gate/services/netcfg"
 	"github.com/gatenet/gate/services/policy"
 	"github.com/gatenet/gate/services/reconciler"
@@ -34,6 +35,24 @@ const (
 	FirewallGuard  = "guard"  // only guard what Gate owns
 )
 
+// allowedIPs is peer p's allowed IPs with the subnets of the routes in
+// moved given to the gateway chosen for each (Via) and taken from any
+// other peer.
+func allowedIPs(p control.Peer, moved []control.Route) []netip.Prefix {
+	if len(moved) == 0 {
+		return p.AllowedIPs
+	}
+	out := slices.DeleteFunc(slices.Clone(p.AllowedIPs), func(a netip.Prefix) bool {
+		return slices.ContainsFunc(moved, func(r control.Route) bool { return r.Dest == a })
+	})
+	for _, r := range moved {
+		if slices.Contains(p.Addresses, r.Via) {
+			out = append(out, r.Dest)
+		}
+	}
+	return out
+}
+
 // filledPolicy is c's rules with their tag: and member: sets filled in
 // from c's peers (policy.Ruleset.Fill says why the peers suffice); nil
 // when c has no rules.
@@ -50,9 +69,11 @@ func filledPolicy(c *control.MemberConfig) *policy.Ruleset {
 }
 
 // Compute turns memberships into the reconciler's desired state. It is pure:
-// the endpoint picks come in as a function. What it leaves out (separate)
-// is said in notes.
-func Compute(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint16, pick func(peer control.Peer) netip.AddrPort) (reconciler.Desired, []string) {
+// the endpoint picks come in as a function, and so does the gateway each
+// route with backups goes through (gateway; nil, or an invalid address:
+// its Via). What it leaves out (separate) is said in notes.
+func Compute(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint16, pick func(peer control.Peer) netip.AddrPort,
+	gateway func(netID string, r control.Route) netip.Addr) (reconciler.Desired, []string) {
 	d := reconciler.Desired{Strict: mode == FirewallStrict, AllowTCP: allowTCP}
 	for _, m := range ms {
 		if m.Config == nil || m.Config.Status != control.StatusOK {
@@ -69,11 +90,31 @@ func Compute(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint
 			Prefixes:   []netip.Prefix{c.CIDR},
 			Policy:     filledPolicy(c),
 		}
+		// A route with backups goes through the gateway chosen for it: the
+		// kernel route points there, and its subnet is in that gateway's
+		// allowed IPs alone (WireGuard takes a prefix from whichever peer
+		// claimed it last, so no two may).
+		var moved []control.Route // with Via set to the chosen gateway
 		for _, r := range c.Routes {
 			if r.ServedBy(c.Addresses) {
-				continue // this node is a gateway of the route: it serves it, it does not route to it
+				// This node is a gateway of the route: it serves it, it
+				// does not route to it, and it answers members asking
+				// whether it works from here.
+				if len(r.Backups) > 0 {
+					n.HealthPort = failover.Port
+				}
+				continue
 			}
-			n.Routes = append(n.Routes, netcfg.Route{Dst: r.Dest, Via: r.Via, Metric: RouteMetric})
+			via := r.Via
+			if len(r.Backups) > 0 {
+				if gateway != nil {
+					if a := gateway(m.ID, r); slices.Contains(r.Gateways(), a) {
+						via = a
+					}
+				}
+				moved = append(moved, control.Route{Dest: r.Dest, Via: via})
+			}
+			n.Routes = append(n.Routes, netcfg.Route{Dst: r.Dest, Via: via, Metric: RouteMetric})
 			n.Prefixes = append(n.Prefixes, r.Dest)
 		}
 		for _, p := range c.Peers {
@@ -84,7 +125,7 @@ func Compute(ms []agent.Membership, key tunnel.Key, mode string, allowTCP []uint
 			n.Peers = append(n.Peers, tunnel.Peer{
 				PublicKey:  pk,
 				Endpoint:   pick(p),
-				AllowedIPs: p.AllowedIPs,
+				AllowedIPs: allowedIPs(p, moved),
 				Keepalive:  c.Keepalive,
 			})
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatenet/gate/services/agent"
 	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/failover"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/netcfg"
 	"github.com/gatenet/gate/services/policy"
@@ -140,7 +141,7 @@ func TestDesired(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, _ := Compute(tt.ms, key, tt.mode, []uint16{22}, first)
+			got, _ := Compute(tt.ms, key, tt.mode, []uint16{22}, first, nil)
 			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
 				cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 				cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
@@ -258,37 +259,77 @@ func TestAttackLeaseInsideOverlay(t *testing.T) {
 }
 
 // TestRouteGateways: a node that is any gateway of a route, the primary
-// or a backup, serves it and routes it nowhere; a member routes it via
-// the primary, whose peer entry carries it.
+// or a backup, serves it, routes it nowhere and answers health questions
+// when the route has backups; a member routes it via the gateway chosen
+// for it, whose peer alone carries the subnet.
 func TestRouteGateways(t *testing.T) {
 	key := mustKey(t)
 	pfx := netip.MustParsePrefix
 	addr := netip.MustParseAddr
+	k1, k2 := mustKey(t).Public(), mustKey(t).Public()
 	route := control.Route{Dest: pfx("172.16.0.0/16"), Via: addr("192.168.254.11"), Backups: []netip.Addr{addr("192.168.254.12")}}
 	member := func(own string) agent.Membership {
 		return agent.Membership{ID: "d363b4e9bd3d6aa8", Iface: "gated363b4e9bd", Config: &control.MemberConfig{
 			Status: control.StatusOK, CIDR: pfx("192.168.254.0/24"), MTU: 1420,
 			Addresses: []netip.Prefix{pfx(own + "/24")}, Routes: []control.Route{route},
+			Peers: []control.Peer{
+				// As the controller sends them: the subnet on the primary.
+				{NodeID: "1111111111", PublicKey: k1.String(), Addresses: []netip.Addr{addr("192.168.254.11")}, AllowedIPs: []netip.Prefix{pfx("192.168.254.11/32"), route.Dest}},
+				{NodeID: "2222222222", PublicKey: k2.String(), Addresses: []netip.Addr{addr("192.168.254.12")}, AllowedIPs: []netip.Prefix{pfx("192.168.254.12/32")}},
+			},
 		}}
 	}
 	none := func(control.Peer) netip.AddrPort { return netip.AddrPort{} }
+	backup := func(string, control.Route) netip.Addr { return addr("192.168.254.12") }
+	stranger := func(string, control.Route) netip.Addr { return addr("192.168.254.99") }
+	cmpNet := []cmp.Option{cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })}
 	for _, tt := range []struct {
-		own       string
-		wantRoute bool
-	}{{"192.168.254.11", false}, {"192.168.254.12", false}, {"192.168.254.170", true}} {
-		d, _ := Compute([]agent.Membership{member(tt.own)}, key, FirewallAuto, nil, none)
+		name    string
+		own     string
+		gateway func(string, control.Route) netip.Addr
+		via     string // "": no route here
+		health  uint16
+	}{
+		{"the primary serves it", "192.168.254.11", nil, "", failover.Port},
+		{"the backup serves it", "192.168.254.12", backup, "", failover.Port},
+		{"a member, nothing chosen: the primary", "192.168.254.170", nil, "192.168.254.11", 0},
+		{"a member, the backup chosen", "192.168.254.170", backup, "192.168.254.12", 0},
+		{"a member, an address that is no gateway of the route: the primary", "192.168.254.170", stranger, "192.168.254.11", 0},
+	} {
+		d, _ := Compute([]agent.Membership{member(tt.own)}, key, FirewallAuto, nil, none, tt.gateway)
 		n := d.Networks[0]
-		want := []netcfg.Route(nil)
+		var want []netcfg.Route
 		prefixes := []netip.Prefix{pfx("192.168.254.0/24")}
-		if tt.wantRoute {
-			want = []netcfg.Route{{Dst: route.Dest, Via: route.Via, Metric: RouteMetric}}
+		allowed := [][]netip.Prefix{{pfx("192.168.254.11/32"), route.Dest}, {pfx("192.168.254.12/32")}} // as sent
+		if tt.via != "" {
+			want = []netcfg.Route{{Dst: route.Dest, Via: addr(tt.via), Metric: RouteMetric}}
 			prefixes = append(prefixes, route.Dest)
+			allowed = [][]netip.Prefix{{pfx("192.168.254.11/32")}, {pfx("192.168.254.12/32")}}
+			if tt.via == "192.168.254.11" {
+				allowed[0] = append(allowed[0], route.Dest)
+			} else {
+				allowed[1] = append(allowed[1], route.Dest)
+			}
 		}
-		if diff := cmp.Diff(want, n.Routes, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
-			t.Errorf("node %s: routes (-want +got):\n%s", tt.own, diff)
+		if diff := cmp.Diff(want, n.Routes, cmpNet...); diff != "" {
+			t.Errorf("%s: routes (-want +got):\n%s", tt.name, diff)
 		}
-		if diff := cmp.Diff(prefixes, n.Prefixes, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
-			t.Errorf("node %s: prefixes (-want +got):\n%s", tt.own, diff)
+		if diff := cmp.Diff(prefixes, n.Prefixes, cmpNet...); diff != "" {
+			t.Errorf("%s: prefixes (-want +got):\n%s", tt.name, diff)
 		}
+		for i, p := range n.Peers {
+			if diff := cmp.Diff(allowed[i], p.AllowedIPs, cmpNet...); diff != "" {
+				t.Errorf("%s: peer %d allowed IPs (-want +got):\n%s", tt.name, i, diff)
+			}
+		}
+		if n.HealthPort != tt.health {
+			t.Errorf("%s: health port %d, want %d", tt.name, n.HealthPort, tt.health)
+		}
+	}
+	// What the controller sent is not changed in place.
+	m := member("192.168.254.170")
+	Compute([]agent.Membership{m}, key, FirewallAuto, nil, none, backup)
+	if got := m.Config.Peers[0].AllowedIPs; len(got) != 2 {
+		t.Errorf("the configuration's peer was changed: %v", got)
 	}
 }

@@ -143,6 +143,19 @@ func (c *compiler) input(rs Ruleset) []rule {
 		}
 	}
 	rules = append(rules, c.conntrack(rs.Strict)...)
+	// A gateway's health answers: Gate's own traffic, from the overlay to
+	// this node's address on it, whatever the rules.
+	for _, ov := range rs.Overlays {
+		if ov.HealthPort == 0 {
+			continue
+		}
+		for _, fam := range families {
+			if addrs := fam.addrs(ov.Addrs); len(addrs) > 0 {
+				rules = append(rules, c.rule(ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpEq), c.addrSet(fam, daddr, prefixesOf(addrs), false),
+					c.portSet(unix.IPPROTO_UDP, []uint16{ov.HealthPort}), verdict(expr.VerdictAccept)))
+			}
+		}
+	}
 	// What is new from an overlay with rules passes only what they allow:
 	// before the open ports and ICMP below, in both modes.
 	for _, ov := range rs.Overlays {

@@ -110,19 +110,21 @@ func TestCompile(t *testing.T) {
 			}},
 		},
 	}, {
-		name: "DigitalOcean gate: masquerade to LAN, no internet NAT, no WAN",
+		name: "DigitalOcean gate: masquerade to LAN, no internet NAT, no WAN; answers health questions from the overlay",
 		rs: Ruleset{
 			Strict:   true,
 			AllowUDP: []uint16{51820, 51820},
 			Overlays: []Overlay{{
 				Iface: "gtdo", Addrs: addrs("192.168.254.170"), Prefixes: pfx("192.168.254.0/24", "172.16.0.0/16"),
-				Gateway: &Gateway{Serve: pfx("10.10.0.0/16"), LAN: "eth1", MasqueradeLAN: true, MasqueradeInternet: true},
+				Gateway:    &Gateway{Serve: pfx("10.10.0.0/16"), LAN: "eth1", MasqueradeLAN: true, MasqueradeInternet: true},
+				HealthPort: 51821,
 			}},
 		},
 		want: map[string]chainDescs{
 			"input": {"drop", cat(inputHead,
 				[]string{`iifname != "gtdo" ip daddr { 192.168.254.170 } drop`},
 				ctRules,
+				[]string{`iifname "gtdo" ip daddr { 192.168.254.170 } udp dport { 51821 } accept`},
 				[]string{"udp dport { 51820 } accept"},
 				strictTail)},
 			"forward": {"drop", cat(ctRules, []string{

@@ -81,6 +81,10 @@ type Overlay struct {
 	// a reply passes only if a rule allows it; an empty Ruleset lets
 	// nothing new in.
 	Policy *policy.Ruleset
+	// HealthPort, when set, is the UDP port this node answers the health
+	// questions of members on (services/failover): let in from the
+	// overlay, to its own addresses, before the rules, in both modes.
+	HealthPort uint16
 }
 
 // RuleCount is what one rule of a network's policy has matched since the

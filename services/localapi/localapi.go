@@ -85,6 +85,32 @@ type Network struct {
 	// controller sends no rules (one older than policy): nothing is
 	// filtered.
 	Rules []PolicyRule `json:"rules,omitempty"`
+	// Failover lists the routes with several gateways and which one this
+	// node sends through, and why (services/failover).
+	Failover []RouteFailover `json:"failover,omitempty"`
+}
+
+// RouteFailover is one route with several gateways as this node sees it.
+type RouteFailover struct {
+	Dest netip.Prefix `json:"dest"`
+	// Active is the gateway this node sends the route's traffic through,
+	// since Since, for Reason; unset when this node is a gateway of the
+	// route (Serving), which then says how the route works from here
+	// (State).
+	Active   netip.Addr      `json:"active,omitzero"`
+	Since    time.Time       `json:"since,omitzero"`
+	Reason   string          `json:"reason,omitempty"`
+	Serving  bool            `json:"serving,omitempty"`
+	State    string          `json:"state,omitempty"`
+	Gateways []GatewayHealth `json:"gateways"`
+}
+
+// GatewayHealth is one gateway of a route as this node last saw it.
+type GatewayHealth struct {
+	Addr   netip.Addr `json:"addr"`
+	Up     bool       `json:"up"`
+	Since  time.Time  `json:"since,omitzero"`
+	Reason string     `json:"reason,omitempty"` // why it is down
 }
 
 // PolicyRule is one rule as a node enforces it, and what it matched since

@@ -91,6 +91,9 @@ type Network struct {
 	// receives from the overlay (services/policy); nil: none from the
 	// controller, nothing filtered.
 	Policy *policy.Ruleset
+	// HealthPort, when set, is let in from the overlay for the health
+	// questions this node answers as a gateway (services/failover).
+	HealthPort uint16
 }
 
 // Gateway is a network's gateway role on this node.
@@ -449,7 +452,7 @@ func (r *Reconciler) applyFirewall(d Desired, st *Status) error {
 		if n.ListenPort != 0 {
 			rs.AllowUDP = append(rs.AllowUDP, uint16(n.ListenPort))
 		}
-		o := firewall.Overlay{Iface: n.Iface, Prefixes: n.Prefixes, Policy: n.Policy}
+		o := firewall.Overlay{Iface: n.Iface, Prefixes: n.Prefixes, Policy: n.Policy, HealthPort: n.HealthPort}
 		for _, a := range n.Addrs {
 			o.Addrs = append(o.Addrs, a.Addr())
 		}

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Two gateways for one subnet, for real, in network namespaces, through the
+# gate command line only (issue 16):
+#
+#   vpchost 172.16.1.100 ---- VPC LAN bridge ---- gw1 eth1 172.16.1.10   gw2 eth1 172.16.1.11
+#                                                 gw1 eth0 198.51.100.11 gw2 eth0 198.51.100.12
+#   controller 198.51.100.10 ---- internet bridge ----+---------------------+---- droplet 198.51.100.20
+#
+# The route 172.16.0.0/16 goes via gw1 (192.168.254.11), then gw2
+# (192.168.254.12); both masquerade into the LAN (as on a cloud without
+# route tables). The droplet sends a datagram every 10 ms to an echo
+# server on the VPC host (scripts/gap) while gw1 fails, in turn:
+#   kill     its gate process is killed (-9)
+#   lan      its LAN link goes down
+#   probe    its probe target stops answering it (an ICMP probe)
+#   ctldown  its gate process is killed with the controller stopped
+# and each time comes back; the longest gap in the echoes is the failover
+# time. TRIALS=N runs each kind N times (default 1); OUT=FILE writes the
+# times as JSON. Run as root: scripts/failover.sh (after make).
+source "$(dirname "$0")/netns-lib.sh"
+trap cleanup EXIT
+require_tools
+TRIALS=${TRIALS:-1}
+NET_CIDR=192.168.254.0/24
+GW1=192.168.254.11
+GW2=192.168.254.12
+CTL=198.51.100.10:8443
+HOLD=3s
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+say "topology"
+for n in inet lan ctl gw1 gw2 droplet vpchost; do mkns $n; done
+bridge inet br0
+bridge lan br0
+for pair in "ctl 198.51.100.10/24" "droplet 198.51.100.20/24" "gw1 198.51.100.11/24" "gw2 198.51.100.12/24"; do
+	set -- $pair
+	link "$1" eth0 "$2" inet "p-$1" -
+	plug inet br0 "p-$1"
+done
+for pair in "gw1 172.16.1.10/24" "gw2 172.16.1.11/24" "vpchost 172.16.1.100/24"; do
+	set -- $pair
+	link "$1" eth1 "$2" lan "p-$1" -
+	plug lan br0 "p-$1"
+done
+(cd "$ROOT" && go build -o "$WORK/gap" ./scripts/gap)
+start echo vpchost "$WORK/gap" -serve 0.0.0.0:7000
+
+say "controller, network, the route with two gateways"
+start ctl ctl "$GATE" controller --state "$WORK/ctl" --listen $CTL
+wait_for 20 test -s "$WORK/ctl/controller.url" || { cat "$WORK/ctl.log"; exit 1; }
+admin() { ip netns exec "$(ns ctl)" env GATE_CONTROLLER_STATE="$WORK/ctl" "$GATE" "$@"; }
+wait_for 20 admin network list
+NET=$(admin network create --name ha --cidr $NET_CIDR --json | jq -r .id)
+check "route 172.16.0.0/16 via $GW1 via $GW2, failback $HOLD, probe 172.16.1.100/icmp" \
+	admin network route add "$NET" 172.16.0.0/16 via $GW1 via $GW2 --failback $HOLD --probe 172.16.1.100/icmp
+show_has() { admin network show "$NET" | grep -qF "$1"; }
+check "network show lists both gateways" show_has "172.16.0.0/16 via $GW1, then $GW2 (failback $HOLD, probe 172.16.1.100/icmp)"
+expect_error "a backup that is the via is refused" "is the route's via" admin network route add "$NET" 172.17.0.0/16 via $GW1 via $GW1
+expect_error "a probe outside the subnet is refused" "not inside the route's dest" admin network route add "$NET" 172.17.0.0/16 via $GW1 via $GW2 --probe 10.0.0.1/icmp
+
+node() { local n=$1; shift; GATE_SOCKET="$WORK/$n.sock" "$GATE" "$@"; }
+up() { start "$1" "$1" "$GATE" up --state "$WORK/$1" --socket "$WORK/$1.sock" --hostname "$1"; wait_for 20 node "$1" status || { cat "$WORK/$1.log"; exit 1; }; }
+for n in gw1 gw2 droplet; do up $n; done
+check "gw1 joins as the primary" node gw1 join "$(admin token create "$NET" --allow --address $GW1)" --serve 172.16.0.0/16 --lan eth1 --masquerade-lan
+check "gw2 joins as the backup" node gw2 join "$(admin token create "$NET" --allow --address $GW2)" --serve 172.16.0.0/16 --lan eth1 --masquerade-lan
+check "the droplet joins" node droplet join "$(admin token create "$NET" --allow)"
+active() { node droplet networks --json | jq -r '.[0].failover[0].active // empty'; }
+is_active() { [ "$(active)" = "$1" ]; }
+via_kernel() { ip -n "$(ns droplet)" route show 172.16.0.0/16 | grep -q "via $1 "; }
+check "the droplet reaches the VPC host" wait_for 20 in_ns droplet ping -c1 -W1 172.16.1.100
+check "through gw1" wait_for 10 is_active $GW1
+check "the kernel route goes via gw1" via_kernel $GW1
+node droplet networks | sed 's/^/        /'
+serves() { node "$1" networks --json | jq -e '.[0].failover[0].serving and .[0].failover[0].state=="works"'; }
+check "gw1 says it serves the route and it works" wait_for 5 serves gw1
+
+# trial KIND FAIL RESTORE: measure the gap while FAIL breaks gw1, check the
+# droplet moved to gw2, then RESTORE and check it moved back after the
+# hold. Appends the gap (ms) to $WORK/KIND.
+trial() {
+	local kind=$1 failcmd=$2 restorecmd=$3
+	ip netns exec "$(ns droplet)" "$WORK/gap" -to 172.16.1.100:7000 -every 10ms -d 60s >"$WORK/gap.json" 2>"$WORK/gap.err" &
+	local gp=$!
+	sleep 1
+	eval "$failcmd"
+	local moved=ok
+	wait_for 10 is_active $GW2 || moved=
+	wait_for 10 in_ns droplet ping -c1 -W1 172.16.1.100 || moved=
+	sleep 0.5
+	kill -TERM $gp; wait $gp || true
+	local ms; ms=$(jq -r .longest_gap_ms "$WORK/gap.json")
+	if [ -n "$moved" ]; then pass "$kind: the droplet moved to gw2; longest gap ${ms} ms"; else fail "$kind: the droplet did not move to gw2"; node droplet networks | sed 's/^/        /'; fi
+	echo "$ms" >>"$WORK/$kind"
+	eval "$restorecmd"
+	check "$kind: back on gw1 after the hold" wait_for 30 is_active $GW1
+	check "$kind: the VPC host answers through gw1" wait_for 10 in_ns droplet ping -c1 -W1 172.16.1.100
+}
+kill9() { local pid; pid=$(eval echo "\${PID_$1:-}"); kill -KILL "$pid"; wait "$pid" 2>/dev/null || true; eval "PID_$1="; }
+
+for i in $(seq "$TRIALS"); do
+	say "trial $i: gw1's process is killed"
+	trial kill "kill9 gw1" "up gw1"
+	say "trial $i: gw1's LAN link goes down"
+	trial lan "ip -n $(ns gw1) link set eth1 down" "ip -n $(ns gw1) link set eth1 up"
+	say "trial $i: gw1's probe target stops answering it"
+	trial probe "in_ns vpchost nft -f - <<<'table ip probe { chain probe { type filter hook input priority 0; ip saddr 172.16.1.10 icmp type echo-request drop; }; }'" \
+		"in_ns vpchost nft delete table ip probe"
+	say "trial $i: gw1's process is killed with the controller down"
+	stop ctl
+	trial ctldown "kill9 gw1" "up gw1"
+	start ctl ctl "$GATE" controller --state "$WORK/ctl" --listen $CTL
+	wait_for 20 admin network list
+done
+
+say "failover times"
+json='{}'
+for kind in kill lan probe ctldown; do
+	[ -s "$WORK/$kind" ] || continue
+	json=$(jq --arg k "$kind" --slurpfile v <(jq -s . "$WORK/$kind") '.[$k] = ($v[0] | sort | {trials: length, p50_ms: .[(length - 1) / 2 | floor], p99_ms: .[(length * 0.99 | ceil) - 1], max_ms: .[-1], all_ms: .})' <<<"$json")
+done
+echo "$json" | jq -c .
+[ -z "${OUT:-}" ] || { mkdir -p "$(dirname "$OUT")"; echo "$json" >"$OUT"; }
+summary

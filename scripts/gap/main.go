@@ -1,0 +1,131 @@
+// Command gap measures how long a path stops carrying packets: it sends a
+// numbered UDP datagram every interval to an echo server (gap -serve) and
+// records when each echo comes back. When it ends (after -d, or on SIGINT
+// or SIGTERM) it prints, as JSON, what it sent and got back and the
+// longest stretch without an echo: across a failover, the time from the
+// last packet through the old gateway to the first through the new one.
+// The failover scenario (scripts/failover.sh) runs it; it is not part of
+// the gate binary.
+//
+//	gap -serve 0.0.0.0:7000
+//	gap -to 172.16.1.100:7000 -every 10ms -d 60s
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// Result is what gap prints.
+type Result struct {
+	Sent      int     `json:"sent"`
+	Received  int     `json:"received"`
+	LongestMS float64 `json:"longest_gap_ms"` // the longest time between two echoes
+	GapStart  string  `json:"gap_start,omitempty"`
+	GapEnd    string  `json:"gap_end,omitempty"`
+}
+
+func main() {
+	serve := flag.String("serve", "", "echo datagrams that arrive on this ADDR:PORT")
+	to := flag.String("to", "", "send to this ADDR:PORT (a gap -serve)")
+	every := flag.Duration("every", 10*time.Millisecond, "send interval")
+	d := flag.Duration("d", time.Minute, "how long to measure")
+	flag.Parse()
+	var err error
+	switch {
+	case *serve != "":
+		err = echo(*serve)
+	case *to != "":
+		err = measure(*to, *every, *d)
+	default:
+		err = fmt.Errorf("want -serve ADDR:PORT or -to ADDR:PORT")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gap:", err)
+		os.Exit(1)
+	}
+}
+
+func echo(addr string) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return err
+	}
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 64)
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return err
+		}
+		_, _ = c.WriteToUDPAddrPort(buf[:n], from)
+	}
+}
+
+func measure(addr string, every, d time.Duration) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return err
+	}
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ap))
+	if err != nil {
+		return err
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	echoes := make(chan time.Time, 1024)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				continue // ICMP errors (no route, refused) while the path is down
+			}
+			echoes <- time.Now()
+		}
+	}()
+	var r Result
+	var last time.Time
+	note := func(t time.Time) {
+		r.Received++
+		if !last.IsZero() {
+			if g := t.Sub(last); float64(g.Microseconds())/1000 > r.LongestMS {
+				r.LongestMS = float64(g.Microseconds()) / 1000
+				r.GapStart, r.GapEnd = last.Format(time.RFC3339Nano), t.Format(time.RFC3339Nano)
+			}
+		}
+		last = t
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	end := time.After(d)
+	msg := make([]byte, 8)
+	for done := false; !done; {
+		select {
+		case <-tick.C:
+			binary.BigEndian.PutUint64(msg, uint64(r.Sent))
+			r.Sent++
+			_, _ = c.Write(msg)
+		case t := <-echoes:
+			note(t)
+		case <-stop:
+			done = true
+		case <-end:
+			done = true
+		}
+	}
+	for len(echoes) > 0 {
+		note(<-echoes)
+	}
+	return json.NewEncoder(os.Stdout).Encode(r)
+}

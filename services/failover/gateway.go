@@ -1,0 +1,321 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// gwHealth is how a route works from this node as its gateway.
+type gwHealth struct {
+	lanDown bool
+	fails   map[control.Probe]int // failures in a row
+}
+
+// stateHere is how route r of n works from this node. Call with mu held.
+func (s *Service) stateHere(n Network, r control.Route) State {
+	if !slices.ContainsFunc(n.Serve, func(p netip.Prefix) bool { return p.Bits() <= r.Dest.Bits() && p.Contains(r.Dest.Addr()) }) {
+		return NotServing
+	}
+	h := s.health[routeKey{n.ID, r.Dest}]
+	switch {
+	case h == nil:
+		return OK // not checked yet: the tunnel answers, so the node is there
+	case h.lanDown:
+		return LANDown
+	}
+	for _, f := range h.fails {
+		if f >= probeFails {
+			return ProbeFails
+		}
+	}
+	return OK
+}
+
+// served is each route with backups this node is a gateway of, by network.
+func (s *Service) served() []struct {
+	n Network
+	r control.Route
+} {
+	var out []struct {
+		n Network
+		r control.Route
+	}
+	for _, n := range s.nets {
+		for _, r := range n.Routes {
+			if hasBackups(r) && r.ServedBy(n.Own) {
+				out = append(out, struct {
+					n Network
+					r control.Route
+				}{n, r})
+			}
+		}
+	}
+	return out
+}
+
+// serve opens an answering socket on the overlay of every network this
+// node is a gateway of a route with backups in, and closes those no
+// longer needed. An interface the reconciler has not made yet is tried
+// again at the next round.
+func (s *Service) serve() {
+	s.mu.Lock()
+	want := map[string]bool{}
+	for _, sv := range s.served() {
+		want[sv.n.Iface] = true
+	}
+	for iface, r := range s.answers {
+		if !want[iface] {
+			r.close()
+			delete(s.answers, iface)
+		}
+	}
+	var open []string
+	for iface := range want {
+		if s.answers[iface] == nil {
+			open = append(open, iface)
+		}
+	}
+	s.mu.Unlock()
+	for _, iface := range open {
+		r, err := listenOn(iface)
+		if err != nil {
+			if !isNoDevice(err) {
+				s.logf("failover: answering health questions on %s: %v", iface, err)
+			}
+			continue
+		}
+		s.mu.Lock()
+		s.answers[iface] = r
+		s.mu.Unlock()
+		go s.answer(r)
+	}
+}
+
+// responder answers health questions that arrive on one overlay.
+type responder struct {
+	iface string
+	conn  net.PacketConn
+	once  sync.Once
+}
+
+func (r *responder) close() { r.once.Do(func() { r.conn.Close() }) }
+
+// listenOn opens the answering socket on interface iface only.
+func listenOn(iface string) (*responder, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); serr == nil {
+				serr = syscall.BindToDevice(int(fd), iface)
+			}
+		})
+		return errors.Join(err, serr)
+	}}
+	conn, err := lc.ListenPacket(context.Background(), "udp4", ":51821")
+	if err != nil {
+		return nil, err
+	}
+	return &responder{iface: iface, conn: conn}, nil
+}
+
+// answer answers the questions that reach r until it is closed.
+func (s *Service) answer(r *responder) {
+	buf := make([]byte, 64)
+	for {
+		n, from, err := r.conn.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		nonce, err := parseAsk(buf[:n])
+		if err != nil {
+			continue // not a question: dropped, unlogged
+		}
+		_, _ = r.conn.WriteTo(appendAnswer(nil, nonce, s.statesOn(r.iface)), from)
+	}
+}
+
+// statesOn is the state of each route with backups this node serves in
+// the network on iface.
+func (s *Service) statesOn(iface string) []RouteState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []RouteState
+	for _, sv := range s.served() {
+		if sv.n.Iface == iface {
+			out = append(out, RouteState{Dest: sv.r.Dest, State: s.stateHere(sv.n, sv.r)})
+		}
+	}
+	return out
+}
+
+// probeLoop checks, every probeEvery, the LAN link and the probes of
+// every route with backups this node serves.
+func (s *Service) probeLoop(ctx context.Context) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		sv := s.served()
+		s.mu.Unlock()
+		type result struct {
+			k       routeKey
+			lanDown bool
+			fails   map[control.Probe]bool
+		}
+		results := make([]result, len(sv))
+		var wg sync.WaitGroup
+		for i, x := range sv {
+			results[i] = result{k: routeKey{x.n.ID, x.r.Dest}, lanDown: !lanUp(x.n, x.r), fails: map[control.Probe]bool{}}
+			var mu sync.Mutex
+			for _, p := range x.r.Probes {
+				wg.Go(func() {
+					ok := probe(ctx, p)
+					mu.Lock()
+					results[i].fails[p] = !ok
+					mu.Unlock()
+				})
+			}
+		}
+		wg.Wait()
+		s.mu.Lock()
+		keep := map[routeKey]bool{}
+		for _, res := range results {
+			keep[res.k] = true
+			h := s.health[res.k]
+			if h == nil {
+				h = &gwHealth{fails: map[control.Probe]int{}}
+				s.health[res.k] = h
+			}
+			if res.lanDown != h.lanDown {
+				s.logf("failover: route %s of network %s: LAN link %s", res.k.dest, res.k.net, map[bool]string{true: "down", false: "up"}[res.lanDown])
+			}
+			h.lanDown = res.lanDown
+			for p, failed := range res.fails {
+				switch {
+				case failed:
+					if h.fails[p]++; h.fails[p] == probeFails {
+						s.logf("failover: route %s of network %s: probe %s fails", res.k.dest, res.k.net, p)
+					}
+				case h.fails[p] >= probeFails:
+					s.logf("failover: route %s of network %s: probe %s answers again", res.k.dest, res.k.net, p)
+					fallthrough
+				default:
+					h.fails[p] = 0
+				}
+			}
+		}
+		for k := range s.health {
+			if !keep[k] {
+				delete(s.health, k)
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// lanUp reports whether the link this node serves route r of n through
+// is up: n's LAN, or the one the kernel routes r's first probe (or its
+// subnet) through, which must not be the overlay (then this node has no
+// way there of its own).
+func lanUp(n Network, r control.Route) bool {
+	var l netlink.Link
+	var err error
+	if n.LAN != "" {
+		l, err = netlink.LinkByName(n.LAN)
+	} else {
+		to := r.Dest.Addr()
+		if len(r.Probes) > 0 {
+			to = r.Probes[0].Addr
+		}
+		var rs []netlink.Route
+		if rs, err = netlink.RouteGet(to.AsSlice()); err == nil && len(rs) > 0 {
+			l, err = netlink.LinkByIndex(rs[0].LinkIndex)
+		} else if err == nil {
+			err = errors.New("no route")
+		}
+	}
+	if err != nil {
+		return false
+	}
+	a := l.Attrs()
+	if a.Name == n.Iface || a.Flags&net.FlagUp == 0 {
+		return false
+	}
+	return a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown
+}
+
+// probe reports whether p answers: a TCP connect that is accepted or
+// refused (either way the path works), or an ICMP echo reply.
+func probe(ctx context.Context, p control.Probe) bool {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if p.Proto == "tcp" {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp4", netip.AddrPortFrom(p.Addr, p.Port).String())
+		if err == nil {
+			c.Close()
+			return true
+		}
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}
+	return echo(ctx, p.Addr)
+}
+
+// echo sends one ICMP echo request to a and waits for its reply.
+func echo(ctx context.Context, a netip.Addr) bool {
+	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	id, seq := os.Getpid()&0xffff, int(time.Now().UnixNano()&0xffff)
+	m := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("gate failover probe")}}
+	b, err := m.Marshal(nil)
+	if err != nil {
+		return false
+	}
+	if _, err := c.WriteTo(b, &net.IPAddr{IP: a.AsSlice()}); err != nil {
+		return false
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return false
+		}
+		if ip, ok := from.(*net.IPAddr); !ok || !ip.IP.Equal(a.AsSlice()) {
+			continue
+		}
+		r, err := icmp.ParseMessage(1, buf[:n])
+		if err != nil || r.Type != ipv4.ICMPTypeEchoReply {
+			continue
+		}
+		if e, ok := r.Body.(*icmp.Echo); ok && e.ID == id && e.Seq == seq {
+			return true
+		}
+	}
+}

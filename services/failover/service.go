@@ -1,0 +1,346 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// Timing. A member asks every gateway of a route every Interval and counts
+// one down that has not answered for DownAfter (three questions): with the
+// reconciler's pass after it, a route moves well within 3 s of its gateway
+// failing.
+const (
+	Interval  = 500 * time.Millisecond
+	DownAfter = 1500 * time.Millisecond
+	// probeEvery is how often a gateway checks a route's probes; probeFails
+	// failures in a row (a 1 s timeout each) make the route fail there.
+	probeEvery   = time.Second
+	probeTimeout = time.Second
+	probeFails   = 2
+)
+
+// Network is what the service needs of one network this node is a member
+// of (in service).
+type Network struct {
+	ID     string
+	Iface  string          // the overlay interface
+	Own    []netip.Prefix  // this node's overlay addresses on it
+	Routes []control.Route // all of the network's routes
+	// Serve is what this node serves as a gateway (nil: not a gateway);
+	// a route it is a gateway of but does not serve is reported so.
+	Serve []netip.Prefix
+	// LAN is the interface facing the served subnets ("": the one the
+	// kernel routes a route's first probe, or its subnet, through).
+	LAN string
+}
+
+// Status is one route with several gateways as this node sees it.
+type Status struct {
+	Network string
+	Route   control.Route
+	Choice  Choice            // the gateway it sends through ("" when it serves the route)
+	Serving bool              // this node is a gateway of the route
+	State   State             // as a gateway: how the route works from here
+	Seen    map[string]Health // each gateway, by address
+}
+
+// routeKey names a route of a network.
+type routeKey struct {
+	net  string
+	dest netip.Prefix
+}
+
+// seenKey names what a member saw of one gateway of a route.
+type seenKey struct {
+	routeKey
+	gw netip.Addr
+}
+
+// seen is what a member heard from one gateway about one route.
+type seen struct {
+	answered time.Time // last answer that listed the route
+	state    State
+	up       bool // as last evaluated
+	since    time.Time
+}
+
+// Service asks the gateways of the routes that have several (as a
+// member) and answers such questions (as a gateway). It tells the node
+// which gateway each route goes through (Active), and calls onChange when
+// that changes.
+type Service struct {
+	logf     func(string, ...any)
+	onChange func()
+	now      func() time.Time
+
+	mu      sync.Mutex
+	nets    []Network
+	seen    map[seenKey]*seen
+	choice  map[routeKey]Choice
+	health  map[routeKey]*gwHealth // as a gateway: each route's health here
+	answers map[string]*responder  // as a gateway: by interface
+	nonce   uint64
+	conn    *net.UDPConn // questions go out and answers come in on it
+}
+
+// New makes a service; Run runs it.
+func New(onChange func(), logf func(string, ...any)) *Service {
+	return &Service{logf: logf, onChange: onChange, now: time.Now, seen: map[seenKey]*seen{}, choice: map[routeKey]Choice{},
+		health: map[routeKey]*gwHealth{}, answers: map[string]*responder{}, nonce: rand.Uint64()}
+}
+
+// Set tells the service the networks this node is in now. It is cheap
+// and does no I/O: Run picks the change up.
+func (s *Service) Set(nets []Network) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nets = nets
+}
+
+// hasBackups reports whether r has several gateways.
+func hasBackups(r control.Route) bool { return len(r.Backups) > 0 }
+
+// Active is the gateway this node sends route r of network id through:
+// Via unless the route has backups and the service chose another.
+func (s *Service) Active(id string, r control.Route) netip.Addr {
+	if !hasBackups(r) {
+		return r.Via
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.choice[routeKey{id, r.Dest}]; ok && slices.Contains(r.Gateways(), c.Active) {
+		return c.Active
+	}
+	return r.Via
+}
+
+// Status lists the routes with several gateways of every network, as this
+// node sees them.
+func (s *Service) Status() []Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var out []Status
+	for _, n := range s.nets {
+		for _, r := range n.Routes {
+			if !hasBackups(r) {
+				continue
+			}
+			k := routeKey{n.ID, r.Dest}
+			st := Status{Network: n.ID, Route: r, Serving: r.ServedBy(n.Own), Seen: map[string]Health{}}
+			if st.Serving {
+				st.State = s.stateHere(n, r)
+			} else {
+				st.Choice = s.choice[k]
+			}
+			for _, gw := range r.Gateways() {
+				if sn := s.seen[seenKey{k, gw}]; sn != nil {
+					st.Seen[gw.String()] = s.healthOf(sn, now)
+				}
+			}
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Run asks and answers until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	defer func() {
+		conn.Close()
+		s.mu.Lock()
+		for iface, r := range s.answers {
+			r.close()
+			delete(s.answers, iface)
+		}
+		s.mu.Unlock()
+	}()
+	go s.readAnswers(conn)
+	go s.probeLoop(ctx)
+	t := time.NewTicker(Interval / 2)
+	defer t.Stop()
+	for tick := 0; ; tick++ {
+		if tick%2 == 0 {
+			s.ask(conn)
+			s.serve()
+		}
+		if s.decide() {
+			s.onChange()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// ask sends one question to every gateway of every route with backups
+// that this node is not a gateway of.
+func (s *Service) ask(conn *net.UDPConn) {
+	s.mu.Lock()
+	s.nonce++
+	q := appendAsk(nil, s.nonce)
+	var to []netip.Addr
+	for _, n := range s.nets {
+		for _, r := range n.Routes {
+			if !hasBackups(r) || r.ServedBy(n.Own) {
+				continue
+			}
+			for _, gw := range r.Gateways() {
+				if !slices.Contains(to, gw) {
+					to = append(to, gw)
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, gw := range to {
+		// A gateway that is gone makes the kernel refuse some sends
+		// (no route, no neighbour): that is what silence is for.
+		_, _ = conn.WriteToUDPAddrPort(q, netip.AddrPortFrom(gw, Port))
+	}
+}
+
+// readAnswers records the answers that arrive on conn.
+func (s *Service) readAnswers(conn *net.UDPConn) {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		nonce, routes, err := parseAnswer(buf[:n])
+		if err != nil || from.Port() != Port {
+			continue // not an answer: dropped, unlogged (anyone may send it)
+		}
+		s.record(from.Addr().Unmap(), nonce, routes)
+	}
+}
+
+// record notes an answer from gateway gw: for each route of each network
+// that gw is a gateway of, whether the answer says it works there.
+func (s *Service) record(gw netip.Addr, nonce uint64, states []RouteState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if nonce+8 < s.nonce || nonce > s.nonce {
+		return // an answer to a question long gone, or never asked
+	}
+	now := s.now()
+	for _, n := range s.nets {
+		for _, r := range n.Routes {
+			if !hasBackups(r) || !slices.Contains(r.Gateways(), gw) {
+				continue
+			}
+			state := NotServing // a gateway that does not list the route does not serve it
+			for _, st := range states {
+				if st.Dest == r.Dest {
+					state = st.State
+				}
+			}
+			k := seenKey{routeKey{n.ID, r.Dest}, gw}
+			sn := s.seen[k]
+			if sn == nil {
+				sn = &seen{}
+				s.seen[k] = sn
+			}
+			sn.answered, sn.state = now, state
+		}
+	}
+}
+
+// healthOf is what sn says of its gateway at now.
+func (s *Service) healthOf(sn *seen, now time.Time) Health {
+	h := Health{Up: sn.up, Since: sn.since}
+	switch {
+	case h.Up:
+	case sn.answered.IsZero():
+		h.Reason = "not heard from"
+	case now.Sub(sn.answered) >= DownAfter:
+		h.Reason = "silent for " + now.Sub(sn.answered).Round(100*time.Millisecond).String()
+	default:
+		h.Reason = sn.state.String()
+	}
+	return h
+}
+
+// decide re-evaluates every gateway and every route's choice, and
+// reports whether a choice changed.
+func (s *Service) decide() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	live := map[seenKey]bool{}
+	changed := false
+	keep := map[routeKey]bool{}
+	for _, n := range s.nets {
+		for _, r := range n.Routes {
+			if !hasBackups(r) || r.ServedBy(n.Own) {
+				continue
+			}
+			k := routeKey{n.ID, r.Dest}
+			keep[k] = true
+			for _, gw := range r.Gateways() {
+				sk := seenKey{k, gw}
+				live[sk] = true
+				sn := s.seen[sk]
+				if sn == nil {
+					sn = &seen{}
+					s.seen[sk] = sn
+				}
+				up := !sn.answered.IsZero() && now.Sub(sn.answered) < DownAfter && sn.state == OK
+				if up != sn.up || sn.since.IsZero() {
+					sn.up, sn.since = up, now
+				}
+			}
+			hold, failback := r.Failback.Hold()
+			health := func(gw netip.Addr) Health { return s.healthOf(s.seen[seenKey{k, gw}], now) }
+			prev := s.choice[k]
+			next := Choose(r.Gateways(), health, prev, hold, failback, now)
+			if next.Active != prev.Active {
+				if prev.Active.IsValid() {
+					s.logf("network %s: route %s now via %s (was %s): %s", n.ID, r.Dest, next.Active, prev.Active, next.Reason)
+				}
+				changed = changed || prev.Active.IsValid() || next.Active != r.Via
+			}
+			s.choice[k] = next
+		}
+	}
+	for k := range s.seen {
+		if !live[k] {
+			delete(s.seen, k)
+		}
+	}
+	for k := range s.choice {
+		if !keep[k] {
+			delete(s.choice, k)
+		}
+	}
+	return changed
+}
+
+// isNoDevice reports whether err says the interface is not there (yet).
+func isNoDevice(err error) bool {
+	return errors.Is(err, syscall.ENODEV) || errors.Is(err, unix.ENXIO)
+}
