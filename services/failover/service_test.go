@@ -1,0 +1,160 @@
+package failover
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+)
+
+// clock is a test's time, moved by hand.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time           { return c.t }
+func (c *clock) add(d time.Duration)      { c.t = c.t.Add(d) }
+func newClock() *clock                    { return &clock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)} }
+func nopLogf(string, ...any)              {}
+func addr(s string) netip.Addr            { return netip.MustParseAddr(s) }
+func prefix(s string) netip.Prefix        { return netip.MustParsePrefix(s) }
+func states(s ...RouteState) []RouteState { return s }
+
+// haNet is a network where this node (10.99.0.170) routes 172.16.0.0/16
+// through 10.99.0.11, then 10.99.0.12, with a failback hold of 10 s.
+func haNet() Network {
+	return Network{ID: "n1", Iface: "gaten1", Own: []netip.Prefix{prefix("10.99.0.170/24")}, Routes: []control.Route{
+		{Dest: prefix("172.16.0.0/16"), Via: addr("10.99.0.11"), Backups: []netip.Addr{addr("10.99.0.12")}, Failback: control.Failback(10 * time.Second)},
+		{Dest: prefix("10.20.0.0/16"), Via: addr("10.99.0.11")}, // one gateway: not asked about
+	}}
+}
+
+// TestServiceFollowsAnswers: what a member hears from the gateways, and
+// what it stops hearing, moves the route, and back after the hold.
+func TestServiceFollowsAnswers(t *testing.T) {
+	c := newClock()
+	changes := 0
+	s := New(func() { changes++ }, nopLogf)
+	s.now = c.now
+	s.Set([]Network{haNet()})
+	r := haNet().Routes[0]
+	gw1, gw2 := addr("10.99.0.11"), addr("10.99.0.12")
+	answer := func(gw netip.Addr, st State) { s.record(gw, s.nonce, states(RouteState{r.Dest, st})) }
+	step := func(d time.Duration, answers ...func()) {
+		c.add(d)
+		for _, a := range answers {
+			a()
+		}
+		if s.decide() {
+			changes++
+		}
+	}
+	both := []func(){func() { answer(gw1, OK) }, func() { answer(gw2, OK) }}
+	step(0, both...)
+	if got := s.Active("n1", r); got != gw1 || changes != 0 {
+		t.Fatalf("both answer: via %s, %d changes", got, changes)
+	}
+	// gw1 goes silent: out after DownAfter, not before.
+	for range 2 {
+		step(Interval, func() { answer(gw2, OK) })
+	}
+	if got := s.Active("n1", r); got != gw1 {
+		t.Fatalf("gw1 silent for 1 s: via %s, want still gw1", got)
+	}
+	step(Interval, func() { answer(gw2, OK) })
+	if got := s.Active("n1", r); got != gw2 || changes != 1 {
+		t.Fatalf("gw1 silent for 1.5 s: via %s (%d changes), want gw2", got, changes)
+	}
+	// gw1 is back: the route stays on gw2 for the hold, then moves back.
+	for range 20 {
+		step(Interval, both...)
+	}
+	if got := s.Active("n1", r); got != gw2 {
+		t.Fatalf("gw1 back for 9.5 s: via %s, want gw2 until the hold of 10 s", got)
+	}
+	step(Interval, both...)
+	if got := s.Active("n1", r); got != gw1 || changes != 2 {
+		t.Fatalf("gw1 back for 10 s: via %s (%d changes), want gw1", got, changes)
+	}
+	// gw1 answers that its LAN is down: out at once.
+	step(Interval, func() { answer(gw1, LANDown) }, func() { answer(gw2, OK) })
+	if got := s.Active("n1", r); got != gw2 {
+		t.Fatalf("gw1 reports its LAN down: via %s, want gw2", got)
+	}
+	st := s.Status()
+	if len(st) != 1 || st[0].Choice.Active != gw2 || st[0].Seen[gw1.String()].Reason != "its LAN link is down" || !st[0].Seen[gw2.String()].Up {
+		t.Errorf("status: %+v", st)
+	}
+	// A route with one gateway goes through it, whatever was heard.
+	if got := s.Active("n1", haNet().Routes[1]); got != gw1 {
+		t.Errorf("a route with one gateway: via %s", got)
+	}
+}
+
+// TestAttackHealthAnswers: answers that are stale, never asked for, from
+// a member that is no gateway of the route, or about routes the gateway
+// does not serve, move nothing.
+func TestAttackHealthAnswers(t *testing.T) {
+	c := newClock()
+	s := New(func() {}, nopLogf)
+	s.now = c.now
+	s.Set([]Network{haNet()})
+	r := haNet().Routes[0]
+	gw1, gw2 := addr("10.99.0.11"), addr("10.99.0.12")
+	s.nonce = 100
+	// Only gw2 answers with a question's nonce: it takes the route.
+	s.record(gw2, 100, states(RouteState{r.Dest, OK}))
+	// gw1's answers are forged or stale: a nonce not yet asked, one long
+	// gone; and a stranger speaks for a route it is no gateway of.
+	s.record(gw1, 101, states(RouteState{r.Dest, OK}))
+	s.record(gw1, 50, states(RouteState{r.Dest, OK}))
+	s.record(addr("10.99.0.66"), 100, states(RouteState{r.Dest, OK}))
+	s.decide()
+	if got := s.Active("n1", r); got != gw2 {
+		t.Fatalf("via %s, want gw2, the only gateway that answered a question", got)
+	}
+	if _, ok := s.seen[seenKey{routeKey{"n1", r.Dest}, addr("10.99.0.66")}]; ok {
+		t.Errorf("a member that is no gateway of the route was recorded")
+	}
+	// A gateway whose answer leaves the route out does not serve it.
+	c.add(Interval)
+	s.record(gw2, 100, states(RouteState{prefix("10.30.0.0/16"), OK}))
+	s.decide()
+	st := s.Status()
+	if h := st[0].Seen[gw2.String()]; h.Up || h.Reason != "it does not serve the subnet" {
+		t.Errorf("gw2 answered without the route: %+v", h)
+	}
+}
+
+// TestStateHere: a gateway reports a route it is listed for but does not
+// serve as such, and one it serves by its LAN and probes.
+func TestStateHere(t *testing.T) {
+	s := New(func() {}, nopLogf)
+	n := haNet()
+	n.Own = []netip.Prefix{prefix("10.99.0.12/24")}
+	r := n.Routes[0]
+	if got := s.stateHere(n, r); got != NotServing {
+		t.Errorf("not set up to serve: %s", got)
+	}
+	n.Serve = []netip.Prefix{prefix("172.16.0.0/12")}
+	if got := s.stateHere(n, r); got != OK {
+		t.Errorf("serving a wider prefix, not checked yet: %s", got)
+	}
+	k := routeKey{n.ID, r.Dest}
+	p := control.Probe{Proto: "icmp", Addr: addr("172.16.1.1")}
+	s.health[k] = &gwHealth{fails: map[control.Probe]int{p: probeFails - 1}}
+	if got := s.stateHere(n, r); got != OK {
+		t.Errorf("one probe failure: %s", got)
+	}
+	s.health[k].fails[p] = probeFails
+	if got := s.stateHere(n, r); got != ProbeFails {
+		t.Errorf("probe failing: %s", got)
+	}
+	s.health[k].lanDown = true
+	if got := s.stateHere(n, r); got != LANDown {
+		t.Errorf("LAN down: %s", got)
+	}
+	n.Serve = []netip.Prefix{prefix("172.16.1.0/24")}
+	if got := s.stateHere(n, r); got != NotServing {
+		t.Errorf("serving a narrower prefix: %s", got)
+	}
+}
