@@ -307,3 +307,14 @@ func TestJoinFormSaysWhatTheAPISays(t *testing.T) {
 		}
 	}
 }
+
+func TestDashboardShowsFailover(t *testing.T) {
+	s := snapshot()
+	s.Networks[0].Gateway = nil
+	s.Networks[0].Failover = []localapi.RouteFailover{{Dest: netip.MustParsePrefix("172.16.0.0/16"), Active: netip.MustParseAddr("192.168.254.12"),
+		Reason: "192.168.254.11 is down: silent for 1.5s"}}
+	m, _ := send(t, newModel(&recorder{}, false), tea.WindowSizeMsg{Width: 100, Height: 40}, snapshotMsg{snap: s})
+	if v := m.View(); !strings.Contains(v, "172.16.0.0/16 now via 192.168.254.12: 192.168.254.11 is down: silent for 1.5s") {
+		t.Errorf("the dashboard does not say which gateway the route goes through:\n%s", v)
+	}
+}

@@ -141,6 +141,14 @@ func (m Model) networkDetail(n localapi.Network) string {
 	for _, r := range n.Routes {
 		b.WriteString("route " + r.String() + "\n")
 	}
+	for _, f := range n.Failover {
+		// Which gateway of a route with several this node uses, and why.
+		if f.Serving {
+			b.WriteString(fmt.Sprintf("  %s served here: %s\n", f.Dest, terminal(f.State)))
+			continue
+		}
+		b.WriteString(fmt.Sprintf("  %s now via %s: %s\n", f.Dest, f.Active, terminal(f.Reason)))
+	}
 	if len(n.Peers) > 0 {
 		b.WriteString(m.st.title.Render("Peers") + "\n")
 		b.WriteString(m.st.dim.Render(fmt.Sprintf("%-10s %-21s %-10s %9s %9s", "NODE", "ENDPOINT", "HANDSHAKE", "RX", "TX")) + "\n")
