@@ -71,6 +71,7 @@ check "the droplet reaches the VPC host" wait_for 20 in_ns droplet ping -c1 -W1 
 check "through gw1" wait_for 10 is_active $GW1
 check "the kernel route goes via gw1" via_kernel $GW1
 node droplet networks | sed 's/^/        /'
+active_here() { [ "$(node "$1" networks --json | jq -r '.[0].failover[0].active_here // false')" = "$2" ]; }
 serves() { node "$1" networks --json | jq -e '.[0].failover[0].serving and .[0].failover[0].state=="works"'; }
 check "gw1 says it serves the route and it works" wait_for 5 serves gw1
 
@@ -90,10 +91,12 @@ trial() {
 	kill -TERM $gp; wait $gp || true
 	local ms; ms=$(jq -r .longest_gap_ms "$WORK/gap.json")
 	if [ -n "$moved" ]; then pass "$kind: the droplet moved to gw2; longest gap ${ms} ms"; else fail "$kind: the droplet did not move to gw2"; node droplet networks | sed 's/^/        /'; fi
+	check "$kind: gw2 knows it is the active gateway" wait_for 5 active_here gw2 true
 	echo "$ms" >>"$WORK/$kind"
 	eval "$restorecmd"
 	check "$kind: back on gw1 after the hold" wait_for 30 is_active $GW1
 	check "$kind: the VPC host answers through gw1" wait_for 10 in_ns droplet ping -c1 -W1 172.16.1.100
+	check "$kind: gw2 knows it is the backup again" wait_for 5 active_here gw2 false
 }
 kill9() { local pid; pid=$(eval echo "\${PID_$1:-}"); kill -KILL "$pid"; wait "$pid" 2>/dev/null || true; eval "PID_$1="; }
 
@@ -112,12 +115,61 @@ for i in $(seq "$TRIALS"); do
 	wait_for 20 admin network list
 done
 
+say "without masquerade: the VPC's route follows the active gateway, and a TCP connection survives"
+# The gateways now forward without masquerade: the VPC host sees the
+# droplet's own overlay address and routes the overlay to the active
+# gateway, as a cloud route table does once the gateway that became active
+# has replaced its route. Here the scenario plays that route table
+# (follow), from what each gateway says of itself.
+for g in gw1 gw2; do check "$g leaves" node $g leave "$NET"; done
+check "gw1 joins again, without masquerade" node gw1 join "$(admin token create "$NET" --allow --address $GW1)" --serve 172.16.0.0/16 --lan eth1
+check "gw2 joins again, without masquerade" node gw2 join "$(admin token create "$NET" --allow --address $GW2)" --serve 172.16.0.0/16 --lan eth1
+in_ns vpchost ip route replace $NET_CIDR via 172.16.1.10
+follow() {
+	while :; do
+		if active_here gw2 true; then ip -n "$(ns vpchost)" route replace $NET_CIDR via 172.16.1.11
+		elif active_here gw1 true; then ip -n "$(ns vpchost)" route replace $NET_CIDR via 172.16.1.10; fi
+		sleep 0.1
+	done
+}
+follow >/dev/null 2>&1 &
+PIDS+=($!)
+check "the droplet reaches the VPC host through gw1, unmasqueraded" wait_for 20 is_active $GW1
+check "the VPC host sees the droplet's overlay address" wait_for 20 in_ns droplet ping -c1 -W1 172.16.1.100
+start sink vpchost "$WORK/gap" -sink 0.0.0.0:7001
+sleep 0.5
+# stream KIND ACTION: a 12 s TCP stream from the droplet, ACTION 3 s in.
+stream() {
+	local kind=$1 action=$2
+	ip netns exec "$(ns droplet)" "$WORK/gap" -stream 172.16.1.100:7001 -every 10ms -d 12s >"$WORK/stream-$kind.out" 2>&1 &
+	local sp=$!
+	sleep 3
+	eval "$action"
+	wait $sp || true
+	sleep 0.5
+	local sent; sent=$(jq -r .sha256 "$WORK/stream-$kind.out" 2>/dev/null || true)
+	if [ -n "$sent" ] && grep -q "\"sha256\":\"$sent\"" "$WORK/sink.log"; then
+		pass "$kind: the TCP connection carried its stream whole ($(jq -r .bytes "$WORK/stream-$kind.out") bytes, sha256 ${sent:0:12}...)"
+		echo 1 >>"$WORK/survived"
+	else
+		fail "$kind: the TCP connection did not survive"; sed 's/^/        /' "$WORK/stream-$kind.out"; tail -3 "$WORK/sink.log" | sed 's/^/        /'
+		echo 0 >>"$WORK/survived"
+	fi
+}
+for i in $(seq "$TRIALS"); do
+	stream failover "kill9 gw1; wait_for 10 is_active $GW2"
+	stream failback "up gw1; wait_for 20 is_active $GW1"
+done
+
 say "failover times"
 json='{}'
 for kind in kill lan probe ctldown; do
 	[ -s "$WORK/$kind" ] || continue
 	json=$(jq --arg k "$kind" --slurpfile v <(jq -s . "$WORK/$kind") '.[$k] = ($v[0] | sort | {trials: length, p50_ms: .[(length - 1) / 2 | floor], p99_ms: .[(length * 0.99 | ceil) - 1], max_ms: .[-1], all_ms: .})' <<<"$json")
 done
+if [ -s "$WORK/survived" ]; then
+	json=$(jq --slurpfile v <(jq -s . "$WORK/survived") '.tcp_survived = {trials: ($v[0] | length), survived: ($v[0] | add)}' <<<"$json")
+fi
 echo "$json" | jq -c .
 [ -z "${OUT:-}" ] || { mkdir -p "$(dirname "$OUT")"; echo "$json" >"$OUT"; }
 summary

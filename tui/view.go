@@ -144,7 +144,11 @@ func (m Model) networkDetail(n localapi.Network) string {
 	for _, f := range n.Failover {
 		// Which gateway of a route with several this node uses, and why.
 		if f.Serving {
-			b.WriteString(fmt.Sprintf("  %s served here: %s\n", f.Dest, terminal(f.State)))
+			who := f.Active.String()
+			if f.ActiveHere {
+				who = "this node"
+			}
+			b.WriteString(fmt.Sprintf("  %s served here: %s; active: %s\n", f.Dest, terminal(f.State), who))
 			continue
 		}
 		b.WriteString(fmt.Sprintf("  %s now via %s: %s\n", f.Dest, f.Active, terminal(f.Reason)))

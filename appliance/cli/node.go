@@ -315,7 +315,11 @@ func printFailover(w io.Writer, n localapi.Network) {
 	fmt.Fprintf(w, "\n%s routes with several gateways:\n", n.ID)
 	for _, f := range n.Failover {
 		if f.Serving {
-			fmt.Fprintf(w, "  %s: served here (%s)\n", f.Dest, terminal(f.State))
+			who := f.Active.String()
+			if f.ActiveHere {
+				who += ", this node"
+			}
+			fmt.Fprintf(w, "  %s: served here (%s); active gateway %s since %s (%s)\n", f.Dest, terminal(f.State), who, f.Since.Local().Format("15:04:05"), terminal(f.Reason))
 		} else {
 			fmt.Fprintf(w, "  %s: via %s since %s (%s)\n", f.Dest, f.Active, f.Since.Local().Format("15:04:05"), terminal(f.Reason))
 		}

@@ -9,13 +9,24 @@
 //
 //	gap -serve 0.0.0.0:7000
 //	gap -to 172.16.1.100:7000 -every 10ms -d 60s
+//
+// With -sink and -stream it checks that one TCP connection carries a
+// stream whole across a failover: -stream sends 1 KiB every interval for
+// -d and prints the SHA-256 of what it sent; -sink prints, for each
+// connection that ends, the SHA-256 of what it received.
+//
+//	gap -sink 0.0.0.0:7001
+//	gap -stream 172.16.1.100:7001 -every 10ms -d 10s
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -35,6 +46,8 @@ type Result struct {
 
 func main() {
 	serve := flag.String("serve", "", "echo datagrams that arrive on this ADDR:PORT")
+	sink := flag.String("sink", "", "take TCP streams on this ADDR:PORT and print each one's SHA-256 when it ends")
+	stream := flag.String("stream", "", "send a TCP stream to this ADDR:PORT (a gap -sink) and print its SHA-256")
 	to := flag.String("to", "", "send to this ADDR:PORT (a gap -serve)")
 	every := flag.Duration("every", 10*time.Millisecond, "send interval")
 	d := flag.Duration("d", time.Minute, "how long to measure")
@@ -45,6 +58,10 @@ func main() {
 		err = echo(*serve)
 	case *to != "":
 		err = measure(*to, *every, *d)
+	case *sink != "":
+		err = sinkStreams(*sink)
+	case *stream != "":
+		err = sendStream(*stream, *every, *d)
 	default:
 		err = fmt.Errorf("want -serve ADDR:PORT or -to ADDR:PORT")
 	}
@@ -128,4 +145,62 @@ func measure(addr string, every, d time.Duration) error {
 		note(<-echoes)
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func sinkStreams(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			h := sha256.New()
+			n, err := io.Copy(h, c)
+			fmt.Printf("{\"bytes\":%d,\"sha256\":\"%x\",\"error\":%q}\n", n, h.Sum(nil), errText(err))
+		}()
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func sendStream(addr string, every, d time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	chunk := make([]byte, 1024)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var n int64
+	seed := rand.Int64() // so that no two streams are alike
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		<-tick.C
+		for i := range chunk {
+			chunk[i] = byte(seed + n + int64(i)*7)
+		}
+		if _, err := c.Write(chunk); err != nil {
+			return fmt.Errorf("after %d bytes: %w", n, err)
+		}
+		h.Write(chunk)
+		n += int64(len(chunk))
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		return err
+	}
+	// Wait for the sink to close: it has everything then.
+	_, _ = io.Copy(io.Discard, c)
+	c.Close()
+	fmt.Printf("{\"bytes\":%d,\"sha256\":\"%x\"}\n", n, h.Sum(nil))
+	return nil
 }

@@ -234,11 +234,10 @@ func routeFailover(sts []failover.Status, id string) []localapi.RouteFailover {
 		if st.Network != id {
 			continue
 		}
-		rf := localapi.RouteFailover{Dest: st.Route.Dest, Serving: st.Serving}
+		rf := localapi.RouteFailover{Dest: st.Route.Dest, Serving: st.Serving, Active: st.Choice.Active, Since: st.Choice.Since, Reason: st.Choice.Reason}
 		if st.Serving {
 			rf.State = st.State.String()
-		} else {
-			rf.Active, rf.Since, rf.Reason = st.Choice.Active, st.Choice.Since, st.Choice.Reason
+			rf.ActiveHere = st.Choice.Active == st.Self
 		}
 		for _, gw := range st.Route.Gateways() {
 			h := st.Seen[gw.String()]

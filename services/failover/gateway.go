@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -68,8 +69,10 @@ func (s *Service) served() []struct {
 
 // serve opens an answering socket on the overlay of every network this
 // node is a gateway of a route with backups in, and closes those no
-// longer needed. An interface the reconciler has not made yet is tried
-// again at the next round.
+// longer needed, or bound to an interface that has since been removed
+// (a socket is bound to the interface's index: a network left and joined
+// again has a new one). An interface the reconciler has not made yet is
+// tried again at the next round.
 func (s *Service) serve() {
 	s.mu.Lock()
 	want := map[string]bool{}
@@ -77,7 +80,7 @@ func (s *Service) serve() {
 		want[sv.n.Iface] = true
 	}
 	for iface, r := range s.answers {
-		if !want[iface] {
+		if ifi, err := net.InterfaceByName(iface); !want[iface] || err != nil || ifi.Index != r.index {
 			r.close()
 			delete(s.answers, iface)
 		}
@@ -104,9 +107,13 @@ func (s *Service) serve() {
 	}
 }
 
+// errNoInterface: the overlay interface is not there (yet).
+var errNoInterface = errors.New("no such interface")
+
 // responder answers health questions that arrive on one overlay.
 type responder struct {
 	iface string
+	index int // of the interface when the socket was bound
 	conn  net.PacketConn
 	once  sync.Once
 }
@@ -115,6 +122,10 @@ func (r *responder) close() { r.once.Do(func() { r.conn.Close() }) }
 
 // listenOn opens the answering socket on interface iface only.
 func listenOn(iface string) (*responder, error) {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", iface, errNoInterface)
+	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -128,7 +139,7 @@ func listenOn(iface string) (*responder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &responder{iface: iface, conn: conn}, nil
+	return &responder{iface: iface, index: ifi.Index, conn: conn}, nil
 }
 
 // answer answers the questions that reach r until it is closed.

@@ -49,8 +49,13 @@ type Network struct {
 type Status struct {
 	Network string
 	Route   control.Route
-	Choice  Choice            // the gateway it sends through ("" when it serves the route)
+	// Choice is the gateway the route goes through: the one this node
+	// sends through, or, when this node is a gateway of the route, the
+	// one the members that see what it sees send through (itself or
+	// another).
+	Choice  Choice
 	Serving bool              // this node is a gateway of the route
+	Self    netip.Addr        // its address among the gateways, when Serving
 	State   State             // as a gateway: how the route works from here
 	Seen    map[string]Health // each gateway, by address
 }
@@ -69,10 +74,24 @@ type seenKey struct {
 
 // seen is what a member heard from one gateway about one route.
 type seen struct {
+	first    time.Time // when it started asking
 	answered time.Time // last answer that listed the route
 	state    State
 	up       bool // as last evaluated
 	since    time.Time
+}
+
+// upAt says whether the gateway sn is about counts as up at now: it
+// answered within DownAfter that the route works there, or it has not
+// been asked for DownAfter yet. A gateway not heard from yet is given the
+// benefit of the doubt for that long, so that a member and a gateway
+// that start together agree on the most preferred one, instead of the
+// gateway, which always hears itself, choosing itself first.
+func (sn *seen) upAt(now time.Time) bool {
+	if sn.answered.IsZero() {
+		return now.Sub(sn.first) < DownAfter
+	}
+	return now.Sub(sn.answered) < DownAfter && sn.state == OK
 }
 
 // Service asks the gateways of the routes that have several (as a
@@ -138,11 +157,9 @@ func (s *Service) Status() []Status {
 				continue
 			}
 			k := routeKey{n.ID, r.Dest}
-			st := Status{Network: n.ID, Route: r, Serving: r.ServedBy(n.Own), Seen: map[string]Health{}}
+			st := Status{Network: n.ID, Route: r, Serving: r.ServedBy(n.Own), Choice: s.choice[k], Seen: map[string]Health{}}
 			if st.Serving {
-				st.State = s.stateHere(n, r)
-			} else {
-				st.Choice = s.choice[k]
+				st.State, st.Self = s.stateHere(n, r), self(n, r)
 			}
 			for _, gw := range r.Gateways() {
 				if sn := s.seen[seenKey{k, gw}]; sn != nil {
@@ -194,7 +211,8 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // ask sends one question to every gateway of every route with backups
-// that this node is not a gateway of.
+// but this node: a gateway asks the others, so that it knows which of
+// them the members send through (and whether that is itself).
 func (s *Service) ask(conn *net.UDPConn) {
 	s.mu.Lock()
 	s.nonce++
@@ -202,11 +220,12 @@ func (s *Service) ask(conn *net.UDPConn) {
 	var to []netip.Addr
 	for _, n := range s.nets {
 		for _, r := range n.Routes {
-			if !hasBackups(r) || r.ServedBy(n.Own) {
+			if !hasBackups(r) {
 				continue
 			}
+			me := self(n, r)
 			for _, gw := range r.Gateways() {
-				if !slices.Contains(to, gw) {
+				if gw != me && !slices.Contains(to, gw) {
 					to = append(to, gw)
 				}
 			}
@@ -262,7 +281,7 @@ func (s *Service) record(gw netip.Addr, nonce uint64, states []RouteState) {
 			k := seenKey{routeKey{n.ID, r.Dest}, gw}
 			sn := s.seen[k]
 			if sn == nil {
-				sn = &seen{}
+				sn = &seen{first: now}
 				s.seen[k] = sn
 			}
 			sn.answered, sn.state = now, state
@@ -285,8 +304,20 @@ func (s *Service) healthOf(sn *seen, now time.Time) Health {
 	return h
 }
 
+// self is this node's address among the gateways of route r of n
+// (invalid: it is none of them).
+func self(n Network, r control.Route) netip.Addr {
+	for _, a := range n.Own {
+		if slices.Contains(r.Gateways(), a.Addr()) {
+			return a.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
 // decide re-evaluates every gateway and every route's choice, and
-// reports whether a choice changed.
+// reports whether a choice changed that decides where this node sends
+// traffic (a gateway's view of the others decides nothing here).
 func (s *Service) decide() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -296,20 +327,25 @@ func (s *Service) decide() bool {
 	keep := map[routeKey]bool{}
 	for _, n := range s.nets {
 		for _, r := range n.Routes {
-			if !hasBackups(r) || r.ServedBy(n.Own) {
+			if !hasBackups(r) {
 				continue
 			}
 			k := routeKey{n.ID, r.Dest}
 			keep[k] = true
+			me := self(n, r)
 			for _, gw := range r.Gateways() {
 				sk := seenKey{k, gw}
 				live[sk] = true
 				sn := s.seen[sk]
 				if sn == nil {
-					sn = &seen{}
+					sn = &seen{first: now}
 					s.seen[sk] = sn
 				}
-				up := !sn.answered.IsZero() && now.Sub(sn.answered) < DownAfter && sn.state == OK
+				if gw == me {
+					// What it would answer: it always hears itself.
+					sn.answered, sn.state = now, s.stateHere(n, r)
+				}
+				up := sn.upAt(now)
 				if up != sn.up || sn.since.IsZero() {
 					sn.up, sn.since = up, now
 				}
@@ -319,10 +355,17 @@ func (s *Service) decide() bool {
 			prev := s.choice[k]
 			next := Choose(r.Gateways(), health, prev, hold, failback, now)
 			if next.Active != prev.Active {
-				if prev.Active.IsValid() {
+				switch {
+				case me.IsValid() && (next.Active == me || prev.Active == me):
+					s.logf("network %s: route %s: this node (%s) is %s the active gateway: %s", n.ID, r.Dest, me,
+						map[bool]string{true: "now", false: "no longer"}[next.Active == me], next.Reason)
+				case me.IsValid():
+				case prev.Active.IsValid():
 					s.logf("network %s: route %s now via %s (was %s): %s", n.ID, r.Dest, next.Active, prev.Active, next.Reason)
 				}
-				changed = changed || prev.Active.IsValid() || next.Active != r.Via
+				if !me.IsValid() {
+					changed = changed || prev.Active.IsValid() || next.Active != r.Via
+				}
 			}
 			s.choice[k] = next
 		}
@@ -342,5 +385,5 @@ func (s *Service) decide() bool {
 
 // isNoDevice reports whether err says the interface is not there (yet).
 func isNoDevice(err error) bool {
-	return errors.Is(err, syscall.ENODEV) || errors.Is(err, unix.ENXIO)
+	return errors.Is(err, errNoInterface) || errors.Is(err, syscall.ENODEV) || errors.Is(err, unix.ENXIO)
 }

@@ -101,14 +101,20 @@ func TestAttackHealthAnswers(t *testing.T) {
 	r := haNet().Routes[0]
 	gw1, gw2 := addr("10.99.0.11"), addr("10.99.0.12")
 	s.nonce = 100
-	// Only gw2 answers with a question's nonce: it takes the route.
-	s.record(gw2, 100, states(RouteState{r.Dest, OK}))
-	// gw1's answers are forged or stale: a nonce not yet asked, one long
-	// gone; and a stranger speaks for a route it is no gateway of.
-	s.record(gw1, 101, states(RouteState{r.Dest, OK}))
-	s.record(gw1, 50, states(RouteState{r.Dest, OK}))
-	s.record(addr("10.99.0.66"), 100, states(RouteState{r.Dest, OK}))
-	s.decide()
+	for range 4 {
+		// Only gw2 answers with a question's nonce: it takes the route
+		// once gw1 has been silent for DownAfter.
+		s.record(gw2, s.nonce, states(RouteState{r.Dest, OK}))
+		// gw1's answers are forged or stale: a nonce not yet asked, one
+		// long gone; and a stranger speaks for a route it is no gateway
+		// of.
+		s.record(gw1, s.nonce+1, states(RouteState{r.Dest, OK}))
+		s.record(gw1, s.nonce-50, states(RouteState{r.Dest, OK}))
+		s.record(addr("10.99.0.66"), s.nonce, states(RouteState{r.Dest, OK}))
+		s.decide()
+		c.add(Interval)
+		s.nonce++
+	}
 	if got := s.Active("n1", r); got != gw2 {
 		t.Fatalf("via %s, want gw2, the only gateway that answered a question", got)
 	}
@@ -116,8 +122,7 @@ func TestAttackHealthAnswers(t *testing.T) {
 		t.Errorf("a member that is no gateway of the route was recorded")
 	}
 	// A gateway whose answer leaves the route out does not serve it.
-	c.add(Interval)
-	s.record(gw2, 100, states(RouteState{prefix("10.30.0.0/16"), OK}))
+	s.record(gw2, s.nonce, states(RouteState{prefix("10.30.0.0/16"), OK}))
 	s.decide()
 	st := s.Status()
 	if h := st[0].Seen[gw2.String()]; h.Up || h.Reason != "it does not serve the subnet" {
@@ -156,5 +161,59 @@ func TestStateHere(t *testing.T) {
 	n.Serve = []netip.Prefix{prefix("172.16.1.0/24")}
 	if got := s.stateHere(n, r); got != NotServing {
 		t.Errorf("serving a narrower prefix: %s", got)
+	}
+}
+
+// TestGatewaySeesWhoIsActive: a backup gateway asks the others too, and
+// knows when the members it sees alike send through it.
+func TestGatewaySeesWhoIsActive(t *testing.T) {
+	c := newClock()
+	logged := []string{}
+	s := New(func() { t.Error("a gateway's view of the others changed where it sends traffic") }, func(f string, a ...any) { logged = append(logged, f) })
+	s.now = c.now
+	n := haNet()
+	n.Own, n.Serve = []netip.Prefix{prefix("10.99.0.12/24")}, []netip.Prefix{prefix("172.16.0.0/16")}
+	s.Set([]Network{n})
+	r := n.Routes[0]
+	gw1, me := addr("10.99.0.11"), addr("10.99.0.12")
+	s.record(gw1, s.nonce, states(RouteState{r.Dest, OK}))
+	s.decide()
+	st := s.Status()
+	if len(st) != 1 || !st[0].Serving || st[0].Self != me || st[0].Choice.Active != gw1 || st[0].State != OK || !st[0].Seen[me.String()].Up {
+		t.Fatalf("gw1 answers: %+v", st)
+	}
+	for range 3 {
+		c.add(Interval)
+		s.decide()
+	}
+	if st := s.Status(); st[0].Choice.Active != me {
+		t.Fatalf("gw1 silent for 1.5 s: active %s, want this node", st[0].Choice.Active)
+	}
+	if len(logged) != 1 || logged[0] != "network %s: route %s: this node (%s) is %s the active gateway: %s" {
+		t.Errorf("logged %q", logged)
+	}
+}
+
+// TestStartGivesTheDoubt: a backup gateway that starts before it has
+// heard from the primary takes the primary for up until DownAfter has
+// passed, as the members do: both send through the primary, not each
+// through its own pick.
+func TestStartGivesTheDoubt(t *testing.T) {
+	c := newClock()
+	s := New(func() {}, nopLogf)
+	s.now = c.now
+	n := haNet()
+	n.Own, n.Serve = []netip.Prefix{prefix("10.99.0.12/24")}, []netip.Prefix{prefix("172.16.0.0/16")}
+	s.Set([]Network{n})
+	for i := range 3 {
+		s.decide()
+		if got := s.Status()[0].Choice.Active; got != addr("10.99.0.11") {
+			t.Fatalf("after %v without a word from the primary: active %s, want the primary", time.Duration(i)*Interval, got)
+		}
+		c.add(Interval)
+	}
+	s.decide()
+	if got := s.Status()[0].Choice.Active; got != addr("10.99.0.12") {
+		t.Errorf("after DownAfter without a word from the primary: active %s, want this node", got)
 	}
 }

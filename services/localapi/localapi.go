@@ -94,15 +94,17 @@ type Network struct {
 type RouteFailover struct {
 	Dest netip.Prefix `json:"dest"`
 	// Active is the gateway this node sends the route's traffic through,
-	// since Since, for Reason; unset when this node is a gateway of the
-	// route (Serving), which then says how the route works from here
-	// (State).
-	Active   netip.Addr      `json:"active,omitzero"`
-	Since    time.Time       `json:"since,omitzero"`
-	Reason   string          `json:"reason,omitempty"`
-	Serving  bool            `json:"serving,omitempty"`
-	State    string          `json:"state,omitempty"`
-	Gateways []GatewayHealth `json:"gateways"`
+	// since Since, for Reason. When this node is a gateway of the route
+	// (Serving), it is the one members that see what this node sees send
+	// through (ActiveHere: this node), and State says how the route works
+	// from here.
+	Active     netip.Addr      `json:"active,omitzero"`
+	Since      time.Time       `json:"since,omitzero"`
+	Reason     string          `json:"reason,omitempty"`
+	Serving    bool            `json:"serving,omitempty"`
+	ActiveHere bool            `json:"active_here,omitempty"`
+	State      string          `json:"state,omitempty"`
+	Gateways   []GatewayHealth `json:"gateways"`
 }
 
 // GatewayHealth is one gateway of a route as this node last saw it.
