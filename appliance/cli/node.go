@@ -165,6 +165,19 @@ func (p *prefixList) Set(s string) error {
 	return nil
 }
 
+// stringList is a flag that may be repeated or comma-separated.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error {
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			*l = append(*l, f)
+		}
+	}
+	return nil
+}
+
 func runJoin(e *env, args []string) error {
 	fs := flag.NewFlagSet("join", flag.ContinueOnError)
 	socket := socketFlag(fs)
@@ -175,6 +188,8 @@ func runJoin(e *env, args []string) error {
 	lan := fs.String("lan", "", "gateway role: interface facing the served CIDRs (default: the default-route interface)")
 	masqLAN := fs.Bool("masquerade-lan", false, "gateway role: overlay traffic enters the LAN with this node's address (clouds that drop foreign sources)")
 	masqNet := fs.Bool("masquerade-internet", false, "gateway role: NAT the served CIDRs to the internet (the NAT-instance job)")
+	var tables stringList
+	fs.Var(&tables, "aws-route-table", "gateway role, AWS: a VPC route table (rtb-...) this gateway points at itself when it becomes a route's active gateway (repeat or comma-separate)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -191,8 +206,8 @@ func runJoin(e *env, args []string) error {
 		}
 		req.Address = a
 	}
-	if len(serve) > 0 || *lan != "" || *masqLAN || *masqNet {
-		req.Gateway = &nodeconfig.Gateway{Serve: serve, LAN: *lan, MasqueradeLAN: *masqLAN, MasqueradeInternet: *masqNet}
+	if len(serve) > 0 || *lan != "" || *masqLAN || *masqNet || len(tables) > 0 {
+		req.Gateway = &nodeconfig.Gateway{Serve: serve, LAN: *lan, MasqueradeLAN: *masqLAN, MasqueradeInternet: *masqNet, AWSRouteTables: tables}
 	}
 	// The domain's one validator, as the local API will call it: a bad
 	// request is refused here, in the same words, without a daemon.
@@ -322,6 +337,9 @@ func printFailover(w io.Writer, n localapi.Network) {
 			fmt.Fprintf(w, "  %s: served here (%s); active gateway %s since %s (%s)\n", f.Dest, terminal(f.State), who, f.Since.Local().Format("15:04:05"), terminal(f.Reason))
 		} else {
 			fmt.Fprintf(w, "  %s: via %s since %s (%s)\n", f.Dest, f.Active, f.Since.Local().Format("15:04:05"), terminal(f.Reason))
+		}
+		if f.RouteTables != "" {
+			fmt.Fprintf(w, "    route tables pointed here: %s\n", terminal(f.RouteTables))
 		}
 		for i, g := range f.Gateways {
 			state := "up"

@@ -3,6 +3,8 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/gatenet/gate/services/logring"
 	"github.com/gatenet/gate/services/policy"
 	"github.com/gatenet/gate/services/reconciler"
+	"github.com/gatenet/gate/services/routetable"
 )
 
 // Status implements localapi.Backend.
@@ -217,13 +220,34 @@ func failoverNetworks(ms []agent.Membership) []failover.Network {
 		if c == nil || c.Status != control.StatusOK || !slices.ContainsFunc(c.Routes, func(r control.Route) bool { return len(r.Backups) > 0 }) {
 			continue
 		}
-		n := failover.Network{ID: m.ID, Iface: m.Iface, Own: c.Addresses, Routes: c.Routes}
-		if m.Gateway != nil {
-			n.Serve, n.LAN = m.Gateway.Serve, m.Gateway.LAN
+		n := failover.Network{ID: m.ID, Iface: m.Iface, Own: c.Addresses, Routes: c.Routes, CIDR: c.CIDR}
+		if g := m.Gateway; g != nil {
+			n.Serve, n.LAN, n.RouteTables, n.NATInstance = g.Serve, g.LAN, g.AWSRouteTables, g.MasqueradeInternet
 		}
 		out = append(out, n)
 	}
 	return out
+}
+
+// pointAWS points AWS route tables at this instance (services/routetable)
+// and sums up what it did.
+func pointAWS(ctx context.Context, tables []string, dests []netip.Prefix) (string, error) {
+	res, err := (&routetable.AWS{Tables: tables}).Point(ctx, dests)
+	if err != nil {
+		return "", err
+	}
+	var done, failed []string
+	for _, r := range res {
+		if r.Err != nil {
+			failed = append(failed, r.Err.Error())
+		} else {
+			done = append(done, r.Table+" "+r.Dest.String()+" "+r.Action)
+		}
+	}
+	if len(failed) > 0 {
+		return "", fmt.Errorf("%d of %d routes failed: %s", len(failed), len(res), strings.Join(failed, "; "))
+	}
+	return strings.Join(done, ", "), nil
 }
 
 // routeFailover is each route with several gateways of network id as
@@ -234,7 +258,8 @@ func routeFailover(sts []failover.Status, id string) []localapi.RouteFailover {
 		if st.Network != id {
 			continue
 		}
-		rf := localapi.RouteFailover{Dest: st.Route.Dest, Serving: st.Serving, Active: st.Choice.Active, Since: st.Choice.Since, Reason: st.Choice.Reason}
+		rf := localapi.RouteFailover{Dest: st.Route.Dest, Serving: st.Serving, Active: st.Choice.Active, Since: st.Choice.Since, Reason: st.Choice.Reason,
+			RouteTables: st.RouteTables}
 		if st.Serving {
 			rf.State = st.State.String()
 			rf.ActiveHere = st.Choice.Active == st.Self

@@ -205,6 +205,7 @@ func New(opt Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.fo = failover.New(func() { d.update() }, opt.Logf)
+	d.fo.PointWith(pointAWS)
 	rec.OnPass(func(before, after reconciler.Status) {
 		// Conntrack may have picked up our control connections mid-stream
 		// when the firewall turned strict; open new ones.

@@ -43,7 +43,32 @@ type Network struct {
 	// LAN is the interface facing the served subnets ("": the one the
 	// kernel routes a route's first probe, or its subnet, through).
 	LAN string
+	// CIDR is the network's overlay CIDR; RouteTables the cloud route
+	// tables this node points at itself when it becomes the active
+	// gateway of a route (Service.PointWith), for the overlay, the
+	// subnets other members serve, and, for a NAT instance (NATInstance),
+	// the default route.
+	CIDR        netip.Prefix
+	RouteTables []string
+	NATInstance bool
 }
+
+// Pointer points cloud route tables at this node for dests, and says
+// what it did in a line for status and the log.
+type Pointer func(ctx context.Context, tables []string, dests []netip.Prefix) (string, error)
+
+// pointing is what became of this node's last pointing of route tables
+// for one route.
+type pointing struct {
+	at   time.Time
+	text string // what it did, or why it failed
+	ok   bool
+	busy bool
+}
+
+// repointEvery is how often a failed pointing is tried again while this
+// node stays the active gateway.
+const repointEvery = 10 * time.Second
 
 // Status is one route with several gateways as this node sees it.
 type Status struct {
@@ -58,6 +83,9 @@ type Status struct {
 	Self    netip.Addr        // its address among the gateways, when Serving
 	State   State             // as a gateway: how the route works from here
 	Seen    map[string]Health // each gateway, by address
+	// RouteTables says what this node last did to point the cloud's
+	// route tables at itself ("" when it has not).
+	RouteTables string
 }
 
 // routeKey names a route of a network.
@@ -111,12 +139,23 @@ type Service struct {
 	answers map[string]*responder  // as a gateway: by interface
 	nonce   uint64
 	conn    *net.UDPConn // questions go out and answers come in on it
+	point   Pointer
+	pointed map[routeKey]*pointing
+	ctx     context.Context // Run's
+}
+
+// PointWith sets how this node points route tables at itself when it
+// becomes a route's active gateway. Call before Run.
+func (s *Service) PointWith(p Pointer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.point = p
 }
 
 // New makes a service; Run runs it.
 func New(onChange func(), logf func(string, ...any)) *Service {
 	return &Service{logf: logf, onChange: onChange, now: time.Now, seen: map[seenKey]*seen{}, choice: map[routeKey]Choice{},
-		health: map[routeKey]*gwHealth{}, answers: map[string]*responder{}, nonce: rand.Uint64()}
+		health: map[routeKey]*gwHealth{}, answers: map[string]*responder{}, nonce: rand.Uint64(), pointed: map[routeKey]*pointing{}, ctx: context.Background()}
 }
 
 // Set tells the service the networks this node is in now. It is cheap
@@ -161,6 +200,9 @@ func (s *Service) Status() []Status {
 			if st.Serving {
 				st.State, st.Self = s.stateHere(n, r), self(n, r)
 			}
+			if p := s.pointed[k]; p != nil {
+				st.RouteTables = p.text
+			}
 			for _, gw := range r.Gateways() {
 				if sn := s.seen[seenKey{k, gw}]; sn != nil {
 					st.Seen[gw.String()] = s.healthOf(sn, now)
@@ -179,7 +221,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	s.conn = conn
+	s.conn, s.ctx = conn, ctx
 	s.mu.Unlock()
 	defer func() {
 		conn.Close()
@@ -368,6 +410,9 @@ func (s *Service) decide() bool {
 				}
 			}
 			s.choice[k] = next
+			if me.IsValid() && next.Active == me {
+				s.pointTables(n, k, prev.Active != me, now)
+			}
 		}
 	}
 	for k := range s.seen {
@@ -380,7 +425,50 @@ func (s *Service) decide() bool {
 			delete(s.choice, k)
 		}
 	}
+	for k := range s.pointed {
+		if !keep[k] {
+			delete(s.pointed, k)
+		}
+	}
 	return changed
+}
+
+// pointTables points n's route tables at this node, the active gateway
+// of route k: when it has just become so (fresh), or again when the last
+// try failed a while ago. It runs in the background; call with mu held.
+func (s *Service) pointTables(n Network, k routeKey, fresh bool, now time.Time) {
+	if s.point == nil || len(n.RouteTables) == 0 {
+		return
+	}
+	p := s.pointed[k]
+	if p == nil {
+		p = &pointing{}
+		s.pointed[k] = p
+	}
+	if p.busy || !fresh && (p.ok || now.Sub(p.at) < repointEvery) {
+		return
+	}
+	dests := []netip.Prefix{n.CIDR}
+	for _, r := range n.Routes {
+		if !r.ServedBy(n.Own) && !slices.Contains(dests, r.Dest) {
+			dests = append(dests, r.Dest) // reached over the overlay, through this node
+		}
+	}
+	if n.NATInstance {
+		dests = append(dests, netip.MustParsePrefix("0.0.0.0/0"))
+	}
+	p.busy, p.at = true, now
+	point, ctx, tables := s.point, s.ctx, slices.Clone(n.RouteTables)
+	go func() {
+		text, err := point(ctx, tables, dests)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		p.busy, p.ok, p.text = false, err == nil, text
+		if err != nil {
+			p.text = err.Error()
+		}
+		s.logf("network %s: route %s: pointing route tables at this node: %s", k.net, k.dest, p.text)
+	}()
 }
 
 // isNoDevice reports whether err says the interface is not there (yet).

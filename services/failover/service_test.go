@@ -1,7 +1,10 @@
 package failover
 
 import (
+	"context"
+	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -216,4 +219,79 @@ func TestStartGivesTheDoubt(t *testing.T) {
 	if got := s.Status()[0].Choice.Active; got != addr("10.99.0.12") {
 		t.Errorf("after DownAfter without a word from the primary: active %s, want this node", got)
 	}
+}
+
+// TestPointsRouteTablesWhenActive: a gateway that becomes a route's
+// active gateway points its route tables at itself, for the overlay, the
+// subnets reached over it and (a NAT instance) the default route; a
+// failure is tried again after repointEvery, a success is not.
+func TestPointsRouteTablesWhenActive(t *testing.T) {
+	c := newClock()
+	s := New(func() {}, nopLogf)
+	s.now = c.now
+	type call struct {
+		tables []string
+		dests  []netip.Prefix
+	}
+	calls := make(chan call, 10)
+	fail := true
+	s.PointWith(func(_ context.Context, tables []string, dests []netip.Prefix) (string, error) {
+		calls <- call{tables, dests}
+		if fail {
+			return "", errors.New("AccessDenied")
+		}
+		return "rtb-12345678 replaced", nil
+	})
+	n := haNet()
+	n.Own, n.Serve, n.CIDR = []netip.Prefix{prefix("10.99.0.12/24")}, []netip.Prefix{prefix("172.16.0.0/16")}, prefix("10.99.0.0/24")
+	n.RouteTables, n.NATInstance = []string{"rtb-12345678"}, true
+	n.Routes = append(n.Routes, control.Route{Dest: prefix("10.10.0.0/16"), Via: addr("10.99.0.170")}) // a DigitalOcean subnet
+	s.Set([]Network{n})
+	r := n.Routes[0]
+	s.record(addr("10.99.0.11"), s.nonce, states(RouteState{r.Dest, OK}))
+	s.decide()
+	select {
+	case got := <-calls:
+		t.Fatalf("pointed while the primary is active: %+v", got)
+	default:
+	}
+	c.add(DownAfter)
+	s.decide() // the primary is silent: this node is active
+	got := <-calls
+	want := []netip.Prefix{prefix("10.99.0.0/24"), prefix("10.20.0.0/16"), prefix("10.10.0.0/16"), prefix("0.0.0.0/0")}
+	if len(got.tables) != 1 || got.tables[0] != "rtb-12345678" || !slices.Equal(got.dests, want) {
+		t.Fatalf("pointed %+v, want rtb-12345678 for %v", got, want)
+	}
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return !s.pointed[routeKey{"n1", r.Dest}].busy })
+	if st := s.Status(); st[0].RouteTables != "AccessDenied" {
+		t.Errorf("status after a failure: %q", st[0].RouteTables)
+	}
+	c.add(repointEvery / 2)
+	s.decide()
+	c.add(repointEvery / 2)
+	fail = false
+	s.decide()
+	<-calls // tried again after repointEvery
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return !s.pointed[routeKey{"n1", r.Dest}].busy })
+	c.add(time.Minute)
+	s.decide()
+	select {
+	case got := <-calls:
+		t.Errorf("pointed again after a success: %+v", got)
+	default:
+	}
+	if st := s.Status(); st[0].RouteTables != "rtb-12345678 replaced" {
+		t.Errorf("status after a success: %q", st[0].RouteTables)
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	for range 500 {
+		if ok() {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatal("timed out")
 }

@@ -105,6 +105,9 @@ type RouteFailover struct {
 	ActiveHere bool            `json:"active_here,omitempty"`
 	State      string          `json:"state,omitempty"`
 	Gateways   []GatewayHealth `json:"gateways"`
+	// RouteTables says what this node last did to point the cloud's
+	// route tables at itself, as the active gateway.
+	RouteTables string `json:"route_tables,omitempty"`
 }
 
 // GatewayHealth is one gateway of a route as this node last saw it.

@@ -199,6 +199,13 @@ func (d *decoder) gateway(path string, n *yaml.Node) *Gateway {
 			})
 		},
 		"lan": func(p string, n *yaml.Node) { g.LAN, _ = d.str(p, n) },
+		"aws_route_tables": func(p string, n *yaml.Node) {
+			d.list(p, n, func(p string, n *yaml.Node) {
+				if s, ok := d.str(p, n); ok {
+					g.AWSRouteTables = append(g.AWSRouteTables, s)
+				}
+			})
+		},
 		"masquerade": func(p string, n *yaml.Node) {
 			d.fields(p, n, map[string]func(string, *yaml.Node){
 				"to_lan":      func(p string, n *yaml.Node) { g.MasqueradeLAN, _ = d.boolean(p, n) },

@@ -71,6 +71,13 @@ func Format(c *Config) []byte {
 				add(mq, "to_lan", scalar("!!bool", strconv.FormatBool(g.MasqueradeLAN)))
 				add(mq, "to_internet", scalar("!!bool", strconv.FormatBool(g.MasqueradeInternet)))
 				add(gm, "masquerade", mq)
+				if len(g.AWSRouteTables) > 0 {
+					tl := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+					for _, t := range g.AWSRouteTables {
+						tl.Content = append(tl.Content, str(t))
+					}
+					add(gm, "aws_route_tables", tl)
+				}
 				add(m, "gateway", gm)
 			}
 			nets.Content = append(nets.Content, m)

@@ -40,6 +40,11 @@ type Gateway struct {
 	LAN                string         `json:"lan,omitempty"`       // interface facing them; "" = the default-route interface
 	MasqueradeLAN      bool           `json:"masquerade_lan"`      // overlay traffic enters the LAN with this node's address
 	MasqueradeInternet bool           `json:"masquerade_internet"` // NAT-instance job for the served CIDRs
+	// AWSRouteTables are the VPC route tables this gateway points at
+	// itself when it becomes the active gateway of a route with backups
+	// (services/routetable): the overlay, and the default route when it
+	// is the NAT instance.
+	AWSRouteTables []string `json:"aws_route_tables,omitempty"`
 }
 
 // Clone returns a deep copy of g.
@@ -49,6 +54,7 @@ func (g *Gateway) Clone() *Gateway {
 	}
 	c := *g
 	c.Serve = slices.Clone(g.Serve)
+	c.AWSRouteTables = slices.Clone(g.AWSRouteTables)
 	return &c
 }
 
@@ -105,6 +111,16 @@ func (g *Gateway) Problems() []Problem {
 			}
 		}
 	}
+	for k, t := range g.AWSRouteTables {
+		if err := CheckRouteTable(t); err != nil {
+			ps = append(ps, Problem{index("aws_route_tables", k), err.Error()})
+		} else if slices.Contains(g.AWSRouteTables[:k], t) {
+			ps = append(ps, Problem{index("aws_route_tables", k), fmt.Sprintf("%s is named twice", t)})
+		}
+	}
+	if len(g.AWSRouteTables) > maxRouteTables {
+		ps = append(ps, Problem{"aws_route_tables", fmt.Sprintf("%d route tables: at most %d", len(g.AWSRouteTables), maxRouteTables)})
+	}
 	if g.LAN != "" {
 		if err := CheckInterfaceName(g.LAN); err != nil {
 			ps = append(ps, Problem{"lan", err.Error()})
@@ -113,6 +129,19 @@ func (g *Gateway) Problems() []Problem {
 		}
 	}
 	return ps
+}
+
+// maxRouteTables bounds a gateway's AWS route tables.
+const maxRouteTables = 16
+
+// CheckRouteTable says what is wrong with an AWS route table ID: rtb- and
+// 8 or 17 lower-case hex digits.
+func CheckRouteTable(id string) error {
+	rest, ok := strings.CutPrefix(id, "rtb-")
+	if ok && (len(rest) == 8 || len(rest) == 17) && strings.Trim(rest, "0123456789abcdef") == "" {
+		return nil
+	}
+	return fmt.Errorf("route table %s: want rtb- and 8 or 17 hex digits", show(id))
 }
 
 // OverlayInterface is the name of the WireGuard interface of network id

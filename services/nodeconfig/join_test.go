@@ -36,6 +36,10 @@ func TestGatewayCheck(t *testing.T) {
 		{&Gateway{Serve: prefixes("172.16.0.0/16"), LAN: "averyveryverylongname"}, "is not an interface name"},
 		{&Gateway{Serve: prefixes("172.16.0.0/16"), LAN: OverlayInterface(netID)}, `gateway: lan: "gated363b4e9bd" is one of Gate's overlay interfaces, not a LAN`},
 		{&Gateway{Serve: prefixes("172.16.0.0/16"), LAN: "gatewaylan01"}, ""},
+		{&Gateway{Serve: prefixes("172.16.0.0/16"), AWSRouteTables: []string{"rtb-0123456789abcdef0", "rtb-89abcdef"}}, ""},
+		{&Gateway{Serve: prefixes("172.16.0.0/16"), AWSRouteTables: []string{"rtb-0123456789ABCDEF0"}}, `gateway: aws_route_tables[0]: route table "rtb-0123456789ABCDEF0": want rtb- and 8 or 17 hex digits`},
+		{&Gateway{Serve: prefixes("172.16.0.0/16"), AWSRouteTables: []string{"rtb-89abcdef", "rtb-89abcdef"}}, "gateway: aws_route_tables[1]: rtb-89abcdef is named twice"},
+		{&Gateway{Serve: prefixes("172.16.0.0/16"), AWSRouteTables: []string{"rtb-1234\x1b[2J"}}, `route table "rtb-1234\x1b[2J"`},
 		// The decision: a NAT instance says what it serves.
 		{&Gateway{MasqueradeInternet: true}, "gateway: serve: a gateway serves at least one CIDR"},
 		{&Gateway{LAN: "eth0", MasqueradeLAN: true, MasqueradeInternet: true}, "gateway: serve: a gateway serves at least one CIDR"},

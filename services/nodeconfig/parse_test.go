@@ -29,6 +29,7 @@ networks:
       serve: [172.16.0.0/16]
       lan: eth0
       masquerade: {to_lan: false, to_internet: true}
+      aws_route_tables: [rtb-0123456789abcdef0]
 controller: {listen: ":8443"}
 `
 
@@ -44,6 +45,7 @@ func seedConfig() *Config {
 				Serve:              []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16")},
 				LAN:                "eth0",
 				MasqueradeInternet: true,
+				AWSRouteTables:     []string{"rtb-0123456789abcdef0"},
 			},
 		}},
 		Controller: &Controller{Listen: ":8443"},
@@ -61,7 +63,7 @@ func TestParseGood(t *testing.T) {
 	"version": 1, "hostname": "aws-gate-1",
 	"interfaces": {"eth0": {"dhcp": true}},
 	"networks": [{"join": "` + strings.ReplaceAll(joinStr, "/", `\/`) + `", "address": "192.168.254.11",
-		"gateway": {"serve": ["172.16.0.0/16"], "lan": "eth0", "masquerade": {"to_lan": false, "to_internet": true}}}],
+		"gateway": {"serve": ["172.16.0.0/16"], "lan": "eth0", "masquerade": {"to_lan": false, "to_internet": true}, "aws_route_tables": ["rtb-0123456789abcdef0"]}}],
 	"controller": {"listen": ":8443"}
 }`, seedConfig()},
 		{"static NIC and bare network ID", `
