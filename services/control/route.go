@@ -31,6 +31,9 @@ type Route struct {
 // Bounds on a route's failover settings.
 const (
 	MaxBackups  = 7 // so a route has at most 8 gateways
+	// MaxFailoverRoutes bounds the routes with backups in one network: a
+	// gateway's health answer lists them all.
+	MaxFailoverRoutes = 64
 	MaxProbes   = 4
 	MinFailback = time.Second
 	MaxFailback = time.Hour

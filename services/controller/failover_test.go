@@ -129,6 +129,19 @@ func TestAttackRouteFailover(t *testing.T) {
 	}
 	_, err := e.admin.AddRoute(e.ctx, nw.ID, r)
 	wantAPIError(t, "nine gateways", err, 400, "8 backups: a route has at most 7")
+	// A gateway's health answer lists every route with backups of the
+	// network: there are at most MaxFailoverRoutes.
+	for i := range control.MaxFailoverRoutes {
+		r := control.Route{Dest: netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(i), 0}), 24), Via: via, Backups: []netip.Addr{netip.MustParseAddr("10.66.0.11")}}
+		if _, err := e.admin.AddRoute(e.ctx, nw.ID, r); err != nil {
+			t.Fatalf("route %d: %v", i, err)
+		}
+	}
+	_, err = e.admin.AddRoute(e.ctx, nw.ID, control.Route{Dest: netip.MustParsePrefix("172.17.0.0/24"), Via: via, Backups: []netip.Addr{netip.MustParseAddr("10.66.0.11")}})
+	wantAPIError(t, "one route with backups too many", err, 400, "has 64 routes with backups already")
+	if _, err := e.admin.AddRoute(e.ctx, nw.ID, control.Route{Dest: netip.MustParsePrefix("172.17.0.0/24"), Via: via}); err != nil {
+		t.Errorf("a route without backups: %v", err)
+	}
 }
 
 // TestRouteMigration: a route stored before routes had backups reads as

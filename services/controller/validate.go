@@ -185,10 +185,17 @@ func checkRoute(cidr netip.Prefix, existing []control.Route, r control.Route) er
 	if err := r.CheckFailover(cidr); err != nil {
 		return badRequest("route %s: %v", r.Dest, err)
 	}
+	withBackups := 0
 	for _, e := range existing {
 		if e.Dest == r.Dest {
 			return conflict("a route to %s already exists (via %s); delete it first", r.Dest, e.Via)
 		}
+		if len(e.Backups) > 0 {
+			withBackups++
+		}
+	}
+	if len(r.Backups) > 0 && withBackups >= control.MaxFailoverRoutes {
+		return badRequest("route %s: the network has %d routes with backups already, the most it may", r.Dest, withBackups)
 	}
 	return nil
 }

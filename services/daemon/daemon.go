@@ -99,10 +99,14 @@ type Daemon struct {
 	picker *desired.Picker
 	// fo picks the gateway of each route with several, and answers
 	// members' questions when this node is one (services/failover).
-	fo    *failover.Service
-	notes []string      // what desired last left out, logged when it changes
-	rev   uint64        // state revision for watchers: memberships or kernel changed
-	revCh chan struct{} // closed when rev moves, then replaced
+	fo *failover.Service
+	// updateMu makes updates one at a time, from reading the memberships
+	// to handing the result to the reconciler: two at once could hand it
+	// over in the wrong order, the older last (a failover undone).
+	updateMu sync.Mutex
+	notes    []string      // what desired last left out, logged when it changes
+	rev      uint64        // state revision for watchers: memberships or kernel changed
+	revCh    chan struct{} // closed when rev moves, then replaced
 }
 
 // Run runs the daemon until ctx is done, then removes the kernel state it
@@ -268,6 +272,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 // update recomputes the desired state from the memberships and returns its
 // generation in the reconciler.
 func (d *Daemon) update() uint64 {
+	d.updateMu.Lock()
+	defer d.updateMu.Unlock()
 	ms := d.agent.Memberships()
 	var ifs []reconciler.Interface
 	var resolv *netcfg.Resolver

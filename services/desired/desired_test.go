@@ -333,3 +333,12 @@ func TestRouteGateways(t *testing.T) {
 		t.Errorf("the configuration's peer was changed: %v", got)
 	}
 }
+
+// TestHealthPortIsNoWireGuardPort: the port gateways answer health
+// questions on is none the agent gives a network's WireGuard device
+// (from agent.FirstListenPort up, one a network).
+func TestHealthPortIsNoWireGuardPort(t *testing.T) {
+	if failover.Port >= agent.FirstListenPort {
+		t.Errorf("failover.Port %d collides with the WireGuard ports from %d up", failover.Port, agent.FirstListenPort)
+	}
+}

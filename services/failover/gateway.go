@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -94,13 +95,17 @@ func (s *Service) serve() {
 	s.mu.Unlock()
 	for _, iface := range open {
 		r, err := listenOn(iface)
+		s.mu.Lock()
 		if err != nil {
-			if !isNoDevice(err) {
+			// Said once, not at every round.
+			if msg := err.Error(); !isNoDevice(err) && s.bindErr[iface] != msg {
 				s.logf("failover: answering health questions on %s: %v", iface, err)
+				s.bindErr[iface] = msg
 			}
+			s.mu.Unlock()
 			continue
 		}
-		s.mu.Lock()
+		delete(s.bindErr, iface)
 		s.answers[iface] = r
 		s.mu.Unlock()
 		go s.answer(r)
@@ -135,7 +140,7 @@ func listenOn(iface string) (*responder, error) {
 		})
 		return errors.Join(err, serr)
 	}}
-	conn, err := lc.ListenPacket(context.Background(), "udp4", ":51821")
+	conn, err := lc.ListenPacket(context.Background(), "udp4", ":"+strconv.Itoa(Port))
 	if err != nil {
 		return nil, err
 	}
@@ -169,14 +174,15 @@ func (s *Service) statesOn(iface string) []RouteState {
 	var out []RouteState
 	for _, sv := range s.served() {
 		if sv.n.Iface == iface {
-			out = append(out, RouteState{Dest: sv.r.Dest, State: s.stateHere(sv.n, sv.r)})
+			out = append(out, RouteState{Dest: sv.r.Dest, State: s.stateHere(sv.n, sv.r), Active: s.choice[routeKey{sv.n.ID, sv.r.Dest}].Active})
 		}
 	}
 	return out
 }
 
 // probeLoop checks, every probeEvery, the LAN link and the probes of
-// every route with backups this node serves.
+// every route with backups this node serves. The links are published at
+// once; the probes when they have all answered or timed out.
 func (s *Service) probeLoop(ctx context.Context) {
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()
@@ -184,57 +190,69 @@ func (s *Service) probeLoop(ctx context.Context) {
 		s.mu.Lock()
 		sv := s.served()
 		s.mu.Unlock()
-		type result struct {
-			k       routeKey
-			lanDown bool
-			fails   map[control.Probe]bool
+		lanDown := make([]bool, len(sv))
+		for i, x := range sv {
+			lanDown[i] = !lanUp(x.n, x.r)
 		}
-		results := make([]result, len(sv))
+		s.mu.Lock()
+		keep := map[routeKey]bool{}
+		for i, x := range sv {
+			k := routeKey{x.n.ID, x.r.Dest}
+			keep[k] = true
+			h := s.health[k]
+			if h == nil {
+				h = &gwHealth{fails: map[control.Probe]int{}}
+				s.health[k] = h
+			}
+			if lanDown[i] != h.lanDown {
+				s.logf("failover: route %s of network %s: LAN link %s", k.dest, k.net, map[bool]string{true: "down", false: "up"}[lanDown[i]])
+			}
+			h.lanDown = lanDown[i]
+		}
+		for k := range s.health {
+			if !keep[k] {
+				delete(s.health, k)
+			}
+		}
+		s.mu.Unlock()
+
+		failed := make([]map[control.Probe]bool, len(sv))
 		var wg sync.WaitGroup
 		for i, x := range sv {
-			results[i] = result{k: routeKey{x.n.ID, x.r.Dest}, lanDown: !lanUp(x.n, x.r), fails: map[control.Probe]bool{}}
+			failed[i] = map[control.Probe]bool{}
 			var mu sync.Mutex
 			for _, p := range x.r.Probes {
 				wg.Go(func() {
 					ok := probe(ctx, p)
 					mu.Lock()
-					results[i].fails[p] = !ok
+					failed[i][p] = !ok
 					mu.Unlock()
 				})
 			}
 		}
 		wg.Wait()
 		s.mu.Lock()
-		keep := map[routeKey]bool{}
-		for _, res := range results {
-			keep[res.k] = true
-			h := s.health[res.k]
+		for i, x := range sv {
+			k := routeKey{x.n.ID, x.r.Dest}
+			h := s.health[k]
 			if h == nil {
-				h = &gwHealth{fails: map[control.Probe]int{}}
-				s.health[res.k] = h
+				continue // the route went meanwhile
 			}
-			if res.lanDown != h.lanDown {
-				s.logf("failover: route %s of network %s: LAN link %s", res.k.dest, res.k.net, map[bool]string{true: "down", false: "up"}[res.lanDown])
-			}
-			h.lanDown = res.lanDown
-			for p, failed := range res.fails {
+			// Only the route's probes as they are now count: a probe the
+			// admin took away fails nothing any more.
+			counts := make(map[control.Probe]int, len(failed[i]))
+			for p, bad := range failed[i] {
+				was := h.fails[p]
 				switch {
-				case failed:
-					if h.fails[p]++; h.fails[p] == probeFails {
-						s.logf("failover: route %s of network %s: probe %s fails", res.k.dest, res.k.net, p)
+				case bad:
+					if counts[p] = was + 1; counts[p] == probeFails {
+						s.logf("failover: route %s of network %s: probe %s fails", k.dest, k.net, p)
 					}
-				case h.fails[p] >= probeFails:
-					s.logf("failover: route %s of network %s: probe %s answers again", res.k.dest, res.k.net, p)
-					fallthrough
-				default:
-					h.fails[p] = 0
+				case was >= probeFails:
+					s.logf("failover: route %s of network %s: probe %s answers again", k.dest, k.net, p)
 				}
 			}
-		}
-		for k := range s.health {
-			if !keep[k] {
-				delete(s.health, k)
-			}
+			h.fails = counts
 		}
 		s.mu.Unlock()
 		select {

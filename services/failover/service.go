@@ -24,9 +24,9 @@ const (
 	Interval  = 500 * time.Millisecond
 	DownAfter = 1500 * time.Millisecond
 	// probeEvery is how often a gateway checks a route's probes; probeFails
-	// failures in a row (a 1 s timeout each) make the route fail there.
+	// failures in a row (800 ms timeout each) make the route fail there.
 	probeEvery   = time.Second
-	probeTimeout = time.Second
+	probeTimeout = 800 * time.Millisecond
 	probeFails   = 2
 )
 
@@ -105,6 +105,7 @@ type seen struct {
 	first    time.Time // when it started asking
 	answered time.Time // last answer that listed the route
 	state    State
+	claims   bool // its last answer said it is the active gateway
 	up       bool // as last evaluated
 	since    time.Time
 }
@@ -141,6 +142,7 @@ type Service struct {
 	conn    *net.UDPConn // questions go out and answers come in on it
 	point   Pointer
 	pointed map[routeKey]*pointing
+	bindErr map[string]string // the last error opening an answering socket, by interface
 	ctx     context.Context // Run's
 }
 
@@ -155,7 +157,7 @@ func (s *Service) PointWith(p Pointer) {
 // New makes a service; Run runs it.
 func New(onChange func(), logf func(string, ...any)) *Service {
 	return &Service{logf: logf, onChange: onChange, now: time.Now, seen: map[seenKey]*seen{}, choice: map[routeKey]Choice{},
-		health: map[routeKey]*gwHealth{}, answers: map[string]*responder{}, nonce: rand.Uint64(), pointed: map[routeKey]*pointing{}, ctx: context.Background()}
+		health: map[routeKey]*gwHealth{}, answers: map[string]*responder{}, nonce: rand.Uint64(), pointed: map[routeKey]*pointing{}, bindErr: map[string]string{}, ctx: context.Background()}
 }
 
 // Set tells the service the networks this node is in now. It is cheap
@@ -217,8 +219,14 @@ func (s *Service) Status() []Status {
 // Run asks and answers until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{})
-	if err != nil {
-		return err
+	for err != nil {
+		s.logf("failover: opening the socket to ask gateways: %v; trying again", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+		conn, err = net.ListenUDP("udp4", &net.UDPAddr{})
 	}
 	s.mu.Lock()
 	s.conn, s.ctx = conn, ctx
@@ -314,10 +322,10 @@ func (s *Service) record(gw netip.Addr, nonce uint64, states []RouteState) {
 			if !hasBackups(r) || !slices.Contains(r.Gateways(), gw) {
 				continue
 			}
-			state := NotServing // a gateway that does not list the route does not serve it
+			state, claims := NotServing, false // a gateway that does not list the route does not serve it
 			for _, st := range states {
 				if st.Dest == r.Dest {
-					state = st.State
+					state, claims = st.State, st.Active == gw
 				}
 			}
 			k := seenKey{routeKey{n.ID, r.Dest}, gw}
@@ -326,7 +334,7 @@ func (s *Service) record(gw netip.Addr, nonce uint64, states []RouteState) {
 				sn = &seen{first: now}
 				s.seen[k] = sn
 			}
-			sn.answered, sn.state = now, state
+			sn.answered, sn.state, sn.claims = now, state, claims
 		}
 	}
 }
@@ -346,6 +354,25 @@ func (s *Service) healthOf(sn *seen, now time.Time) Health {
 	return h
 }
 
+// claimed is the gateway of route k that the gateways that work say is
+// active (the most preferred of those that say it of themselves; zero
+// when none does), and whether any gateway but this node (me) has
+// answered yet or DownAfter has passed without one. Call with mu held.
+func (s *Service) claimed(k routeKey, r control.Route, me netip.Addr, now time.Time) (Choice, bool) {
+	heard := false
+	for _, gw := range r.Gateways() {
+		sn := s.seen[seenKey{k, gw}]
+		if gw == me || sn == nil {
+			continue
+		}
+		heard = heard || !sn.answered.IsZero() || now.Sub(sn.first) >= DownAfter
+		if sn.claims && sn.upAt(now) {
+			return Choice{Active: gw, Since: now, Reason: "active, as the gateways say"}, true
+		}
+	}
+	return Choice{}, heard
+}
+
 // self is this node's address among the gateways of route r of n
 // (invalid: it is none of them).
 func self(n Network, r control.Route) netip.Addr {
@@ -358,8 +385,8 @@ func self(n Network, r control.Route) netip.Addr {
 }
 
 // decide re-evaluates every gateway and every route's choice, and
-// reports whether a choice changed that decides where this node sends
-// traffic (a gateway's view of the others decides nothing here).
+// reports whether a choice changed: where this node sends a route's
+// traffic, or, on a gateway, which gateway it takes for active.
 func (s *Service) decide() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -394,7 +421,17 @@ func (s *Service) decide() bool {
 			}
 			hold, failback := r.Failback.Hold()
 			health := func(gw netip.Addr) Health { return s.healthOf(s.seen[seenKey{k, gw}], now) }
-			prev := s.choice[k]
+			prev, had := s.choice[k]
+			if !had {
+				// No choice yet (this node just started, or the route is
+				// new): take the route where the gateways that work say
+				// it is, and fail back from there after the hold as the
+				// others do; until one has answered, wait (Via stands).
+				var heard bool
+				if prev, heard = s.claimed(k, r, me, now); !heard {
+					continue
+				}
+			}
 			next := Choose(r.Gateways(), health, prev, hold, failback, now)
 			if next.Active != prev.Active {
 				switch {
@@ -405,9 +442,11 @@ func (s *Service) decide() bool {
 				case prev.Active.IsValid():
 					s.logf("network %s: route %s now via %s (was %s): %s", n.ID, r.Dest, next.Active, prev.Active, next.Reason)
 				}
-				if !me.IsValid() {
-					changed = changed || prev.Active.IsValid() || next.Active != r.Via
-				}
+			}
+			// Where this node sends (the kernel until now: Via before a
+			// first choice), or what it shows, changed.
+			if had && next.Active != prev.Active || !had && (me.IsValid() || next.Active != r.Via) {
+				changed = true
 			}
 			s.choice[k] = next
 			if me.IsValid() && next.Active == me {

@@ -41,7 +41,7 @@ func TestServiceFollowsAnswers(t *testing.T) {
 	s.Set([]Network{haNet()})
 	r := haNet().Routes[0]
 	gw1, gw2 := addr("10.99.0.11"), addr("10.99.0.12")
-	answer := func(gw netip.Addr, st State) { s.record(gw, s.nonce, states(RouteState{r.Dest, st})) }
+	answer := func(gw netip.Addr, st State) { s.record(gw, s.nonce, states(RouteState{Dest: r.Dest, State: st})) }
 	step := func(d time.Duration, answers ...func()) {
 		c.add(d)
 		for _, a := range answers {
@@ -107,13 +107,13 @@ func TestAttackHealthAnswers(t *testing.T) {
 	for range 4 {
 		// Only gw2 answers with a question's nonce: it takes the route
 		// once gw1 has been silent for DownAfter.
-		s.record(gw2, s.nonce, states(RouteState{r.Dest, OK}))
+		s.record(gw2, s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
 		// gw1's answers are forged or stale: a nonce not yet asked, one
 		// long gone; and a stranger speaks for a route it is no gateway
 		// of.
-		s.record(gw1, s.nonce+1, states(RouteState{r.Dest, OK}))
-		s.record(gw1, s.nonce-50, states(RouteState{r.Dest, OK}))
-		s.record(addr("10.99.0.66"), s.nonce, states(RouteState{r.Dest, OK}))
+		s.record(gw1, s.nonce+1, states(RouteState{Dest: r.Dest, State: OK}))
+		s.record(gw1, s.nonce-50, states(RouteState{Dest: r.Dest, State: OK}))
+		s.record(addr("10.99.0.66"), s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
 		s.decide()
 		c.add(Interval)
 		s.nonce++
@@ -125,7 +125,7 @@ func TestAttackHealthAnswers(t *testing.T) {
 		t.Errorf("a member that is no gateway of the route was recorded")
 	}
 	// A gateway whose answer leaves the route out does not serve it.
-	s.record(gw2, s.nonce, states(RouteState{prefix("10.30.0.0/16"), OK}))
+	s.record(gw2, s.nonce, states(RouteState{Dest: prefix("10.30.0.0/16"), State: OK}))
 	s.decide()
 	st := s.Status()
 	if h := st[0].Seen[gw2.String()]; h.Up || h.Reason != "it does not serve the subnet" {
@@ -172,14 +172,14 @@ func TestStateHere(t *testing.T) {
 func TestGatewaySeesWhoIsActive(t *testing.T) {
 	c := newClock()
 	logged := []string{}
-	s := New(func() { t.Error("a gateway's view of the others changed where it sends traffic") }, func(f string, a ...any) { logged = append(logged, f) })
+	s := New(func() {}, func(f string, a ...any) { logged = append(logged, f) })
 	s.now = c.now
 	n := haNet()
 	n.Own, n.Serve = []netip.Prefix{prefix("10.99.0.12/24")}, []netip.Prefix{prefix("172.16.0.0/16")}
 	s.Set([]Network{n})
 	r := n.Routes[0]
 	gw1, me := addr("10.99.0.11"), addr("10.99.0.12")
-	s.record(gw1, s.nonce, states(RouteState{r.Dest, OK}))
+	s.record(gw1, s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
 	s.decide()
 	st := s.Status()
 	if len(st) != 1 || !st[0].Serving || st[0].Self != me || st[0].Choice.Active != gw1 || st[0].State != OK || !st[0].Seen[me.String()].Up {
@@ -198,9 +198,9 @@ func TestGatewaySeesWhoIsActive(t *testing.T) {
 }
 
 // TestStartGivesTheDoubt: a backup gateway that starts before it has
-// heard from the primary takes the primary for up until DownAfter has
-// passed, as the members do: both send through the primary, not each
-// through its own pick.
+// heard from the primary makes no choice until DownAfter has passed (the
+// members send through the primary meanwhile), rather than choosing
+// itself, which it always hears, first.
 func TestStartGivesTheDoubt(t *testing.T) {
 	c := newClock()
 	s := New(func() {}, nopLogf)
@@ -210,8 +210,8 @@ func TestStartGivesTheDoubt(t *testing.T) {
 	s.Set([]Network{n})
 	for i := range 3 {
 		s.decide()
-		if got := s.Status()[0].Choice.Active; got != addr("10.99.0.11") {
-			t.Fatalf("after %v without a word from the primary: active %s, want the primary", time.Duration(i)*Interval, got)
+		if got := s.Status()[0].Choice.Active; got.IsValid() {
+			t.Fatalf("after %v without a word from the primary: active %s, want no choice yet", time.Duration(i)*Interval, got)
 		}
 		c.add(Interval)
 	}
@@ -248,7 +248,7 @@ func TestPointsRouteTablesWhenActive(t *testing.T) {
 	n.Routes = append(n.Routes, control.Route{Dest: prefix("10.10.0.0/16"), Via: addr("10.99.0.170")}) // a DigitalOcean subnet
 	s.Set([]Network{n})
 	r := n.Routes[0]
-	s.record(addr("10.99.0.11"), s.nonce, states(RouteState{r.Dest, OK}))
+	s.record(addr("10.99.0.11"), s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
 	s.decide()
 	select {
 	case got := <-calls:
@@ -294,4 +294,46 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	t.Fatal("timed out")
+}
+
+// TestStartWhereTheGatewaysSay: a node that starts (a member, or the
+// primary itself coming back) while the route is on the backup takes it
+// there, as the backup says, and moves back only after the hold, with
+// everyone else, not at once.
+func TestStartWhereTheGatewaysSay(t *testing.T) {
+	gw1, gw2 := addr("10.99.0.11"), addr("10.99.0.12")
+	for _, own := range []string{"10.99.0.170/24", "10.99.0.11/24"} {
+		c := newClock()
+		s := New(func() {}, nopLogf)
+		s.now = c.now
+		n := haNet()
+		n.Own, n.Serve = []netip.Prefix{prefix(own)}, []netip.Prefix{prefix("172.16.0.0/16")}
+		s.Set([]Network{n})
+		r := n.Routes[0]
+		answers := func() {
+			if own != "10.99.0.11/24" {
+				s.record(gw1, s.nonce, states(RouteState{Dest: r.Dest, State: OK, Active: gw2}))
+			}
+			s.record(gw2, s.nonce, states(RouteState{Dest: r.Dest, State: OK, Active: gw2}))
+		}
+		answers()
+		s.decide()
+		if got := s.Status()[0].Choice.Active; got != gw2 {
+			t.Fatalf("%s starts while the backup is active: takes %s, want the backup", own, got)
+		}
+		for range 19 {
+			c.add(Interval)
+			answers()
+			s.decide()
+		}
+		if got := s.Status()[0].Choice.Active; got != gw2 {
+			t.Fatalf("%s, 9.5 s later: %s, want still the backup (the hold is 10 s)", own, got)
+		}
+		c.add(Interval)
+		answers()
+		s.decide()
+		if got := s.Status()[0].Choice.Active; got != gw1 {
+			t.Errorf("%s, 10 s later: %s, want the primary again", own, got)
+		}
+	}
 }

@@ -5,23 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/gatenet/gate/services/control"
 )
 
 // Port is the UDP port gateways answer on, on their overlay addresses
-// only.
-const Port = 51821
+// only: below the WireGuard ports, which the agent hands out from 51820
+// up (one a network).
+const Port = 51819
 
 // The messages are small and fixed: a question is its magic, a version
 // and a nonce; an answer repeats the nonce and gives, for each route the
-// gateway serves in that network, the route's destination and its state.
+// gateway serves in that network, the route's destination, its state
+// there and the gateway it takes for the active one (0.0.0.0: none yet).
+// A node that starts takes the route where the gateways say it is, and
+// fails back from there after the hold, as everyone else does.
 const (
 	askMagic    = "GTHQ"
 	answerMagic = "GTHA"
-	version     = 1
+	version     = 2
 	askLen      = 4 + 1 + 8
-	// MaxRoutes is the most routes one answer lists.
-	MaxRoutes = 64
-	entryLen  = 4 + 1 + 1
+	// MaxRoutes is the most routes one answer lists: every route with
+	// backups of a network.
+	MaxRoutes = control.MaxFailoverRoutes
+	entryLen  = 4 + 1 + 1 + 4
 )
 
 // State is how a route works from a gateway.
@@ -51,8 +58,9 @@ func (s State) String() string {
 
 // RouteState is one route in an answer.
 type RouteState struct {
-	Dest  netip.Prefix
-	State State
+	Dest   netip.Prefix
+	State  State
+	Active netip.Addr // the gateway the answering one takes for active (invalid: none)
 }
 
 // appendAsk encodes a question.
@@ -81,6 +89,11 @@ func appendAnswer(b []byte, nonce uint64, routes []RouteState) []byte {
 		a := r.Dest.Addr().As4()
 		b = append(b, a[:]...)
 		b = append(b, byte(r.Dest.Bits()), byte(r.State))
+		act := [4]byte{}
+		if r.Active.Is4() {
+			act = r.Active.As4()
+		}
+		b = append(b, act[:]...)
 	}
 	return b
 }
@@ -109,7 +122,11 @@ func parseAnswer(b []byte) (uint64, []RouteState, error) {
 		if s := State(e[5]); s > NotServing {
 			return 0, nil, fmt.Errorf("health answer: route %s in unknown state %d", p, s)
 		}
-		out = append(out, RouteState{Dest: p, State: State(e[5])})
+		rs := RouteState{Dest: p, State: State(e[5])}
+		if act := netip.AddrFrom4([4]byte(e[6:10])); !act.IsUnspecified() {
+			rs.Active = act
+		}
+		out = append(out, rs)
 	}
 	return nonce, out, nil
 }

@@ -117,14 +117,14 @@ func TestCompile(t *testing.T) {
 			Overlays: []Overlay{{
 				Iface: "gtdo", Addrs: addrs("192.168.254.170"), Prefixes: pfx("192.168.254.0/24", "172.16.0.0/16"),
 				Gateway:    &Gateway{Serve: pfx("10.10.0.0/16"), LAN: "eth1", MasqueradeLAN: true, MasqueradeInternet: true},
-				HealthPort: 51821,
+				HealthPort: 51819,
 			}},
 		},
 		want: map[string]chainDescs{
 			"input": {"drop", cat(inputHead,
 				[]string{`iifname != "gtdo" ip daddr { 192.168.254.170 } drop`},
 				ctRules,
-				[]string{`iifname "gtdo" ip daddr { 192.168.254.170 } udp dport { 51821 } accept`},
+				[]string{`iifname "gtdo" ip daddr { 192.168.254.170 } udp dport { 51819 } accept`},
 				[]string{"udp dport { 51820 } accept"},
 				strictTail)},
 			"forward": {"drop", cat(ctRules, []string{
