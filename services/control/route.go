@@ -30,13 +30,13 @@ type Route struct {
 
 // Bounds on a route's failover settings.
 const (
-	MaxBackups  = 7 // so a route has at most 8 gateways
+	MaxBackups = 7 // so a route has at most 8 gateways
 	// MaxFailoverRoutes bounds the routes with backups in one network: a
 	// gateway's health answer lists them all.
 	MaxFailoverRoutes = 64
-	MaxProbes   = 4
-	MinFailback = time.Second
-	MaxFailback = time.Hour
+	MaxProbes         = 4
+	MinFailback       = time.Second
+	MaxFailback       = time.Hour
 	// DefaultFailback is how long a more preferred gateway must have been
 	// healthy before members move back to it, when the route says nothing.
 	DefaultFailback = 10 * time.Second

@@ -143,7 +143,7 @@ type Service struct {
 	point   Pointer
 	pointed map[routeKey]*pointing
 	bindErr map[string]string // the last error opening an answering socket, by interface
-	ctx     context.Context // Run's
+	ctx     context.Context   // Run's
 }
 
 // PointWith sets how this node points route tables at itself when it
