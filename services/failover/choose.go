@@ -11,9 +11,11 @@
 // node to be declared offline anywhere: a gateway that stops answering
 // (its process, its WAN, the whole machine) is out after DownAfter, and
 // one whose LAN or probe target fails says so in its next answer. The
-// answers need no signature of their own: WireGuard delivers a packet
-// only from the peer whose allowed IPs hold its source, and a gateway's
-// overlay address is in its own entry alone.
+// answers need no signature of their own: each network's questions go
+// out and its answers come in on a socket bound to its overlay
+// interface, WireGuard delivers a packet there only from the peer whose
+// allowed IPs hold its source, and a gateway's overlay address is in its
+// own entry alone.
 //
 // Members decide alone, but alike: Choose is a pure function of the
 // gateways' order, what was seen of each and the last choice, so members

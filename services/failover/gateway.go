@@ -127,9 +127,19 @@ func (r *responder) close() { r.once.Do(func() { r.conn.Close() }) }
 
 // listenOn opens the answering socket on interface iface only.
 func listenOn(iface string) (*responder, error) {
+	conn, index, err := listenDevice(iface, Port)
+	if err != nil {
+		return nil, err
+	}
+	return &responder{iface: iface, index: index, conn: conn}, nil
+}
+
+// listenDevice opens a UDP socket on port (0: any) of interface iface
+// only, and gives the interface's index.
+func listenDevice(iface string, port int) (net.PacketConn, int, error) {
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", iface, errNoInterface)
+		return nil, 0, fmt.Errorf("%s: %w", iface, errNoInterface)
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -140,11 +150,11 @@ func listenOn(iface string) (*responder, error) {
 		})
 		return errors.Join(err, serr)
 	}}
-	conn, err := lc.ListenPacket(context.Background(), "udp4", ":"+strconv.Itoa(Port))
+	conn, err := lc.ListenPacket(context.Background(), "udp4", ":"+strconv.Itoa(port))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return &responder{iface: iface, index: ifi.Index, conn: conn}, nil
+	return conn, ifi.Index, nil
 }
 
 // answer answers the questions that reach r until it is closed.

@@ -139,7 +139,7 @@ type Service struct {
 	health  map[routeKey]*gwHealth // as a gateway: each route's health here
 	answers map[string]*responder  // as a gateway: by interface
 	nonce   uint64
-	conn    *net.UDPConn // questions go out and answers come in on it
+	askers  map[string]*asker // as a member: by network
 	point   Pointer
 	pointed map[routeKey]*pointing
 	bindErr map[string]string // the last error opening an answering socket, by interface
@@ -157,7 +157,7 @@ func (s *Service) PointWith(p Pointer) {
 // New makes a service; Run runs it.
 func New(onChange func(), logf func(string, ...any)) *Service {
 	return &Service{logf: logf, onChange: onChange, now: time.Now, seen: map[seenKey]*seen{}, choice: map[routeKey]Choice{},
-		health: map[routeKey]*gwHealth{}, answers: map[string]*responder{}, nonce: rand.Uint64(), pointed: map[routeKey]*pointing{}, bindErr: map[string]string{}, ctx: context.Background()}
+		health: map[routeKey]*gwHealth{}, answers: map[string]*responder{}, nonce: rand.Uint64(), pointed: map[routeKey]*pointing{}, bindErr: map[string]string{}, askers: map[string]*asker{}, ctx: context.Background()}
 }
 
 // Set tells the service the networks this node is in now. It is cheap
@@ -218,35 +218,27 @@ func (s *Service) Status() []Status {
 
 // Run asks and answers until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{})
-	for err != nil {
-		s.logf("failover: opening the socket to ask gateways: %v; trying again", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-		conn, err = net.ListenUDP("udp4", &net.UDPAddr{})
-	}
 	s.mu.Lock()
-	s.conn, s.ctx = conn, ctx
+	s.ctx = ctx
 	s.mu.Unlock()
 	defer func() {
-		conn.Close()
 		s.mu.Lock()
 		for iface, r := range s.answers {
 			r.close()
 			delete(s.answers, iface)
 		}
+		for id, a := range s.askers {
+			a.close()
+			delete(s.askers, id)
+		}
 		s.mu.Unlock()
 	}()
-	go s.readAnswers(conn)
 	go s.probeLoop(ctx)
 	t := time.NewTicker(Interval / 2)
 	defer t.Stop()
 	for tick := 0; ; tick++ {
 		if tick%2 == 0 {
-			s.ask(conn)
+			s.ask()
 			s.serve()
 		}
 		if s.decide() {
@@ -260,15 +252,34 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
+// asker is the socket this node asks one network's gateways on, bound to
+// the network's overlay interface: the answers it takes come through that
+// overlay and are recorded for that network alone.
+type asker struct {
+	id    string // network
+	iface string
+	index int // of the interface when the socket was bound
+	conn  net.PacketConn
+	once  sync.Once
+}
+
+func (a *asker) close() { a.once.Do(func() { a.conn.Close() }) }
+
 // ask sends one question to every gateway of every route with backups
-// but this node: a gateway asks the others, so that it knows which of
-// them the members send through (and whether that is itself).
-func (s *Service) ask(conn *net.UDPConn) {
+// but this node, each network's on its own overlay: a gateway asks the
+// others too, so that it knows which of them the members send through
+// (and whether that is itself).
+func (s *Service) ask() {
 	s.mu.Lock()
 	s.nonce++
 	q := appendAsk(nil, s.nonce)
-	var to []netip.Addr
+	type target struct {
+		n  Network
+		to []netip.Addr
+	}
+	var targets []target
 	for _, n := range s.nets {
+		var to []netip.Addr
 		for _, r := range n.Routes {
 			if !hasBackups(r) {
 				continue
@@ -280,37 +291,69 @@ func (s *Service) ask(conn *net.UDPConn) {
 				}
 			}
 		}
+		if len(to) > 0 {
+			targets = append(targets, target{n, to})
+		}
 	}
+	old := s.askers
+	s.askers = map[string]*asker{}
 	s.mu.Unlock()
-	for _, gw := range to {
-		// A gateway that is gone makes the kernel refuse some sends
-		// (no route, no neighbour): that is what silence is for.
-		_, _ = conn.WriteToUDPAddrPort(q, netip.AddrPortFrom(gw, Port))
+	for _, t := range targets {
+		a := old[t.n.ID]
+		delete(old, t.n.ID)
+		if ifi, err := net.InterfaceByName(t.n.Iface); a != nil && (err != nil || ifi.Index != a.index || a.iface != t.n.Iface) {
+			a.close() // the interface was made again (or is gone): its socket listens on nothing
+			a = nil
+		}
+		if a == nil {
+			conn, index, err := listenDevice(t.n.Iface, 0)
+			if err != nil {
+				continue // the reconciler has not made the interface yet
+			}
+			a = &asker{id: t.n.ID, iface: t.n.Iface, index: index, conn: conn}
+			go s.readAnswers(a)
+		}
+		s.mu.Lock()
+		s.askers[t.n.ID] = a
+		s.mu.Unlock()
+		for _, gw := range t.to {
+			// A gateway that is gone makes the kernel refuse some sends
+			// (no route, no neighbour): that is what silence is for.
+			_, _ = a.conn.WriteTo(q, net.UDPAddrFromAddrPort(netip.AddrPortFrom(gw, Port)))
+		}
+	}
+	for _, a := range old {
+		a.close()
 	}
 }
 
-// readAnswers records the answers that arrive on conn.
-func (s *Service) readAnswers(conn *net.UDPConn) {
+// readAnswers records the answers that arrive on a.
+func (s *Service) readAnswers(a *asker) {
 	buf := make([]byte, 2048)
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		n, from, err := a.conn.ReadFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
+		ua, ok := from.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		ap := ua.AddrPort()
 		nonce, routes, err := parseAnswer(buf[:n])
-		if err != nil || from.Port() != Port {
+		if err != nil || ap.Port() != Port {
 			continue // not an answer: dropped, unlogged (anyone may send it)
 		}
-		s.record(from.Addr().Unmap(), nonce, routes)
+		s.record(a.id, ap.Addr().Unmap(), nonce, routes)
 	}
 }
 
-// record notes an answer from gateway gw: for each route of each network
-// that gw is a gateway of, whether the answer says it works there.
-func (s *Service) record(gw netip.Addr, nonce uint64, states []RouteState) {
+// record notes an answer from gateway gw of network id: for each route
+// of it that gw is a gateway of, whether the answer says it works there.
+func (s *Service) record(id string, gw netip.Addr, nonce uint64, states []RouteState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if nonce+8 < s.nonce || nonce > s.nonce {
@@ -318,6 +361,9 @@ func (s *Service) record(gw netip.Addr, nonce uint64, states []RouteState) {
 	}
 	now := s.now()
 	for _, n := range s.nets {
+		if n.ID != id {
+			continue
+		}
 		for _, r := range n.Routes {
 			if !hasBackups(r) || !slices.Contains(r.Gateways(), gw) {
 				continue

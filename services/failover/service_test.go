@@ -41,7 +41,9 @@ func TestServiceFollowsAnswers(t *testing.T) {
 	s.Set([]Network{haNet()})
 	r := haNet().Routes[0]
 	gw1, gw2 := addr("10.99.0.11"), addr("10.99.0.12")
-	answer := func(gw netip.Addr, st State) { s.record(gw, s.nonce, states(RouteState{Dest: r.Dest, State: st})) }
+	answer := func(gw netip.Addr, st State) {
+		s.record("n1", gw, s.nonce, states(RouteState{Dest: r.Dest, State: st}))
+	}
 	step := func(d time.Duration, answers ...func()) {
 		c.add(d)
 		for _, a := range answers {
@@ -94,26 +96,32 @@ func TestServiceFollowsAnswers(t *testing.T) {
 }
 
 // TestAttackHealthAnswers: answers that are stale, never asked for, from
-// a member that is no gateway of the route, or about routes the gateway
-// does not serve, move nothing.
+// a member that is no gateway of the route, that came over another
+// network's overlay, or about routes the gateway does not serve, move
+// nothing.
 func TestAttackHealthAnswers(t *testing.T) {
 	c := newClock()
 	s := New(func() {}, nopLogf)
 	s.now = c.now
-	s.Set([]Network{haNet()})
+	other := haNet()
+	other.ID, other.Iface = "n2", "gaten2"
+	s.Set([]Network{haNet(), other})
 	r := haNet().Routes[0]
 	gw1, gw2 := addr("10.99.0.11"), addr("10.99.0.12")
 	s.nonce = 100
 	for range 4 {
 		// Only gw2 answers with a question's nonce: it takes the route
 		// once gw1 has been silent for DownAfter.
-		s.record(gw2, s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
+		s.record("n1", gw2, s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
 		// gw1's answers are forged or stale: a nonce not yet asked, one
 		// long gone; and a stranger speaks for a route it is no gateway
 		// of.
-		s.record(gw1, s.nonce+1, states(RouteState{Dest: r.Dest, State: OK}))
-		s.record(gw1, s.nonce-50, states(RouteState{Dest: r.Dest, State: OK}))
-		s.record(addr("10.99.0.66"), s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
+		s.record("n1", gw1, s.nonce+1, states(RouteState{Dest: r.Dest, State: OK}))
+		s.record("n1", gw1, s.nonce-50, states(RouteState{Dest: r.Dest, State: OK}))
+		s.record("n1", addr("10.99.0.66"), s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
+		// What arrives on another network's overlay speaks for that
+		// network alone, even from the same address.
+		s.record("n2", gw1, s.nonce, states(RouteState{Dest: r.Dest, State: OK, Active: gw1}))
 		s.decide()
 		c.add(Interval)
 		s.nonce++
@@ -125,7 +133,7 @@ func TestAttackHealthAnswers(t *testing.T) {
 		t.Errorf("a member that is no gateway of the route was recorded")
 	}
 	// A gateway whose answer leaves the route out does not serve it.
-	s.record(gw2, s.nonce, states(RouteState{Dest: prefix("10.30.0.0/16"), State: OK}))
+	s.record("n1", gw2, s.nonce, states(RouteState{Dest: prefix("10.30.0.0/16"), State: OK}))
 	s.decide()
 	st := s.Status()
 	if h := st[0].Seen[gw2.String()]; h.Up || h.Reason != "it does not serve the subnet" {
@@ -179,7 +187,7 @@ func TestGatewaySeesWhoIsActive(t *testing.T) {
 	s.Set([]Network{n})
 	r := n.Routes[0]
 	gw1, me := addr("10.99.0.11"), addr("10.99.0.12")
-	s.record(gw1, s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
+	s.record("n1", gw1, s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
 	s.decide()
 	st := s.Status()
 	if len(st) != 1 || !st[0].Serving || st[0].Self != me || st[0].Choice.Active != gw1 || st[0].State != OK || !st[0].Seen[me.String()].Up {
@@ -248,7 +256,7 @@ func TestPointsRouteTablesWhenActive(t *testing.T) {
 	n.Routes = append(n.Routes, control.Route{Dest: prefix("10.10.0.0/16"), Via: addr("10.99.0.170")}) // a DigitalOcean subnet
 	s.Set([]Network{n})
 	r := n.Routes[0]
-	s.record(addr("10.99.0.11"), s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
+	s.record("n1", addr("10.99.0.11"), s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
 	s.decide()
 	select {
 	case got := <-calls:
@@ -312,9 +320,9 @@ func TestStartWhereTheGatewaysSay(t *testing.T) {
 		r := n.Routes[0]
 		answers := func() {
 			if own != "10.99.0.11/24" {
-				s.record(gw1, s.nonce, states(RouteState{Dest: r.Dest, State: OK, Active: gw2}))
+				s.record("n1", gw1, s.nonce, states(RouteState{Dest: r.Dest, State: OK, Active: gw2}))
 			}
-			s.record(gw2, s.nonce, states(RouteState{Dest: r.Dest, State: OK, Active: gw2}))
+			s.record("n1", gw2, s.nonce, states(RouteState{Dest: r.Dest, State: OK, Active: gw2}))
 		}
 		answers()
 		s.decide()
