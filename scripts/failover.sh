@@ -59,7 +59,13 @@ expect_error "a backup that is the via is refused" "is the route's via" admin ne
 expect_error "a probe outside the subnet is refused" "not inside the route's dest" admin network route add "$NET" 172.17.0.0/16 via $GW1 via $GW2 --probe 10.0.0.1/icmp
 
 node() { local n=$1; shift; GATE_SOCKET="$WORK/$n.sock" "$GATE" "$@"; }
-up() { start "$1" "$1" "$GATE" up --state "$WORK/$1" --socket "$WORK/$1.sock" --hostname "$1"; wait_for 20 node "$1" status || { cat "$WORK/$1.log"; exit 1; }; }
+GW_ENV=() # the gateways' environment (the fake EC2 API's address, later)
+up() {
+	local envs=()
+	[ "$1" = droplet ] || envs=("${GW_ENV[@]}")
+	start "$1" "$1" env "${envs[@]}" "$GATE" up --state "$WORK/$1" --socket "$WORK/$1.sock" --hostname "$1"
+	wait_for 20 node "$1" status || { cat "$WORK/$1.log"; exit 1; }
+}
 for n in gw1 gw2 droplet; do up $n; done
 check "gw1 joins as the primary" node gw1 join "$(admin token create "$NET" --allow --address $GW1)" --serve 172.16.0.0/16 --lan eth1 --masquerade-lan
 check "gw2 joins as the backup" node gw2 join "$(admin token create "$NET" --allow --address $GW2)" --serve 172.16.0.0/16 --lan eth1 --masquerade-lan
@@ -115,25 +121,33 @@ for i in $(seq "$TRIALS"); do
 	wait_for 20 admin network list
 done
 
-say "without masquerade: the VPC's route follows the active gateway, and a TCP connection survives"
+say "without masquerade: the VPC's route table follows the active gateway, and a TCP connection survives"
 # The gateways now forward without masquerade: the VPC host sees the
-# droplet's own overlay address and routes the overlay to the active
-# gateway, as a cloud route table does once the gateway that became active
-# has replaced its route. Here the scenario plays that route table
-# (follow), from what each gateway says of itself.
-for g in gw1 gw2; do check "$g leaves" node $g leave "$NET"; done
-check "gw1 joins again, without masquerade" node gw1 join "$(admin token create "$NET" --allow --address $GW1)" --serve 172.16.0.0/16 --lan eth1
-check "gw2 joins again, without masquerade" node gw2 join "$(admin token create "$NET" --allow --address $GW2)" --serve 172.16.0.0/16 --lan eth1
-in_ns vpchost ip route replace $NET_CIDR via 172.16.1.10
-follow() {
-	while :; do
-		if active_here gw2 true; then ip -n "$(ns vpchost)" route replace $NET_CIDR via 172.16.1.11
-		elif active_here gw1 true; then ip -n "$(ns vpchost)" route replace $NET_CIDR via 172.16.1.10; fi
-		sleep 0.1
-	done
-}
-follow >/dev/null 2>&1 &
-PIDS+=($!)
+# droplet's own overlay address and routes the overlay by its route table
+# to the active gateway, which replaces the route when it takes over
+# (gate join --aws-route-table). AWS here is fakeaws: each gateway's
+# instance metadata (IMDSv2, its instance ID, a role) on 169.254.169.254
+# in its own namespace, and EC2's API on the VPC host, where a route to an
+# instance becomes the host's kernel route via that instance.
+(cd "$ROOT" && go build -o "$WORK/fakeaws" ./scripts/fakeaws)
+for g in "gw1 i-0000000000000000a" "gw2 i-0000000000000000b"; do
+	set -- $g
+	in_ns "$1" ip addr add 169.254.169.254/32 dev lo
+	start "imds_$1" "$1" "$WORK/fakeaws" -imds -instance "$2"
+done
+start ec2 vpchost "$WORK/fakeaws" -ec2 172.16.1.100:8080 -instances i-0000000000000000a=172.16.1.10,i-0000000000000000b=172.16.1.11
+GW_ENV=(AWS_ENDPOINT_URL_EC2=http://172.16.1.100:8080)
+for g in gw1 gw2; do
+	check "$g leaves" node $g leave "$NET"
+	stop $g
+	up $g
+done
+RTB=rtb-0123456789abcdef0
+check "gw1 joins again, without masquerade, with the VPC's route table" node gw1 join "$(admin token create "$NET" --allow --address $GW1)" --serve 172.16.0.0/16 --lan eth1 --aws-route-table $RTB
+check "gw2 joins again, likewise" node gw2 join "$(admin token create "$NET" --allow --address $GW2)" --serve 172.16.0.0/16 --lan eth1 --aws-route-table $RTB
+vpc_route() { ip -n "$(ns vpchost)" route show $NET_CIDR | grep -q "via $1 "; }
+check "gw1, active, points the route table at itself" wait_for 20 vpc_route 172.16.1.10
+check "and says so" sh -c "GATE_SOCKET=$WORK/gw1.sock $GATE networks | grep -q 'route tables pointed here: $RTB $NET_CIDR'"
 check "the droplet reaches the VPC host through gw1, unmasqueraded" wait_for 20 is_active $GW1
 check "the VPC host sees the droplet's overlay address" wait_for 20 in_ns droplet ping -c1 -W1 172.16.1.100
 start sink vpchost "$WORK/gap" -sink 0.0.0.0:7001
@@ -158,8 +172,12 @@ stream() {
 }
 for i in $(seq "$TRIALS"); do
 	stream failover "kill9 gw1; wait_for 10 is_active $GW2"
+	check "the route table follows gw2" wait_for 10 vpc_route 172.16.1.11
 	stream failback "up gw1; wait_for 20 is_active $GW1"
+	check "the route table follows gw1 back" wait_for 10 vpc_route 172.16.1.10
 done
+note "EC2 calls: $(wc -l <"$WORK/ec2.log")"
+sed 's/^/        /' "$WORK/ec2.log" | tail -4
 
 say "failover times"
 json='{}'

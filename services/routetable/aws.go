@@ -18,11 +18,13 @@
 package routetable
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,9 +42,11 @@ import (
 // AWS points route tables of a VPC at this instance.
 type AWS struct {
 	Tables []string // route table IDs, rtb-...
-	// Metadata is the instance metadata service's base URL ("": AWS's,
-	// http://169.254.169.254); Endpoint the EC2 API's ("": the region's).
-	// Tests set both to fakes of their own.
+	// Metadata is the instance metadata service's base URL ("": the
+	// environment's AWS_EC2_METADATA_SERVICE_ENDPOINT, else AWS's,
+	// http://169.254.169.254); Endpoint the EC2 API's ("": the
+	// environment's AWS_ENDPOINT_URL_EC2, else the region's), as AWS's
+	// own tools read them (a VPC endpoint, or a test's fakes).
 	Metadata string
 	Endpoint string
 	// HTTP, if set, is the client both use.
@@ -75,7 +79,7 @@ func (a *AWS) Point(ctx context.Context, dests []netip.Prefix) ([]Result, error)
 			return nil, err
 		}
 	}
-	mdo := imds.Options{Endpoint: a.Metadata}
+	mdo := imds.Options{Endpoint: cmp.Or(a.Metadata, os.Getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"))}
 	if a.HTTP != nil {
 		mdo.HTTPClient = a.HTTP // a nil *http.Client would be a non-nil interface
 	}
@@ -99,8 +103,8 @@ func (a *AWS) Point(ctx context.Context, dests []netip.Prefix) ([]Result, error)
 	if a.HTTP != nil {
 		opt.HTTPClient = a.HTTP
 	}
-	if a.Endpoint != "" {
-		opt.BaseEndpoint = aws.String(a.Endpoint)
+	if ep := cmp.Or(a.Endpoint, os.Getenv("AWS_ENDPOINT_URL_EC2")); ep != "" {
+		opt.BaseEndpoint = aws.String(ep)
 	}
 	client := ec2.New(opt)
 	var out []Result
