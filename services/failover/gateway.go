@@ -46,22 +46,21 @@ func (s *Service) stateHere(n Network, r control.Route) State {
 	return OK
 }
 
-// served is each route with backups this node is a gateway of, by network.
-func (s *Service) served() []struct {
+// servedRoute is a route with backups this node is a gateway of, and its
+// network.
+type servedRoute struct {
 	n Network
 	r control.Route
-} {
-	var out []struct {
-		n Network
-		r control.Route
-	}
+}
+
+// served is each route with backups this node is a gateway of. Call with
+// mu held.
+func (s *Service) served() []servedRoute {
+	var out []servedRoute
 	for _, n := range s.nets {
 		for _, r := range n.Routes {
 			if hasBackups(r) && r.ServedBy(n.Own) {
-				out = append(out, struct {
-					n Network
-					r control.Route
-				}{n, r})
+				out = append(out, servedRoute{n, r})
 			}
 		}
 	}

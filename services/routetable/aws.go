@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -145,16 +146,11 @@ func metadata(ctx context.Context, md *imds.Client, path string) (string, error)
 		return "", fmt.Errorf("instance metadata %s: %w", path, err)
 	}
 	defer out.Content.Close()
-	var b strings.Builder
-	buf := make([]byte, 256)
-	for b.Len() <= 128 {
-		n, err := out.Content.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
+	b, err := io.ReadAll(io.LimitReader(out.Content, 256)) // an ID or a region; more is cut and then refused
+	if err != nil {
+		return "", fmt.Errorf("instance metadata %s: %w", path, err)
 	}
-	return strings.TrimSpace(b.String()), nil
+	return strings.TrimSpace(string(b)), nil
 }
 
 // code is the API error code of err ("" when it is none).
