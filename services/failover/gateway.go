@@ -120,6 +120,31 @@ type responder struct {
 	index int // of the interface when the socket was bound
 	conn  net.PacketConn
 	once  sync.Once
+	// asked counts the questions from each source in the second window
+	// (Unix seconds); only the answering goroutine touches them.
+	window int64
+	asked  map[netip.Addr]int
+}
+
+// maxAsks is how many questions a second one source gets answered: a
+// member asks each gateway twice a second. An answer is up to 50 times
+// the size of a question, so without a limit one member could make a
+// gateway send a flood through the tunnel.
+const maxAsks = 8
+
+// admit says whether a question from src, at now, is answered: src must
+// be a member's overlay address (in the network's CIDR: WireGuard lets
+// in, on the overlay, the subnets behind other gateways too, and those
+// hosts have nothing to ask), and within maxAsks this second.
+func (r *responder) admit(src netip.Addr, cidr netip.Prefix, now time.Time) bool {
+	if !cidr.IsValid() || !cidr.Contains(src) {
+		return false
+	}
+	if sec := now.Unix(); sec != r.window || r.asked == nil {
+		r.window, r.asked = sec, map[netip.Addr]int{}
+	}
+	r.asked[src]++
+	return r.asked[src] <= maxAsks
 }
 
 func (r *responder) close() { r.once.Do(func() { r.conn.Close() }) }
@@ -168,25 +193,32 @@ func (s *Service) answer(r *responder) {
 			continue
 		}
 		nonce, err := parseAsk(buf[:n])
-		if err != nil {
+		ua, ok := from.(*net.UDPAddr)
+		if err != nil || !ok {
 			continue // not a question: dropped, unlogged
 		}
-		_, _ = r.conn.WriteTo(appendAnswer(nil, nonce, s.statesOn(r.iface)), from)
+		states, cidr := s.statesOn(r.iface)
+		if !r.admit(ua.AddrPort().Addr().Unmap(), cidr, s.now()) {
+			continue
+		}
+		_, _ = r.conn.WriteTo(appendAnswer(nil, nonce, states), from)
 	}
 }
 
 // statesOn is the state of each route with backups this node serves in
-// the network on iface.
-func (s *Service) statesOn(iface string) []RouteState {
+// the network on iface, and that network's CIDR.
+func (s *Service) statesOn(iface string) ([]RouteState, netip.Prefix) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []RouteState
+	var cidr netip.Prefix
 	for _, sv := range s.served() {
 		if sv.n.Iface == iface {
+			cidr = sv.n.CIDR
 			out = append(out, RouteState{Dest: sv.r.Dest, State: s.stateHere(sv.n, sv.r), Active: s.choice[routeKey{sv.n.ID, sv.r.Dest}].Active})
 		}
 	}
-	return out
+	return out, cidr
 }
 
 // probeLoop checks, every probeEvery, the LAN link and the probes of

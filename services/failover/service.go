@@ -139,6 +139,10 @@ type Service struct {
 	health  map[routeKey]*gwHealth // as a gateway: each route's health here
 	answers map[string]*responder  // as a gateway: by interface
 	nonce   uint64
+	// asked is when each of the last askWindow questions went out (by
+	// nonce modulo askWindow): an answer says how things were no earlier
+	// than its question left, however late it arrives.
+	asked   [askWindow]time.Time
 	askers  map[string]*asker // as a member: by network
 	point   Pointer
 	pointed map[routeKey]*pointing
@@ -167,6 +171,18 @@ func (s *Service) Set(nets []Network) {
 	defer s.mu.Unlock()
 	s.nets = nets
 }
+
+// nextQuestion numbers a new question and notes when it went out. Call
+// with mu held.
+func (s *Service) nextQuestion() uint64 {
+	s.nonce++
+	s.asked[s.nonce%askWindow] = s.now()
+	return s.nonce
+}
+
+// askWindow is how many questions back an answer is taken for: four
+// seconds of them, more than DownAfter.
+const askWindow = 8
 
 // hasBackups reports whether r has several gateways.
 func hasBackups(r control.Route) bool { return len(r.Backups) > 0 }
@@ -271,8 +287,7 @@ func (a *asker) close() { a.once.Do(func() { a.conn.Close() }) }
 // (and whether that is itself).
 func (s *Service) ask() {
 	s.mu.Lock()
-	s.nonce++
-	q := appendAsk(nil, s.nonce)
+	q := appendAsk(nil, s.nextQuestion())
 	type target struct {
 		n  Network
 		to []netip.Addr
@@ -356,10 +371,10 @@ func (s *Service) readAnswers(a *asker) {
 func (s *Service) record(id string, gw netip.Addr, nonce uint64, states []RouteState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if nonce+8 < s.nonce || nonce > s.nonce {
+	if nonce+askWindow <= s.nonce || nonce > s.nonce {
 		return // an answer to a question long gone, or never asked
 	}
-	now := s.now()
+	now, asked := s.now(), s.asked[nonce%askWindow]
 	for _, n := range s.nets {
 		if n.ID != id {
 			continue
@@ -380,7 +395,10 @@ func (s *Service) record(id string, gw netip.Addr, nonce uint64, states []RouteS
 				sn = &seen{first: now}
 				s.seen[k] = sn
 			}
-			sn.answered, sn.state, sn.claims = now, state, claims
+			if asked.Before(sn.answered) {
+				continue // an answer to an older question came late: the newer one stands
+			}
+			sn.answered, sn.state, sn.claims = asked, state, claims
 		}
 	}
 }

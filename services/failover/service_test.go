@@ -42,7 +42,7 @@ func TestServiceFollowsAnswers(t *testing.T) {
 	r := haNet().Routes[0]
 	gw1, gw2 := addr("10.99.0.11"), addr("10.99.0.12")
 	answer := func(gw netip.Addr, st State) {
-		s.record("n1", gw, s.nonce, states(RouteState{Dest: r.Dest, State: st}))
+		s.record("n1", gw, s.nextQuestion(), states(RouteState{Dest: r.Dest, State: st}))
 	}
 	step := func(d time.Duration, answers ...func()) {
 		c.add(d)
@@ -109,22 +109,25 @@ func TestAttackHealthAnswers(t *testing.T) {
 	r := haNet().Routes[0]
 	gw1, gw2 := addr("10.99.0.11"), addr("10.99.0.12")
 	s.nonce = 100
+	first := s.nextQuestion()
 	for range 4 {
+		q := s.nextQuestion()
 		// Only gw2 answers with a question's nonce: it takes the route
 		// once gw1 has been silent for DownAfter.
-		s.record("n1", gw2, s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
+		s.record("n1", gw2, q, states(RouteState{Dest: r.Dest, State: OK}))
 		// gw1's answers are forged or stale: a nonce not yet asked, one
-		// long gone; and a stranger speaks for a route it is no gateway
-		// of.
-		s.record("n1", gw1, s.nonce+1, states(RouteState{Dest: r.Dest, State: OK}))
-		s.record("n1", gw1, s.nonce-50, states(RouteState{Dest: r.Dest, State: OK}))
-		s.record("n1", addr("10.99.0.66"), s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
+		// long gone, and one to the first question, which arrives
+		// seconds late and tells nothing of now; and a stranger speaks
+		// for a route it is no gateway of.
+		s.record("n1", gw1, q+1, states(RouteState{Dest: r.Dest, State: OK}))
+		s.record("n1", gw1, q-50, states(RouteState{Dest: r.Dest, State: OK}))
+		s.record("n1", gw1, first, states(RouteState{Dest: r.Dest, State: OK}))
+		s.record("n1", addr("10.99.0.66"), q, states(RouteState{Dest: r.Dest, State: OK}))
 		// What arrives on another network's overlay speaks for that
 		// network alone, even from the same address.
-		s.record("n2", gw1, s.nonce, states(RouteState{Dest: r.Dest, State: OK, Active: gw1}))
+		s.record("n2", gw1, q, states(RouteState{Dest: r.Dest, State: OK, Active: gw1}))
 		s.decide()
 		c.add(Interval)
-		s.nonce++
 	}
 	if got := s.Active("n1", r); got != gw2 {
 		t.Fatalf("via %s, want gw2, the only gateway that answered a question", got)
@@ -133,7 +136,7 @@ func TestAttackHealthAnswers(t *testing.T) {
 		t.Errorf("a member that is no gateway of the route was recorded")
 	}
 	// A gateway whose answer leaves the route out does not serve it.
-	s.record("n1", gw2, s.nonce, states(RouteState{Dest: prefix("10.30.0.0/16"), State: OK}))
+	s.record("n1", gw2, s.nextQuestion(), states(RouteState{Dest: prefix("10.30.0.0/16"), State: OK}))
 	s.decide()
 	st := s.Status()
 	if h := st[0].Seen[gw2.String()]; h.Up || h.Reason != "it does not serve the subnet" {
@@ -187,7 +190,7 @@ func TestGatewaySeesWhoIsActive(t *testing.T) {
 	s.Set([]Network{n})
 	r := n.Routes[0]
 	gw1, me := addr("10.99.0.11"), addr("10.99.0.12")
-	s.record("n1", gw1, s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
+	s.record("n1", gw1, s.nextQuestion(), states(RouteState{Dest: r.Dest, State: OK}))
 	s.decide()
 	st := s.Status()
 	if len(st) != 1 || !st[0].Serving || st[0].Self != me || st[0].Choice.Active != gw1 || st[0].State != OK || !st[0].Seen[me.String()].Up {
@@ -256,7 +259,7 @@ func TestPointsRouteTablesWhenActive(t *testing.T) {
 	n.Routes = append(n.Routes, control.Route{Dest: prefix("10.10.0.0/16"), Via: addr("10.99.0.170")}) // a DigitalOcean subnet
 	s.Set([]Network{n})
 	r := n.Routes[0]
-	s.record("n1", addr("10.99.0.11"), s.nonce, states(RouteState{Dest: r.Dest, State: OK}))
+	s.record("n1", addr("10.99.0.11"), s.nextQuestion(), states(RouteState{Dest: r.Dest, State: OK}))
 	s.decide()
 	select {
 	case got := <-calls:
@@ -320,9 +323,9 @@ func TestStartWhereTheGatewaysSay(t *testing.T) {
 		r := n.Routes[0]
 		answers := func() {
 			if own != "10.99.0.11/24" {
-				s.record("n1", gw1, s.nonce, states(RouteState{Dest: r.Dest, State: OK, Active: gw2}))
+				s.record("n1", gw1, s.nextQuestion(), states(RouteState{Dest: r.Dest, State: OK, Active: gw2}))
 			}
-			s.record("n1", gw2, s.nonce, states(RouteState{Dest: r.Dest, State: OK, Active: gw2}))
+			s.record("n1", gw2, s.nextQuestion(), states(RouteState{Dest: r.Dest, State: OK, Active: gw2}))
 		}
 		answers()
 		s.decide()
