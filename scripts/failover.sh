@@ -11,12 +11,20 @@
 # route tables). The droplet sends a datagram every 10 ms to an echo
 # server on the VPC host (scripts/gap) while gw1 fails, in turn:
 #   kill     its gate process is killed (-9)
+#   gone     the whole instance is gone: killed, and both its links cut
 #   lan      its LAN link goes down
 #   probe    its probe target stops answering it (an ICMP probe)
 #   ctldown  its gate process is killed with the controller stopped
 # and each time comes back; the longest gap in the echoes is the failover
-# time. TRIALS=N runs each kind N times (default 1); OUT=FILE writes the
-# times as JSON. Run as root: scripts/failover.sh (after make).
+# time. Each trial also kills gw1 under an open TCP connection, to say
+# what masquerade does to it (it is reset; when, and when a new one
+# connects). Then the gateways forward without masquerade, with the VPC's
+# route table played by scripts/fakeaws: TCP streams must survive a
+# failover and a failback, and, the gateways being the VPC's NAT instances
+# too (web 198.51.100.50 is the internet), the VPC host's own UDP and TCP
+# to the internet are measured across the same failover.
+# TRIALS=N runs each kind N times (default 1); OUT=FILE writes the times
+# as JSON. Run as root: scripts/failover.sh (after make).
 source "$(dirname "$0")/netns-lib.sh"
 trap cleanup EXIT
 require_tools
@@ -29,10 +37,10 @@ HOLD=3s
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 say "topology"
-for n in inet lan ctl gw1 gw2 droplet vpchost; do mkns $n; done
+for n in inet lan ctl gw1 gw2 droplet vpchost web; do mkns $n; done
 bridge inet br0
 bridge lan br0
-for pair in "ctl 198.51.100.10/24" "droplet 198.51.100.20/24" "gw1 198.51.100.11/24" "gw2 198.51.100.12/24"; do
+for pair in "ctl 198.51.100.10/24" "droplet 198.51.100.20/24" "gw1 198.51.100.11/24" "gw2 198.51.100.12/24" "web 198.51.100.50/24"; do
 	set -- $pair
 	link "$1" eth0 "$2" inet "p-$1" -
 	plug inet br0 "p-$1"
@@ -44,6 +52,9 @@ for pair in "gw1 172.16.1.10/24" "gw2 172.16.1.11/24" "vpchost 172.16.1.100/24";
 done
 (cd "$ROOT" && go build -o "$WORK/gap" ./scripts/gap)
 start echo vpchost "$WORK/gap" -serve 0.0.0.0:7000
+start sink vpchost "$WORK/gap" -sink 0.0.0.0:7001
+start webecho web "$WORK/gap" -serve 0.0.0.0:7000
+start websink web "$WORK/gap" -sink 0.0.0.0:7001
 
 say "controller, network, the route with two gateways"
 start ctl ctl "$GATE" controller --state "$WORK/ctl" --listen $CTL
@@ -105,10 +116,50 @@ trial() {
 	check "$kind: gw2 knows it is the backup again" wait_for 5 active_here gw2 false
 }
 kill9() { local pid; pid=$(eval echo "\${PID_$1:-}"); kill -KILL "$pid"; wait "$pid" 2>/dev/null || true; eval "PID_$1="; }
+# gone, back: gw1 as an instance that stops, as a whole, and starts again:
+# its process killed and its cables cut (at the bridges' ends, so that its
+# own links, addresses and routes stay as they were).
+gone() { kill9 gw1; ip -n "$(ns inet)" link set p-gw1 down; ip -n "$(ns lan)" link set p-gw1 down; }
+back() { ip -n "$(ns inet)" link set p-gw1 up; ip -n "$(ns lan)" link set p-gw1 up; up gw1; }
+
+now_ms() { date +%s%3N; }
+# broken KIND T0 FILE: what gap -stream -redial saw (FILE), counted from
+# T0 (Unix ms), appended to $WORK/KIND-broke and $WORK/KIND-redial.
+broken() {
+	local kind=$1 t0=$2 out=$3 why
+	why=$(jq -r '.broke // ""' "$out" 2>/dev/null || true)
+	if [ -z "$why" ]; then
+		note "$kind: the connection was not broken ($(jq -c . "$out" 2>/dev/null || cat "$out"))"
+		echo '"kept"' >>"$WORK/$kind-outcome"
+		return
+	fi
+	local b r; b=$(jq -r ".broke_at - $t0 | floor" "$out"); r=$(jq -r "if .redialed_at then .redialed_at - $t0 | floor else empty end" "$out")
+	note "$kind: the connection broke ${b} ms after gw1 failed ($why); a new one connected at ${r:-never} ms"
+	echo "$b" >>"$WORK/$kind-broke"
+	[ -z "$r" ] || echo "$r" >>"$WORK/$kind-redial"
+	jq -c '.broke | if test("reset") then "reset" elif test("timeout") then "stalled" else . end' "$out" >>"$WORK/$kind-outcome"
+}
+# masq_tcp: gw1 is killed under an open TCP connection through it, the
+# gateways masquerading into the LAN.
+masq_tcp() {
+	ip netns exec "$(ns droplet)" "$WORK/gap" -stream 172.16.1.100:7001 -redial -every 10ms -d 8s >"$WORK/masq-tcp.out" 2>&1 &
+	local sp=$! t0
+	sleep 2
+	t0=$(now_ms)
+	kill9 gw1
+	wait $sp || true
+	broken masq_tcp "$t0" "$WORK/masq-tcp.out"
+	up gw1
+	check "masquerade, TCP: back on gw1 after the hold" wait_for 30 is_active $GW1
+}
 
 for i in $(seq "$TRIALS"); do
+	say "trial $i: gw1 is killed under an open TCP connection, masquerading"
+	masq_tcp
 	say "trial $i: gw1's process is killed"
 	trial kill "kill9 gw1" "up gw1"
+	say "trial $i: gw1 is gone as a whole"
+	trial gone gone back
 	say "trial $i: gw1's LAN link goes down"
 	trial lan "ip -n $(ns gw1) link set eth1 down" "ip -n $(ns gw1) link set eth1 up"
 	say "trial $i: gw1's probe target stops answering it"
@@ -140,18 +191,22 @@ GW_ENV=(AWS_ENDPOINT_URL_EC2=http://172.16.1.100:8080)
 for g in gw1 gw2; do
 	check "$g leaves" node $g leave "$NET"
 	stop $g
+	# The gateways' way to the internet (web plays it), which they NAT
+	# the VPC's hosts to as its NAT instances.
+	in_ns $g ip route add default via 198.51.100.50
 	up $g
 done
 RTB=rtb-0123456789abcdef0
-check "gw1 joins again, without masquerade, with the VPC's route table" node gw1 join "$(admin token create "$NET" --allow --address $GW1)" --serve 172.16.0.0/16 --lan eth1 --aws-route-table $RTB
-check "gw2 joins again, likewise" node gw2 join "$(admin token create "$NET" --allow --address $GW2)" --serve 172.16.0.0/16 --lan eth1 --aws-route-table $RTB
-vpc_route() { ip -n "$(ns vpchost)" route show $NET_CIDR | grep -q "via $1 "; }
-check "gw1, active, points the route table at itself" wait_for 20 vpc_route 172.16.1.10
+check "gw1 joins again, without masquerade into the LAN, as the NAT instance, with the VPC's route table" \
+	node gw1 join "$(admin token create "$NET" --allow --address $GW1)" --serve 172.16.0.0/16 --lan eth1 --masquerade-internet --aws-route-table $RTB
+check "gw2 joins again, likewise" node gw2 join "$(admin token create "$NET" --allow --address $GW2)" --serve 172.16.0.0/16 --lan eth1 --masquerade-internet --aws-route-table $RTB
+vpc_route() { ip -n "$(ns vpchost)" route show "$2" | grep -q "via $1 "; }
+check "gw1, active, points the route table at itself" wait_for 20 vpc_route 172.16.1.10 $NET_CIDR
+check "and the VPC's default route (the NAT-instance job)" wait_for 20 vpc_route 172.16.1.10 default
+check "the VPC host reaches the internet through gw1" wait_for 10 in_ns vpchost ping -c1 -W1 198.51.100.50
 check "and says so" sh -c "GATE_SOCKET=$WORK/gw1.sock $GATE networks | grep -q 'route tables pointed here: $RTB $NET_CIDR'"
 check "the droplet reaches the VPC host through gw1, unmasqueraded" wait_for 20 is_active $GW1
 check "the VPC host sees the droplet's overlay address" wait_for 20 in_ns droplet ping -c1 -W1 172.16.1.100
-start sink vpchost "$WORK/gap" -sink 0.0.0.0:7001
-sleep 0.5
 # stream KIND ACTION: a 12 s TCP stream from the droplet, ACTION 3 s in.
 stream() {
 	local kind=$1 action=$2
@@ -170,20 +225,47 @@ stream() {
 		echo 0 >>"$WORK/survived"
 	fi
 }
+# nat_start, nat_end: the VPC host's own traffic to the internet through
+# the NAT instance across the same failover: a datagram every 10 ms (the
+# longest gap) and a TCP connection (reset or kept, and when a new one
+# connects).
+nat_start() {
+	ip netns exec "$(ns vpchost)" "$WORK/gap" -to 198.51.100.50:7000 -every 10ms -d 60s >"$WORK/nat-udp.json" 2>"$WORK/nat-udp.err" &
+	NAT_UDP=$!
+	ip netns exec "$(ns vpchost)" "$WORK/gap" -stream 198.51.100.50:7001 -redial -every 10ms -d 8s >"$WORK/nat-tcp.out" 2>&1 &
+	NAT_TCP=$!
+}
+nat_end() {
+	local t0=$1 ms
+	wait $NAT_TCP || true
+	check "NAT instance: the VPC host reaches the internet through gw2" wait_for 10 in_ns vpchost ping -c1 -W1 198.51.100.50
+	kill -TERM $NAT_UDP; wait $NAT_UDP || true
+	ms=$(jq -r .longest_gap_ms "$WORK/nat-udp.json")
+	note "NAT instance: the VPC host's datagrams to the internet stopped for ${ms} ms"
+	echo "$ms" >>"$WORK/nat_udp"
+	broken nat_tcp "$t0" "$WORK/nat-tcp.out"
+}
 for i in $(seq "$TRIALS"); do
-	stream failover "kill9 gw1; wait_for 10 is_active $GW2"
-	check "the route table follows gw2" wait_for 10 vpc_route 172.16.1.11
-	stream failback "up gw1; wait_for 20 is_active $GW1"
-	check "the route table follows gw1 back" wait_for 10 vpc_route 172.16.1.10
+	nat_start
+	stream failover "T0=\$(now_ms); gone; wait_for 10 is_active $GW2"
+	nat_end "$T0"
+	check "the route table follows gw2" wait_for 10 vpc_route 172.16.1.11 $NET_CIDR
+	check "and the default route" wait_for 10 vpc_route 172.16.1.11 default
+	stream failback "back; wait_for 20 is_active $GW1"
+	check "the route table follows gw1 back" wait_for 10 vpc_route 172.16.1.10 $NET_CIDR
 done
 note "EC2 calls: $(wc -l <"$WORK/ec2.log")"
 sed 's/^/        /' "$WORK/ec2.log" | tail -4
 
 say "failover times"
 json='{}'
-for kind in kill lan probe ctldown; do
+for kind in kill gone lan probe ctldown masq_tcp-broke masq_tcp-redial nat_udp nat_tcp-broke nat_tcp-redial; do
 	[ -s "$WORK/$kind" ] || continue
 	json=$(jq --arg k "$kind" --slurpfile v <(jq -s . "$WORK/$kind") '.[$k] = ($v[0] | sort | {trials: length, p50_ms: .[(length - 1) / 2 | floor], p99_ms: .[(length * 0.99 | ceil) - 1], max_ms: .[-1], all_ms: .})' <<<"$json")
+done
+for kind in masq_tcp nat_tcp; do
+	[ -s "$WORK/$kind-outcome" ] || continue
+	json=$(jq --arg k "$kind-outcome" --slurpfile v <(jq -s . "$WORK/$kind-outcome") '.[$k] = ($v[0] | group_by(.) | map({key: .[0], value: length}) | from_entries)' <<<"$json")
 done
 if [ -s "$WORK/survived" ]; then
 	json=$(jq --slurpfile v <(jq -s . "$WORK/survived") '.tcp_survived = {trials: ($v[0] | length), survived: ($v[0] | add)}' <<<"$json")

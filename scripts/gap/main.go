@@ -17,6 +17,15 @@
 //
 //	gap -sink 0.0.0.0:7001
 //	gap -stream 172.16.1.100:7001 -every 10ms -d 10s
+//
+// Where a failover cannot keep a connection (a gateway that masquerades
+// hands the far end a new source address), -redial says what the
+// application sees instead: when the stream breaks (an error, or a write
+// stalled for five seconds) it prints when and why, dials again until it
+// connects, and prints when it did; times are Unix milliseconds, so that
+// the scenario can count them from the moment it broke the gateway.
+//
+//	gap -stream 203.0.113.50:7001 -redial -d 10s
 package main
 
 import (
@@ -49,6 +58,7 @@ func main() {
 	sink := flag.String("sink", "", "take TCP streams on this ADDR:PORT and print each one's SHA-256 when it ends")
 	stream := flag.String("stream", "", "send a TCP stream to this ADDR:PORT (a gap -sink) and print its SHA-256")
 	to := flag.String("to", "", "send to this ADDR:PORT (a gap -serve)")
+	redial := flag.Bool("redial", false, "with -stream: when the connection breaks, say when and why and dial again")
 	every := flag.Duration("every", 10*time.Millisecond, "send interval")
 	d := flag.Duration("d", time.Minute, "how long to measure")
 	flag.Parse()
@@ -61,7 +71,11 @@ func main() {
 	case *sink != "":
 		err = sinkStreams(*sink)
 	case *stream != "":
-		err = sendStream(*stream, *every, *d)
+		if *redial {
+			err = redialStream(*stream, *every, *d)
+		} else {
+			err = sendStream(*stream, *every, *d)
+		}
 	default:
 		err = fmt.Errorf("want -serve ADDR:PORT or -to ADDR:PORT")
 	}
@@ -203,4 +217,50 @@ func sendStream(addr string, every, d time.Duration) error {
 	c.Close()
 	fmt.Printf("{\"bytes\":%d,\"sha256\":\"%x\"}\n", n, h.Sum(nil))
 	return nil
+}
+
+// Break is what gap -stream -redial prints.
+type Break struct {
+	Bytes      int64   `json:"bytes"`              // sent on the first connection
+	Broke      string  `json:"broke,omitempty"`    // why it ended early ("" if it lasted)
+	BrokeAt    float64 `json:"broke_at,omitempty"` // Unix ms
+	RedialedAt float64 `json:"redialed_at,omitempty"`
+}
+
+func unixMS(t time.Time) float64 { return float64(t.UnixMicro()) / 1000 }
+
+func redialStream(addr string, every, d time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	var r Break
+	chunk := make([]byte, 1024)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		<-tick.C
+		// A write that cannot go out for five seconds (the send buffer
+		// full, nothing acknowledged: longer than TCP takes to retransmit
+		// through the new gateway and hear back) is a connection that no
+		// longer carries anything, whether or not it was reset.
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(chunk); err != nil {
+			r.Broke, r.BrokeAt = err.Error(), unixMS(time.Now())
+			break
+		}
+		r.Bytes += int64(len(chunk))
+	}
+	c.Close()
+	for r.Broke != "" && r.RedialedAt == 0 && time.Now().Before(end.Add(15*time.Second)) {
+		c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		r.RedialedAt = unixMS(time.Now())
+		c.Close()
+	}
+	return json.NewEncoder(os.Stdout).Encode(r)
 }
