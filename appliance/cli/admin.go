@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/controller"
+	"github.com/gatenet/gate/services/localapi"
 )
 
 const defaultControllerState = "/var/lib/gate/controller"
@@ -24,6 +25,7 @@ func runController(e *env, args []string) error {
 	advertise := fs.String("advertise", "", "HOST:PORT members use to reach this controller (default: --listen, if it names a host)")
 	memLimit := memoryLimitFlag(fs, "448MiB", "each member's TLS connection and long-poll hold ~25 KB of heap and ~13 KB of stacks: with 448MiB, 10,000 members measured 460 MiB at rest and 487 at the peak of their join storm, see make bench")
 	maxConns := fs.Int("max-conns", controller.DefaultMaxConns, "connections open at once, TLS handshakes included; one more is closed at once (0: no cap)")
+	daemonSocket := fs.String("daemon-socket", envOr("GATE_SOCKET", localapi.DefaultSocket), "the local API of `gate up` on this host, asked to open --listen's port in its firewall while the controller runs (\"\": do not ask)")
 	maxPerSource := fs.Int("max-conns-per-source", controller.DefaultMaxConnsPerSource, "connections open at once from one IPv4 address or IPv6 /64; members behind one NAT share it, one connection per network each (0: no cap)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -56,6 +58,7 @@ func runController(e *env, args []string) error {
 	logger.Printf("controller %s listening on %s; admin token in %s", s.Pin(), *listen, filepath.Join(*stateDir, "admin-token"))
 	ctx, cancel := signalContext()
 	defer cancel()
+	go holdBeside(ctx, *daemonSocket, *listen, logger.Printf)
 	return s.Serve(ctx)
 }
 

@@ -271,6 +271,17 @@ func runStatus(e *env, args []string) error {
 		online = "ONLINE"
 	}
 	fmt.Fprintf(e.stdout, "%s %s %s networks=%d firewall=%s forwarding=%v\nfingerprint %s\n", st.NodeID, st.Version, online, st.Networks, orDash(st.Firewall), st.Forward, st.Fingerprint)
+	if st.Firewall == "strict" {
+		open := "nothing but Gate's own traffic"
+		if len(st.InputOpen) > 0 {
+			var ps []string
+			for _, p := range st.InputOpen {
+				ps = append(ps, p.String())
+			}
+			open = strings.Join(ps, ", ")
+		}
+		fmt.Fprintf(e.stdout, "input open: %s\n", open)
+	}
 	if st.LastError != "" {
 		fmt.Fprintf(e.stdout, "last error: %s\n", st.LastError)
 	}

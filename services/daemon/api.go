@@ -36,6 +36,9 @@ func (d *Daemon) Status() localapi.Status {
 	if st.Err != nil {
 		s.LastError = st.Err.Error()
 	}
+	if st.Firewall == "strict" { // the reconciler's word for what it enforces
+		s.InputOpen = d.inputOpen()
+	}
 	s.Pending = d.intent.Pending()
 	s.Config = d.intent.Status()
 	return s

@@ -355,3 +355,88 @@ func TestControllerHere(t *testing.T) {
 		t.Errorf("controller started %d times, want 1", n)
 	}
 }
+
+// TestControllerBeside: a controller in a process of its own beside `gate
+// up` (a small site's gateway) asks the daemon to hold its port open; the
+// strict firewall opens it, `gate status` says why, and it closes when
+// the last hold ends, as when the controller is killed.
+func TestControllerBeside(t *testing.T) {
+	dir := t.TempDir()
+	h := &harness{t: t, dir: dir, socket: filepath.Join(dir, "gate.sock")}
+	logs := &logLines{t: t}
+	d, err := New(Options{StateDir: filepath.Join(dir, "node"), Socket: h.socket, Hostname: "gw", Version: "test",
+		Logf: logs.logf, Firewall: desired.FirewallStrict, AllowTCP: []uint16{22}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	}()
+	rules := func() string {
+		out, _ := exec.Command("nft", "list", "table", "inet", "gate").CombinedOutput()
+		return string(out)
+	}
+	h.eventually("the strict firewall is up", func() error {
+		if !strings.Contains(rules(), "tcp dport { 22 } accept") {
+			return fmt.Errorf("no tcp/22 in:\n%s", rules())
+		}
+		return nil
+	})
+	if strings.Contains(rules(), "18461") {
+		t.Fatalf("tcp/18461 open before anyone asked")
+	}
+	// Two holds (a controller restarting overlaps its old self).
+	hold := func() (context.CancelFunc, chan error) {
+		hctx, hcancel := context.WithCancel(context.Background())
+		opened, end := make(chan struct{}), make(chan error, 1)
+		go func() {
+			end <- h.local().HoldPort(hctx, localapi.HoldRequest{Port: 18461, For: localapi.HoldForController}, func() { close(opened) })
+		}()
+		select {
+		case <-opened:
+		case err := <-end:
+			t.Fatalf("hold: %v", err)
+		}
+		return hcancel, end
+	}
+	c1, e1 := hold()
+	c2, e2 := hold()
+	h.eventually("tcp/18461 open", func() error {
+		if !strings.Contains(rules(), "18461") {
+			return fmt.Errorf("not in:\n%s", rules())
+		}
+		return nil
+	})
+	st, err := h.local().Status(context.Background())
+	want := []localapi.OpenPort{{Proto: "tcp", Port: 22, Why: "--allow-input"}, {Proto: "tcp", Port: 18461, Why: "the controller beside this daemon (gate controller)"}}
+	if err != nil || !slices.Equal(st.InputOpen, want) {
+		t.Errorf("status input_open %+v, %v; want %+v", st.InputOpen, err, want)
+	}
+	c1()
+	if err := <-e1; err != nil {
+		t.Errorf("hold 1: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if !strings.Contains(rules(), "18461") {
+		t.Errorf("one hold of two ended: the port closed")
+	}
+	c2()
+	if err := <-e2; err != nil {
+		t.Errorf("hold 2: %v", err)
+	}
+	h.eventually("tcp/18461 closed", func() error {
+		if strings.Contains(rules(), "18461") {
+			return fmt.Errorf("still in:\n%s", rules())
+		}
+		return nil
+	})
+	if logs.count("input tcp/18461 open") != 1 || logs.count("input tcp/18461 closed") != 1 {
+		t.Errorf("want the port's opening and closing logged once each")
+	}
+}

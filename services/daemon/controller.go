@@ -10,6 +10,7 @@ package daemon
 // (controller/).
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"net/netip"
@@ -17,10 +18,12 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/controller"
+	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/nodeconfig"
 )
 
@@ -36,16 +39,67 @@ type localController struct {
 	done    chan struct{}
 }
 
-// allowTCP is the strict firewall's open input ports: the operator's, and
-// the controller's when one runs here.
+// allowTCP is the strict firewall's open input ports: the operator's, the
+// controller's when one runs here, and those held open by a controller
+// beside this daemon (HoldPort).
 func (d *Daemon) allowTCP() []uint16 {
-	d.ctlMu.Lock()
-	ctl := d.ctl
-	d.ctlMu.Unlock()
-	if ctl == nil || slices.Contains(d.opt.AllowTCP, ctl.port) {
-		return d.opt.AllowTCP
+	var out []uint16
+	for _, p := range d.inputOpen() {
+		if !slices.Contains(out, p.Port) {
+			out = append(out, p.Port)
+		}
 	}
-	return append(slices.Clone(d.opt.AllowTCP), ctl.port)
+	return out
+}
+
+// inputOpen is each port the strict firewall opens, and why.
+func (d *Daemon) inputOpen() []localapi.OpenPort {
+	var out []localapi.OpenPort
+	for _, p := range d.opt.AllowTCP {
+		out = append(out, localapi.OpenPort{Proto: "tcp", Port: p, Why: "--allow-input"})
+	}
+	d.ctlMu.Lock()
+	defer d.ctlMu.Unlock()
+	if d.ctl != nil {
+		out = append(out, localapi.OpenPort{Proto: "tcp", Port: d.ctl.port, Why: "the controller run by this daemon"})
+	}
+	for h := range d.held {
+		out = append(out, localapi.OpenPort{Proto: "tcp", Port: h.Port, Why: "the controller beside this daemon (gate controller)"})
+	}
+	slices.SortFunc(out, func(a, b localapi.OpenPort) int { return cmp.Compare(a.Port, b.Port) })
+	return out
+}
+
+// HoldPort implements localapi.PortsBackend: a controller run beside this
+// daemon holds its port open in the strict firewall while it runs.
+func (d *Daemon) HoldPort(r localapi.HoldRequest) (func(), error) {
+	d.ctlMu.Lock()
+	if d.held == nil {
+		d.held = map[localapi.HoldRequest]int{}
+	}
+	first := d.held[r] == 0
+	d.held[r]++
+	d.ctlMu.Unlock()
+	if first {
+		d.opt.Logf("input tcp/%d open for the controller beside this daemon", r.Port)
+		d.update()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			d.ctlMu.Lock()
+			d.held[r]--
+			last := d.held[r] == 0
+			if last {
+				delete(d.held, r)
+			}
+			d.ctlMu.Unlock()
+			if last {
+				d.opt.Logf("input tcp/%d closed: the controller beside this daemon is gone", r.Port)
+				d.update()
+			}
+		})
+	}, nil
 }
 
 // stopController stops a controller run here and waits until it has

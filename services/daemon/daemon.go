@@ -94,6 +94,9 @@ type Daemon struct {
 
 	ctlMu sync.Mutex
 	ctl   *localController // a controller run here (controller.go); nil: none
+	// held are the ports other programs on this host hold open
+	// (HoldPort), each with the number of holds.
+	held map[localapi.HoldRequest]int
 
 	mu     sync.Mutex
 	picker *desired.Picker

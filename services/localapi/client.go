@@ -15,8 +15,9 @@ import (
 
 // Client talks to a daemon's local API.
 type Client struct {
-	socket string
-	api    jsonapi.Client
+	socket    string
+	transport http.RoundTripper
+	api       jsonapi.Client
 }
 
 // NewClient returns a client for the daemon listening on socket.
@@ -27,7 +28,7 @@ func NewClient(socket string) *Client {
 			return d.DialContext(ctx, "unix", socket)
 		},
 	}
-	return &Client{socket: socket, api: jsonapi.Client{
+	return &Client{socket: socket, transport: tr, api: jsonapi.Client{
 		HTTP: &http.Client{Transport: tr, Timeout: MaxWait + 10*time.Second},
 		// The host is a placeholder: the transport dials the socket.
 		Base:      "http://gate",

@@ -37,7 +37,10 @@ type Status struct {
 	Networks    int       `json:"networks"`
 	Firewall    string    `json:"firewall"`   // "strict" or "guard"
 	Forward     bool      `json:"forwarding"` // IPv4 forwarding switched on by Gate
-	LastError   string    `json:"last_error,omitempty"`
+	// InputOpen lists what the strict firewall lets in besides Gate's
+	// own traffic, and why (empty when the firewall is not strict).
+	InputOpen []OpenPort `json:"input_open,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
 	// Pending is a change waiting for confirmation, if any.
 	Pending *Pending `json:"pending,omitempty"`
 	// Config is where the node's configuration document came from and

@@ -201,6 +201,9 @@ func TestAttackRequestBodies(t *testing.T) {
 		{"/v1/join", `{"join":"d363b4e9bd3d6aa8","gateway":{"serve":["10.0.0.0/8"],"lan":"\u001b]0;x\u0007"}}`},
 		{"/v1/join", `{"join":"d363b4e9bd3d6aa8","controller":"gate://h:1?pin=\u00e9"}`},
 		{"/v1/leave", `{"network":"\u001b[2J\u00e9"}`},
+		{"/v1/hold-port", `{"port":70000,"for":"controller"}`},
+		{"/v1/hold-port", `{"port":8443,"for":"controller","pid":1}`},
+		{"/v1/hold-port", `{"port":8443,"for":"\u001b[2J"}`},
 	} {
 		resp, err := hc.Post("http://gate"+tc.path, "application/json", strings.NewReader(tc.body))
 		if err != nil {

@@ -67,6 +67,7 @@ var ErrNotFound = errors.New("not found")
 func Handler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	handleInterfaces(mux, b)
+	handlePorts(mux, b)
 	handleConfig(mux, b)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, b.Status())
