@@ -6,8 +6,8 @@ export CGO_ENABLED := 0
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/gate
 # Debian packages the tests and scenarios use.
-DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux dosfstools mtools genisoimage dnsmasq-base util-linux
-TOOLS := ip nft ping nc jq sysctl tmux mkfs.vfat mcopy genisoimage dnsmasq unshare nsenter
+DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux dosfstools mtools genisoimage dnsmasq-base util-linux postgresql
+TOOLS := ip nft ping nc jq sysctl tmux mkfs.vfat mcopy genisoimage dnsmasq unshare nsenter psql
 
 .PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools faults crashtest attack failover
 

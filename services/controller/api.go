@@ -144,11 +144,13 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // diskFull reports whether err is the database or the file system saying
-// it has no room (SQLITE_FULL, ENOSPC).
+// it has no room (SQLITE_FULL, PostgreSQL's disk_full, ENOSPC).
 func diskFull(err error) bool {
 	var se interface{ Code() int }
-	const sqliteFull = 13
-	return errors.Is(err, syscall.ENOSPC) || errors.As(err, &se) && se.Code()&0xff == sqliteFull
+	var pe interface{ SQLState() string }
+	const sqliteFull, pgDiskFull = 13, "53100"
+	return errors.Is(err, syscall.ENOSPC) || errors.As(err, &se) && se.Code()&0xff == sqliteFull ||
+		errors.As(err, &pe) && pe.SQLState() == pgDiskFull
 }
 
 func (s *Server) public(h handlerFunc) http.HandlerFunc {

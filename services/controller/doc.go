@@ -3,16 +3,16 @@
 //
 // It owns the controller's state directory: its TLS identity
 // (controller.key), the admin token (admin-token), the database
-// (controller.db) and the controller address members are given
-// (controller.url). Everything a member must be told is derived from the
-// database: a member's configuration (control.MemberConfig) is a pure
-// function of its network, the network's routes and the other members
-// (buildMemberConfig defines it). Syncs are answered from an in-memory view
-// of each network (view.go) that every write patches from the rows it
-// touched, read back inside its own transaction, so the view cannot drift
-// from the database; the tests hold the two together. The view lets a sync
-// cost what changed rather than what the network holds: each peer entry is
-// encoded once and its bytes go to every member, and a member that can
+// (controller.db, unless it is in PostgreSQL) and the controller address
+// members are given (controller.url). Everything a member must be told is
+// derived from the database: a member's configuration (control.MemberConfig)
+// is a pure function of its network, the network's routes and the other
+// members (buildMemberConfig defines it). Syncs are answered from an
+// in-memory view of each network (view.go) that every write patches from the
+// rows it touched, read back inside its own transaction, so the view cannot
+// drift from the database; the tests hold the two together. The view lets a
+// sync cost what changed rather than what the network holds: each peer entry
+// is encoded once and its bytes go to every member, and a member that can
 // apply deltas (sync ?delta=1) gets only the peers that changed since the
 // revision it holds, found through each member's rev and the tombstones of
 // deleted members, both kept in the database so that deltas survive a
@@ -35,6 +35,8 @@
 // never appear in logs; only their SHA-256 is stored for join tokens).
 //
 // The store speaks database/sql with portable SQL ($n placeholders, plain
-// TEXT/INTEGER/BOOLEAN columns) on the embedded, pure-Go SQLite; a
-// PostgreSQL DSN can be added to Store for a highly available controller.
+// TEXT/INTEGER/BOOLEAN columns) on the embedded, pure-Go SQLite by
+// default, or on PostgreSQL (Config.DB, a postgres:// URL; pure-Go pgx)
+// for a controller whose data must outlive one machine: the same schema
+// and migrations, the few differences handled by dialect (store_pg.go).
 package controller

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -156,10 +155,7 @@ func TestRouteMigration(t *testing.T) {
 	}
 	e.stop()
 	ctx := context.Background()
-	st, err := OpenSQLite(ctx, filepath.Join(dir, "controller.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openTestStore(t, dir)
 	for _, q := range []string{
 		`ALTER TABLE routes DROP COLUMN backups`, `ALTER TABLE routes DROP COLUMN failback_ms`, `ALTER TABLE routes DROP COLUMN probes`,
 		`DELETE FROM schema_migrations WHERE version = 7`,

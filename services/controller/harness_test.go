@@ -73,7 +73,7 @@ func startEnvWith(t *testing.T, cfgHook func(*Config), srvHook func(*Server)) *e
 func startEnvIn(t *testing.T, dir string, cfgHook func(*Config), srvHook func(*Server)) *env {
 	t.Helper()
 	e := &env{t: t, dir: dir, clock: &testClock{t: time.Now()}}
-	cfg := Config{StateDir: dir, Listen: "127.0.0.1:0", Advertise: "controller.test:8443", Logf: e.logf}
+	cfg := Config{StateDir: dir, DB: testDB(t, dir), Listen: "127.0.0.1:0", Advertise: "controller.test:8443", Logf: e.logf}
 	if cfgHook != nil {
 		cfgHook(&cfg)
 	}

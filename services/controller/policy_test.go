@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -186,10 +185,7 @@ func TestPolicyMigration(t *testing.T) {
 
 	// Back to schema 5, as an older controller left it.
 	ctx := context.Background()
-	st, err := OpenSQLite(ctx, filepath.Join(dir, "controller.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openTestStore(t, dir)
 	for _, q := range []string{
 		`ALTER TABLE members DROP COLUMN tags`, `ALTER TABLE tokens DROP COLUMN tags`, `ALTER TABLE networks DROP COLUMN rules`,
 		`ALTER TABLE routes DROP COLUMN backups`, `ALTER TABLE routes DROP COLUMN failback_ms`, `ALTER TABLE routes DROP COLUMN probes`,

@@ -8,7 +8,9 @@ import (
 
 // migrations are applied in order, each in its own transaction; the number
 // of those applied is kept in schema_migrations. Never edit one that has
-// shipped: append a new one.
+// shipped: append a new one. The same statements build SQLite's and
+// PostgreSQL's schema: write them in SQL both take, with INTEGER (64 bits:
+// PostgreSQL is given BIGINT, see dialect.ddl) only ever as a column type.
 var migrations = [][]string{
 	1: {
 		`CREATE TABLE networks (
@@ -118,33 +120,73 @@ var migrations = [][]string{
 	},
 }
 
+// migrate brings the schema up to date, one migration per transaction.
+// Each transaction reads the schema version anew, in PostgreSQL under an
+// advisory lock that only migrations take: of several controllers started
+// at once on one database, one applies each migration and the others wait
+// for it, then find it applied (READ COMMITTED: the read after the lock
+// sees what the lock's last holder committed).
 func (st *Store) migrate(ctx context.Context) error {
-	if _, err := st.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY,
-		applied INTEGER NOT NULL
-	)`); err != nil {
-		return fmt.Errorf("creating schema_migrations: %w", err)
-	}
-	var have int
-	if err := st.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
-		return fmt.Errorf("reading schema version: %w", err)
-	}
-	if want := len(migrations) - 1; have > want {
-		return fmt.Errorf("schema version %d is newer than this controller knows (%d); run a newer gate", have, want)
-	}
-	for v := have + 1; v < len(migrations); v++ {
+	want := len(migrations) - 1
+	for {
+		var have int
 		err := st.Write(ctx, func(tx *Tx) error {
-			for _, stmt := range migrations[v] {
-				if _, err := tx.tx.ExecContext(ctx, stmt); err != nil {
-					return err
+			var err error
+			if have, err = tx.lockSchema(); err != nil || have >= want {
+				return err
+			}
+			for _, stmt := range migrations[have+1] {
+				if _, err := tx.tx.ExecContext(tx.ctx, tx.dialect.ddl(stmt)); err != nil {
+					return fmt.Errorf("applying schema migration %d: %w", have+1, err)
 				}
 			}
-			_, err := tx.tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)`, v, time.Now().UnixNano())
-			return err
+			if _, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)`, have+1, time.Now().UnixNano()); err != nil {
+				return fmt.Errorf("applying schema migration %d: %w", have+1, err)
+			}
+			return nil
 		})
-		if err != nil {
-			return fmt.Errorf("applying schema migration %d: %w", v, err)
+		switch {
+		case err != nil:
+			return err
+		case have > want:
+			return fmt.Errorf("schema version %d is newer than this controller knows (%d); run a newer gate", have, want)
+		case have == want:
+			return nil
 		}
 	}
-	return nil
+}
+
+// lockSchema takes the migrations' lock (PostgreSQL), creates
+// schema_migrations if need be and returns the schema version.
+func (tx *Tx) lockSchema() (int, error) {
+	if tx.dialect == postgresDB {
+		if _, err := tx.tx.ExecContext(tx.ctx, `SELECT pg_advisory_xact_lock($1)`, schemaLockKey); err != nil {
+			return 0, fmt.Errorf("locking the schema: %w", err)
+		}
+	}
+	if _, err := tx.tx.ExecContext(tx.ctx, tx.dialect.ddl(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		applied INTEGER NOT NULL
+	)`)); err != nil {
+		return 0, fmt.Errorf("creating schema_migrations: %w", err)
+	}
+	return tx.schemaVersion()
+}
+
+func (tx *Tx) schemaVersion() (int, error) {
+	var v int
+	if err := tx.tx.QueryRowContext(tx.ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("reading the schema version: %w", err)
+	}
+	return v, nil
+}
+
+// SchemaVersion is the number of schema migrations the database has had.
+func (st *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := st.Read(ctx, func(tx *Tx) (err error) {
+		v, err = tx.schemaVersion()
+		return err
+	})
+	return v, err
 }

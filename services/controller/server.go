@@ -28,6 +28,10 @@ type Config struct {
 	// StateDir holds controller.key (0600), admin-token (0600),
 	// controller.db and controller.url.
 	StateDir string
+	// DB is the database: a PostgreSQL URL (postgres://USER@HOST/NAME,
+	// its password best in ~/.pgpass or $PGPASSWORD) or a SQLite file;
+	// "" is SQLite in StateDir (controller.db). See Open.
+	DB string
 	// Listen is the address to listen on, e.g. ":8443" or "10.0.0.1:8443".
 	Listen string
 	// Advertise is the host:port members use to reach the controller. It
@@ -157,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if s.store, err = OpenSQLite(ctx, filepath.Join(cfg.StateDir, dbFile)); err != nil {
+	if s.store, err = Open(ctx, cfg.DB, cfg.StateDir); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	// A group of writes that could not be committed may have been patched

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,14 +12,46 @@ import (
 	"time"
 )
 
+// TestStoreOpen: SQLite's connections all get the pragmas; on both
+// databases, reopening applies no migration twice and a database from a
+// newer controller is refused, not damaged.
 func TestStoreOpen(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "c.db")
-	st, err := OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := b.db(t)
+			st, err := Open(ctx, db, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.dialect == sqliteDB {
+				checkPragmas(t, st)
+			}
+			st.Close()
+
+			st, err = Open(ctx, db, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := st.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(migrations)-1 {
+				t.Fatalf("schema_migrations has %d rows (%v), want %d", n, err, len(migrations)-1)
+			}
+			if _, err := st.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES ($1, 0)`, len(migrations)+5); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			_, err = Open(ctx, db, "")
+			wantErr(t, "newer schema", err, "is newer than this controller knows")
+		})
 	}
-	// Every connection gets the pragmas, not just the first.
+}
+
+// checkPragmas checks that every connection to SQLite gets the pragmas,
+// not just the first.
+func checkPragmas(t *testing.T, st *Store) {
+	t.Helper()
+	ctx := context.Background()
 	st.db.SetMaxIdleConns(0)
 	for range 3 {
 		var mode string
@@ -38,56 +69,48 @@ func TestStoreOpen(t *testing.T) {
 			t.Fatalf("journal_mode %s, foreign_keys %d, synchronous %d; want wal, 1, 2 (FULL)", mode, fk, sync)
 		}
 	}
-	st.Close()
-
-	// Reopening applies nothing twice.
-	st, err = OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := st.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(migrations)-1 {
-		t.Fatalf("schema_migrations has %d rows (%v), want %d", n, err, len(migrations)-1)
-	}
-	// A database from a newer controller is refused, not damaged.
-	if _, err := st.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES ($1, 0)`, len(migrations)+5); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	_, err = OpenSQLite(ctx, path)
-	wantErr(t, "newer schema", err, "is newer than this controller knows")
 }
 
 // TestFailedWriteRollsBack checks that an error half-way through a write
 // leaves nothing behind.
 func TestFailedWriteRollsBack(t *testing.T) {
-	ctx := context.Background()
-	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, err := Open(ctx, b.db(t), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			err = st.Write(ctx, func(tx *Tx) error {
+				if err := tx.insertNetwork(networkRec{ID: "0123456789abcdef", Name: "x", CIDR: mustPrefix("10.0.0.0/24"), MTU: 1420}); err != nil {
+					return err
+				}
+				return badRequest("stop here")
+			})
+			wantErr(t, "write", err, "stop here")
+			st.Read(ctx, func(tx *Tx) error {
+				ns, err := tx.networks()
+				if err != nil || len(ns) != 0 {
+					t.Errorf("after rollback: %v, %v", ns, err)
+				}
+				return nil
+			})
+		})
 	}
-	defer st.Close()
-	err = st.Write(ctx, func(tx *Tx) error {
-		if err := tx.insertNetwork(networkRec{ID: "0123456789abcdef", Name: "x", CIDR: mustPrefix("10.0.0.0/24"), MTU: 1420}); err != nil {
-			return err
-		}
-		return badRequest("stop here")
-	})
-	wantErr(t, "write", err, "stop here")
-	st.Read(ctx, func(tx *Tx) error {
-		ns, err := tx.networks()
-		if err != nil || len(ns) != 0 {
-			t.Errorf("after rollback: %v, %v", ns, err)
-		}
-		return nil
-	})
 }
 
 // TestGroupCommit: writes queued together commit together, each in its own
 // savepoint: a failing one is undone alone, and later ones see earlier ones.
 func TestGroupCommit(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { testGroupCommit(t, b.db(t)) })
+	}
+}
+
+func testGroupCommit(t *testing.T, db string) {
 	ctx := context.Background()
-	st, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "c.db"))
+	st, err := Open(ctx, db, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +168,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 	// The goroutines queue in no set order: one of the two writes of n1
 	// succeeds, the other fails.
-	if failed := errors.Join(errs[1], errs[4]); (errs[1] == nil) == (errs[4] == nil) || !strings.Contains(failed.Error(), "UNIQUE") {
+	if failed := errors.Join(errs[1], errs[4]); (errs[1] == nil) == (errs[4] == nil) || !strings.Contains(strings.ToUpper(failed.Error()), "UNIQUE") {
 		t.Errorf("writes 1 and 4 (both n1): %v, %v; want exactly one to fail on the constraint", errs[1], errs[4])
 	}
 	for _, i := range []int{0, 3, 5} {

@@ -99,18 +99,30 @@ func (st *Store) commit(group []*writeReq) {
 			abort(i, err)
 			return
 		}
-		tx := &Tx{ctx: context.WithoutCancel(r.ctx), tx: sqlTx}
-		if errs[i] = r.fn(tx); errs[i] != nil {
+		tx := &Tx{ctx: context.WithoutCancel(r.ctx), tx: sqlTx, dialect: st.dialect}
+		errs[i] = r.fn(tx)
+		if errs[i] == nil {
+			// A write that went on after a failed statement, as SQLite
+			// allows, cannot be released in PostgreSQL, which aborted the
+			// transaction at that statement: the write is undone alone.
+			// It may have patched caches already: they are dropped.
+			if _, err := sqlTx.Exec(`RELEASE w`); err != nil {
+				errs[i] = fmt.Errorf("a statement of this write failed: %w", err)
+				st.failed()
+			}
+		}
+		if errs[i] != nil {
 			// After an error SQLite may have rolled the whole transaction
 			// back by itself; then the savepoint is gone and this fails.
+			// PostgreSQL runs nothing after a failed statement until this.
 			if _, err := sqlTx.Exec(`ROLLBACK TO w`); err != nil {
 				abort(i+1, fmt.Errorf("undoing a failed write: %w", err))
 				return
 			}
-		}
-		if _, err := sqlTx.Exec(`RELEASE w`); err != nil {
-			abort(i, err)
-			return
+			if _, err := sqlTx.Exec(`RELEASE w`); err != nil {
+				abort(i+1, err)
+				return
+			}
 		}
 		if errs[i] == nil {
 			after = append(after, tx.after...)

@@ -86,7 +86,7 @@ func recordUse(tx *Tx, t tokenRec, who memberRef, instance string) error {
 	if !t.Reusable && t.Uses > 0 {
 		return nil
 	}
-	return tx.recordTokenUse(t.ID, t.Uses+1, who.node, who.key, instance)
+	return tx.recordTokenUse(t.ID, t.Uses, who.node, who.key, instance)
 }
 
 // CreateToken makes a join token for network id.

@@ -283,16 +283,23 @@ type codeErr int
 func (c codeErr) Error() string { return fmt.Sprintf("sqlite error %d", int(c)) }
 func (c codeErr) Code() int     { return int(c) }
 
+type stateErr string
+
+func (s stateErr) Error() string    { return "postgres error " + string(s) }
+func (s stateErr) SQLState() string { return string(s) }
+
 func TestDiskFull(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
 		want bool
 	}{
-		{fmt.Errorf("commit: %w", codeErr(13)), true},       // SQLITE_FULL
-		{fmt.Errorf("write: %w", codeErr(13|(1<<8))), true}, // an extended code of it
-		{fmt.Errorf("sync: %w", syscall.ENOSPC), true},      // the file system
-		{fmt.Errorf("commit: %w", codeErr(5)), false},       // SQLITE_BUSY
-		{errors.New("database or disk is full"), false},     // only the words
+		{fmt.Errorf("commit: %w", codeErr(13)), true},        // SQLITE_FULL
+		{fmt.Errorf("write: %w", codeErr(13|(1<<8))), true},  // an extended code of it
+		{fmt.Errorf("sync: %w", syscall.ENOSPC), true},       // the file system
+		{fmt.Errorf("commit: %w", codeErr(5)), false},        // SQLITE_BUSY
+		{fmt.Errorf("commit: %w", stateErr("53100")), true},  // PostgreSQL's disk_full
+		{fmt.Errorf("insert: %w", stateErr("23505")), false}, // unique_violation
+		{errors.New("database or disk is full"), false},      // only the words
 	} {
 		if got := diskFull(tc.err); got != tc.want {
 			t.Errorf("diskFull(%v) = %v, want %v", tc.err, got, tc.want)
