@@ -21,6 +21,7 @@ const defaultControllerState = "/var/lib/gate/controller"
 func runController(e *env, args []string) error {
 	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
 	stateDir := fs.String("state", envOr("GATE_CONTROLLER_STATE", defaultControllerState), "controller state directory: key, admin token, database ($GATE_CONTROLLER_STATE)")
+	db := fs.String("db", os.Getenv("GATE_CONTROLLER_DB"), "database: postgres://USER@HOST/NAME for PostgreSQL (its password in ~/.pgpass or $PGPASSWORD: arguments show in ps), or a SQLite file ($GATE_CONTROLLER_DB; default: SQLite, controller.db in --state)")
 	listen := fs.String("listen", ":8443", "address to listen on (TLS)")
 	advertise := fs.String("advertise", "", "HOST:PORT members use to reach this controller (default: --listen, if it names a host)")
 	memLimit := memoryLimitFlag(fs, "448MiB", "each member's TLS connection and long-poll hold ~25 KB of heap and ~13 KB of stacks: with 448MiB, 10,000 members measured 460 MiB at rest and 487 at the peak of their join storm, see make bench")
@@ -31,7 +32,10 @@ func runController(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+	if len(pos) == 1 && pos[0] == "migrate" {
+		return migrateController(e, *db, *stateDir)
+	}
+	if err := wantArgs(pos, 0, "no arguments, or migrate"); err != nil {
 		return err
 	}
 	if *maxConns < 0 || *maxPerSource < 0 {
@@ -49,17 +53,44 @@ func runController(e *env, args []string) error {
 	}
 	defer stopLimit()
 	logger := log.New(e.stderr, "", log.LstdFlags)
-	s, err := controller.New(controller.Config{StateDir: *stateDir, Listen: *listen, Advertise: *advertise, Logf: logger.Printf,
+	s, err := controller.New(controller.Config{StateDir: *stateDir, DB: *db, Listen: *listen, Advertise: *advertise, Logf: logger.Printf,
 		MaxConns: noCap(*maxConns), MaxConnsPerSource: noCap(*maxPerSource)})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	logger.Printf("controller %s listening on %s; admin token in %s", s.Pin(), *listen, filepath.Join(*stateDir, "admin-token"))
+	logger.Printf("controller %s listening on %s; admin token in %s; database %s", s.Pin(), *listen, filepath.Join(*stateDir, "admin-token"), dbName(*db, *stateDir))
 	ctx, cancel := signalContext()
 	defer cancel()
 	go holdBeside(ctx, *daemonSocket, *listen, logger.Printf)
 	return s.Serve(ctx)
+}
+
+// migrateController is gate controller migrate: it brings the database's
+// schema up to date, as a controller does when it starts, and says which
+// version it is at.
+func migrateController(e *env, db, stateDir string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	st, err := controller.Open(ctx, db, stateDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := st.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", dbName(db, stateDir), err)
+	}
+	fmt.Fprintf(e.stdout, "database %s: schema version %d\n", dbName(db, stateDir), v)
+	return nil
+}
+
+// dbName is the controller's database as it may be shown (no password).
+func dbName(db, stateDir string) string {
+	if db == "" {
+		return filepath.Join(stateDir, "controller.db")
+	}
+	return controller.Redacted(db)
 }
 
 // adminFlags are the flags that locate a controller and its admin token.

@@ -35,7 +35,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"up", "run the node daemon (WireGuard, routes, firewall, local API)", runUp},
-		{"controller", "run a controller of networks", runController},
+		{"controller", "run a controller of networks; gate controller migrate: update its database's schema and exit", runController},
 		{"join", "join a network: gate join <join string | network ID>", runJoin},
 		{"leave", "leave a network: gate leave <network ID>", runLeave},
 		{"status", "show this node: ID, version, online", runStatus},
