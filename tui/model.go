@@ -112,7 +112,7 @@ type Options struct {
 func New(api API, opt Options) Model {
 	in := textinput.New()
 	in.Placeholder = "gate://HOST:PORT/NETWORKID?pin=sha256:...  or a network ID"
-	in.CharLimit = 512
+	in.CharLimit = 4096 // a join string may list several controller addresses
 	in.Prompt = "> "
 	var fields [numFields]textinput.Model
 	for i, ph := range map[int]string{fieldAddress: "172.16.1.10/24", fieldGateway: "172.16.1.1 (optional)", fieldDNS: "172.16.0.2, 1.1.1.1 (optional)"} {

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,6 +134,10 @@ func (m Model) networkDetail(n localapi.Network) string {
 	}
 	if n.Error != "" {
 		b.WriteString(m.st.bad.Render("error: ") + n.Error + "\n")
+	}
+	if len(n.Controllers) > 1 {
+		// A controller run as replicas: the one this node is on.
+		b.WriteString(fmt.Sprintf("controller %s (%d of %d addresses)\n", n.ControllerNow, slices.Index(n.Controllers, n.ControllerNow)+1, len(n.Controllers)))
 	}
 	if n.Gateway != nil {
 		g := n.Gateway

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -181,7 +182,7 @@ func (l *stringList) Set(s string) error {
 func runJoin(e *env, args []string) error {
 	fs := flag.NewFlagSet("join", flag.ContinueOnError)
 	socket := socketFlag(fs)
-	ctl := fs.String("controller", "", "controller for a bare network ID: gate://HOST:PORT?pin=sha256:...")
+	ctl := fs.String("controller", "", "controller for a bare network ID: gate://HOST:PORT[,HOST:PORT...]?pin=sha256:... (several addresses: replicas of one controller)")
 	addr := fs.String("address", "", "request this overlay address (the controller decides)")
 	var serve prefixList
 	fs.Var(&serve, "serve", "gateway role: local CIDR(s) this node forwards to and from the overlay (repeat or comma-separate)")
@@ -224,6 +225,9 @@ func runJoin(e *env, args []string) error {
 		return printJSON(e.stdout, n)
 	}
 	fmt.Fprintf(e.stdout, "joined %s: %s\n", n.ID, n.Status)
+	if on := controllerOn(n.ControllerNow, n.Controllers); on != "" {
+		fmt.Fprintf(e.stdout, "  %s\n", on)
+	}
 	if n.Error != "" {
 		fmt.Fprintf(e.stdout, "  last error: %s\n", n.Error)
 	}
@@ -285,8 +289,30 @@ func runStatus(e *env, args []string) error {
 	if st.LastError != "" {
 		fmt.Fprintf(e.stdout, "last error: %s\n", st.LastError)
 	}
+	for _, c := range st.Controllers {
+		if on := controllerOn(c.Now, c.Addresses); on != "" {
+			state := "online"
+			if !c.Online {
+				state = "OFFLINE"
+			}
+			fmt.Fprintf(e.stdout, "network %s: %s, %s\n", c.Network, on, state)
+		}
+	}
 	printConfigStatus(e.stdout, st.Config)
 	return nil
+}
+
+// controllerOn says which address of its controller a network is on, when
+// the controller has several (replicas); "" when it has one.
+func controllerOn(now string, all []string) string {
+	if len(all) < 2 {
+		return ""
+	}
+	list := terminal(strings.Join(all, ","))
+	if i := slices.Index(all, now); i >= 0 {
+		return fmt.Sprintf("on controller %s (address %d of %d: %s)", terminal(now), i+1, len(all), list)
+	}
+	return fmt.Sprintf("on controller %s (of %s)", terminal(orDash(now)), list)
 }
 
 func runNetworks(e *env, args []string) error {
@@ -320,6 +346,11 @@ func runNetworks(e *env, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", n.ID, orDash(n.Name), n.Status, orDash(n.Interface), joinStrings(n.Addresses), orDash(strings.Join(routes, ",")), len(n.Peers))
 	}
 	tw.Flush()
+	for _, n := range ns {
+		if on := controllerOn(n.ControllerNow, n.Controllers); on != "" {
+			fmt.Fprintf(e.stdout, "%s: %s\n", n.ID, on)
+		}
+	}
 	for _, n := range ns {
 		if n.Error != "" {
 			fmt.Fprintf(e.stdout, "%s: %s\n", n.ID, terminal(n.Error))

@@ -7,6 +7,9 @@
 // state. Offline first: memberships and their last good configurations are
 // loaded from the state directory at start, so a node forwards with what it
 // knew even while its controller is down, and catches up when it returns.
+// A controller run as replicas is known by all its addresses: the loop
+// stays on the one that answers and moves to the next when it fails,
+// keeping the revision it holds (run, in loop.go).
 //
 // What it is asked and what it keeps are the domain's values
 // (services/nodeconfig: JoinRequest, Gateway, in networks.json), checked
@@ -32,8 +35,17 @@ import (
 // Membership is one joined network as the node keeps it.
 type Membership struct {
 	ID         string `json:"id"`
-	Controller string `json:"controller"` // host:port
-	Pin        string `json:"pin"`
+	Controller string `json:"controller"` // host:port, the first (or only) address
+	// Replicas are the controller's further addresses, in order
+	// (control.JoinString.Replicas): replicas of one controller, behind
+	// one pin, that the node moves to when the one it is on fails.
+	Replicas []string `json:"replicas,omitempty"`
+	Pin      string   `json:"pin"`
+	// ControllerNow is the address the node is on: the one that answered
+	// last, set only when there are Replicas. Kept so that a restart goes
+	// back to it; one that is not among the addresses (an old state file:
+	// none) means Controller (Now).
+	ControllerNow string `json:"controller_now,omitempty"`
 	// Token is kept only until the controller has accepted the node; it is
 	// a credential and has no use after that.
 	Token   string              `json:"token,omitempty"`
@@ -53,6 +65,21 @@ type Membership struct {
 	Error    string    `json:"-"`
 	// permanentErr: the last error was a refusal retrying cannot fix.
 	permanentErr bool
+}
+
+// Controllers returns every address of the membership's controller in
+// order: Controller, then Replicas.
+func (m *Membership) Controllers() []string {
+	return append([]string{m.Controller}, m.Replicas...)
+}
+
+// Now returns the address the node is on (ControllerNow, when it is one
+// of the controller's addresses; Controller otherwise).
+func (m *Membership) Now() string {
+	if m.ControllerNow != "" && slices.Contains(m.Controllers(), m.ControllerNow) {
+		return m.ControllerNow
+	}
+	return m.Controller
 }
 
 // Status is the membership's status as operators know it.
@@ -100,6 +127,10 @@ type Agent struct {
 	clients  map[string]*control.Client
 	inflight map[string]context.CancelFunc // the attempt under way, by network
 	ctx      context.Context
+
+	// observe, if set (by tests, before Start), sees each sync: the
+	// address, the request and what came back.
+	observe func(addr string, req control.SyncRequest, mc control.MemberConfig, err error)
 }
 
 // New loads the memberships from the state directory.
@@ -161,6 +192,7 @@ func (a *Agent) Memberships() []Membership {
 	out := make([]Membership, 0, len(a.doc.Networks))
 	for _, m := range a.doc.Networks {
 		c := *m
+		c.Replicas = slices.Clone(m.Replicas)
 		if m.Config != nil {
 			cfg := *m.Config
 			c.Config = &cfg
@@ -212,15 +244,17 @@ func (a *Agent) startLocked(id string) {
 	}()
 }
 
-func (a *Agent) client(m *Membership) (*control.Client, error) {
-	key := m.Controller + " " + m.Pin
+// client returns the client for one controller address; every address of
+// a controller is held to the same pin, on every connection.
+func (a *Agent) client(addr, pin string) (*control.Client, error) {
+	key := addr + " " + pin
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if c, ok := a.clients[key]; ok {
 		return c, nil
 	}
 	id := a.cfg.Identity
-	c, err := control.NewClient(m.Controller, m.Pin, &id, "")
+	c, err := control.NewClient(addr, pin, &id, "")
 	if err != nil {
 		return nil, err
 	}

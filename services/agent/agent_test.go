@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,8 @@ func FuzzParseJoin(f *testing.F) {
 	f.Add("gate://198.51.100.10:8443/d363b4e9bd3d6aa8?pin=sha256:"+strings.Repeat("ab", 32), "", "172.16.0.0/16", "eth0")
 	f.Add("d363b4e9bd3d6aa8", "gate://198.51.100.10:8443?pin=sha256:"+strings.Repeat("ab", 32), "", "")
 	f.Add("d363b4e9bd3d6aa8", "", "10.0.0.1/8", "x/y")
+	f.Add("gate://198.51.100.10:8443,[2001:db8::1]:8443/d363b4e9bd3d6aa8?pin=sha256:"+strings.Repeat("ab", 32), "", "", "")
+	f.Add("d363b4e9bd3d6aa8", "gate://198.51.100.10:8443,,198.51.100.11:8443?pin=sha256:"+strings.Repeat("ab", 32), "", "")
 	f.Fuzz(func(t *testing.T, join, ctl, serve, lan string) {
 		a := &Agent{}
 		req := localapi.JoinRequest{Join: join, Controller: ctl}
@@ -154,7 +157,8 @@ func FuzzParseJoin(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if control.CheckNetworkID(m.ID) != nil || m.Controller == "" || m.Pin == "" || m.Gateway.Check() != nil {
+		if control.CheckNetworkID(m.ID) != nil || m.Controller == "" || m.Pin == "" || m.Gateway.Check() != nil ||
+			len(m.Controllers()) > control.MaxControllers || slices.Contains(m.Replicas, "") || m.Now() != m.Controller {
 			t.Fatalf("accepted %+v as %+v", req, m)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatenet/gate/services/control"
@@ -30,10 +31,13 @@ func (a *Agent) Join(ctx context.Context, r nodeconfig.JoinRequest) (Membership,
 	}
 	a.mu.Lock()
 	if old := a.find(m.ID); old != nil {
-		if old.Controller != m.Controller || old.Pin != m.Pin {
+		if !sameController(old, m) {
 			a.mu.Unlock()
-			return Membership{}, fmt.Errorf("network %s is already joined through controller %s; leave it first", m.ID, old.Controller)
+			return Membership{}, fmt.Errorf("network %s is already joined through controller %s; leave it first", m.ID, strings.Join(old.Controllers(), ","))
 		}
+		// The same controller, maybe with replicas added or gone: its
+		// addresses are the ones given now (the loop follows).
+		old.Controller, old.Replicas = m.Controller, m.Replicas
 		old.Address, old.Gateway = m.Address, m.Gateway
 		if m.Token != "" && (old.Config == nil || old.Config.Status != control.StatusOK) {
 			old.Token = m.Token
@@ -55,7 +59,7 @@ func (a *Agent) Join(ctx context.Context, r nodeconfig.JoinRequest) (Membership,
 	a.startLocked(m.ID)
 	attempt := a.attempts[m.ID]
 	a.mu.Unlock()
-	a.cfg.Logf("joining network %s through %s", m.ID, m.Controller)
+	a.cfg.Logf("joining network %s through %s", m.ID, strings.Join(m.Controllers(), ","))
 
 	select {
 	case <-attempt:
@@ -70,7 +74,7 @@ func (a *Agent) Join(ctx context.Context, r nodeconfig.JoinRequest) (Membership,
 	// Remember the controller for joins by bare network ID, once it has
 	// not refused us.
 	a.mu.Lock()
-	a.doc.DefaultController = control.JoinString{Controller: m.Controller, Pin: m.Pin}.ControllerAddress()
+	a.doc.DefaultController = control.JoinString{Controller: m.Controller, Replicas: m.Replicas, Pin: m.Pin}.ControllerAddress()
 	err = a.saveLocked()
 	a.mu.Unlock()
 	return got, err
@@ -98,9 +102,25 @@ func (a *Agent) parseJoin(r nodeconfig.JoinRequest) (*Membership, error) {
 		if err != nil {
 			return nil, fmt.Errorf("controller: %w", err)
 		}
-		js.Controller, js.Pin = c.Controller, c.Pin
+		js.Controller, js.Replicas, js.Pin = c.Controller, c.Replicas, c.Pin
 	}
-	return &Membership{ID: js.NetworkID, Controller: js.Controller, Pin: js.Pin, Token: js.Token, Address: r.Address, Gateway: r.Gateway.Clone(), InstanceID: r.InstanceID}, nil
+	return &Membership{ID: js.NetworkID, Controller: js.Controller, Replicas: js.Replicas, Pin: js.Pin, Token: js.Token, Address: r.Address, Gateway: r.Gateway.Clone(), InstanceID: r.InstanceID}, nil
+}
+
+// sameController reports whether a join names the controller a membership
+// is joined through: the same key (pin), and an address in common. One
+// address must be the same address, as before replicas; a list may gain
+// or lose replicas.
+func sameController(old, m *Membership) bool {
+	if old.Pin != m.Pin {
+		return false
+	}
+	for _, c := range m.Controllers() {
+		if slices.Contains(old.Controllers(), c) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *Agent) freePortLocked() int {
@@ -138,15 +158,26 @@ func (a *Agent) Leave(ctx context.Context, id string) error {
 		a.mu.Unlock()
 		return fmt.Errorf("network %s: %w (not joined)", id, localapi.ErrNotFound)
 	}
-	mc := *m
+	addrs, pin := rotate(m.Controllers(), m.Now()), m.Pin
 	a.mu.Unlock()
-	if c, err := a.client(&mc); err == nil {
-		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		if err := c.Leave(lctx, id); err != nil && !control.IsStatus(err, http.StatusNotFound) {
-			a.cfg.Logf("network %s: telling the controller we left: %v (left locally anyway)", id, err)
+	// The address the node is on first; the next one if it cannot be
+	// reached, while time is left.
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	for _, addr := range addrs {
+		c, err := a.client(addr, pin)
+		if err != nil {
+			break
 		}
-		cancel()
+		err = c.Leave(lctx, id)
+		if err == nil || control.IsStatus(err, http.StatusNotFound) {
+			break
+		}
+		a.cfg.Logf("network %s: telling the controller at %s we left: %v (left locally anyway)", id, addr, err)
+		if !moveOn(err) || lctx.Err() != nil {
+			break
+		}
 	}
+	cancel()
 	return a.leaveLocal(id)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -60,6 +61,12 @@ type Client struct {
 	api jsonapi.Client
 }
 
+// DialTimeout bounds how long a connection to a controller takes to open.
+// Without it a host that is gone (no refusal comes back) holds a member
+// for the system's SYN retries, minutes, before it tries the controller's
+// next address.
+const DialTimeout = 10 * time.Second
+
 // maxAnswer bounds an answer from the controller: a member configuration
 // of a large network is the largest.
 const maxAnswer = 64 << 20
@@ -73,6 +80,7 @@ func NewClient(addr, pin string, id *Identity, token string) (*Client, error) {
 		return nil, err
 	}
 	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: DialTimeout}).DialContext,
 		TLSClientConfig:     cfg,
 		ForceAttemptHTTP2:   true,
 		TLSHandshakeTimeout: 10 * time.Second,

@@ -12,6 +12,10 @@
 // a member sends can be replayed to impersonate it. Admin calls carry an
 // admin token over the same pinned channel.
 //
+// A controller run as several replicas shares one key, so one pin: its
+// join strings list every replica's address (JoinString.Replicas), and each
+// connection, to whichever address, is held to that pin.
+//
 // This package holds no state and talks to no kernel; the controller
 // (services/controller) serves it and the agent (services/agent) and the
 // admin CLI use its Client.

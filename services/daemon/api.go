@@ -29,9 +29,13 @@ func (d *Daemon) Status() localapi.Status {
 		Version:     d.opt.Version,
 		Online:      d.agent.Online(),
 		Started:     d.started,
-		Networks:    len(d.agent.Memberships()),
 		Firewall:    st.Firewall,
 		Forward:     st.Forwarding,
+	}
+	ms := d.agent.Memberships()
+	s.Networks = len(ms)
+	for _, m := range ms {
+		s.Controllers = append(s.Controllers, localapi.NetworkController{Network: m.ID, Now: m.Now(), Addresses: m.Controllers(), Online: m.Online})
 	}
 	if st.Err != nil {
 		s.LastError = st.Err.Error()
@@ -118,14 +122,16 @@ func policyRules(rs *policy.Ruleset, gateway bool, counts []firewall.RuleCount) 
 
 func (d *Daemon) network(m agent.Membership, kernel map[string]reconciler.NetworkStatus) localapi.Network {
 	n := localapi.Network{
-		ID:         m.ID,
-		Status:     m.Status(),
-		Controller: m.Controller,
-		ListenPort: m.ListenPort,
-		Gateway:    m.Gateway,
-		Online:     m.Online,
-		LastSync:   m.LastSync,
-		Error:      m.Error,
+		ID:            m.ID,
+		Status:        m.Status(),
+		Controller:    m.Controller,
+		Controllers:   m.Controllers(),
+		ControllerNow: m.Now(),
+		ListenPort:    m.ListenPort,
+		Gateway:       m.Gateway,
+		Online:        m.Online,
+		LastSync:      m.LastSync,
+		Error:         m.Error,
 	}
 	c := m.Config
 	if c == nil {

@@ -47,6 +47,18 @@ type Status struct {
 	// what was wrong with it (configstatus.go); nil when the daemon does
 	// not read one.
 	Config *ConfigStatus `json:"config,omitempty"`
+	// Controllers says, for each joined network, which address of its
+	// controller the node is on.
+	Controllers []NetworkController `json:"controllers,omitempty"`
+}
+
+// NetworkController is which address of its controller a joined network is
+// on (Status.Controllers): Network.ControllerNow of Network.Controllers.
+type NetworkController struct {
+	Network   string   `json:"network"`
+	Now       string   `json:"now"`
+	Addresses []string `json:"addresses"`
+	Online    bool     `json:"online"`
 }
 
 // Gateway is a node's gateway role in one network: the domain's
@@ -91,6 +103,14 @@ type Network struct {
 	// Failover lists the routes with several gateways and which one this
 	// node sends through, and why (services/failover).
 	Failover []RouteFailover `json:"failover,omitempty"`
+
+	// Controllers are every address of the network's controller, in
+	// order, Controller (the first) first: more than one for a controller
+	// run as replicas behind one pin.
+	Controllers []string `json:"controllers,omitempty"`
+	// ControllerNow is the one of them the node is on: the address that
+	// answered last (Controller until one has).
+	ControllerNow string `json:"controller_now,omitempty"`
 }
 
 // RouteFailover is one route with several gateways as this node sees it.

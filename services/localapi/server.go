@@ -174,6 +174,11 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// maxJoin bounds a join string or a controller address: room for
+// control.MaxControllers addresses of the longest DNS names, a pin and a
+// token.
+const maxJoin = 4096
+
 // checkJoin checks a join request before the daemon sees it: its strings
 // are printable ASCII of bounded length, and then the domain's one
 // validator (nodeconfig.JoinRequest.Check, which the agent calls again)
@@ -182,7 +187,7 @@ func checkJoin(r JoinRequest) error {
 	fields := []struct {
 		name, v string
 		max     int
-	}{{"join", r.Join, 2048}, {"controller", r.Controller, 2048}, {"instance_id", r.InstanceID, nodeconfig.MaxInstanceID}}
+	}{{"join", r.Join, maxJoin}, {"controller", r.Controller, maxJoin}, {"instance_id", r.InstanceID, nodeconfig.MaxInstanceID}}
 	if r.Gateway != nil {
 		fields = append(fields, struct {
 			name, v string

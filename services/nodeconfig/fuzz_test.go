@@ -20,6 +20,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\ncontroller: {listen: \":8443\"}\nnetworks: [{join: " + netID + ", gateway: {serve: [10.0.0.0/8, 192.168.0.0/16], lan: eth1}}]\n"))
 	f.Add([]byte("version: 1\nhostname: null\ninterfaces: {a: ~}\n<<: {x: 1}\n"))
 	f.Add([]byte("version: 1\n\"\\e]0;x\\a\": 1\ninterfaces: {\"eth0.1\": {dhcp: true, dns: [\"fe80::1%eth0\"]}}\nhostname: !%1B[2J x\n"))
+	f.Add([]byte("version: 1\nnetworks: [{join: \"gate://203.0.113.5:8443,[2001:db8::5]:8443/" + netID + "?pin=" + pin + "\"}, {join: " + netID + ", controller: \"gate://a:1,,b:2?pin=" + pin + "\"}]\n"))
 	f.Add([]byte(`{"version": 1, "wan": "\u001b[2J", "interfaces": {"\u009b": {"dhcp": true}}, "networks": [{"join": "gate://a%C2%9B:1/` + netID + `?pin=` + pin + `"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, warns, err := Parse(data)
@@ -52,6 +53,7 @@ func FuzzCmdline(f *testing.F) {
 	f.Add("gate.hostname=x gate.iface.eth0=dhcp")
 	f.Add(`ro quiet "gate.iface.eth1=10.0.0.5/24,10.0.0.1,1.1.1.1" gate.join=` + joinStr)
 	f.Add("gate.controller=off gate.join=none gate.iface.eth0=default gate.wan=eth0")
+	f.Add("gate.join=gate://203.0.113.5:8443,[::1]:1,h.example:2/" + netID + "?pin=" + pin)
 	f.Add("gate.\x1b]0;x\x07=1 gate.iface.\x9b=dhcp gate.hostname=" + strings.Repeat("a", 70))
 	f.Add("gate.iface.eth0=10.0.0.5/24,fe80::1%\x1b[2J,fe80::2%eth0 gate.join=gate://a%C2%9B:1/" + netID + "?pin=" + pin)
 	f.Fuzz(func(t *testing.T, cmdline string) {

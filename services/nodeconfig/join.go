@@ -183,7 +183,9 @@ func CheckRequestedAddress(a netip.Addr) error {
 // the CLI, the console and the agent: a join string
 // (gate://HOST:PORT/NETWORKID?pin=...[&token=...], control.ParseJoinString,
 // which checks the controller's host), or a bare network ID, with beside it
-// the controller address (gate://HOST:PORT?pin=...) and a token. A join
+// the controller address (gate://HOST:PORT?pin=...) and a token. Either
+// may list several addresses of one controller (its replicas, one pin):
+// gate://HOST:PORT,HOST:PORT/..., each checked as one alone is. A join
 // string names its controller and may carry its token: one given beside it
 // as well is refused (which would win is a guess).
 //
@@ -220,7 +222,7 @@ func ParseJoin(join, controller, token string) (control.JoinString, error) {
 			if err != nil {
 				return control.JoinString{}, &Problem{"controller", strings.Replace(err.Error(), "join string", "controller address", 1)}
 			}
-			j.Controller, j.Pin = c.Controller, c.Pin
+			j.Controller, j.Replicas, j.Pin = c.Controller, c.Replicas, c.Pin
 		}
 	}
 	if token != "" {
