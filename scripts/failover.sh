@@ -57,8 +57,16 @@ start webecho web "$WORK/gap" -serve 0.0.0.0:7000
 start websink web "$WORK/gap" -sink 0.0.0.0:7001
 
 say "controller, network, the route with two gateways"
-start ctl ctl "$GATE" controller --state "$WORK/ctl" --listen $CTL
+# The controller's host runs `gate up` too, its firewall strict with
+# nothing open: the controller asks that daemon to hold its port open
+# while it runs (a controller beside a gateway, as a small site runs it).
+start ctlnode ctl "$GATE" up --state "$WORK/ctlnode" --socket "$WORK/ctlnode.sock" --hostname ctlnode --firewall strict --allow-input ""
+wait_for 20 env GATE_SOCKET="$WORK/ctlnode.sock" "$GATE" status || { cat "$WORK/ctlnode.log"; exit 1; }
+ctl_start() { start ctl ctl "$GATE" controller --state "$WORK/ctl" --listen $CTL --daemon-socket "$WORK/ctlnode.sock"; }
+ctl_start
 wait_for 20 test -s "$WORK/ctl/controller.url" || { cat "$WORK/ctl.log"; exit 1; }
+ctl_open() { GATE_SOCKET="$WORK/ctlnode.sock" "$GATE" status | grep -q "input open: tcp/8443 (the controller beside this daemon"; }
+check "the controller's host opens its port for it, and says so" wait_for 10 ctl_open
 admin() { ip netns exec "$(ns ctl)" env GATE_CONTROLLER_STATE="$WORK/ctl" "$GATE" "$@"; }
 wait_for 20 admin network list
 NET=$(admin network create --name ha --cidr $NET_CIDR --json | jq -r .id)
@@ -74,6 +82,8 @@ GW_ENV=() # the gateways' environment (the fake EC2 API's address, later)
 up() {
 	local envs=()
 	[ "$1" = droplet ] || envs=("${GW_ENV[@]}")
+	# Each start truncates the node's log: keep what the last run said.
+	[ ! -s "$WORK/$1.log" ] || cat "$WORK/$1.log" >>"$WORK/$1.earlier.log"
 	start "$1" "$1" env "${envs[@]}" "$GATE" up --state "$WORK/$1" --socket "$WORK/$1.sock" --hostname "$1"
 	wait_for 20 node "$1" status || { cat "$WORK/$1.log"; exit 1; }
 }
@@ -167,8 +177,9 @@ for i in $(seq "$TRIALS"); do
 		"in_ns vpchost nft delete table ip probe"
 	say "trial $i: gw1's process is killed with the controller down"
 	stop ctl
+	check "the controller stopped, its port closes" wait_for 10 sh -c "! ip netns exec $(ns ctl) nft list table inet gate | grep -q 8443"
 	trial ctldown "kill9 gw1" "up gw1"
-	start ctl ctl "$GATE" controller --state "$WORK/ctl" --listen $CTL
+	ctl_start
 	wait_for 20 admin network list
 done
 
