@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/gatenet/gate/services/control"
 )
@@ -265,8 +266,34 @@ func remoteAddr(r *http.Request) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// health answers a load balancer: 200 while this replica can serve (its
+// database answers within two seconds), 503 when it cannot or is
+// shutting down, so that members are sent elsewhere. It is public: what
+// went wrong is logged, not told.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "pin": s.pin})
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	err := s.store.Read(ctx, func(tx *Tx) error {
+		var one int
+		return tx.tx.QueryRowContext(tx.ctx, `SELECT 1`).Scan(&one)
+	})
+	select {
+	case <-s.stopping:
+		err = errors.New("shutting down")
+	default:
+	}
+	if was := s.unhealthy.Swap(err != nil); was != (err != nil) {
+		if err != nil {
+			s.logf("health: not serving: %v", err)
+		} else {
+			s.logf("health: serving again")
+		}
+	}
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "pin": s.pin, "replica": s.advertise, "error": "not serving: see the controller's log"})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "pin": s.pin, "replica": s.advertise})
 	return nil
 }
 

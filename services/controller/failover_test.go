@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"net/netip"
 	"slices"
 	"strings"
@@ -154,16 +153,8 @@ func TestRouteMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.stop()
-	ctx := context.Background()
 	st := openTestStore(t, dir)
-	for _, q := range []string{
-		`ALTER TABLE routes DROP COLUMN backups`, `ALTER TABLE routes DROP COLUMN failback_ms`, `ALTER TABLE routes DROP COLUMN probes`,
-		`DELETE FROM schema_migrations WHERE version = 7`,
-	} {
-		if _, err := st.db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	downgrade(t, st, 6)
 	st.Close()
 	e = startEnv(t, dir)
 	n, err := e.admin.Network(e.ctx, nw.ID)

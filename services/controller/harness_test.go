@@ -285,3 +285,27 @@ func memberByNode(ms []control.Member, node string) (control.Member, bool) {
 	}
 	return control.Member{}, false
 }
+
+// undo takes a migration back, as a controller before it left the schema.
+var undo = map[int][]string{
+	6: {`ALTER TABLE members DROP COLUMN tags`, `ALTER TABLE tokens DROP COLUMN tags`, `ALTER TABLE networks DROP COLUMN rules`},
+	7: {`ALTER TABLE routes DROP COLUMN backups`, `ALTER TABLE routes DROP COLUMN failback_ms`, `ALTER TABLE routes DROP COLUMN probes`},
+	8: {`ALTER TABLE networks DROP COLUMN gen`, `ALTER TABLE networks DROP COLUMN rules_rev`, `ALTER TABLE networks DROP COLUMN peers_rev`,
+		`ALTER TABLE networks DROP COLUMN conf_rev`, `DROP TABLE controller`, `DROP TABLE replicas`},
+}
+
+// downgrade takes st's schema back to version v.
+func downgrade(t *testing.T, st *Store, v int) {
+	t.Helper()
+	ctx := context.Background()
+	for m := len(migrations) - 1; m > v; m-- {
+		if undo[m] == nil {
+			t.Fatalf("no undo for migration %d", m)
+		}
+		for _, q := range append(undo[m], fmt.Sprintf(`DELETE FROM schema_migrations WHERE version = %d`, m)) {
+			if _, err := st.db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("undoing migration %d: %s: %v", m, q, err)
+			}
+		}
+	}
+}

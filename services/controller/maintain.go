@@ -17,6 +17,9 @@ const (
 // in one write.
 func (s *Server) maintain(ctx context.Context) error {
 	cutoff := s.now().Add(-tombstoneTTL)
+	if err := s.seenReplica(ctx); err != nil {
+		return err
+	}
 	return s.write(ctx, func(tx *Tx) error {
 		for _, v := range s.views.all() {
 			// Only the writer goroutine, which runs this, changes a view.

@@ -218,7 +218,7 @@ func (s *Server) join(ctx context.Context, id string, c caller, req control.Join
 	}
 	now := s.now()
 	var event string
-	err = s.write(ctx, func(tx *Tx) error {
+	err = s.writeNet(ctx, id, func(tx *Tx) error {
 		n, err := tx.network(id)
 		if err != nil {
 			return err
@@ -393,7 +393,7 @@ func (s *Server) sync(ctx context.Context, id string, c caller, req control.Sync
 		}
 	}
 	if reported || m.Version != was.Version {
-		err = s.write(ctx, func(tx *Tx) error {
+		err = s.writeNet(ctx, id, func(tx *Tx) error {
 			m, err = tx.member(id, node)
 			if err != nil {
 				return err
@@ -559,7 +559,7 @@ func (s *Server) removeMember(ctx context.Context, id string, ref memberRef, sel
 	}
 	var addr netip.Addr
 	kept := false // a denied member that left: its record stays
-	err := s.write(ctx, func(tx *Tx) error {
+	err := s.writeNet(ctx, id, func(tx *Tx) error {
 		m, err := tx.member(id, node)
 		if err != nil {
 			if _, nerr := tx.network(id); nerr != nil {
@@ -637,7 +637,7 @@ func (s *Server) changeMember(ctx context.Context, id string, ref memberRef, cha
 	node := ref.node
 	var m memberRec
 	var changed bool
-	err := s.write(ctx, func(tx *Tx) error {
+	err := s.writeNet(ctx, id, func(tx *Tx) error {
 		n, err := tx.network(id)
 		if err != nil {
 			return err

@@ -39,6 +39,9 @@ func (s *Server) patchViews(tx *Tx) error {
 	ids := slices.Concat(slices.Collect(maps.Keys(tx.touched)), slices.Collect(maps.Keys(tx.netChanged)), tx.bumped)
 	slices.Sort(ids)
 	for _, id := range slices.Compact(ids) {
+		if err := s.announce(tx, id); err != nil {
+			return err
+		}
 		if tx.deleted[id] {
 			s.views.set(id, nil)
 			continue
@@ -141,6 +144,10 @@ func (s *Server) createNetwork(ctx context.Context, req control.CreateNetworkReq
 		Rules:        policy.DefaultRules(),
 	}
 	err = s.write(ctx, func(tx *Tx) error {
+		// Two replicas must not both make networks whose CIDRs overlap.
+		if err := tx.lockNetworkList(); err != nil {
+			return err
+		}
 		others, err := tx.networks()
 		if err != nil {
 			return err
@@ -198,7 +205,7 @@ func (s *Server) updateNetwork(ctx context.Context, id string, req control.Updat
 	}
 	var out control.Network
 	var updated bool
-	err := s.write(ctx, func(tx *Tx) error {
+	err := s.writeNet(ctx, id, func(tx *Tx) error {
 		n, err := tx.network(id)
 		if err != nil {
 			return err
@@ -239,7 +246,7 @@ func (s *Server) updateNetwork(ctx context.Context, id string, req control.Updat
 }
 
 func (s *Server) deleteNetwork(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *Tx) error {
+	err := s.writeNet(ctx, id, func(tx *Tx) error {
 		if _, err := tx.network(id); err != nil {
 			return err
 		}
@@ -261,7 +268,7 @@ func (s *Server) addRoute(ctx context.Context, id string, r control.Route) (cont
 		r.Backups[i] = b.Unmap()
 	}
 	var out control.Network
-	err := s.write(ctx, func(tx *Tx) error {
+	err := s.writeNet(ctx, id, func(tx *Tx) error {
 		n, err := tx.network(id)
 		if err != nil {
 			return err
@@ -293,7 +300,7 @@ func (s *Server) deleteRoute(ctx context.Context, id string, dest netip.Prefix) 
 		return control.Network{}, err
 	}
 	var out control.Network
-	err := s.write(ctx, func(tx *Tx) error {
+	err := s.writeNet(ctx, id, func(tx *Tx) error {
 		if _, err := tx.network(id); err != nil {
 			return err
 		}

@@ -154,7 +154,7 @@ func (s *Server) setRules(ctx context.Context, id string, req control.SetRulesRe
 	}
 	var out control.Network
 	var warnings []string
-	err := s.write(ctx, func(tx *Tx) error {
+	err := s.writeNet(ctx, id, func(tx *Tx) error {
 		n, _, ix, err := networkForRules(tx, id)
 		if err != nil {
 			return err

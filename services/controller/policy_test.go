@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"net/netip"
 	"slices"
 	"strings"
@@ -184,17 +183,8 @@ func TestPolicyMigration(t *testing.T) {
 	e.stop()
 
 	// Back to schema 5, as an older controller left it.
-	ctx := context.Background()
 	st := openTestStore(t, dir)
-	for _, q := range []string{
-		`ALTER TABLE members DROP COLUMN tags`, `ALTER TABLE tokens DROP COLUMN tags`, `ALTER TABLE networks DROP COLUMN rules`,
-		`ALTER TABLE routes DROP COLUMN backups`, `ALTER TABLE routes DROP COLUMN failback_ms`, `ALTER TABLE routes DROP COLUMN probes`,
-		`DELETE FROM schema_migrations WHERE version >= 6`,
-	} {
-		if _, err := st.db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	downgrade(t, st, 5)
 	st.Close()
 
 	e = startEnv(t, dir)

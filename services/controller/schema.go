@@ -118,6 +118,31 @@ var migrations = [][]string{
 		`ALTER TABLE routes ADD COLUMN failback_ms INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE routes ADD COLUMN probes TEXT NOT NULL DEFAULT ''`,
 	},
+	// Replicas: several controllers on one PostgreSQL. gen counts the
+	// writes that changed a network's view (view.go), so that a replica
+	// knows whether the view it holds is the database's; rules_rev,
+	// peers_rev and conf_rev are the view's markers, kept with the
+	// network so that a view loaded from the database (by another
+	// replica, or after a restart) gives the deltas the one that wrote
+	// them would. A network made before: as if everything changed at its
+	// revision, as loading a view assumed until now. controller holds the
+	// pin of the key every replica must hold; replicas the address each
+	// advertises, for the join strings any of them makes.
+	8: {
+		`ALTER TABLE networks ADD COLUMN gen INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE networks ADD COLUMN rules_rev INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE networks ADD COLUMN peers_rev INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE networks ADD COLUMN conf_rev INTEGER NOT NULL DEFAULT 0`,
+		`UPDATE networks SET rules_rev = revision, peers_rev = revision, conf_rev = revision`,
+		`CREATE TABLE controller (
+			pin     TEXT NOT NULL,
+			created INTEGER NOT NULL
+		)`,
+		`CREATE TABLE replicas (
+			advertise TEXT PRIMARY KEY,
+			seen      INTEGER NOT NULL
+		)`,
+	},
 }
 
 // migrate brings the schema up to date, one migration per transaction.

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatenet/gate/services/control"
@@ -90,6 +91,11 @@ type Server struct {
 	closeOnce sync.Once
 	// conns counts connections against cfg's caps.
 	conns *connLimiter
+	// replica names this process in what it announces to other
+	// replicas (replicas.go).
+	replica string
+	// unhealthy is whether the last health check failed (to log changes).
+	unhealthy atomic.Bool
 	// bodyTimeout bounds the reading of a request's body (guardBodies),
 	// handshakeTimeout a TLS handshake; logEvery is the interval of the
 	// rate-limited log lines. Tests shorten them.
@@ -101,7 +107,7 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, logf: cfg.Logf, now: time.Now, paceEach: burstPaceEach, paceMax: burstPaceMax, watch: newWatcher(), stopping: make(chan struct{}),
 		started: time.Now(), reportEvery: reportEvery, pending: pendingLimits{perNetwork: maxPendingPerNetwork, perSource: maxPendingPerSource, stale: pendingStale},
-		views: views{m: map[string]*netView{}}}
+		views: views{m: map[string]*netView{}}, replica: newReplicaID()}
 	s.conns = newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerSource)
 	s.bodyTimeout, s.handshakeTimeout, s.logEvery = defaultBodyTimeout, defaultHandshakeTimeout, defaultLogEvery
 	if s.logf == nil {
@@ -155,10 +161,6 @@ func New(cfg Config) (*Server, error) {
 	if s.tlsConfig, err = control.ServerTLS(s.id); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
-	addr := control.JoinString{Controller: s.advertise, Pin: s.pin}.ControllerAddress()
-	if err := state.WriteFile(dir.File(urlFile), []byte(addr+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("controller: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if s.store, err = Open(ctx, cfg.DB, cfg.StateDir); err != nil {
@@ -167,12 +169,31 @@ func New(cfg Config) (*Server, error) {
 	// A group of writes that could not be committed may have been patched
 	// into the views: drop them all, to be loaded again when next needed.
 	s.store.failed = s.views.reset
-	if err := s.loadViews(ctx); err != nil {
+	for _, step := range []struct {
+		what string
+		do   func(context.Context) error
+	}{{"identity", s.claimIdentity}, {"registering this replica", s.seenReplica}, {"loading networks", s.loadViews}} {
+		if err := step.do(ctx); err != nil {
+			s.store.Close()
+			return nil, fmt.Errorf("controller: %s: %w", step.what, err)
+		}
+	}
+	// The address an admin's CLI on this host and members joining by
+	// network ID use: every replica's, this one's first.
+	addr := s.joinString("", "").ControllerAddress()
+	if err := state.WriteFile(dir.File(urlFile), []byte(addr+"\n"), 0o644); err != nil {
 		s.store.Close()
-		return nil, fmt.Errorf("controller: loading networks: %w", err)
+		return nil, fmt.Errorf("controller: %w", err)
 	}
 	s.handler = s.guardBodies(s.routes())
 	return s, nil
+}
+
+// joinString is a join string for network id with secret (both may be
+// empty) naming every replica, this one first.
+func (s *Server) joinString(id, secret string) control.JoinString {
+	all := s.controllers(context.Background())
+	return control.JoinString{Controller: all[0], Replicas: all[1:], NetworkID: id, Pin: s.pin, Token: secret}
 }
 
 // advertiseAddr checks the address members are told to use.
@@ -257,6 +278,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	hl := newHandshakeListener(ln, listenerConfig{tls: srv.TLSConfig, handshakeTimeout: s.handshakeTimeout,
 		limit: s.conns, logf: s.logf, logEvery: s.logEvery})
 	go func() { errc <- srv.Serve(hl) }()
+	go s.follow(ctx)
 	tick := time.NewTicker(maintainEvery)
 	defer tick.Stop()
 wait:

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/names"
 	"github.com/gatenet/gate/services/policy"
@@ -48,6 +50,9 @@ type Store struct {
 	// succeeded in part could not be committed, so that caches built from
 	// its writes are dropped.
 	failed func()
+	// pg is how to reach PostgreSQL for a connection of one's own (Listen);
+	// nil on SQLite.
+	pg *pgx.ConnConfig
 }
 
 // OpenSQLite opens (creating if need be) the SQLite database at path and
@@ -136,6 +141,8 @@ type Tx struct {
 	deleted    map[string]bool
 	// after runs once the transaction has committed.
 	after []func()
+	// held lists the networks this write holds (Server.hold).
+	held []string
 }
 
 // afterCommit runs f after the transaction has committed, on the writer
@@ -188,6 +195,11 @@ type networkRec struct {
 	// Rules is the network's policy: who may reach what, first match
 	// decides.
 	Rules policy.Policy
+	// Gen counts the writes that changed the network's view; RulesRev,
+	// PeersRev and ConfRev are the view's markers (netView), kept here
+	// so that any replica loads the view its writer had.
+	Gen                         uint64
+	RulesRev, PeersRev, ConfRev uint64
 }
 
 type memberRec struct {
@@ -263,15 +275,16 @@ func textAddr(a netip.Addr) string {
 
 // Networks.
 
-const networkCols = `id, name, cidr, mtu, auto_allow, revision, created, horizon, require_token, rules`
+const networkCols = `id, name, cidr, mtu, auto_allow, revision, created, horizon, require_token, rules, gen, rules_rev, peers_rev, conf_rev`
 
 func scanNetwork(sc interface{ Scan(...any) error }) (networkRec, error) {
 	var n networkRec
 	var cidr, rules string
-	var rev, created, horizon int64
-	if err := sc.Scan(&n.ID, &n.Name, &cidr, &n.MTU, &n.AutoAllow, &rev, &created, &horizon, &n.RequireToken, &rules); err != nil {
+	var rev, created, horizon, gen, rulesRev, peersRev, confRev int64
+	if err := sc.Scan(&n.ID, &n.Name, &cidr, &n.MTU, &n.AutoAllow, &rev, &created, &horizon, &n.RequireToken, &rules, &gen, &rulesRev, &peersRev, &confRev); err != nil {
 		return n, err
 	}
+	n.Gen, n.RulesRev, n.PeersRev, n.ConfRev = uint64(gen), uint64(rulesRev), uint64(peersRev), uint64(confRev)
 	var err error
 	if n.CIDR, err = netip.ParsePrefix(cidr); err != nil {
 		return n, fmt.Errorf("network %s: stored cidr: %w", n.ID, err)
@@ -316,7 +329,8 @@ func (tx *Tx) insertNetwork(n networkRec) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.tx.ExecContext(tx.ctx, `INSERT INTO networks (`+networkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	// A new network's markers are its first revision: nothing before it.
+	_, err = tx.tx.ExecContext(tx.ctx, `INSERT INTO networks (`+networkCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $6, $6, $6)`,
 		n.ID, n.Name, n.CIDR.String(), n.MTU, n.AutoAllow, int64(n.Revision), nanos(n.Created), int64(n.Horizon), n.RequireToken, rules)
 	tx.netChange(n.ID)
 	return err
@@ -390,6 +404,58 @@ func (tx *Tx) bump(id string) (uint64, error) {
 	tx.revs[id] = uint64(r)
 	tx.changed(id)
 	return uint64(r), nil
+}
+
+// markNetwork records a write that changed network id's view: its gen
+// moves, and the view's markers are stored with it. It returns the new
+// gen.
+func (tx *Tx) markNetwork(id string, rulesRev, peersRev, confRev uint64) (uint64, error) {
+	const set = `UPDATE networks SET gen = gen + 1, rules_rev = $2, peers_rev = $3, conf_rev = $4 WHERE id = $1`
+	var gen int64
+	if tx.dialect == postgresDB {
+		if err := tx.tx.QueryRowContext(tx.ctx, set+` RETURNING gen`, id, int64(rulesRev), int64(peersRev), int64(confRev)).Scan(&gen); err != nil {
+			return 0, err
+		}
+		return uint64(gen), nil
+	}
+	if _, err := tx.tx.ExecContext(tx.ctx, set, id, int64(rulesRev), int64(peersRev), int64(confRev)); err != nil {
+		return 0, err
+	}
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT gen FROM networks WHERE id = $1`, id).Scan(&gen)
+	return uint64(gen), err
+}
+
+// lockNetwork reads network id's gen (found false: there is no such
+// network) and, on PostgreSQL, locks its row until the transaction ends:
+// writes to one network through several replicas run one after the
+// other. Once per network and transaction.
+func (tx *Tx) lockNetwork(id string) (gen uint64, found bool, err error) {
+	q := `SELECT gen FROM networks WHERE id = $1`
+	if tx.dialect == postgresDB {
+		q += ` FOR UPDATE`
+	}
+	var g int64
+	switch err := tx.tx.QueryRowContext(tx.ctx, q, id).Scan(&g); {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	}
+	return uint64(g), true, nil
+}
+
+// networksLockKey is the advisory lock that making a network takes in
+// PostgreSQL ("gatenet" in ASCII): nothing else takes it.
+const networksLockKey int64 = 0x67_6174_656e_6574
+
+// lockNetworkList serializes the making of networks across replicas until
+// the transaction ends (PostgreSQL; SQLite has one writer).
+func (tx *Tx) lockNetworkList() error {
+	if tx.dialect != postgresDB {
+		return nil
+	}
+	_, err := tx.tx.ExecContext(tx.ctx, `SELECT pg_advisory_xact_lock($1)`, networksLockKey)
+	return err
 }
 
 // changed marks network id for waking its long-polls after the commit.

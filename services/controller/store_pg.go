@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -102,6 +103,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("database %s: %w", name, err)
 	}
 	st := newStore(db, postgresDB)
+	st.pg = cfg
 	if err := st.migrate(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("database %s: %w", name, err)
@@ -152,4 +154,61 @@ func (d dialect) readOpts() *sql.TxOptions {
 		return nil
 	}
 	return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+}
+
+// notifyChannel is the PostgreSQL channel replicas announce their writes
+// on (replicas.go).
+const notifyChannel = "gate_changes"
+
+// Listen calls got with the payload of every notification on
+// notifyChannel, from a connection of its own, until ctx is done. After
+// the connection was lost (and when it is first made) it calls resync:
+// notifications sent meanwhile are gone. It waits a little longer after
+// each failure, up to 5 s, and logs the first failure of a series. Only
+// PostgreSQL has notifications: on SQLite it returns at once.
+func (st *Store) Listen(ctx context.Context, got func(payload string), resync func(), logf func(string, ...any)) {
+	if st.pg == nil {
+		return
+	}
+	wait := 100 * time.Millisecond
+	failing := false
+	for ctx.Err() == nil {
+		err := st.listenOnce(ctx, got, func() {
+			wait, failing = 100*time.Millisecond, false
+			resync()
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if !failing {
+			logf("database notifications: %v; listening again", err)
+			failing = true
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+func (st *Store) listenOnce(ctx context.Context, got func(string), listening func()) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, err := pgx.ConnectConfig(cctx, st.pg.Copy())
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	if _, err := c.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	listening()
+	for {
+		n, err := c.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		got(n.Payload)
+	}
 }

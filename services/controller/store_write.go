@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The store's write path: one goroutine, groups of writes per transaction
@@ -95,12 +97,28 @@ func (st *Store) commit(group []*writeReq) {
 			errs[i] = err
 			continue
 		}
-		if _, err := sqlTx.Exec(`SAVEPOINT w`); err != nil {
-			abort(i, err)
-			return
+		var tx *Tx
+	attempt:
+		for n := 1; ; n++ {
+			if _, err := sqlTx.Exec(`SAVEPOINT w`); err != nil {
+				abort(i, err)
+				return
+			}
+			tx = &Tx{ctx: context.WithoutCancel(r.ctx), tx: sqlTx, dialect: st.dialect}
+			errs[i] = r.fn(tx)
+			if !retryable(errs[i]) || n == maxAttempts {
+				break attempt
+			}
+			// Two replicas' transactions waited for each other (their
+			// writes took networks in different orders), and PostgreSQL
+			// undid this write: run it again, from its savepoint, as the
+			// other has gone on by now. A conflict comes from the lock a
+			// write takes first (Server.hold): nothing was patched yet.
+			if _, err := sqlTx.Exec(`ROLLBACK TO w`); err != nil {
+				abort(i, fmt.Errorf("undoing a write to run it again: %w", err))
+				return
+			}
 		}
-		tx := &Tx{ctx: context.WithoutCancel(r.ctx), tx: sqlTx, dialect: st.dialect}
-		errs[i] = r.fn(tx)
 		if errs[i] == nil {
 			// A write that went on after a failed statement, as SQLite
 			// allows, cannot be released in PostgreSQL, which aborted the
@@ -140,4 +158,16 @@ func (st *Store) commit(group []*writeReq) {
 	for _, f := range after {
 		f()
 	}
+}
+
+// maxAttempts is how many times a write that conflicted with another
+// replica's is run.
+const maxAttempts = 5
+
+// retryable says whether err is PostgreSQL undoing a statement for another
+// transaction's sake (a deadlock, a serialization failure): the write may
+// be run again.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }

@@ -135,7 +135,7 @@ func (s *Server) createToken(ctx context.Context, id string, req control.CreateT
 	s.logf("network %s: join token %s created (reusable=%t allow=%t address=%s tags=%s expires %s)",
 		id, t.ID, t.Reusable, t.Allow, textAddr(t.Address), tagsText(t.Tags), t.Expires.Format(time.RFC3339))
 	v := tokenView(t)
-	v.JoinString = control.JoinString{Controller: s.advertise, NetworkID: id, Pin: s.pin, Token: secret}.String()
+	v.JoinString = s.joinString(id, secret).String()
 	return v, nil
 }
 

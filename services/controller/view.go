@@ -86,6 +86,11 @@ type netView struct {
 	// it (rules that name tags or members) and dropped by any change to
 	// members, tags, routes or rules (policy.go).
 	pix *policy.Index
+
+	// gen is the network's gen (networkRec.Gen) this view was built at:
+	// when the database's has moved, another replica wrote the network
+	// and the view is loaded again (replicas.go).
+	gen uint64
 }
 
 type viewMember struct {
@@ -195,7 +200,7 @@ func loadView(tx *Tx, id string, lay layout) (*netView, error) {
 	slices.SortFunc(v.ranked, rankCmp)
 	slices.SortFunc(v.log, func(a, b logEntry) int { return cmp.Compare(a.rev, b.rev) })
 	v.compact()
-	v.rulesRev, v.peersRev, v.confRev = n.Revision, n.Revision, n.Revision // not known: as if they changed last
+	v.rulesRev, v.peersRev, v.confRev, v.gen = n.RulesRev, n.PeersRev, n.ConfRev, n.Gen
 	return v, nil
 }
 
@@ -322,19 +327,28 @@ func (v *netView) patch(tx *Tx, nodes []string, now time.Time) error {
 		}
 	}
 
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	// The markers, and the write, go with the network into the database
+	// (only this goroutine changes v: reading it unlocked is safe here).
 	stale := !slices.EqualFunc(routes, v.routes, control.Route.Equal)
 	newRules := !slices.EqualFunc(n.Rules, v.n.Rules, policy.Rule.Equal)
+	rulesRev, confRev, peersRev := v.rulesRev, v.confRev, v.peersRev
 	if stale || newRules {
-		v.rulesRev = n.Revision
+		rulesRev = n.Revision
 	}
 	if n.Name != v.n.Name || n.CIDR != v.n.CIDR || n.MTU != v.n.MTU {
-		v.confRev = n.Revision
+		confRev = n.Revision
 	}
 	if newRules && (!openRules(v.n.Rules) || !openRules(n.Rules)) || stale && !openRules(n.Rules) {
-		v.peersRev = n.Revision
+		peersRev = n.Revision
 	}
+	gen, err := tx.markNetwork(id, rulesRev, peersRev, confRev)
+	if err != nil {
+		return err
+	}
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.rulesRev, v.confRev, v.peersRev, v.gen = rulesRev, confRev, peersRev, gen
 	if v.pix != nil {
 		v.patchIndex(routes, changes...)
 	}
