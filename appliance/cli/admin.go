@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -140,7 +141,23 @@ func (a adminFlags) client() (*control.Client, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	return control.NewClient(js.Controller, js.Pin, nil, token)
+	return control.NewClient(reachable(js.Controllers()), js.Pin, nil, token)
+}
+
+// reachable is the first of a controller's addresses (its replicas) that
+// takes a TCP connection within a second, or the first if none does (its
+// error then says why). Only the connection is tried, never a request:
+// an admin's change is sent once, to one replica.
+func reachable(addrs []string) string {
+	if len(addrs) > 1 {
+		for _, a := range addrs {
+			if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+				c.Close()
+				return a
+			}
+		}
+	}
+	return addrs[0]
 }
 
 func adminCtx() (context.Context, context.CancelFunc) {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -95,5 +96,36 @@ func TestHoldBeside(t *testing.T) {
 	defer mu.Unlock()
 	if len(logged) != 1 {
 		t.Errorf("logged %q, want the one line saying the port is open", logged)
+	}
+}
+
+// TestReachable: the admin CLI talks to the first replica that takes a
+// connection, and to the first named when none does.
+func TestReachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	live := ln.Addr().String()
+	for _, tc := range []struct {
+		addrs []string
+		want  string
+	}{
+		{[]string{live}, live},
+		{[]string{deadAddr, live}, live},
+		{[]string{live, deadAddr}, live},
+		{[]string{deadAddr}, deadAddr},
+		{[]string{deadAddr, deadAddr + "0"}, deadAddr},
+	} {
+		if got := reachable(tc.addrs); got != tc.want {
+			t.Errorf("reachable(%q) = %s, want %s", tc.addrs, got, tc.want)
+		}
 	}
 }
