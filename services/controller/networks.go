@@ -73,6 +73,11 @@ func (s *Server) patchViews(tx *Tx) error {
 // (call it before the write changes anything). The error is a 404 if the
 // network does not exist.
 func (s *Server) viewTx(tx *Tx, id string) (*netView, error) {
+	// Held, so that no other replica changes it while it loads, and
+	// brought up to the database's if another replica changed it.
+	if err := s.hold(tx, id); err != nil {
+		return nil, err
+	}
 	if v := s.views.get(id); v != nil {
 		return v, nil
 	}
