@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -157,14 +158,7 @@ func (s *Server) follow(ctx context.Context) {
 			slices.Sort(ids)
 			ids = slices.Compact(ids)
 		}
-		err := s.store.Write(ctx, func(tx *Tx) error {
-			for _, id := range ids {
-				if err := s.hold(tx, id); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err := s.catchUp(ctx, ids)
 		if err != nil && ctx.Err() == nil {
 			s.logf("loading what other replicas changed: %v", err)
 			mu.Lock()
@@ -175,6 +169,47 @@ func (s *Server) follow(ctx context.Context) {
 			time.AfterFunc(time.Second, wake)
 		}
 	}
+}
+
+// catchUp loads the views of networks ids again, each from one snapshot
+// of the database, without holding them (the other replicas' writes go
+// on meanwhile), then puts in those still newer than this replica's own:
+// a view this replica's writes have moved past since the snapshot is
+// kept. A network that is gone loses its view. Views this replica never
+// loaded are left to be loaded when first needed.
+func (s *Server) catchUp(ctx context.Context, ids []string) error {
+	loaded := map[string]*netView{}
+	for _, id := range ids {
+		if s.views.get(id) == nil {
+			continue
+		}
+		err := s.store.Read(ctx, func(tx *Tx) error {
+			v, err := loadView(tx, id, s.layout())
+			if statusOf(err) == http.StatusNotFound {
+				loaded[id] = nil
+				return nil
+			}
+			loaded[id] = v
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("network %s: %w", id, err)
+		}
+	}
+	if len(loaded) == 0 {
+		return nil
+	}
+	return s.store.Write(ctx, func(tx *Tx) error {
+		for id, nv := range loaded {
+			v := s.views.get(id)
+			if v == nil || nv != nil && nv.gen <= v.gen {
+				continue
+			}
+			s.views.set(id, nv)
+			tx.afterCommit(func() { s.watch.notify(id) })
+		}
+		return nil
+	})
 }
 
 // claimIdentity records the controller's pin in a new database, or checks
