@@ -9,7 +9,7 @@ BIN := bin/gate
 DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux dosfstools mtools genisoimage dnsmasq-base util-linux postgresql
 TOOLS := ip nft ping nc jq sysctl tmux mkfs.vfat mcopy genisoimage dnsmasq unshare nsenter psql
 
-.PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools faults crashtest attack failover
+.PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools faults crashtest attack failover replicas
 
 all: build ## build bin/gate (static)
 
@@ -32,6 +32,7 @@ test: deps build lint bench-tools image crashtest ## all tests: lint, unit and k
 	BENCH_SMOKE=1 OUT=out/bench-smoke scripts/bench.sh
 	scripts/seed.sh
 	TRIALS=1 OUT=out/failover-smoke.json scripts/failover.sh
+	TRIALS=3 OUT=out/replicas-smoke.json scripts/replicas.sh
 	CTL_TRIALS=15 DAEMON_TRIALS=3 OUT=out/faults-smoke scripts/fault-test.sh
 
 unit: ## tests only, no scenario
@@ -55,15 +56,21 @@ bench-tools: deps ## build what make bench compares against (upstream wireguard-
 	$(GO) build -trimpath -o bin/hiccup ./scripts/hiccup
 	$(GO) build -trimpath -o bin/ctlbench ./scripts/ctlbench
 
-bench: build bench-tools image crashtest ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json; then make faults and make failover (root)
+bench: build bench-tools image crashtest ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json; then make faults, make failover and make replicas (root)
 	scripts/bench.sh
 	scripts/fault-test.sh
 	TRIALS=$(FAILOVER_TRIALS) OUT=out/failover.json scripts/failover.sh
+	TRIALS=$(REPLICA_TRIALS) OUT=out/replicas.json scripts/replicas.sh
 
 FAILOVER_TRIALS ?= 20
 failover: deps build ## two gateways for one subnet: gw1 killed, its LAN cut, its probe failing, killed with the controller down, FAILOVER_TRIALS=20 times each; p50/p99 to out/failover.json (root)
 	mkdir -p out
 	TRIALS=$(FAILOVER_TRIALS) OUT=out/failover.json scripts/failover.sh
+
+REPLICA_TRIALS ?= 100
+replicas: deps build ## the controller as two replicas on one PostgreSQL: one killed -9 during admin writes and joins, REPLICA_TRIALS=100 times; lost acknowledged writes, member move p50/p99, the longest gap in member traffic to out/replicas.json (root)
+	mkdir -p out
+	TRIALS=$(REPLICA_TRIALS) OUT=out/replicas.json scripts/replicas.sh
 
 crashtest: ## bin/crashtest, the controller's kill -9 and full-disk driver (scripts/crashtest)
 	$(GO) build -trimpath -o bin/crashtest ./scripts/crashtest
