@@ -219,7 +219,7 @@ func runNetwork(e *env, args []string) error {
 		if *af.json {
 			return printJSON(e.stdout, n)
 		}
-		fmt.Fprintln(e.stdout, n.ID)
+		fmt.Fprintln(e.stdout, terminal(n.ID))
 		return nil
 	case "list":
 		if err := wantArgs(pos, 0, "no arguments"); err != nil {
@@ -235,7 +235,7 @@ func runNetwork(e *env, args []string) error {
 		tw := table(e.stdout)
 		fmt.Fprintln(tw, "ID\tNAME\tCIDR\tMTU\tAUTO-ALLOW\tROUTES")
 		for _, n := range ns {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%d\n", n.ID, n.Name, n.CIDR, n.MTU, n.AutoAllow, len(n.Routes))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%d\n", terminal(n.ID), terminal(n.Name), n.CIDR, n.MTU, n.AutoAllow, len(n.Routes))
 		}
 		return tw.Flush()
 	case "show":
@@ -256,7 +256,7 @@ func runNetwork(e *env, args []string) error {
 				Members []control.Member `json:"members"`
 			}{n, ms})
 		}
-		fmt.Fprintf(e.stdout, "id:            %s\nname:          %s\ncidr:          %s\nmtu:           %d\nauto-allow:    %v\nrequire-token: %v\nrevision:      %d\nroutes:\n", n.ID, terminal(n.Name), n.CIDR, n.MTU, n.AutoAllow, n.RequireToken, n.Revision)
+		fmt.Fprintf(e.stdout, "id:            %s\nname:          %s\ncidr:          %s\nmtu:           %d\nauto-allow:    %v\nrequire-token: %v\nrevision:      %d\nroutes:\n", terminal(n.ID), terminal(n.Name), n.CIDR, n.MTU, n.AutoAllow, n.RequireToken, n.Revision)
 		for _, r := range n.Routes {
 			fmt.Fprintf(e.stdout, "  %s\n", r)
 		}
@@ -499,7 +499,7 @@ func runToken(e *env, args []string) error {
 		if *af.json {
 			return printJSON(e.stdout, t)
 		}
-		fmt.Fprintln(e.stdout, t.JoinString)
+		fmt.Fprintln(e.stdout, terminal(t.JoinString))
 		return nil
 	case "list":
 		ts, err := c.Tokens(ctx, pos[0])
@@ -520,7 +520,7 @@ func runToken(e *env, args []string) error {
 			if t.UsedByInstance != "" {
 				by += " (" + t.UsedByInstance + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.Reusable, t.Allow, a, terminal(orDash(strings.Join(t.Tags, ","))), t.Expires.Format(time.RFC3339), t.Uses, terminal(by), terminal(orDash(t.Note)))
+			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%s\t%d\t%s\t%s\n", terminal(t.ID), t.Reusable, t.Allow, a, terminal(orDash(strings.Join(t.Tags, ","))), t.Expires.Format(time.RFC3339), t.Uses, terminal(by), terminal(orDash(t.Note)))
 		}
 		return tw.Flush()
 	}

@@ -50,6 +50,8 @@ func commands() []command {
 		{"member", "admin: list|allow|deny|remove|set-ip|tag members", runMember},
 		{"token", "admin: create|list join tokens", runToken},
 		{"policy", "admin: show|set|add|del a network's rules (who may reach what), test a packet against them", runPolicy},
+		{"admin", "admin: token create|list|revoke: named admin tokens, each with a role and a scope", runAdmin},
+		{"audit", "admin: the audit log: who changed what through the admin API, when, from where", runAudit},
 		{"version", "print the version", func(e *env, _ []string) error { fmt.Fprintln(e.stdout, e.version); return nil }},
 	}
 }

@@ -8,13 +8,16 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gatenet/gate/services/jsonapi"
 )
 
 // Routes of the /v1 API. Member calls (join, sync, leave) authenticate with
-// the client certificate; all others need "Authorization: Bearer <admin token>".
+// the client certificate; all others need "Authorization: Bearer <admin
+// token>", of a role and scope that allow them (Role, Scope: the
+// controller's routes say which each needs).
 //
 //	POST   /v1/networks                              CreateNetworkRequest -> Network
 //	GET    /v1/networks                              -> []Network
@@ -37,6 +40,10 @@ import (
 //	POST   /v1/networks/{id}/sync                    SyncRequest -> MemberConfig   (member, long-poll)
 //	POST   /v1/networks/{id}/sync?delta=1            SyncRequest -> MemberConfig, full or delta
 //	POST   /v1/networks/{id}/leave                                                 (member)
+//	POST   /v1/admin/tokens                          CreateAdminTokenRequest -> AdminToken (with Secret)
+//	GET    /v1/admin/tokens                          -> []AdminToken (no secrets)
+//	DELETE /v1/admin/tokens/{id}                     -> AdminToken (revoked)
+//	GET    /v1/audit?since=&before=&network=&limit=  -> []AuditEntry, newest first
 //	GET    /v1/health                                -> {"ok":true,"pin":...}      (anyone)
 
 // APIError is a non-2xx answer from the controller. Message is the
@@ -244,4 +251,47 @@ func (c *Client) SyncDelta(ctx context.Context, id string, r SyncRequest) (Membe
 // Leave removes this member from a network.
 func (c *Client) Leave(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodPost, netPath(id, "leave"), nil, nil)
+}
+
+// CreateAdminToken makes a named admin token; the answer's Secret is the
+// token, shown this once.
+func (c *Client) CreateAdminToken(ctx context.Context, r CreateAdminTokenRequest) (AdminToken, error) {
+	var t AdminToken
+	return t, c.Do(ctx, http.MethodPost, "/v1/admin/tokens", r, &t)
+}
+
+// AdminTokens lists the admin tokens, revoked and expired ones included,
+// without secrets.
+func (c *Client) AdminTokens(ctx context.Context) ([]AdminToken, error) {
+	var ts []AdminToken
+	return ts, c.Do(ctx, http.MethodGet, "/v1/admin/tokens", nil, &ts)
+}
+
+// RevokeAdminToken revokes the admin token id at once.
+func (c *Client) RevokeAdminToken(ctx context.Context, id string) (AdminToken, error) {
+	var t AdminToken
+	return t, c.Do(ctx, http.MethodDelete, "/v1/admin/tokens/"+url.PathEscape(id), nil, &t)
+}
+
+// Audit reads the audit log, newest first.
+func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	v := url.Values{}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Before.IsZero() {
+		v.Set("before", q.Before.UTC().Format(time.RFC3339Nano))
+	}
+	if q.NetworkID != "" {
+		v.Set("network", q.NetworkID)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := "/v1/audit"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var es []AuditEntry
+	return es, c.Do(ctx, http.MethodGet, path, nil, &es)
 }

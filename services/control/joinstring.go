@@ -294,8 +294,14 @@ func controllerKey(hostport string) string {
 	return net.JoinHostPort(host, strconv.Itoa(p))
 }
 
-// CheckTokenSecret checks the shape of a join token secret.
+// CheckTokenSecret checks the shape of a join token secret. An admin
+// token is refused for what it is (AdminTokenPrefix), wherever a join
+// token is taken: it gives no member access, and it must not travel in
+// user-data or join strings.
 func CheckTokenSecret(s string) error {
+	if strings.HasPrefix(s, AdminTokenPrefix) {
+		return errors.New("token: this is an admin token (" + AdminTokenPrefix + "...), not a join token; never give it to a node, and revoke it if it was (gate admin token revoke ID)")
+	}
 	if len(s) < 16 || len(s) > 128 {
 		return fmt.Errorf("token: want 16-128 characters, got %d", len(s))
 	}

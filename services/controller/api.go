@@ -4,10 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -34,28 +33,41 @@ func (s *Server) routes() http.Handler {
 		allow[path] = append(allow[path], method)
 	}
 	const (
-		nets   = "/v1/networks"
-		netw   = nets + "/{id}"
-		member = netw + "/members/{node}"
+		nets        = "/v1/networks"
+		netw        = nets + "/{id}" // {id} is always a network's ID (pathNetwork)
+		member      = netw + "/members/{node}"
+		adminTokens = "/v1/admin/tokens"
 	)
 	handle("GET", "/v1/health", s.public(s.health))
-	handle("POST", nets, s.admin(s.hCreateNetwork))
-	handle("GET", nets, s.admin(s.hListNetworks))
-	handle("GET", netw, s.admin(s.hGetNetwork))
-	handle("PATCH", netw, s.admin(s.hUpdateNetwork))
-	handle("DELETE", netw, s.admin(s.hDeleteNetwork))
-	handle("POST", netw+"/routes", s.admin(s.hAddRoute))
-	handle("DELETE", netw+"/routes", s.admin(s.hDeleteRoute))
-	handle("GET", netw+"/members", s.admin(s.hListMembers))
-	handle("POST", member+"/allow", s.admin(s.hAllowMember))
-	handle("POST", member+"/deny", s.admin(s.hDenyMember))
-	handle("PUT", member+"/address", s.admin(s.hSetAddress))
-	handle("PUT", member+"/tags", s.admin(s.hSetTags))
-	handle("PUT", netw+"/rules", s.admin(s.hSetRules))
-	handle("POST", netw+"/policy/test", s.admin(s.hTestPolicy))
-	handle("DELETE", member, s.admin(s.hRemoveMember))
-	handle("POST", netw+"/tokens", s.admin(s.hCreateToken))
-	handle("GET", netw+"/tokens", s.admin(s.hListTokens))
+	// Each admin route says the role it needs, whether it needs the whole
+	// controller in scope (otherwise the network in its path must be in
+	// the token's scope) and whether it is a change, which is audited
+	// (access.go, audit.go).
+	const viewer, operator, admin = control.RoleViewer, control.RoleOperator, control.RoleAdmin
+	read := func(role control.Role, action string) access { return access{role: role, action: action} }
+	change := func(role control.Role, action string) access { return access{role: role, action: action, change: true} }
+	whole := func(a access) access { a.controller = true; return a }
+	handle("POST", nets, s.admin(whole(change(admin, "network.create")), s.hCreateNetwork))
+	handle("GET", nets, s.admin(read(viewer, "network.list"), s.hListNetworks))
+	handle("GET", netw, s.admin(read(viewer, "network.show"), s.hGetNetwork))
+	handle("PATCH", netw, s.admin(change(admin, "network.update"), s.hUpdateNetwork))
+	handle("DELETE", netw, s.admin(change(admin, "network.delete"), s.hDeleteNetwork))
+	handle("POST", netw+"/routes", s.admin(change(operator, "route.add"), s.hAddRoute))
+	handle("DELETE", netw+"/routes", s.admin(change(operator, "route.delete"), s.hDeleteRoute))
+	handle("GET", netw+"/members", s.admin(read(viewer, "member.list"), s.hListMembers))
+	handle("POST", member+"/allow", s.admin(change(operator, "member.allow"), s.hAllowMember))
+	handle("POST", member+"/deny", s.admin(change(operator, "member.deny"), s.hDenyMember))
+	handle("PUT", member+"/address", s.admin(change(operator, "member.address"), s.hSetAddress))
+	handle("PUT", member+"/tags", s.admin(change(operator, "member.tags"), s.hSetTags))
+	handle("DELETE", member, s.admin(change(operator, "member.remove"), s.hRemoveMember))
+	handle("PUT", netw+"/rules", s.admin(change(admin, "rules.set"), s.hSetRules))
+	handle("POST", netw+"/policy/test", s.admin(read(viewer, "policy.test"), s.hTestPolicy))
+	handle("POST", netw+"/tokens", s.admin(change(operator, "token.create"), s.hCreateToken))
+	handle("GET", netw+"/tokens", s.admin(read(viewer, "token.list"), s.hListTokens))
+	handle("POST", adminTokens, s.admin(whole(change(admin, "admin_token.create")), s.hCreateAdminToken))
+	handle("GET", adminTokens, s.admin(whole(read(admin, "admin_token.list")), s.hListAdminTokens))
+	handle("DELETE", adminTokens+"/{token}", s.admin(whole(change(admin, "admin_token.revoke")), s.hRevokeAdminToken))
+	handle("GET", "/v1/audit", s.admin(read(viewer, "audit.list"), s.hAudit))
 	handle("POST", netw+"/join", s.member(s.hJoin))
 	handle("POST", netw+"/sync", s.member(s.hSync))
 	handle("POST", netw+"/leave", s.member(s.hLeave))
@@ -156,33 +168,6 @@ func diskFull(err error) bool {
 
 func (s *Server) public(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { s.finish(w, r, h(w, r)) }
-}
-
-// admin wraps a handler that needs the admin token.
-func (s *Server) admin(h handlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := s.checkAdmin(r); err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="gate controller"`)
-			writeError(w, http.StatusUnauthorized, err.Error())
-			return
-		}
-		s.finish(w, r, h(w, r))
-	}
-}
-
-func (s *Server) checkAdmin(r *http.Request) error {
-	auth := r.Header.Get("Authorization")
-	if auth == "" {
-		return errors.New("admin token required (Authorization: Bearer <token>; the token is in the controller's admin-token file)")
-	}
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	// Compare digests, so that neither the length nor the content of the
-	// token leaks through timing.
-	got, want := sha256.Sum256([]byte(strings.TrimSpace(tok))), sha256.Sum256([]byte(s.adminToken))
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !ok {
-		return errors.New("wrong admin token")
-	}
-	return nil
 }
 
 // member wraps a handler of a member call: the node is who its TLS client
@@ -302,6 +287,8 @@ func (s *Server) hCreateNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err := readBody(w, r, &req); err != nil {
 		return err
 	}
+	auditOf(r.Context()).note("%s", fields("name", quoteShort(req.Name), "cidr", req.CIDR.String(), "mtu", optInt(req.MTU),
+		"auto_allow", strconv.FormatBool(req.AutoAllow), "require_token", strconv.FormatBool(req.RequireToken)))
 	n, err := s.createNetwork(r.Context(), req)
 	if err != nil {
 		return err
@@ -315,6 +302,8 @@ func (s *Server) hListNetworks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	p := principalOf(r.Context())
+	ns = slices.DeleteFunc(ns, func(n control.Network) bool { return !p.scope.Has(n.ID) })
 	writeJSON(w, http.StatusOK, ns)
 	return nil
 }
@@ -341,6 +330,7 @@ func (s *Server) hUpdateNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err := readBody(w, r, &req); err != nil {
 		return err
 	}
+	auditOf(r.Context()).note("%s", updateText(req))
 	n, err := s.updateNetwork(r.Context(), id, req)
 	if err != nil {
 		return err
@@ -370,6 +360,11 @@ func (s *Server) hAddRoute(w http.ResponseWriter, r *http.Request) error {
 	if err := readBody(w, r, &req); err != nil {
 		return err
 	}
+	a := auditOf(r.Context())
+	if req.Dest.IsValid() {
+		a.setTarget(req.Dest.String())
+	}
+	a.note("%s", req)
 	n, err := s.addRoute(r.Context(), id, req)
 	if err != nil {
 		return err
@@ -386,8 +381,9 @@ func (s *Server) hDeleteRoute(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query().Get("dest")
 	dest, err := netip.ParsePrefix(q)
 	if err != nil {
-		return badRequest("dest query parameter %q: want a CIDR such as 172.16.0.0/16", q)
+		return badRequest("dest query parameter %s: want a CIDR such as 172.16.0.0/16", quoteShort(q))
 	}
+	auditOf(r.Context()).setTarget(dest.String())
 	n, err := s.deleteRoute(r.Context(), id, dest)
 	if err != nil {
 		return err
@@ -438,6 +434,7 @@ func (s *Server) hSetAddress(w http.ResponseWriter, r *http.Request) error {
 	if err := readBody(w, r, &req); err != nil {
 		return err
 	}
+	auditOf(r.Context()).note("address %s", req.Address)
 	return s.memberChange(func(ctx context.Context, id string, ref memberRef) (control.Member, error) {
 		return s.setMemberAddress(ctx, id, ref, req.Address)
 	})(w, r)
@@ -448,6 +445,7 @@ func (s *Server) hSetTags(w http.ResponseWriter, r *http.Request) error {
 	if err := readBody(w, r, &req); err != nil {
 		return err
 	}
+	auditOf(r.Context()).note("tags %s", quoteShort(strings.Join(req.Tags, ",")))
 	return s.memberChange(func(ctx context.Context, id string, ref memberRef) (control.Member, error) {
 		return s.setMemberTags(ctx, id, ref, req.Tags)
 	})(w, r)
@@ -462,6 +460,7 @@ func (s *Server) hSetRules(w http.ResponseWriter, r *http.Request) error {
 	if err := readBody(w, r, &req); err != nil {
 		return err
 	}
+	auditOf(r.Context()).note("%s", rulesNote(req))
 	n, warnings, err := s.setRules(r.Context(), id, req)
 	if err != nil {
 		return err
@@ -508,6 +507,8 @@ func (s *Server) hCreateToken(w http.ResponseWriter, r *http.Request) error {
 	if err := readBody(w, r, &req); err != nil {
 		return err
 	}
+	auditOf(r.Context()).note("%s", fields("reusable", strconv.FormatBool(req.Reusable), "allow", strconv.FormatBool(req.Allow),
+		"address", textAddr(req.Address), "tags", optQuote(strings.Join(req.Tags, ",")), "expires_in", optDuration(req.ExpiresIn), "note", optQuote(req.Note)))
 	t, err := s.createToken(r.Context(), id, req)
 	if err != nil {
 		return err
@@ -571,4 +572,65 @@ func (s *Server) hLeave(w http.ResponseWriter, r *http.Request, node caller) err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// fields renders name-value pairs for the audit log, "name value, ...",
+// leaving out those whose value is "" (not given).
+func fields(pairs ...string) string {
+	var parts []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			parts = append(parts, pairs[i]+" "+pairs[i+1])
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func optInt(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+func optQuote(s string) string {
+	if s == "" {
+		return ""
+	}
+	return quoteShort(s)
+}
+
+func optDuration(d control.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return time.Duration(d).String()
+}
+
+// updateText is what a network update asks for, for the audit log.
+func updateText(req control.UpdateNetworkRequest) string {
+	var name, mtu, auto, require string
+	if req.Name != nil {
+		name = quoteShort(*req.Name)
+	}
+	if req.MTU != nil {
+		mtu = strconv.Itoa(*req.MTU)
+	}
+	if req.AutoAllow != nil {
+		auto = strconv.FormatBool(*req.AutoAllow)
+	}
+	if req.RequireToken != nil {
+		require = strconv.FormatBool(*req.RequireToken)
+	}
+	return fields("name", name, "mtu", mtu, "auto_allow", auto, "require_token", require)
+}
+
+// rulesNote is new rules, for the audit log: how many, and as many of
+// them as fit (parsed rules, rendered again).
+func rulesNote(req control.SetRulesRequest) string {
+	texts := make([]string, 0, len(req.Rules))
+	for _, r := range req.Rules {
+		texts = append(texts, r.String())
+	}
+	return fmt.Sprintf("%d rules: %s", len(req.Rules), strings.Join(texts, "; "))
 }

@@ -19,6 +19,13 @@
 // restart. A sync that changes nothing but when the member was last seen
 // writes nothing; last-seen times are written every 30 s.
 //
+// Admin calls carry a bearer token: the admin-token file's, the built-in
+// admin, or a named admin token with a role (viewer, operator, admin) and
+// a scope (the whole controller, or some networks), which every admin
+// route is checked against (access.go). Every change through the admin
+// API, and every attempt refused, goes into the audit log; a change's
+// entry is written in the change's own transaction (audit.go).
+//
 // Why the rules live here: the controller is the only place that sees all
 // members of a network at once, so it is where "no address is handed out
 // twice", "a route's gateway lies inside the network" and "a denied member
@@ -31,8 +38,9 @@
 //
 // What it must not do: touch the kernel, hold a member's private keys (a
 // member proves who it is with its own certificate; the controller only ever
-// sees public keys), or log secrets (join token secrets and the admin token
-// never appear in logs; only their SHA-256 is stored for join tokens).
+// sees public keys), or log secrets (join token secrets and admin tokens
+// never appear in logs or the audit log; only the SHA-256 of join tokens'
+// and named admin tokens' secrets is stored).
 //
 // The store speaks database/sql with portable SQL ($n placeholders, plain
 // TEXT/INTEGER/BOOLEAN columns) on the embedded, pure-Go SQLite by

@@ -2,8 +2,11 @@ package controller
 
 import (
 	"net/netip"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/policy"
@@ -134,6 +137,69 @@ func FuzzSetTagsRequest(f *testing.F) {
 		}
 		if _, err := parseTags(tagsText(got)); err != nil {
 			t.Fatalf("accepted %q, which does not read back: %v", got, err)
+		}
+	})
+}
+
+func FuzzCreateAdminTokenRequest(f *testing.F) {
+	f.Add([]byte(`{"name":"alice","role":"operator","scope":{"networks":["0123456789ABCDEF","0123456789abcdef"]},"expires_in":"720h"}`))
+	f.Add([]byte(`{"name":"ci","role":"viewer","scope":{"controller":true}}`))
+	f.Add([]byte(`{"name":"\u001b[2J","role":"root","scope":{"controller":true,"networks":["x"]},"expires_in":-1}`))
+	f.Add([]byte(`{"name":"x","role":"admin","scope":{}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req control.CreateAdminTokenRequest
+		if decodeBody(b, &req) != nil {
+			return
+		}
+		got, err := checkCreateAdminToken(req)
+		if err != nil {
+			if len(err.Error()) > 4096 {
+				t.Fatalf("error of %d bytes", len(err.Error()))
+			}
+			return
+		}
+		if again, err := checkCreateAdminToken(got); err != nil || !slices.Equal(again.Scope.Networks, got.Scope.Networks) {
+			t.Fatalf("accepted %+v, then %+v, %v", got, again, err)
+		}
+		if got.Scope.Controller == (len(got.Scope.Networks) > 0) || !got.Role.Includes(control.RoleViewer) {
+			t.Fatalf("accepted scope %+v, role %q", got.Scope, got.Role)
+		}
+		for _, r := range got.Name {
+			if r < ' ' || r == 0x7f {
+				t.Fatalf("accepted name %q", got.Name)
+			}
+		}
+		// As stored, read back.
+		rec := adminTokenRec{ID: "0123456789abcdef", Name: got.Name, Role: got.Role, Scope: got.Scope}
+		if n := splitList(strings.Join(rec.Scope.Networks, ",")); !slices.Equal(n, got.Scope.Networks) {
+			t.Fatalf("networks %q read back as %q", got.Scope.Networks, n)
+		}
+	})
+}
+
+func FuzzAuditQuery(f *testing.F) {
+	f.Add("since=2025-01-02T15:04:05Z&before=2025-01-03T00:00:00.5%2B01:00&network=0123456789ABCDEF&limit=5")
+	f.Add("limit=0&since=yesterday")
+	f.Add("network=%1b%5B2J&limit=99999999999999999999")
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		q, err := parseAuditQuery(v)
+		if err != nil {
+			if strings.ContainsAny(err.Error(), "\x00\x1b\n") || len(err.Error()) > 512 {
+				t.Fatalf("error %q", err)
+			}
+			return
+		}
+		if q.Limit < 1 || q.Limit > control.MaxAuditLimit || q.NetworkID != "" && control.CheckNetworkID(q.NetworkID) != nil {
+			t.Fatalf("accepted %+v", q)
+		}
+		for _, tm := range []time.Time{q.Since, q.Before} {
+			if !tm.IsZero() && tm.UnixNano()/1e9 != tm.Unix() {
+				t.Fatalf("accepted a time out of nanosecond range: %v", tm)
+			}
 		}
 	})
 }

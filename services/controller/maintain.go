@@ -13,14 +13,17 @@ const (
 	tombstoneTTL  = 7 * 24 * time.Hour
 )
 
-// maintain writes the last-seen times that changed and prunes tombstones,
-// in one write.
+// maintain writes the last-seen times that changed and prunes tombstones
+// and old audit entries, in one write.
 func (s *Server) maintain(ctx context.Context) error {
 	cutoff := s.now().Add(-tombstoneTTL)
 	if err := s.seenReplica(ctx); err != nil {
 		return err
 	}
 	return s.write(ctx, func(tx *Tx) error {
+		if err := tx.pruneAudit(s.now().Add(-auditKeep)); err != nil {
+			return err
+		}
 		for _, v := range s.views.all() {
 			// Only the writer goroutine, which runs this, changes a view.
 			for node, vm := range v.members {

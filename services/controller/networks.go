@@ -13,12 +13,19 @@ import (
 	"github.com/gatenet/gate/services/policy"
 )
 
-// write runs fn in a write transaction, brings the views of the networks it
-// changed up to date (inside the same transaction) and, once it has
-// committed, wakes the long-polls of every network whose revision moved.
+// write runs fn in a write transaction, records the change in the audit
+// log when ctx's request is an audited one (audit.go), brings the views of
+// the networks it changed up to date (inside the same transaction) and,
+// once it has committed, wakes the long-polls of every network whose
+// revision moved. A change and its audit entry commit together, or
+// neither does.
 func (s *Server) write(ctx context.Context, fn func(*Tx) error) error {
+	a := auditOf(ctx)
 	return s.store.Write(ctx, func(tx *Tx) error {
 		if err := fn(tx); err != nil {
+			return err
+		}
+		if err := a.inWrite(tx, s.now()); err != nil {
 			return err
 		}
 		if err := s.patchViews(tx); err != nil {
@@ -148,6 +155,7 @@ func (s *Server) createNetwork(ctx context.Context, req control.CreateNetworkReq
 		Created:      s.now(),
 		Rules:        policy.DefaultRules(),
 	}
+	auditOf(ctx).setNetwork(n.ID)
 	err = s.write(ctx, func(tx *Tx) error {
 		// Two replicas must not both make networks whose CIDRs overlap.
 		if err := tx.lockNetworkList(); err != nil {

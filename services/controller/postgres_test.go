@@ -74,6 +74,11 @@ func TestPostgres(t *testing.T) {
 		{"QuietChangesWakeNoOne", TestQuietChangesWakeNoOne},
 		{"Tokens", TestTokens},
 		{"TokenRecordsInstance", TestTokenRecordsInstance},
+		{"AccessRoles", TestAccessRoles},
+		{"AccessScope", TestAccessScope},
+		{"AdminTokenLifecycle", TestAdminTokenLifecycle},
+		{"AuditCommitsWithChange", TestAuditCommitsWithChange},
+		{"AttackAccessInput", TestAttackAccessInput},
 	} {
 		t.Run(tc.name, tc.test)
 	}

@@ -143,6 +143,46 @@ var migrations = [][]string{
 			seen      INTEGER NOT NULL
 		)`,
 	},
+	// People: named admin tokens (access.go), each with a role, a scope
+	// (the whole controller, or networks: their IDs, comma-separated,
+	// sorted), an expiry (0: never), a revocation (0: none) and when it
+	// was last used; only the secret's SHA-256 is kept. The audit log
+	// (audit.go): every change and attempted change through the admin
+	// API, who, from where, what and how it ended; a change's entry is
+	// written in the change's own transaction. Times are Unix ns.
+	9: {
+		`CREATE TABLE admin_tokens (
+			id              TEXT PRIMARY KEY,
+			name            TEXT NOT NULL,
+			role            TEXT NOT NULL,
+			controller      BOOLEAN NOT NULL,
+			networks        TEXT NOT NULL,
+			secret_hash     TEXT NOT NULL,
+			expires         INTEGER NOT NULL,
+			created         INTEGER NOT NULL,
+			created_by      TEXT NOT NULL,
+			created_by_name TEXT NOT NULL,
+			revoked         INTEGER NOT NULL,
+			revoked_by      TEXT NOT NULL,
+			last_used       INTEGER NOT NULL
+		)`,
+		`CREATE TABLE audit_log (
+			id         TEXT PRIMARY KEY,
+			at         INTEGER NOT NULL,
+			token_id   TEXT NOT NULL,
+			token_name TEXT NOT NULL,
+			remote     TEXT NOT NULL,
+			action     TEXT NOT NULL,
+			network_id TEXT NOT NULL,
+			target     TEXT NOT NULL,
+			detail     TEXT NOT NULL,
+			outcome    TEXT NOT NULL,
+			status     INTEGER NOT NULL,
+			error      TEXT NOT NULL
+		)`,
+		`CREATE INDEX audit_log_at ON audit_log (at)`,
+		`CREATE INDEX audit_log_network ON audit_log (network_id, at)`,
+	},
 }
 
 // migrate brings the schema up to date, one migration per transaction.

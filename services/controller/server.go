@@ -221,7 +221,9 @@ func advertiseAddr(listen, advertise string) (string, error) {
 // Pin is the fingerprint of the controller's key, as join strings carry it.
 func (s *Server) Pin() string { return s.pin }
 
-// AdminToken is the token admin calls must carry.
+// AdminToken is the built-in admin token, the admin-token file's: an
+// admin of the whole controller. Named tokens are made through the API
+// (access.go).
 func (s *Server) AdminToken() string { return s.adminToken }
 
 // Handler is the /v1 API, for tests and for embedding.
@@ -321,7 +323,7 @@ func (l logWriter) Write(p []byte) (int, error) {
 // is all it takes), so a body costs little and ends soon, whoever sends
 // it.
 const (
-	// maxAnonBody is the largest body of a request without the admin
+	// maxAnonBody is the largest body of a request without a valid admin
 	// token: member calls send well under 2 KB (a join with its
 	// endpoints).
 	maxAnonBody = 16 << 10
@@ -331,7 +333,7 @@ const (
 )
 
 // guardBodies limits request bodies: maxAnonBody unless the request
-// carries the admin token (then maxBody), refused at once if the
+// carries a valid admin token (then maxBody), refused at once if the
 // announced length is over, and read within bodyTimeout.
 //
 // The deadline is the connection's read deadline, set for the body and
@@ -350,8 +352,12 @@ func (s *Server) guardBodies(h http.Handler) http.Handler {
 			return
 		}
 		limit := int64(maxAnonBody)
-		if s.checkAdmin(r) == nil {
-			limit = maxBody
+		if r.Header.Get("Authorization") != "" { // members send none: they pay nothing here
+			var auth authResult
+			r, auth = s.authenticated(r) // once: the handler reuses it
+			if auth.err == nil {
+				limit = maxBody
+			}
 		}
 		if r.ContentLength > limit {
 			w.Header().Set("Connection", "close") // the body is not read

@@ -109,7 +109,8 @@ func (s *Server) createToken(ctx context.Context, id string, req control.CreateT
 		Created:    now,
 		Tags:       req.Tags,
 	}
-	err = s.store.Write(ctx, func(tx *Tx) error {
+	auditOf(ctx).setTarget(t.ID)
+	err = s.write(ctx, func(tx *Tx) error {
 		n, err := tx.network(id)
 		if err != nil {
 			return err

@@ -68,7 +68,8 @@ const (
 )
 
 // checkText checks a human-readable string: valid UTF-8, printable, at most
-// max characters, no surrounding spaces.
+// max characters, no surrounding spaces. Its errors quote the string cut
+// short.
 func checkText(what, s string, min, max int) error {
 	if !utf8.ValidString(s) {
 		return badRequest("%s is not valid UTF-8", what)
@@ -76,17 +77,17 @@ func checkText(what, s string, min, max int) error {
 	n := utf8.RuneCountInString(s)
 	if n < min || n > max {
 		if min > 0 {
-			return badRequest("%s %q: want %d to %d characters, got %d", what, s, min, max, n)
+			return badRequest("%s %s: want %d to %d characters, got %d", what, quoteShort(s), min, max, n)
 		}
 		return badRequest("%s: want at most %d characters, got %d", what, max, n)
 	}
 	for _, r := range s {
 		if !unicode.IsPrint(r) {
-			return badRequest("%s %q: contains the unprintable character %U", what, s, r)
+			return badRequest("%s %s: contains the unprintable character %U", what, quoteShort(s), r)
 		}
 	}
 	if strings.TrimSpace(s) != s {
-		return badRequest("%s %q: must not start or end with a space", what, s)
+		return badRequest("%s %s: must not start or end with a space", what, quoteShort(s))
 	}
 	return nil
 }
