@@ -14,6 +14,9 @@
 # Knobs: CONTROLLER_SIZES ("1000 10000"), CONTROLLER_LIMIT_SIZES ("10000",
 # run again with gate controller --memory-limit CONTROLLER_LIMIT, default 0:
 # without the controller's default limit, to show what it costs),
+# CONTROLLER_PG_SIZES ("1000 10000": the same runs with the controller on a
+# PostgreSQL that ctlbench starts, fsync on, then with CONTROLLER_REPLICAS,
+# default 2, replicas on it and the members split between them),
 # DURATION (s, default 10), REPS (3), STREAMS (4), SETTLE (30 s,
 # the wait before "RSS after"), VARIANTS ("plain upstream gate gate-full
 # gate-256m": Gate's dataplane, with its full gateway ruleset, and with the
@@ -39,11 +42,19 @@ if [ "${BENCH_SMOKE:-0}" = 1 ]; then
 	DURATION=${DURATION:-1} REPS=${REPS:-1} SETTLE=${SETTLE:-1} PINGS=${PINGS:-20} RR=${RR:-50}
 	CONTROLLER_SIZES=${CONTROLLER_SIZES-50}
 	CONTROLLER_LIMIT_SIZES=${CONTROLLER_LIMIT_SIZES-50}
+	# One PostgreSQL run, with replicas: a few seconds.
+	CONTROLLER_PG_SIZES=${CONTROLLER_PG_SIZES-50}
+	CONTROLLER_PG_SINGLE=${CONTROLLER_PG_SINGLE:-0}
 fi
 CONTROLLER_SIZES=${CONTROLLER_SIZES-1000 10000}
 # The same with gate controller --memory-limit $CONTROLLER_LIMIT (0: none).
 CONTROLLER_LIMIT_SIZES=${CONTROLLER_LIMIT_SIZES-10000}
 CONTROLLER_LIMIT=${CONTROLLER_LIMIT:-0}
+CONTROLLER_PG_SIZES=${CONTROLLER_PG_SIZES-1000 10000}
+CONTROLLER_REPLICAS=${CONTROLLER_REPLICAS:-2}
+# 0: only the run with replicas on PostgreSQL, not the one with a single
+# controller there (the smoke run).
+CONTROLLER_PG_SINGLE=${CONTROLLER_PG_SINGLE:-1}
 CTLBENCH=${CTLBENCH:-$ROOT/bin/ctlbench}
 DURATION=${DURATION:-10}
 REPS=${REPS:-3}
@@ -410,5 +421,29 @@ if [ -n "$CONTROLLER_SIZES" ]; then
 			fail "controller scale with --memory-limit $CONTROLLER_LIMIT"
 		fi
 	fi
+fi
+# The controller on PostgreSQL (issue 17): the same runs with the
+# database in a PostgreSQL that ctlbench starts for each (its own
+# directory on disk, fsync and synchronous_commit on, as in production;
+# stopped and removed after), then with CONTROLLER_REPLICAS controller
+# processes on it, the members split between them and every change made
+# through the first (ctlbench reports each replica's members apart).
+if [ -n "$CONTROLLER_PG_SIZES" ]; then
+	[ -e "/run/netns/$(ns ctl)" ] || mkns ctl
+	pg_runs=("replicas:-replicas $CONTROLLER_REPLICAS")
+	[ "$CONTROLLER_PG_SINGLE" = 1 ] && pg_runs=("single:-replicas 1" "${pg_runs[@]}")
+	for run in "${pg_runs[@]}"; do
+		name=${run%%:*} args=${run#*:}
+		json=$OUT/controller-postgres.json
+		[ "$name" = replicas ] && json=$OUT/controller-postgres-replicas.json
+		say "controller scale on PostgreSQL ($args): ${CONTROLLER_PG_SIZES// /, } members"
+		note "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+		# shellcheck disable=SC2086 # args is two words
+		if in_ns ctl "$CTLBENCH" -gate "$GATE" -db postgres $args -n "${CONTROLLER_PG_SIZES// /,}" -out "$json" -workdir "$WORK/ctlbench-pg-$name"; then
+			pass "controller scale on PostgreSQL ($args)"
+		else
+			fail "controller scale on PostgreSQL ($args)"
+		fi
+	done
 fi
 summary

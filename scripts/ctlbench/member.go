@@ -24,6 +24,7 @@ import (
 // long-polls, tracking its revision and which peers it has.
 type member struct {
 	idx      int
+	replica  int // the controller replica it joins and long-polls (0: the first)
 	node     string
 	hc       *http.Client
 	base     string // https://addr/v1/networks/ID

@@ -22,20 +22,35 @@ import (
 
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/controller"
+	"github.com/gatenet/gate/services/pglocal"
 	"github.com/gatenet/gate/services/policy"
 )
 
-// ctl is the controller under test.
+// ctl is the controller under test, or one of its replicas.
 type ctl struct {
-	addr, pin, token string
-	pid              int
-	stop             func() error
+	dir, addr, pin, token string
+	pid                   int
+	stop                  func() error
 }
 
 // startController runs `gate controller` on a free loopback port (or, with
 // inproc, a controller in this process) with its state in dir, for n
-// members.
-func startController(o options, dir string, n int) (*ctl, error) {
+// members, on database db ("": SQLite in dir). The port is also the
+// address it advertises. With first, the first replica's state directory,
+// it is another replica: it gets copies of the first's key and admin
+// token, as an operator would give it.
+func startController(o options, dir string, n int, db, first string) (*ctl, error) {
+	if first != "" {
+		for _, f := range []string{"controller.key", "admin-token"} {
+			b, err := os.ReadFile(filepath.Join(first, f))
+			if err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+				return nil, err
+			}
+		}
+	}
 	// Every member connects from 127.0.0.1: the cap per source address
 	// must hold them all, with room for the joins under way and the
 	// admin's clients (-ctl-arg can still set others: the last wins).
@@ -50,10 +65,11 @@ func startController(o options, dir string, n int) (*ctl, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &ctl{addr: addr}
+	c := &ctl{dir: dir, addr: addr}
 	if o.inproc {
 		lg := log.New(logf, "", log.LstdFlags)
-		s, err := controller.New(controller.Config{StateDir: dir, Listen: addr, Logf: lg.Printf, MaxConns: total, MaxConnsPerSource: perSource})
+		s, err := controller.New(controller.Config{StateDir: dir, DB: db, Listen: addr, Advertise: addr, Logf: lg.Printf,
+			MaxConns: total, MaxConnsPerSource: perSource})
 		if err != nil {
 			return nil, err
 		}
@@ -63,8 +79,11 @@ func startController(o options, dir string, n int) (*ctl, error) {
 		c.pid = os.Getpid()
 		c.stop = func() error { cancel(); err := <-done; s.Close(); logf.Close(); return err }
 	} else {
-		args := []string{"controller", "--state", dir, "--listen", addr,
+		args := []string{"controller", "--state", dir, "--listen", addr, "--advertise", addr,
 			"--max-conns", strconv.Itoa(total), "--max-conns-per-source", strconv.Itoa(perSource)}
+		if db != "" {
+			args = append(args, "--db", db)
+		}
 		cmd := exec.Command(o.gate, append(args, o.ctlArgs...)...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.Env = append(os.Environ(), o.ctlEnv...)
@@ -72,9 +91,11 @@ func startController(o options, dir string, n int) (*ctl, error) {
 			return nil, fmt.Errorf("starting %s controller: %w", o.gate, err)
 		}
 		c.pid = cmd.Process.Pid
+		stopped := started(func() { cmd.Process.Kill() })
 		c.stop = func() error {
 			cmd.Process.Signal(syscall.SIGTERM)
 			err := cmd.Wait()
+			stopped()
 			logf.Close()
 			return err
 		}
@@ -132,7 +153,8 @@ func run(n int, o options) (*result, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(d)
+		stopped := started(func() { os.RemoveAll(d) })
+		defer func() { os.RemoveAll(d); stopped() }()
 		dir = d
 	}
 	dir = filepath.Join(dir, fmt.Sprintf("n%d", n))
@@ -140,23 +162,59 @@ func run(n int, o options) (*result, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	r := &result{N: n, Mode: "delta", Concurrency: o.concurrency, LoadStart: loadavg()}
+	r := &result{N: n, Mode: "delta", Database: o.db, Replicas: o.replicas, Concurrency: o.concurrency, LoadStart: loadavg()}
 	if !o.delta {
 		r.Mode = "full"
 	}
 	r.RSSMiB.InProcess = o.inproc
 	r.ControllerEnv = o.ctlEnv
 	r.ControllerArg = o.ctlArgs
-	log.Printf("N=%d (%s): starting the controller", n, r.Mode)
-	c, err := startController(o, dir, n)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err := c.stop(); err != nil {
-			log.Printf("controller: %v", err)
+	var db string
+	dbCPU := func() float64 { return 0 }
+	if o.db == "postgres" {
+		log.Printf("N=%d: starting PostgreSQL", n)
+		// Each replica's pool (at most 16 connections) and its
+		// notifications' connection, with room for the admin's.
+		pg, err := pglocal.Start(pglocal.Config{Durable: true, MaxConnections: o.replicas*(ctlPGConns+4) + 10, Settings: o.pgSettings})
+		if err != nil {
+			return nil, err
 		}
-	}()
+		stopped := started(pg.Stop)
+		defer func() { pg.Stop(); stopped() }()
+		if db, err = pg.CreateDB("gate"); err != nil {
+			return nil, err
+		}
+		r.Postgres = &pgInfo{Version: pg.Version(), Settings: pg.Settings()}
+		dbCPU = func() float64 { return treeCPU(pg.Pid()) }
+	}
+	log.Printf("N=%d (%s, %s): starting the controller", n, r.Mode, dbLabel(*r))
+	cs := make([]*ctl, o.replicas)
+	for i := range cs {
+		cdir, first := dir, ""
+		if o.replicas > 1 {
+			cdir = filepath.Join(dir, fmt.Sprintf("replica%d", i+1))
+			if err := os.Mkdir(cdir, 0o700); err != nil {
+				return nil, err
+			}
+			if i > 0 {
+				first = cs[0].dir
+			}
+		}
+		c, err := startController(o, cdir, n, db, first)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := c.stop(); err != nil {
+				log.Printf("controller %s: %v", c.addr, err)
+			}
+		}()
+		if i > 0 && c.pin != cs[0].pin {
+			return nil, fmt.Errorf("replica %d has pin %s, replica 1 %s", i+1, c.pin, cs[0].pin)
+		}
+		cs[i] = c
+	}
+	c := cs[0] // the admin's, and the one changes are made through
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	admin, err := control.NewClient(c.addr, c.pin, nil, c.token)
@@ -183,11 +241,12 @@ func run(n int, o options) (*result, error) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
-				m, err := newMember(i, c.addr, c.pin, nw.ID)
+				m, err := newMember(i, cs[i%len(cs)].addr, c.pin, nw.ID)
 				if err != nil {
 					mkErr.Store(&err)
 					return
 				}
+				m.replica = i % len(cs)
 				switch {
 				case o.hubs > 0 && i < o.hubs:
 					m.token = tokens[0]
@@ -217,7 +276,11 @@ func run(n int, o options) (*result, error) {
 	log.Printf("N=%d: join storm, %d at a time", n, o.concurrency)
 	sem := make(chan struct{}, o.concurrency)
 	start := time.Now()
-	ctlCPU, benchCPU := procCPU(c.pid), selfCPU()
+	ctlCPU := make([]float64, len(cs))
+	for i, c := range cs {
+		ctlCPU[i] = procCPU(c.pid)
+	}
+	benchCPU, db0 := selfCPU(), dbCPU()
 	var joinErrs atomic.Int64
 	var lastErr atomic.Pointer[error]
 	for _, m := range f.ms {
@@ -244,7 +307,7 @@ func run(n int, o options) (*result, error) {
 	wg.Wait()
 	r.JoinStormS = time.Since(start).Seconds()
 	r.JoinsPerS = float64(n) / r.JoinStormS
-	r.RSSMiB.AfterStorm = mib(status(c.pid, "VmRSS"))
+	r.RSSMiB.AfterStorm = r.rss(cs, o, "VmRSS", func(x *rss) *float64 { return &x.AfterStorm })
 	if k := joinErrs.Load(); k > 0 {
 		return r, fmt.Errorf("%d joins failed, the last with %v", k, *lastErr.Load())
 	}
@@ -262,8 +325,15 @@ func run(n int, o options) (*result, error) {
 	}
 	r.ConvergedS = time.Since(start).Seconds()
 	r.StormCPU.Bench = selfCPU() - benchCPU
+	r.StormCPU.Database = dbCPU() - db0
 	if !o.inproc {
-		r.StormCPU.Controller = procCPU(c.pid) - ctlCPU
+		for i, c := range cs {
+			t := procCPU(c.pid) - ctlCPU[i]
+			r.StormCPU.Controller += t
+			if len(cs) > 1 {
+				r.StormCPU.Replicas = append(r.StormCPU.Replicas, t)
+			}
+		}
 	}
 	r.StormBytes, r.StormCalls = f.bytes.Load(), f.calls.Load()
 	// Let the long-polls settle in (everyone waiting at the same revision).
@@ -282,7 +352,7 @@ func run(n int, o options) (*result, error) {
 		return r, fmt.Errorf("members did not reach revision %d: %w", nv.Revision, err)
 	}
 	time.Sleep(2 * time.Second)
-	r.RSSMiB.Idle = mib(status(c.pid, "VmRSS"))
+	r.RSSMiB.Idle = r.rss(cs, o, "VmRSS", func(x *rss) *float64 { return &x.Idle })
 	if o.memprofile != "" {
 		runtime.GC()
 		if pf, err := os.Create(o.memprofile); err == nil {
@@ -325,6 +395,7 @@ func run(n int, o options) (*result, error) {
 		return r, err
 	}
 	k := n / 2
+	k -= k % len(cs) // on the first replica
 	ep := netip.MustParseAddrPort("203.0.113.77:51820")
 	ch, err = measure(ctx, f, o, "endpoint change", nv.Revision, k, []byte(ep.String()), r.FullConfigBytes, func() error {
 		f.ms[k].report(ep)
@@ -355,26 +426,52 @@ func run(n int, o options) (*result, error) {
 			return r, err
 		}
 	}
-	r.RSSMiB.Peak = mib(status(c.pid, "VmHWM"))
+	r.RSSMiB.Peak = r.rss(cs, o, "VmHWM", func(x *rss) *float64 { return &x.Peak })
 	r.Errors = f.errors.Load()
 	r.LoadEnd = loadavg()
 	cancel()
 	return r, nil
 }
 
+// rss reads an RSS figure (field of /proc/PID/status) of each replica,
+// sets it (through at) in r.ReplicaRSSMiB when there are several, and
+// returns the largest.
+func (r *result) rss(cs []*ctl, o options, field string, at func(*rss) *float64) float64 {
+	if len(cs) > 1 && !o.inproc && r.ReplicaRSSMiB == nil {
+		r.ReplicaRSSMiB = make([]rss, len(cs))
+	}
+	top := 0.0
+	for i, c := range cs {
+		v := mib(status(c.pid, field))
+		if r.ReplicaRSSMiB != nil {
+			*at(&r.ReplicaRSSMiB[i]) = v
+		}
+		top = max(top, v)
+	}
+	return top
+}
+
+// ctlPGConns is the cap a controller puts on its connections to
+// PostgreSQL (services/controller's maxPGConns).
+const ctlPGConns = 16
+
 // measure makes one change and waits until it has reached every member
 // (but skip, the one that made it): the first answer each gets past
 // revision base, which must contain want.
 func measure(ctx context.Context, f *fleet, o options, name string, base uint64, skip int, want []byte, fullBytes int64, do func() error) (change, error) {
-	n := len(f.ms)
 	only := 0
 	if o.hubs > 0 && name != "route add" {
 		// Under hub-and-spoke rules an endpoint change and a rule change
 		// concern the hubs only.
-		n, only = o.hubs, o.hubs
+		only = o.hubs
 	}
-	if skip >= 0 && (only == 0 || skip < only) {
-		n--
+	// Whether member i is to get the change, and how many are.
+	concerned := func(i int) bool { return i != skip && (only == 0 || i < only) }
+	n := 0
+	for i := range f.ms {
+		if concerned(i) {
+			n++
+		}
 	}
 	p := &phase{base: base, skip: skip, only: only, arrived: make([]atomic.Int64, len(f.ms)),
 		check: func(b []byte) bool { return bytes.Contains(b, want) }}
@@ -390,9 +487,25 @@ func measure(ctx context.Context, f *fleet, o options, name string, base uint64,
 	if c.Delivered > 0 {
 		c.PerMember = float64(c.Bytes) / float64(c.Delivered)
 	}
-	ms := sortedMS(p)
+	ms := sortedMS(p, func(int) bool { return true })
 	if len(ms) > 0 {
 		c.MaxMS, c.P50MS, c.P99MS = ms[len(ms)-1], percentile(ms, 0.5), percentile(ms, 0.99)
+	}
+	if o.replicas > 1 {
+		for rep := range o.replicas {
+			on := func(i int) bool { return concerned(i) && f.ms[i].replica == rep }
+			d := replicaDelivery{Replica: rep + 1}
+			for i := range f.ms {
+				if on(i) {
+					d.Members++
+				}
+			}
+			ms := sortedMS(p, on)
+			if d.Delivered = int64(len(ms)); len(ms) > 0 {
+				d.MaxMS, d.P50MS, d.P99MS = ms[len(ms)-1], percentile(ms, 0.5), percentile(ms, 0.99)
+			}
+			c.ByReplica = append(c.ByReplica, d)
+		}
 	}
 	if err != nil {
 		c.TimedOutAt = time.Since(p.start).Seconds()
@@ -402,6 +515,9 @@ func measure(ctx context.Context, f *fleet, o options, name string, base uint64,
 		return c, fmt.Errorf("%s: %d of %d deliveries did not carry it", name, c.Delivered-c.Correct, c.Delivered)
 	}
 	log.Printf("%s: reached %d members, max %.0f ms, %d bytes", name, n, c.MaxMS, c.Bytes)
+	for _, d := range c.ByReplica {
+		log.Printf("%s: replica %d's %d members: p50 %.0f ms, max %.0f ms", name, d.Replica, d.Members, d.P50MS, d.MaxMS)
+	}
 	return c, errors.Join()
 }
 

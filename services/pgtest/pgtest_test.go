@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatenet/gate/services/pglocal"
 )
 
 const childEnv = "GATE_PGTEST_CHILD"
@@ -36,12 +38,12 @@ func TestNewDB(t *testing.T) {
 			t.Fatalf("database %d: %v", i, err)
 		}
 		var user string
-		if err := db.QueryRow(`SELECT current_user`).Scan(&user); err != nil || user != superuser {
+		if err := db.QueryRow(`SELECT current_user`).Scan(&user); err != nil || user != pglocal.Superuser {
 			t.Errorf("current_user %q, %v", user, err)
 		}
 	}
 	if os.Geteuid() == 0 {
-		fi, err := os.Stat(filepath.Join(srv.dir, "data"))
+		fi, err := os.Stat(filepath.Join(srv.Dir(), "data"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,9 +100,9 @@ func TestChild(t *testing.T) {
 		return
 	}
 	NewDB(t)
-	fmt.Printf("postmaster %d %s\n", srv.proc.Pid, srv.dir)
-	if data, err := os.ReadFile(filepath.Join(srv.dir, "data", "postmaster.pid")); err != nil || !strings.HasPrefix(string(data), strconv.Itoa(srv.proc.Pid)+"\n") {
-		t.Errorf("postmaster.pid: %q, %v; want pid %d", data, err, srv.proc.Pid)
+	fmt.Printf("postmaster %d %s\n", srv.Pid(), srv.Dir())
+	if data, err := os.ReadFile(filepath.Join(srv.Dir(), "data", "postmaster.pid")); err != nil || !strings.HasPrefix(string(data), strconv.Itoa(srv.Pid())+"\n") {
+		t.Errorf("postmaster.pid: %q, %v; want pid %d", data, err, srv.Pid())
 	}
 	if mode == "die" {
 		os.Stdout.Sync()
