@@ -55,7 +55,7 @@ if want controller-enospc; then
 	# The tmpfs exists only in this mount namespace; the controller's log
 	# goes to /tmp, outside it.
 	if unshare -m --propagation private sh -c '
-		d=$(mktemp -d /tmp/gate-fullfs.XXXXXX) && mount -t tmpfs -o size=1m,mode=0700 gate-fullfs "$d" || exit 1
+		d=$(mktemp -d /tmp/gate-fullfs.XXXXXX) && mount -t tmpfs -o size=8m,mode=0700 gate-fullfs "$d" || exit 1
 		"$1" -gate "$2" -enospc "$d" ${3:+-enospc-unnamed-ok}; rc=$?
 		umount "$d"; rmdir "$d"; exit $rc' sh "$CRASHTEST" "$GATE" "${ENOSPC_UNNAMED_OK-}" 2>&1 | tee "$WORK/enospc-ctl.out"; then
 		pass "controller on a full disk: $(grep -o 'on the full disk [0-9]* failed.*' "$WORK/enospc-ctl.out")"
