@@ -55,6 +55,12 @@ func startController(t *testing.T) (*controller.Server, string, *control.Client)
 
 func newAgent(t *testing.T, dir string) (*Agent, context.CancelFunc) {
 	t.Helper()
+	return startAgent(t, dir, nil)
+}
+
+// startAgent starts an agent on dir; before, if set, runs before Start.
+func startAgent(t *testing.T, dir string, before func(*Agent)) (*Agent, context.CancelFunc) {
+	t.Helper()
 	st, err := state.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +73,9 @@ func newAgent(t *testing.T, dir string) (*Agent, context.CancelFunc) {
 		Endpoints: func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("127.0.0.1")} }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.Start(ctx)

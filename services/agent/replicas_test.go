@@ -122,24 +122,9 @@ func (l *syncLog) seen() []syncSeen {
 // newObservedAgent is newAgent with every sync logged.
 func newObservedAgent(t *testing.T, dir string) (*Agent, *syncLog, context.CancelFunc) {
 	t.Helper()
-	st, err := state.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := control.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(Config{State: st, Identity: id, PublicKey: "V8FjWmnFFHIIvnVvwmwRPOu7JhW92odFepoHGki3alQ=", Hostname: "t", Version: "t", Logf: t.Logf,
-		Endpoints: func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("127.0.0.1")} }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := &syncLog{}
-	a.observe = log.observe
-	ctx, cancel := context.WithCancel(context.Background())
-	a.Start(ctx)
-	return a, log, func() { cancel(); a.Wait() }
+	a, stop := startAgent(t, dir, func(a *Agent) { a.observe = log.observe })
+	return a, log, stop
 }
 
 // waitFor polls cond for up to 15 s.
