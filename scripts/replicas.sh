@@ -175,6 +175,25 @@ PIDS+=($GAP)
 kernel_has() { [ -n "$(ip -n "$(ns m1)" route show "$1")" ] && [ -n "$(ip -n "$(ns m2)" route show "$1")" ]; }
 # arrives MS_FILE CIDR SECS: wait up to SECS for CIDR in both kernels;
 # appends the time since $T (Unix ms) to MS_FILE.
+# route_reaches REPLICA CIDR FIGURE SECONDS WHAT: a route added through
+# REPLICA (acknowledged: recorded) must be in both members' kernels
+# within SECONDS; the time goes to $WORK/FIGURE. Fails (1) if it is not.
+route_reaches() {
+	local via=$1 r=$2 figure=$3 secs=$4 what=$5
+	T=$(now_ms)
+	if ! admin_at "$via" network route add "$NET" "$r" via $VIA >/dev/null 2>"$WORK/last.out"; then
+		fail "trial $t: route add through $via: $(cat "$WORK/last.out")"
+		return 0
+	fi
+	echo "route $r" >>"$WORK/acked"
+	if arrives "$WORK/$figure" "$r" "$secs"; then
+		pass "trial $t: a route added through $via $what in $(tail -1 "$WORK/$figure") ms"
+		return 0
+	fi
+	fail "trial $t: a route added through $via: not $what within $secs s"
+	return 1
+}
+
 arrives() {
 	local deadline=$((SECONDS + $3))
 	until kernel_has "$2"; do
@@ -279,18 +298,7 @@ for t in $(seq "$TRIALS"); do
 		fi
 	done
 	[ -z "$moved" ] || pass "trial $t: moved to $survivor:$moved"
-	T=$(now_ms)
-	r=10.250.$t.0/24
-	if admin_at $survivor network route add "$NET" $r via $VIA >/dev/null 2>"$WORK/last.out"; then
-		echo "route $r" >>"$WORK/acked"
-		if arrives "$WORK/change_after_move_ms" $r 10; then
-			pass "trial $t: a route added through $survivor is in both members' kernels in $(tail -1 "$WORK/change_after_move_ms") ms"
-		else
-			fail "trial $t: a route added through $survivor did not reach both members in 10 s"
-		fi
-	else
-		fail "trial $t: route add through $survivor: $(cat "$WORK/last.out")"
-	fi
+	route_reaches $survivor 10.250.$t.0/24 change_after_move_ms 10 "is in both members' kernels" || true
 	T=$(now_ms)
 	ctl_start $victim
 	if wait_for 20 admin_at $victim network list >/dev/null 2>&1; then
@@ -303,19 +311,7 @@ for t in $(seq "$TRIALS"); do
 	# on the other, with the writers still: a write through the other
 	# replica would carry the change along with its own.
 	pause_writers || fail "trial $t: the writers did not pause"
-	T=$(now_ms)
-	r=10.251.$t.0/24
-	if admin_at $victim network route add "$NET" $r via $VIA >/dev/null 2>"$WORK/last.out"; then
-		echo "route $r" >>"$WORK/acked"
-		if arrives "$WORK/cross_replica_ms" $r 5; then
-			pass "trial $t: a route added through $victim reaches the members on $survivor in $(tail -1 "$WORK/cross_replica_ms") ms"
-		else
-			fail "trial $t: a route added through $victim did not reach the members on $survivor in 5 s"
-			echo 1 >>"$WORK/cross_replica_missed"
-		fi
-	else
-		fail "trial $t: route add through $victim: $(cat "$WORK/last.out")"
-	fi
+	route_reaches $victim 10.251.$t.0/24 cross_replica_ms 5 "reaches the members on $survivor" || echo 1 >>"$WORK/cross_replica_missed"
 	resume_writers
 	victim=$survivor
 done
