@@ -385,44 +385,42 @@ func (tx *Tx) bump(id string) (uint64, error) {
 	if r, ok := tx.revs[id]; ok {
 		return r, nil
 	}
-	var r int64
-	if tx.dialect == postgresDB {
-		if err := tx.tx.QueryRowContext(tx.ctx, `UPDATE networks SET revision = revision + 1 WHERE id = $1 RETURNING revision`, id).Scan(&r); err != nil {
-			return 0, err
-		}
-	} else {
-		if _, err := tx.tx.ExecContext(tx.ctx, `UPDATE networks SET revision = revision + 1 WHERE id = $1`, id); err != nil {
-			return 0, err
-		}
-		if err := tx.tx.QueryRowContext(tx.ctx, `SELECT revision FROM networks WHERE id = $1`, id).Scan(&r); err != nil {
-			return 0, err
-		}
+	r, err := tx.moveNetwork(`UPDATE networks SET revision = revision + 1 WHERE id = $1`, "revision", id)
+	if err != nil {
+		return 0, err
 	}
 	if tx.revs == nil {
 		tx.revs = map[string]uint64{}
 	}
-	tx.revs[id] = uint64(r)
+	tx.revs[id] = r
 	tx.changed(id)
-	return uint64(r), nil
+	return r, nil
+}
+
+// moveNetwork runs set, an UPDATE of one network's row whose $1 is its
+// ID (id, then args), and returns the row's column col after it:
+// PostgreSQL in the same statement (RETURNING), SQLite in a second one,
+// as RETURNING measured slower there.
+func (tx *Tx) moveNetwork(set, col, id string, args ...any) (uint64, error) {
+	args = append([]any{id}, args...)
+	var v int64
+	if tx.dialect == postgresDB {
+		err := tx.tx.QueryRowContext(tx.ctx, set+` RETURNING `+col, args...).Scan(&v)
+		return uint64(v), err
+	}
+	if _, err := tx.tx.ExecContext(tx.ctx, set, args...); err != nil {
+		return 0, err
+	}
+	err := tx.tx.QueryRowContext(tx.ctx, `SELECT `+col+` FROM networks WHERE id = $1`, id).Scan(&v)
+	return uint64(v), err
 }
 
 // markNetwork records a write that changed network id's view: its gen
 // moves, and the view's markers are stored with it. It returns the new
 // gen.
 func (tx *Tx) markNetwork(id string, rulesRev, peersRev, confRev uint64) (uint64, error) {
-	const set = `UPDATE networks SET gen = gen + 1, rules_rev = $2, peers_rev = $3, conf_rev = $4 WHERE id = $1`
-	var gen int64
-	if tx.dialect == postgresDB {
-		if err := tx.tx.QueryRowContext(tx.ctx, set+` RETURNING gen`, id, int64(rulesRev), int64(peersRev), int64(confRev)).Scan(&gen); err != nil {
-			return 0, err
-		}
-		return uint64(gen), nil
-	}
-	if _, err := tx.tx.ExecContext(tx.ctx, set, id, int64(rulesRev), int64(peersRev), int64(confRev)); err != nil {
-		return 0, err
-	}
-	err := tx.tx.QueryRowContext(tx.ctx, `SELECT gen FROM networks WHERE id = $1`, id).Scan(&gen)
-	return uint64(gen), err
+	return tx.moveNetwork(`UPDATE networks SET gen = gen + 1, rules_rev = $2, peers_rev = $3, conf_rev = $4 WHERE id = $1`, "gen",
+		id, int64(rulesRev), int64(peersRev), int64(confRev))
 }
 
 // lockNetwork reads network id's gen (found false: there is no such
