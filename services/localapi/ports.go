@@ -81,7 +81,7 @@ func handlePorts(mux *http.ServeMux, b Backend) {
 		}
 		pb, ok := b.(PortsBackend)
 		if !ok {
-			reply(w, http.StatusNotImplemented, errorBody{Error: "this daemon opens no ports for others"})
+			reply(w, http.StatusNotImplemented, control.Error{Error: "this daemon opens no ports for others"})
 			return
 		}
 		release, err := pb.HoldPort(req)
@@ -124,7 +124,7 @@ func (c *Client) HoldPort(ctx context.Context, r HoldRequest, opened func()) err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var e errorBody
+		var e control.Error
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
 		return fmt.Errorf("gate daemon at %s: %s", c.socket, clean(cmp.Or(e.Error, resp.Status)))
 	}
@@ -142,6 +142,3 @@ func (c *Client) HoldPort(ctx context.Context, r HoldRequest, opened func()) err
 	}
 	return fmt.Errorf("gate daemon at %s went away", c.socket)
 }
-
-// errorBody is the shape of an error answer.
-type errorBody = control.Error
