@@ -7,7 +7,8 @@ package daemon
 // knows its port at once (to open it in the strict firewall) and its pin
 // (to join its own networks by bare ID) without a second supervision and
 // IPC protocol. Its state lives in the daemon's state directory
-// (controller/).
+// (controller/): its key, its admin token and, unless the document names
+// a PostgreSQL database (controller.db), its SQLite database.
 
 import (
 	"cmp"
@@ -154,14 +155,17 @@ func (d *Daemon) runController(ctx context.Context, want *nodeconfig.Controller)
 			return
 		}
 	}
-	srv, err := controller.New(controller.Config{
+	srv, err := d.newController(ctx, controller.Config{
 		StateDir:  d.state.File(controllerDir),
+		DB:        want.DB,
 		Listen:    want.Listen,
 		Advertise: advertise,
 		Logf:      func(f string, a ...any) { d.opt.Logf("controller: "+f, a...) },
 	})
 	if err != nil {
-		d.opt.Logf("controller: %v", err)
+		if ctx.Err() == nil {
+			d.opt.Logf("controller: %v", err)
+		}
 		return
 	}
 	cctx, cancel := context.WithCancel(ctx)
@@ -180,8 +184,37 @@ func (d *Daemon) runController(ctx context.Context, want *nodeconfig.Controller)
 			d.opt.Logf("controller: %v", err)
 		}
 	}()
-	d.opt.Logf("controller running here: listening on %s, members dial %s (admin token in %s)", want.Listen, lc.address,
-		filepath.Join(d.state.File(controllerDir), "admin-token"))
+	db := "SQLite in " + d.state.File(controllerDir)
+	if want.DB != "" {
+		db = nodeconfig.RedactDB(want.DB)
+	}
+	d.opt.Logf("controller running here: listening on %s, members dial %s, database %s (admin token in %s)", want.Listen, lc.address,
+		db, filepath.Join(d.state.File(controllerDir), "admin-token"))
+}
+
+// dbRetryFor is how long a controller on PostgreSQL is tried again when
+// its database does not answer: at boot the route to it, or the server
+// itself, may not be up yet.
+const dbRetryFor = 2 * time.Minute
+
+// newController makes the controller run here. One on PostgreSQL is
+// tried again, waiting from 1 s doubling to 15 s, for dbRetryFor, each
+// failure logged (the controller's errors name the database without its
+// password); one on SQLite in the state directory fails at once.
+func (d *Daemon) newController(ctx context.Context, cfg controller.Config) (*controller.Server, error) {
+	deadline := time.Now().Add(dbRetryFor)
+	for wait := time.Second; ; wait = min(2*wait, 15*time.Second) {
+		srv, err := controller.New(cfg)
+		if err == nil || cfg.DB == "" || time.Now().Add(wait).After(deadline) {
+			return srv, err
+		}
+		d.opt.Logf("controller: %v; trying again in %v", err, wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // waitWANAddress returns the IPv4 address of the NIC with the default

@@ -17,9 +17,12 @@ import (
 	"github.com/gatenet/gate/services/controller"
 	"github.com/gatenet/gate/services/localapi"
 	"github.com/gatenet/gate/services/nstest"
+	"github.com/gatenet/gate/services/pgtest"
 )
 
-func TestMain(m *testing.M) { memberHelper(); nstest.Main(m) }
+// TestMain: the tests run in a namespace of their own (nstest), and a
+// PostgreSQL is started for those that ask for one (pgtest).
+func TestMain(m *testing.M) { memberHelper(); nstest.MainRun(func() int { return pgtest.Run(m) }) }
 
 // harness runs a real controller on loopback and real daemons in the test
 // namespace, talking through the real local API.

@@ -175,3 +175,68 @@ func TestAttackJoinControllerHost(t *testing.T) {
 		checkClean(t, doc, err, warns)
 	}
 }
+
+// TestAttackControllerDB: controller.db holds a credential and comes from
+// user-data: control characters, a newline, a huge value or a value of
+// the wrong kind are refused with a message that is printable, short and
+// free of the password; the value itself is never quoted.
+func TestAttackControllerDB(t *testing.T) {
+	const secret = "Hunter2Secret"
+	for _, db := range []string{
+		`"postgres://gate:` + secret + `@db/gate\e[2J"`,
+		`"postgres://gate:` + secret + `\e]0;owned\a@db/gate"`,
+		`"postgres://gate:` + secret + `@db/gate\nsslmode=disable"`,
+		`"postgres://gate:` + secret + `@db/gate\r\n"`,
+		`"postgres://gate:` + secret + `@db/gate\x00"`,
+		`"postgres://gate:` + secret + `\u009b@db/gate"`,
+		`"postgres://gate:` + secret + `@db\u00e9/gate"`,
+		`"postgres://gate:` + secret + `@db/gate?application_name=` + strings.Repeat("a", 1<<16) + `"`,
+		`"postgres://gate:` + secret + `@` + strings.Repeat("d", 1<<19) + `/gate"`,
+		`"\e[2J` + secret + `"`,
+		`"` + secret + `\npostgres://x"`,
+		`!!binary ` + "SHVudGVyMlNlY3JldA==",
+		`{password: "` + secret + `\e[2J"}`,
+		`|` + "\n    postgres://gate:" + secret + "@db/gate\n    password=" + secret + "\n",
+	} {
+		doc := "version: 1\ncontroller:\n  listen: \":8443\"\n  db: " + db + "\n"
+		_, warns, err := Parse([]byte(doc))
+		what := doc
+		if len(what) > 80 {
+			what = what[:80]
+		}
+		if err == nil {
+			t.Errorf("accepted %q", what)
+			continue
+		}
+		checkClean(t, what, err, warns)
+		if s := everything(nil, warns, err); strings.Contains(s, secret) || strings.Contains(s, "SHVudGVy") {
+			t.Errorf("%q: password shown: %.300s", what, s)
+		}
+		if len(err.Error()) > 400 {
+			t.Errorf("%q: error %d bytes long: %.200s", what, len(err.Error()), err)
+		}
+		if !strings.Contains(err.Error(), "controller.db") {
+			t.Errorf("%q: error does not name controller.db: %v", what, err)
+		}
+		// In user-data, as a cloud hands it over.
+		l, _, err := ParseEmbedded(SourceUserData, "user-data (aws)", []byte("#cloud-config\ngate:\n  controller:\n    listen: \":8443\"\n    db: "+db+"\n"), "gate")
+		if err == nil {
+			_, err = Merge(l)
+		}
+		if err == nil {
+			t.Errorf("user-data: accepted %q", what)
+			continue
+		}
+		checkClean(t, what, err, nil)
+		if s := everything(nil, nil, err); strings.Contains(s, secret) {
+			t.Errorf("user-data %q: password shown: %.300s", what, s)
+		}
+	}
+	// Built in code (the console's layer): the same rules.
+	l := NewLayer(SourceLocal, "console", &Config{Controller: &Controller{Listen: ":8443", DB: "postgres://gate:" + secret + "@db/gate\n"}})
+	_, err := Merge(l)
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("a newline from the console: %v", err)
+	}
+	checkClean(t, "console", err, nil)
+}

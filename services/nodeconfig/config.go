@@ -56,6 +56,11 @@ type Network struct {
 type Controller struct {
 	Listen    string `json:"listen"`              // HOST:PORT or :PORT
 	Advertise string `json:"advertise,omitempty"` // HOST:PORT members dial; default: derived from Listen
+	// DB is its database: a PostgreSQL URL (CheckDB), as `gate controller
+	// --db` takes it, for replicas on other hosts sharing it; "" is
+	// SQLite on the state disk. It may hold a password: show it only as
+	// RedactDB renders it.
+	DB string `json:"db,omitempty"`
 }
 
 // NetworkID returns the ID of the network n joins, or "" if Join is
@@ -120,10 +125,13 @@ func (c *Config) Clone() *Config {
 	return &out
 }
 
-// Redacted returns a copy of c with join tokens replaced, for logs and
-// status: a token is a credential.
+// Redacted returns a copy of c with join tokens and the controller's
+// database password replaced, for logs and status: both are credentials.
 func (c *Config) Redacted() *Config {
 	out := c.Clone()
+	if out.Controller != nil && out.Controller.DB != "" {
+		out.Controller.DB = RedactDB(out.Controller.DB)
+	}
 	for i, n := range out.Networks {
 		if n.Token != "" {
 			out.Networks[i].Token = "REDACTED"

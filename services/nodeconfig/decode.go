@@ -221,8 +221,26 @@ func (d *decoder) controller(path string, n *yaml.Node) *Controller {
 	d.fields(path, n, map[string]func(string, *yaml.Node){
 		"listen":    func(p string, n *yaml.Node) { c.Listen, _ = d.str(p, n) },
 		"advertise": func(p string, n *yaml.Node) { c.Advertise, _ = d.str(p, n) },
+		"db":        func(p string, n *yaml.Node) { c.DB = d.secret(p, n, "a postgres:// URL") },
 	})
 	return c
+}
+
+// secret reads a string that may hold a credential: unlike str, what is
+// found instead of a string is described by its kind only, never quoted.
+func (d *decoder) secret(path string, n *yaml.Node, want string) string {
+	n = resolve(n)
+	switch {
+	case n.Kind == yaml.MappingNode:
+		d.is.errorf(path, n.Line, "want %s, got a mapping", want)
+	case n.Kind == yaml.SequenceNode:
+		d.is.errorf(path, n.Line, "want %s, got a list", want)
+	case n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str":
+		d.is.errorf(path, n.Line, "want %s, got a value that is not a string (quote it; not shown: it may hold a password)", want)
+	default:
+		return n.Value
+	}
+	return ""
 }
 
 // scalar returns a scalar node, or reports what was found instead.

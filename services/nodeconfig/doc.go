@@ -24,7 +24,10 @@
 //	  - join: 0123456789abcdef         # a bare network ID needs controller: (and may carry token:)
 //	    controller: gate://203.0.113.5:8443?pin=sha256:...
 //	    token: ...
-//	controller: {listen: ":8443", advertise: "203.0.113.5:8443"}   # run a controller on this node
+//	controller:                        # run a controller on this node
+//	  listen: ":8443"
+//	  advertise: "203.0.113.5:8443"
+//	  db: "postgres://gate@db.internal/gate?sslmode=verify-full&passfile=/var/lib/gate/controller/pgpass"   # optional: PostgreSQL, for replicas; default SQLite on the state disk
 //
 // A document is JSON when its first non-blank character is '{', YAML
 // otherwise. Parsing is strict: an unknown key is a warning naming its path
@@ -33,6 +36,11 @@
 // is not a CIDR"). Validate checks the whole document (canonical CIDRs,
 // gateways inside their subnet, duplicate addresses, join strings). An
 // invalid document is rejected whole: callers keep their last good one.
+//
+// controller.db may hold a password. No message quotes it; Format and
+// Config.Redacted write it as RedactDB does ("xxxxx" for the password),
+// and Merge warns when it comes from user-data, which other processes on
+// a cloud host can read.
 //
 // # Layers
 //

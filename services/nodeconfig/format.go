@@ -10,8 +10,10 @@ import (
 )
 
 // Format renders c as a YAML document that Parse reads back to the same
-// Config: for the state partition, `gate config show`, and the console.
-// Keys come in the documented order; zero values are left out.
+// Config, but for the controller's database password, which it never
+// writes (RedactDB: "xxxxx" in its place): for the state partition,
+// `gate config show`, and the console. Keys come in the documented order;
+// zero values are left out.
 func Format(c *Config) []byte {
 	doc := mapping()
 	add(doc, "version", scalar("!!int", strconv.Itoa(cmp.Or(c.Version, Version))))
@@ -90,6 +92,9 @@ func Format(c *Config) []byte {
 		add(m, "listen", str(c.Controller.Listen))
 		if c.Controller.Advertise != "" {
 			add(m, "advertise", str(c.Controller.Advertise))
+		}
+		if c.Controller.DB != "" {
+			add(m, "db", str(RedactDB(c.Controller.DB)))
 		}
 		add(doc, "controller", m)
 	}

@@ -217,6 +217,11 @@ func Merge(layers ...*Layer) (*Effective, error) {
 	}
 	var is issues
 	out.validate(&is)
+	if l := origins["controller"]; l != nil && l.Source == SourceUserData && out.Controller != nil && DBPassword(out.Controller.DB) {
+		// Only user-data's copy is out of the node's hands; the other
+		// layers live on its own disks.
+		is.warnf("controller.db", 0, "%s", dbPasswordWarning)
+	}
 	annotate := func(list []Issue) []Issue {
 		for i, x := range list {
 			if _, l := originOf(origins, x.Path); l != nil {

@@ -155,6 +155,11 @@ func (c *Controller) validate(is *issues) {
 			is.errorf("controller.advertise", 0, "%v", err)
 		}
 	}
+	if c.DB != "" {
+		if err := CheckDB(c.DB); err != nil {
+			is.errorf("controller.db", 0, "%v", err)
+		}
+	}
 }
 
 func checkHostPort(s string, listen bool) error {

@@ -24,13 +24,18 @@ const envInside = "GATE_NSTEST_NS"
 // Main is called from a package's TestMain. Outside a namespace it creates
 // one, re-runs the test binary in it with the same arguments and exits with
 // its status; inside, it runs the tests. Not being root is a failure.
-func Main(m *testing.M) {
+func Main(m *testing.M) { MainRun(m.Run) }
+
+// MainRun is Main for a TestMain whose tests run through another wrapper
+// of m.Run, such as pgtest.Run: inside the namespace it calls run and exits
+// with what it returns.
+func MainRun(run func() int) {
 	if os.Getenv(envInside) != "" {
 		if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "nstest: ip link set lo up: %v: %s\n", err, out)
 			os.Exit(1)
 		}
-		os.Exit(m.Run())
+		os.Exit(run())
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "nstest: these tests need root (network namespaces, netlink, nftables); run them as root, as CI does")

@@ -38,7 +38,12 @@ var (
 
 // Main runs the tests, stops the server if one was started and exits with
 // the tests' status. Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit, for a TestMain with a wrapper of its own
+// (nstest.MainRun): it runs the tests, stops the server if one was started
+// and returns the tests' status.
+func Run(m *testing.M) int {
 	mu.Lock()
 	inMain = true
 	mu.Unlock()
@@ -49,7 +54,7 @@ func Main(m *testing.M) {
 		srv = nil
 	}
 	mu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // NewDB creates an empty database for t, dropped when t ends, and returns
@@ -60,7 +65,7 @@ func NewDB(t testing.TB) string {
 	mu.Lock()
 	defer mu.Unlock()
 	if !inMain {
-		t.Fatal("pgtest: call pgtest.Main from TestMain: it stops the server the tests start")
+		t.Fatal("pgtest: call pgtest.Main (or Run) from TestMain: it stops the server the tests start")
 	}
 	if srv == nil && startErr == nil {
 		srv, startErr = pglocal.Start(pglocal.Config{})
