@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -100,6 +101,17 @@ var (
 	}
 )
 
+// metadataPrefixes are where clouds serve the instance metadata service
+// (user-data, credentials): IPv4 link-local, where AWS, DigitalOcean,
+// GCP, Azure and OpenStack answer on 169.254.169.254, AWS's IPv6 IMDS
+// address, and IPv6 link-local. Nothing from an overlay reaches them,
+// through this node or on it (metadataGuard).
+var metadataPrefixes = []netip.Prefix{
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("fd00:ec2::254/128"),
+	netip.MustParsePrefix("fe80::/10"),
+}
+
 // compile turns a valid Ruleset into a plan. It is a pure function: the
 // same Ruleset gives the same plan, set IDs included.
 func compile(rs Ruleset) plan {
@@ -130,6 +142,7 @@ func (c *compiler) input(rs Ruleset) []rule {
 	rules := []rule{
 		c.rule(iifLoopback(), verdict(expr.VerdictAccept)),
 	}
+	rules = append(rules, c.metadataGuard(rs)...)
 	// An overlay address answers only through its overlay: a neighbour
 	// on a shared cloud network must not reach it by routing to us.
 	for _, ov := range rs.Overlays {
@@ -198,8 +211,26 @@ func (c *compiler) conntrack(strict bool) []rule {
 	return append(rules, c.rule(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, "established,related"), verdict(expr.VerdictAccept)))
 }
 
+// metadataGuard drops whatever comes in on an overlay addressed to a
+// cloud's metadata service (metadataPrefixes), first, before any accept,
+// conntrack's included: a gateway may serve 0.0.0.0/0 and masquerade,
+// and a member must not read the gateway's user-data (its join tokens, a
+// database password) through it, nor reach a link-local service on the
+// node itself.
+func (c *compiler) metadataGuard(rs Ruleset) []rule {
+	var rules []rule
+	for _, ov := range rs.Overlays {
+		for _, fam := range families {
+			rules = append(rules, c.rule(ifname(expr.MetaKeyIIFNAME, ov.Iface, expr.CmpOpEq),
+				c.addrSet(fam, daddr, fam.prefixes(metadataPrefixes), false), verdict(expr.VerdictDrop)))
+		}
+	}
+	return rules
+}
+
 func (c *compiler) forward(rs Ruleset) []rule {
-	rules := c.conntrack(rs.Strict)
+	rules := c.metadataGuard(rs)
+	rules = append(rules, c.conntrack(rs.Strict)...)
 	for _, ov := range rs.Overlays {
 		gw := ov.Gateway
 		if gw == nil || gw.LAN == "" {

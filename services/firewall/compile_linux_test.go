@@ -24,6 +24,16 @@ var (
 	}
 )
 
+// metaGuard is what the input and forward chains hold first for each
+// overlay: nothing from it to a cloud's metadata service.
+func metaGuard(ifaces ...string) []string {
+	var out []string
+	for _, i := range ifaces {
+		out = append(out, `iifname "`+i+`" ip daddr { 169.254.0.0/16 } drop`, `iifname "`+i+`" ip6 daddr { fd00:ec2::254, fe80::/10 } drop`)
+	}
+	return out
+}
+
 func cat(parts ...[]string) []string {
 	var out []string
 	for _, p := range parts {
@@ -92,12 +102,12 @@ func TestCompile(t *testing.T) {
 		name: "seed AWS gate: one NIC, LAN == WAN, NAT instance",
 		rs:   seedGateway(),
 		want: map[string]chainDescs{
-			"input": {"drop", cat(inputHead,
+			"input": {"drop", cat(inputHead, metaGuard(ov),
 				[]string{`iifname != "gt8056c2e2" ip daddr { 192.168.254.11 } drop`},
 				ctRules,
 				[]string{"udp dport { 51820 } accept", "tcp dport { 22, 8443 } accept"},
 				strictTail)},
-			"forward": {"drop", cat(ctRules, []string{
+			"forward": {"drop", cat(metaGuard(ov), ctRules, []string{
 				`iifname "eth0" oifname "gt8056c2e2" ip saddr { 172.16.0.0/16 } ip daddr { 192.168.254.0/24 } accept`,
 				`iifname "gt8056c2e2" oifname "eth0" ip daddr { 172.16.0.0/16 } accept`,
 				`iifname "eth0" oifname "eth0" ip saddr { 172.16.0.0/16 } ip daddr != { 172.16.0.0/16, 192.168.254.0/24 } accept`,
@@ -121,13 +131,13 @@ func TestCompile(t *testing.T) {
 			}},
 		},
 		want: map[string]chainDescs{
-			"input": {"drop", cat(inputHead,
+			"input": {"drop", cat(inputHead, metaGuard("gtdo"),
 				[]string{`iifname != "gtdo" ip daddr { 192.168.254.170 } drop`},
 				ctRules,
 				[]string{`iifname "gtdo" ip daddr { 192.168.254.170 } udp dport { 51819 } accept`},
 				[]string{"udp dport { 51820 } accept"},
 				strictTail)},
-			"forward": {"drop", cat(ctRules, []string{
+			"forward": {"drop", cat(metaGuard("gtdo"), ctRules, []string{
 				`iifname "eth1" oifname "gtdo" ip saddr { 10.10.0.0/16 } ip daddr { 172.16.0.0/16, 192.168.254.0/24 } accept`,
 				`iifname "gtdo" oifname "eth1" ip daddr { 10.10.0.0/16 } accept`,
 				`oifname "gtdo" iifname != "gtdo" drop`,
@@ -148,12 +158,12 @@ func TestCompile(t *testing.T) {
 			},
 		},
 		want: map[string]chainDescs{
-			"input": {"accept", cat(inputHead, []string{
+			"input": {"accept", cat(inputHead, metaGuard("gta", "gtb"), []string{
 				`iifname != "gta" ip daddr { 192.168.254.170 } drop`,
 				`iifname != "gta" ip6 daddr { fd8a::170 } drop`,
 				`iifname != "gtb" ip daddr { 10.99.0.5 } drop`,
 			}, ctGuard)},
-			"forward": {"accept", cat(ctGuard, []string{
+			"forward": {"accept", cat(metaGuard("gta", "gtb"), ctGuard, []string{
 				`oifname "gta" iifname != "gta" drop`,
 				`iifname "gta" drop`,
 				`oifname "gtb" iifname != "gtb" drop`,
@@ -174,8 +184,8 @@ func TestCompile(t *testing.T) {
 			}},
 		},
 		want: map[string]chainDescs{
-			"input": {"accept", cat(inputHead, ctGuard)},
-			"forward": {"accept", cat(ctGuard, []string{
+			"input": {"accept", cat(inputHead, metaGuard("gtx"), ctGuard)},
+			"forward": {"accept", cat(metaGuard("gtx"), ctGuard, []string{
 				`iifname "eth1" oifname "gtx" ip saddr { 172.16.0.0/16 } ip daddr { 10.0.0.0/8, 192.168.254.0/23 } accept`,
 				`iifname "gtx" oifname "eth1" ip daddr { 172.16.0.0/16 } accept`,
 				`iifname "eth1" oifname "eth0" ip saddr { 172.16.0.0/16 } ip daddr != { 10.0.0.0/8, 172.16.0.0/16, 192.168.254.0/23 } accept`,
@@ -198,8 +208,8 @@ func TestCompile(t *testing.T) {
 			Gateway: &Gateway{LAN: "eth0", WAN: "eth0", MasqueradeLAN: true, MasqueradeInternet: true},
 		}}},
 		want: map[string]chainDescs{
-			"input":       {"accept", cat(inputHead, ctGuard)},
-			"forward":     {"accept", cat(ctGuard, []string{`oifname "gty" iifname != "gty" drop`, `iifname "gty" drop`})},
+			"input":       {"accept", cat(inputHead, metaGuard("gty"), ctGuard)},
+			"forward":     {"accept", cat(metaGuard("gty"), ctGuard, []string{`oifname "gty" iifname != "gty" drop`, `iifname "gty" drop`})},
 			"mss":         {"accept", mssRules("gty")},
 			"postrouting": {"accept", nil},
 		},

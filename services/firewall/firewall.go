@@ -36,6 +36,12 @@
 // without a Policy has no rules of its own: what arrives on it is filtered
 // as before.
 //
+// Nothing that comes in on an overlay reaches a cloud's metadata service
+// (169.254.0.0/16, AWS's fd00:ec2::254, fe80::/10), forwarded or on this
+// node: the first rules of the input and forward chains drop it, before
+// conntrack's accept, whatever a gateway serves (0.0.0.0/0 included) and
+// whatever the policy. A member must not read a gateway's user-data.
+//
 // Other tables are never touched, listed or flushed: Gate shares the kernel
 // with whatever else the host runs (Docker, firewalld, an admin's own
 // rules). The package does not enable forwarding (sysctl), create

@@ -62,9 +62,9 @@ func TestCompilePolicy(t *testing.T) {
 			Policy: compileRules(t, n, idDB, policy.DefaultRules().String()),
 		}}},
 		want: map[string]chainDescs{
-			"input": {"accept", cat(inputHead, []string{antiSpoof("gtm", "192.168.254.11")}, ctGuard,
+			"input": {"accept", cat(inputHead, metaGuard("gtm"), []string{antiSpoof("gtm", "192.168.254.11")}, ctGuard,
 				[]string{`iifname "gtm" jump pol-in-gtm`})},
-			"forward":     {"accept", cat(ctGuard, []string{`oifname "gtm" iifname != "gtm" drop`, `iifname "gtm" drop`})},
+			"forward":     {"accept", cat(metaGuard("gtm"), ctGuard, []string{`oifname "gtm" iifname != "gtm" drop`, `iifname "gtm" drop`})},
 			"mss":         {"accept", mssRules("gtm")},
 			"postrouting": {"accept", nil},
 			"pol-in-gtm": {"", []string{
@@ -86,9 +86,9 @@ func TestCompilePolicy(t *testing.T) {
 				"allow from any to 172.16.0.0/16"),
 		}}},
 		want: map[string]chainDescs{
-			"input": {"drop", cat(inputHead, []string{antiSpoof("gtdb", "192.168.254.11")}, ctRules,
+			"input": {"drop", cat(inputHead, metaGuard("gtdb"), []string{antiSpoof("gtdb", "192.168.254.11")}, ctRules,
 				[]string{`iifname "gtdb" jump pol-in-gtdb`, "tcp dport { 22 } accept"}, strictTail)},
-			"forward":     {"drop", cat(ctRules, []string{`oifname "gtdb" iifname != "gtdb" drop`, `iifname "gtdb" drop`})},
+			"forward":     {"drop", cat(metaGuard("gtdb"), ctRules, []string{`oifname "gtdb" iifname != "gtdb" drop`, `iifname "gtdb" drop`})},
 			"mss":         {"accept", mssRules("gtdb")},
 			"postrouting": {"accept", nil},
 			"pol-in-gtdb": {"", []string{
@@ -113,9 +113,9 @@ func TestCompilePolicy(t *testing.T) {
 			Policy: compileRules(t, n, idOther, "allow from tag:web to tag:db on tcp/5432"),
 		}}},
 		want: map[string]chainDescs{
-			"input": {"accept", cat(inputHead, []string{antiSpoof("gte", "192.168.254.30")}, ctGuard,
+			"input": {"accept", cat(inputHead, metaGuard("gte"), []string{antiSpoof("gte", "192.168.254.30")}, ctGuard,
 				[]string{`iifname "gte" jump pol-in-gte`})},
-			"forward":     {"accept", cat(ctGuard, []string{`oifname "gte" iifname != "gte" drop`, `iifname "gte" drop`})},
+			"forward":     {"accept", cat(metaGuard("gte"), ctGuard, []string{`oifname "gte" iifname != "gte" drop`, `iifname "gte" drop`})},
 			"mss":         {"accept", mssRules("gte")},
 			"postrouting": {"accept", nil},
 			"pol-in-gte":  {"", []string{`counter drop comment "default deny"`}},
@@ -134,9 +134,9 @@ func TestCompilePolicy(t *testing.T) {
 				"allow from tag:gw to tag:gw on tcp"),
 		}}},
 		want: map[string]chainDescs{
-			"input": {"drop", cat(inputHead, []string{antiSpoof("gtgw", "192.168.254.10")}, ctRules,
+			"input": {"drop", cat(inputHead, metaGuard("gtgw"), []string{antiSpoof("gtgw", "192.168.254.10")}, ctRules,
 				[]string{`iifname "gtgw" jump pol-in-gtgw`}, strictTail)},
-			"forward": {"drop", cat(ctRules, []string{
+			"forward": {"drop", cat(metaGuard("gtgw"), ctRules, []string{
 				`iifname "eth1" oifname "gtgw" ip saddr { 10.20.0.0/16, 172.16.0.0/16 } ip daddr { 192.168.254.0/24 } accept`,
 				`iifname "gtgw" oifname "eth1" ip daddr { 10.20.0.0/16, 172.16.0.0/16 } jump pol-fwd-gtgw`,
 				`iifname "eth1" oifname "gtgw" ip6 saddr { fd00:16::/64 } ip6 daddr { fd8a::/64 } accept`,
@@ -191,9 +191,9 @@ func TestCompilePolicy(t *testing.T) {
 			{Iface: "gtb", Addrs: addrs("10.99.0.5"), Prefixes: pfx("10.99.0.0/24")},
 		}},
 		want: map[string]chainDescs{
-			"input": {"accept", cat(inputHead, []string{antiSpoof("gta", "192.168.254.11"), antiSpoof("gtb", "10.99.0.5")}, ctGuard,
+			"input": {"accept", cat(inputHead, metaGuard("gta", "gtb"), []string{antiSpoof("gta", "192.168.254.11"), antiSpoof("gtb", "10.99.0.5")}, ctGuard,
 				[]string{`iifname "gta" jump pol-in-gta`})},
-			"forward": {"accept", cat(ctGuard, []string{
+			"forward": {"accept", cat(metaGuard("gta", "gtb"), ctGuard, []string{
 				`oifname "gta" iifname != "gta" drop`, `iifname "gta" drop`,
 				`oifname "gtb" iifname != "gtb" drop`, `iifname "gtb" drop`,
 			})},

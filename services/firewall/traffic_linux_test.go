@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -336,5 +337,100 @@ func TestMasqueradeInternetOneNIC(t *testing.T) {
 	ip(t, internet, "route", "add", "192.168.252.0/24", "via", "172.19.0.10")
 	if got, err := ask(internet, "192.168.252.170:7778"); err == nil {
 		t.Errorf("internet reached the overlay through the gate (server saw %s)", strings.TrimSpace(got))
+	}
+}
+
+// TestAttackGatewayNoMetadata: a gateway that serves 0.0.0.0/0 and ::/0
+// and masquerades forwards a member's traffic to any host on its LAN,
+// but never to the cloud's metadata service (169.254.169.254, AWS's
+// fd00:ec2::254), where the gateway's user-data (join tokens, a
+// database password) is to be read; nor does it answer the member on a
+// link-local address of its own. The metadata service here is a host in
+// the test's own LAN namespace: nothing is sent to a real one.
+func TestAttackGatewayNoMetadata(t *testing.T) {
+	c := newConn(t)
+	sysctl(t, "", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	overlay := link(t, "gtmeta0", "192.168.251.11/24", "192.168.251.170/24")
+	ip(t, "", "addr", "add", "fd99:251::11/64", "dev", "gtmeta0", "nodad")
+	ip(t, overlay, "addr", "add", "fd99:251::170/64", "dev", "eth0", "nodad")
+	ip(t, overlay, "route", "add", "default", "via", "192.168.251.11")
+	ip(t, overlay, "-6", "route", "add", "default", "via", "fd99:251::11")
+	lan := link(t, "fwmeta0", "172.20.0.1/16", "172.20.0.5/16")
+	ip(t, "", "addr", "add", "fd99:20::1/64", "dev", "fwmeta0", "nodad")
+	ip(t, lan, "addr", "add", "fd99:20::5/64", "dev", "eth0", "nodad")
+	// The LAN host is the metadata service too, on-link from the gateway
+	// as on a cloud; and the gateway has a link-local address of its own
+	// (on the overlay's link: one on the LAN's would be masquerading's
+	// source for 169.254.169.254, which the LAN host has no route back to).
+	ip(t, lan, "addr", "add", "169.254.169.254/32", "dev", "eth0")
+	ip(t, lan, "addr", "add", "fd00:ec2::254/128", "dev", "eth0", "nodad")
+	ip(t, "", "route", "add", "169.254.169.254/32", "dev", "fwmeta0")
+	ip(t, "", "route", "add", "fd00:ec2::254/128", "dev", "fwmeta0")
+	ip(t, "", "addr", "add", "169.254.42.1/32", "dev", "gtmeta0")
+	ip(t, lan, "route", "add", "192.168.251.0/24", "via", "172.20.0.1") // before masquerading, the replies' way back
+	ip(t, lan, "-6", "route", "add", "fd99:251::/64", "via", "fd99:20::1")
+	serve(t, lan, "172.20.0.5:8080")
+	serve(t, lan, "[fd99:20::5]:8080")
+	serve(t, lan, "169.254.169.254:80")
+	serve(t, lan, "[fd00:ec2::254]:80")
+	serve(t, "", "169.254.42.1:80")
+	waitDAD(t, "", overlay, lan)
+
+	// Without rules the member reads the metadata service through the
+	// gateway: the hole.
+	mustReach(t, overlay, "169.254.169.254:80", "192.168.251.170")
+	mustReach(t, overlay, "[fd00:ec2::254]:80", "fd99:251::170")
+	mustReach(t, overlay, "169.254.42.1:80", "192.168.251.170")
+
+	if err := Apply(c, Ruleset{
+		Strict:   true,
+		AllowTCP: []uint16{80}, // even an open port on the gateway
+		Overlays: []Overlay{{
+			Iface: "gtmeta0", Addrs: addrs("192.168.251.11", "fd99:251::11"), Prefixes: pfx("192.168.251.0/24", "fd99:251::/64"),
+			Gateway: &Gateway{Serve: pfx("0.0.0.0/0", "::/0"), LAN: "fwmeta0", WAN: "fwmeta0", MasqueradeLAN: true, MasqueradeInternet: true},
+		}},
+	}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if !pings(overlay, "172.20.0.5") {
+		t.Errorf("the member's ping to a LAN host is not forwarded")
+	}
+	mustReach(t, overlay, "172.20.0.5:8080", "172.20.0.1")
+	mustReach(t, overlay, "[fd99:20::5]:8080", "fd99:20::1")
+	// Each of these waits for its timeout: all at once.
+	var wg sync.WaitGroup
+	for _, addr := range []string{"169.254.169.254", "fd00:ec2::254"} {
+		wg.Go(func() {
+			if pings(overlay, addr) {
+				t.Errorf("the member's ping to %s is forwarded", addr)
+			}
+		})
+	}
+	for _, addr := range []string{"169.254.169.254:80", "[fd00:ec2::254]:80", "169.254.42.1:80"} {
+		wg.Go(func() { mustNotReach(t, overlay, addr) })
+	}
+	wg.Wait()
+	// The gateway itself still reads its metadata service.
+	mustReach(t, "", "169.254.169.254:80", "")
+}
+
+// waitDAD waits until no IPv6 address in namespaces nss ("" is the test's
+// own) is tentative: until the kernel's link-local addresses pass
+// duplicate address detection, a router's neighbour solicitations lack a
+// source and forwarded IPv6 goes nowhere.
+func waitDAD(t *testing.T, nss ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, ns := range nss {
+		args := []string{"-6", "addr", "show", "tentative"}
+		if ns != "" {
+			args = append([]string{"-n", ns}, args...)
+		}
+		for strings.TrimSpace(nstest.Run(t, "ip", args...)) != "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("IPv6 addresses in %q still tentative after 5 s", ns)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
