@@ -215,6 +215,9 @@ func printAudit(w io.Writer, es []control.AuditEntry) {
 		if a.Error != "" {
 			result += ": " + terminal(a.Error)
 		}
+		if a.Via != "" {
+			from += " (" + terminal(a.Via) + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%s\n", timeOr(a.At, "-"), terminal(a.TokenName), terminal(a.TokenID), from,
 			terminal(a.Action), terminal(orDash(a.NetworkID)), terminal(orDash(a.Target)), terminal(orDash(a.Detail)), result)
 	}

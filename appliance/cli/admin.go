@@ -29,6 +29,9 @@ func runController(e *env, args []string) error {
 	maxConns := fs.Int("max-conns", controller.DefaultMaxConns, "connections open at once, TLS handshakes included; one more is closed at once (0: no cap)")
 	daemonSocket := fs.String("daemon-socket", envOr("GATE_SOCKET", localapi.DefaultSocket), "the local API of `gate up` on this host, asked to open --listen's port in its firewall while the controller runs (\"\": do not ask)")
 	maxPerSource := fs.Int("max-conns-per-source", controller.DefaultMaxConnsPerSource, "connections open at once from one IPv4 address or IPv6 /64; members behind one NAT share it, one connection per network each (0: no cap)")
+	web := fs.String("web", "", "serve the web console on HOST:PORT: a loopback address (reach it through an SSH tunnel), or any with --web-cert and --web-key")
+	webCert := fs.String("web-cert", "", "the web console's TLS certificate (PEM, chain included), one browsers trust; re-read when it changes")
+	webKey := fs.String("web-key", "", "the web console certificate's key (PEM)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -55,7 +58,8 @@ func runController(e *env, args []string) error {
 	defer stopLimit()
 	logger := log.New(e.stderr, "", log.LstdFlags)
 	s, err := controller.New(controller.Config{StateDir: *stateDir, DB: *db, Listen: *listen, Advertise: *advertise, Logf: logger.Printf,
-		MaxConns: noCap(*maxConns), MaxConnsPerSource: noCap(*maxPerSource)})
+		MaxConns: noCap(*maxConns), MaxConnsPerSource: noCap(*maxPerSource),
+		Web: controller.WebConfig{Listen: *web, CertFile: *webCert, KeyFile: *webKey}})
 	if err != nil {
 		return err
 	}

@@ -206,7 +206,13 @@ type AuditEntry struct {
 	// Error what the controller answered.
 	Status int    `json:"status,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Via is the way in: ViaWeb for the web console, "" for the API
+	// (the CLI, scripts).
+	Via string `json:"via,omitempty"`
 }
+
+// ViaWeb marks what came in through the web console.
+const ViaWeb = "web"
 
 // AuditQuery selects audit entries: those at or after Since and before
 // Before (zero: no bound), of network NetworkID (""; all in the token's

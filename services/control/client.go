@@ -102,6 +102,13 @@ func NewClient(addr, pin string, id *Identity, token string) (*Client, error) {
 	}}, nil
 }
 
+// NewClientVia returns an admin client that sends its requests through
+// hc to base (scheme://host), which adds whatever authenticates them: for
+// a caller inside the controller's own process (its web console).
+func NewClientVia(hc *http.Client, base string) *Client {
+	return &Client{api: jsonapi.Client{HTTP: hc, Base: base, MaxAnswer: maxAnswer}}
+}
+
 // Close drops idle connections.
 func (c *Client) Close() { c.api.HTTP.CloseIdleConnections() }
 
@@ -187,6 +194,12 @@ func (c *Client) DenyMember(ctx context.Context, id, node string) (Member, error
 func (c *Client) SetMemberAddress(ctx context.Context, id, node string, a netip.Addr) (Member, error) {
 	var m Member
 	return m, c.Do(ctx, http.MethodPut, netPath(id, "members", node, "address"), SetAddressRequest{Address: a}, &m)
+}
+
+// CheckMemberAddress asks whether SetMemberAddress would take a now.
+func (c *Client) CheckMemberAddress(ctx context.Context, id, node string, a netip.Addr) (AddressCheck, error) {
+	var out AddressCheck
+	return out, c.Do(ctx, http.MethodGet, netPath(id, "members", node, "address")+"?check="+url.QueryEscape(a.String()), nil, &out)
 }
 
 // SetMemberTags replaces a member's tags.

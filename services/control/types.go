@@ -89,6 +89,13 @@ type SetAddressRequest struct {
 	Address netip.Addr `json:"address"`
 }
 
+// AddressCheck answers GET /v1/networks/{id}/members/{node}/address?check=ADDR:
+// whether PUT would take Address now, and if not, why.
+type AddressCheck struct {
+	Address netip.Addr `json:"address"`
+	Problem string     `json:"problem,omitempty"` // "" when it would be taken
+}
+
 // CreateTokenRequest is the body of POST /v1/networks/{id}/tokens.
 type CreateTokenRequest struct {
 	Reusable  bool       `json:"reusable"`

@@ -51,6 +51,8 @@ type principal struct {
 	id, name string
 	role     control.Role
 	scope    control.Scope
+	// via is the way in: control.ViaWeb for a web console session.
+	via string
 }
 
 func (p principal) String() string { return fmt.Sprintf("admin token %q (%s)", p.name, p.role) }
@@ -205,14 +207,10 @@ func (s *Server) checkBearer(ctx context.Context, header string) (principal, err
 	if !found || !matchesHash(t.SecretHash, secret) {
 		return principal{}, errWrongToken
 	}
-	now := s.now()
-	switch {
-	case !t.Revoked.IsZero():
-		return principal{}, errorf(http.StatusUnauthorized, "admin token %s (%q) was revoked at %s", t.ID, t.Name, t.Revoked.Format(time.RFC3339))
-	case !t.Expires.IsZero() && !now.Before(t.Expires):
-		return principal{}, errorf(http.StatusUnauthorized, "admin token %s (%q) expired at %s", t.ID, t.Name, t.Expires.Format(time.RFC3339))
+	if err := t.live(s.now()); err != nil {
+		return principal{}, err
 	}
-	if now.Sub(t.LastUsed) >= lastUsedEvery {
+	if now := s.now(); now.Sub(t.LastUsed) >= lastUsedEvery {
 		err := s.store.Write(context.WithoutCancel(ctx), func(tx *Tx) error {
 			_, err := tx.tx.ExecContext(tx.ctx, `UPDATE admin_tokens SET last_used = $2 WHERE id = $1 AND last_used < $2`, t.ID, nanos(now))
 			return err
@@ -253,6 +251,18 @@ type adminTokenRec struct {
 	Revoked       time.Time // zero: not revoked
 	RevokedBy     string
 	LastUsed      time.Time
+}
+
+// live says why t may no longer be used at now, if it may not: its
+// holder proved it holds the secret, so it is told.
+func (t adminTokenRec) live(now time.Time) error {
+	switch {
+	case !t.Revoked.IsZero():
+		return errorf(http.StatusUnauthorized, "admin token %s (%q) was revoked at %s", t.ID, t.Name, t.Revoked.Format(time.RFC3339))
+	case !t.Expires.IsZero() && !now.Before(t.Expires):
+		return errorf(http.StatusUnauthorized, "admin token %s (%q) expired at %s", t.ID, t.Name, t.Expires.Format(time.RFC3339))
+	}
+	return nil
 }
 
 func (t adminTokenRec) principal() principal {

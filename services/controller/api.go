@@ -58,6 +58,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST", member+"/allow", s.admin(change(operator, "member.allow"), s.hAllowMember))
 	handle("POST", member+"/deny", s.admin(change(operator, "member.deny"), s.hDenyMember))
 	handle("PUT", member+"/address", s.admin(change(operator, "member.address"), s.hSetAddress))
+	handle("GET", member+"/address", s.admin(read(viewer, "member.address.check"), s.hCheckAddress))
 	handle("PUT", member+"/tags", s.admin(change(operator, "member.tags"), s.hSetTags))
 	handle("DELETE", member, s.admin(change(operator, "member.remove"), s.hRemoveMember))
 	handle("PUT", netw+"/rules", s.admin(change(admin, "rules.set"), s.hSetRules))
@@ -438,6 +439,24 @@ func (s *Server) hSetAddress(w http.ResponseWriter, r *http.Request) error {
 	return s.memberChange(func(ctx context.Context, id string, ref memberRef) (control.Member, error) {
 		return s.setMemberAddress(ctx, id, ref, req.Address)
 	})(w, r)
+}
+
+// hCheckAddress answers GET .../address?check=ADDR: would PUT take it.
+func (s *Server) hCheckAddress(w http.ResponseWriter, r *http.Request) error {
+	id, ref, err := networkAndNode(r)
+	if err != nil {
+		return err
+	}
+	a, err := netip.ParseAddr(r.URL.Query().Get("check"))
+	if err != nil {
+		return badRequest("check: want an IP address, got %s", quoteShort(r.URL.Query().Get("check")))
+	}
+	c, err := s.checkAddress(r.Context(), id, ref, a)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
 }
 
 func (s *Server) hSetTags(w http.ResponseWriter, r *http.Request) error {

@@ -95,7 +95,7 @@ func (a *auditEntry) note(format string, args ...any) {
 func (a *auditEntry) record(id string, at time.Time, outcome string, status int, msg string) control.AuditEntry {
 	return control.AuditEntry{ID: id, At: at, TokenID: a.who.id, TokenName: bounded(a.who.name, maxAuditText), Remote: a.remote,
 		Action: a.action, NetworkID: a.network, Target: a.target, Detail: a.detail, Outcome: outcome, Status: status,
-		Error: bounded(msg, maxAuditText)}
+		Error: bounded(msg, maxAuditText), Via: a.who.via}
 }
 
 // inWrite records a's change inside the write that made it (Server.write),
@@ -194,11 +194,11 @@ func truncateText(s string, n int) string {
 	return s[:i] + "..."
 }
 
-const auditCols = `id, at, token_id, token_name, remote, action, network_id, target, detail, outcome, status, error`
+const auditCols = `id, at, token_id, token_name, remote, action, network_id, target, detail, outcome, status, error, via`
 
 func (tx *Tx) insertAudit(e control.AuditEntry) error {
-	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO audit_log (`+auditCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		e.ID, nanos(e.At), e.TokenID, e.TokenName, textAddr(e.Remote), e.Action, e.NetworkID, e.Target, e.Detail, e.Outcome, e.Status, e.Error)
+	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO audit_log (`+auditCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		e.ID, nanos(e.At), e.TokenID, e.TokenName, textAddr(e.Remote), e.Action, e.NetworkID, e.Target, e.Detail, e.Outcome, e.Status, e.Error, e.Via)
 	return err
 }
 
@@ -206,7 +206,7 @@ func scanAudit(sc interface{ Scan(...any) error }) (control.AuditEntry, error) {
 	var e control.AuditEntry
 	var at int64
 	var remote string
-	if err := sc.Scan(&e.ID, &at, &e.TokenID, &e.TokenName, &remote, &e.Action, &e.NetworkID, &e.Target, &e.Detail, &e.Outcome, &e.Status, &e.Error); err != nil {
+	if err := sc.Scan(&e.ID, &at, &e.TokenID, &e.TokenName, &remote, &e.Action, &e.NetworkID, &e.Target, &e.Detail, &e.Outcome, &e.Status, &e.Error, &e.Via); err != nil {
 		return e, err
 	}
 	e.At = fromNanos(at)

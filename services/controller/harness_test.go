@@ -292,7 +292,8 @@ var undo = map[int][]string{
 	7: {`ALTER TABLE routes DROP COLUMN backups`, `ALTER TABLE routes DROP COLUMN failback_ms`, `ALTER TABLE routes DROP COLUMN probes`},
 	8: {`ALTER TABLE networks DROP COLUMN gen`, `ALTER TABLE networks DROP COLUMN rules_rev`, `ALTER TABLE networks DROP COLUMN peers_rev`,
 		`ALTER TABLE networks DROP COLUMN conf_rev`, `DROP TABLE controller`, `DROP TABLE replicas`},
-	9: {`DROP TABLE admin_tokens`, `DROP TABLE audit_log`},
+	9:  {`DROP TABLE admin_tokens`, `DROP TABLE audit_log`},
+	10: {`DROP TABLE sessions`, `ALTER TABLE audit_log DROP COLUMN via`},
 }
 
 // downgrade takes st's schema back to version v.

@@ -24,6 +24,9 @@ func (s *Server) maintain(ctx context.Context) error {
 		if err := tx.pruneAudit(s.now().Add(-auditKeep)); err != nil {
 			return err
 		}
+		if err := tx.pruneSessions(s.now()); err != nil {
+			return err
+		}
 		for _, v := range s.views.all() {
 			// Only the writer goroutine, which runs this, changes a view.
 			for node, vm := range v.members {

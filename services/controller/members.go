@@ -709,14 +709,7 @@ func (s *Server) setMemberAddress(ctx context.Context, id string, ref memberRef,
 	a = a.Unmap()
 	var was netip.Addr
 	m, changed, err := s.changeMember(ctx, id, ref, func(tx *Tx, n networkRec, members []memberRec, m *memberRec) error {
-		// An admin may give a route's next hop (that is how a gateway
-		// gets it), not what a live token promises to whoever joins
-		// with it.
-		toks, err := tx.promisedAddresses(id, s.now())
-		if err != nil {
-			return err
-		}
-		if err := checkFree("address", n.CIDR, taken{members: usedAddresses(members, node), promised: promises(nil, toks)}, a); err != nil {
+		if err := s.checkMemberAddress(tx, n, members, node, a); err != nil {
 			return err
 		}
 		was, m.Address = m.Address, a
@@ -726,4 +719,48 @@ func (s *Server) setMemberAddress(ctx context.Context, id string, ref memberRef,
 		s.logf("network %s: member %s address set to %s (was %s)", id, node, a, textAddr(was))
 	}
 	return memberView(m), err
+}
+
+// checkMemberAddress says whether a may be member node's address in
+// network n: inside it, not another member's, and not what a live token
+// promises to whoever joins with it (an admin may give a route's next
+// hop: that is how a gateway gets it).
+func (s *Server) checkMemberAddress(tx *Tx, n networkRec, members []memberRec, node string, a netip.Addr) error {
+	toks, err := tx.promisedAddresses(n.ID, s.now())
+	if err != nil {
+		return err
+	}
+	return checkFree("address", n.CIDR, taken{members: usedAddresses(members, node), promised: promises(nil, toks)}, a)
+}
+
+// checkAddress answers whether setting member ref's address to a would
+// be accepted now, by the check the change itself makes, without making
+// it: for a form that validates as the admin types.
+func (s *Server) checkAddress(ctx context.Context, id string, ref memberRef, a netip.Addr) (control.AddressCheck, error) {
+	out := control.AddressCheck{Address: a.Unmap()}
+	err := s.store.Read(ctx, func(tx *Tx) error {
+		n, err := tx.network(id)
+		if err != nil {
+			return err
+		}
+		members, err := tx.members(id)
+		if err != nil {
+			return err
+		}
+		m, ok := findMember(members, ref.node)
+		if !ok {
+			return errMemberNotFound(ref.node, id)
+		}
+		if err := checkNamed(m, ref); err != nil {
+			return err
+		}
+		if err := s.checkMemberAddress(tx, n, members, ref.node, out.Address); err != nil {
+			if statusOf(err) == http.StatusInternalServerError {
+				return err
+			}
+			out.Problem = err.Error()
+		}
+		return nil
+	})
+	return out, err
 }

@@ -36,6 +36,7 @@ func (s *Server) write(ctx context.Context, fn func(*Tx) error) error {
 			for _, id := range bumped {
 				s.watch.notify(id)
 			}
+			s.changes.notify()
 		})
 		return nil
 	})

@@ -79,6 +79,7 @@ func TestPostgres(t *testing.T) {
 		{"AdminTokenLifecycle", TestAdminTokenLifecycle},
 		{"AuditCommitsWithChange", TestAuditCommitsWithChange},
 		{"AttackAccessInput", TestAttackAccessInput},
+		{"WebSessions", TestWebSessions},
 	} {
 		t.Run(tc.name, tc.test)
 	}
@@ -221,7 +222,7 @@ func TestMigrateTogether(t *testing.T) {
 		}
 		defer stores[i].Close()
 	}
-	vs, err := strs(ctx, stores[0].db, `SELECT version::text FROM schema_migrations ORDER BY version`)
+	vs, err := strs(ctx, stores[0].db, `SELECT version::text FROM schema_migrations ORDER BY schema_migrations.version`)
 	if err != nil {
 		t.Fatal(err)
 	}

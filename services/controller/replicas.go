@@ -208,6 +208,7 @@ func (s *Server) catchUp(ctx context.Context, ids []string) error {
 			s.views.set(id, nv)
 			tx.afterCommit(func() { s.watch.notify(id) })
 		}
+		tx.afterCommit(s.changes.notify)
 		return nil
 	})
 }

@@ -183,6 +183,22 @@ var migrations = [][]string{
 		`CREATE INDEX audit_log_at ON audit_log (at)`,
 		`CREATE INDEX audit_log_network ON audit_log (network_id, at)`,
 	},
+	// The web console's sign-ins (web.go): a session is keyed by the
+	// SHA-256 of its cookie's secret and belongs to the admin token that
+	// signed in, whose role, scope, expiry and revocation are read again
+	// on every request. The audit log says which way a change came in.
+	{
+		`CREATE TABLE sessions (
+			id       TEXT PRIMARY KEY,
+			token_id TEXT NOT NULL,
+			created  INTEGER NOT NULL,
+			expires  INTEGER NOT NULL,
+			seen     INTEGER NOT NULL,
+			remote   TEXT NOT NULL
+		)`,
+		`CREATE INDEX sessions_token ON sessions (token_id)`,
+		`ALTER TABLE audit_log ADD COLUMN via TEXT NOT NULL DEFAULT ''`,
+	},
 }
 
 // migrate brings the schema up to date, one migration per transaction.

@@ -48,6 +48,9 @@ type Config struct {
 	// no cap.
 	MaxConns, MaxConnsPerSource int
 
+	// Web is where the web console is served, if anywhere (web.go).
+	Web WebConfig
+
 	// layout is how views lay out peer entries; zero: defaultLayout.
 	// Tests make it small (view.go).
 	layout layout
@@ -86,6 +89,11 @@ type Server struct {
 	reportEvery time.Duration
 	// pending bounds the members waiting for an admin (members.go).
 	pending pendingLimits
+	// changes wakes the web console's live pages at every committed
+	// change, this replica's or another's (web.go).
+	changes changeSignal
+	// web serves the web console; nil when there is none.
+	web *webServer
 	// stopping is closed when Serve shuts down, to end long-polls.
 	stopping  chan struct{}
 	closeOnce sync.Once
@@ -186,6 +194,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	s.handler = s.guardBodies(s.routes())
+	if cfg.Web.Listen != "" {
+		if s.web, err = s.newWebServer(cfg.Web); err != nil {
+			s.store.Close()
+			return nil, fmt.Errorf("controller: web console: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -232,6 +246,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Close ends long-polls and closes the database.
 func (s *Server) Close() error {
 	s.stop()
+	if s.web != nil {
+		s.web.ln.Close()
+	}
 	return s.store.Close()
 }
 
@@ -281,6 +298,10 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 		limit: s.conns, logf: s.logf, logEvery: s.logEvery})
 	go func() { errc <- srv.Serve(hl) }()
 	go s.follow(ctx)
+	webErrc := make(chan error, 1)
+	if s.web != nil {
+		go func() { webErrc <- s.web.serve(ctx) }()
+	}
 	tick := time.NewTicker(maintainEvery)
 	defer tick.Stop()
 wait:
@@ -288,6 +309,8 @@ wait:
 		select {
 		case err := <-errc:
 			return fmt.Errorf("controller: %w", err)
+		case err := <-webErrc:
+			return fmt.Errorf("controller: web console: %w", err)
 		case <-tick.C:
 			if err := s.maintain(ctx); err != nil {
 				s.logf("maintenance: %v", err)
@@ -306,6 +329,9 @@ wait:
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	<-errc
+	if s.web != nil {
+		<-webErrc
+	}
 	if err != nil {
 		return fmt.Errorf("controller: shutting down: %w", err)
 	}
@@ -352,7 +378,9 @@ func (s *Server) guardBodies(h http.Handler) http.Handler {
 			return
 		}
 		limit := int64(maxAnonBody)
-		if r.Header.Get("Authorization") != "" { // members send none: they pay nothing here
+		// Members send no token: they pay nothing here. A web console
+		// session's calls come authenticated (web.go).
+		if r.Header.Get("Authorization") != "" || r.Context().Value(authKey{}) != nil {
 			var auth authResult
 			r, auth = s.authenticated(r) // once: the handler reuses it
 			if auth.err == nil {

@@ -1,0 +1,556 @@
+package webconsole
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatenet/gate/services/control"
+	"github.com/gatenet/gate/services/nodeconfig"
+	"github.com/gatenet/gate/services/policy"
+)
+
+// view is what a page template is given.
+type view struct {
+	Title        string
+	S            *signedIn
+	Flash, Error string
+	Next         string
+	Nav          string // the menu entry to mark: networks, audit, access
+	Tab          string // a network's tab: members, routes, tokens, rules
+	Form         url.Values
+	LiveURL      string // what the page's script fetches again at a change
+
+	Networks    []control.Network
+	Net         *control.Network
+	Members     []memberRow
+	Routes      []routeRow
+	Gateways    []memberRow // allowed members with an address: a route's gateway candidates
+	Tokens      []control.Token
+	NewToken    *newToken
+	Rules       string
+	Decision    *control.PolicyDecision
+	Audit       []control.AuditEntry
+	AdminTokens []control.AdminToken
+	NewAdmin    *control.AdminToken
+}
+
+// Can says whether the signed-in token's role includes role.
+func (v *view) Can(role string) bool { return v.S != nil && v.S.Role.Includes(control.Role(role)) }
+
+// Whole says whether the signed-in token reaches the whole controller.
+func (v *view) Whole() bool { return v.S != nil && v.S.Scope.Controller }
+
+// onlineWithin is how recently a member must have been heard from to be
+// shown online: a member long-polls at most control.MaxSyncWait, and
+// last-seen times may lag in the database by half a minute.
+const onlineWithin = control.MaxSyncWait + 45*time.Second
+
+type memberRow struct {
+	control.Member
+	Online bool
+}
+
+func (m memberRow) Name() string { return cmp.Or(m.Hostname, m.NodeID) }
+
+func (m memberRow) Address() string {
+	if len(m.Addresses) == 0 {
+		return ""
+	}
+	return m.Addresses[0].String()
+}
+
+type routeRow struct {
+	control.Route
+	Gateways []gatewayRow // via, then the backups, in order
+}
+
+type gatewayRow struct {
+	Addr   netip.Addr
+	Name   string
+	Online bool
+	Active bool
+}
+
+type newToken struct {
+	control.Token
+	UserDataDO, UserDataAWS string
+}
+
+func (c *Console) networksPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	c.showNetworks(w, r, s, http.StatusOK, "", nil)
+}
+
+func (c *Console) showNetworks(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values) {
+	ns, err := s.api.Networks(r.Context())
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.render(w, r, status, "networks", &view{Title: "Networks", S: s, Nav: "networks", Networks: ns, Error: msg, Form: form, Flash: takeFlash(w, r)})
+}
+
+func (c *Console) createNetwork(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	f := r.PostForm
+	req := control.CreateNetworkRequest{Name: strings.TrimSpace(f.Get("name")), AutoAllow: f.Get("auto_allow") != "", RequireToken: f.Get("require_token") != ""}
+	cidr, err := netip.ParsePrefix(strings.TrimSpace(f.Get("cidr")))
+	if err != nil {
+		c.showNetworks(w, r, s, http.StatusBadRequest, fmt.Sprintf("Address range %s is not a CIDR like 192.168.254.0/24.", quote(f.Get("cidr"))), f)
+		return
+	}
+	req.CIDR = cidr
+	n, err := s.api.CreateNetwork(r.Context(), req)
+	if err != nil {
+		c.showNetworks(w, r, s, statusOf(err), messageOf(err), f)
+		return
+	}
+	done(w, r, "/n/"+n.ID, "Network "+n.Name+" created.")
+}
+
+// network reads the network of the path; false when it answered the
+// request itself (an error page).
+func (c *Console) network(w http.ResponseWriter, r *http.Request, s *signedIn) (control.Network, bool) {
+	id := r.PathValue("id")
+	if control.CheckNetworkID(control.NormalizeID(id)) != nil {
+		c.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", S: s, Error: "There is no network " + quote(id) + "."})
+		return control.Network{}, false
+	}
+	n, err := s.api.Network(r.Context(), id)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return n, false
+	}
+	return n, true
+}
+
+func (c *Console) membersPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	c.showMembers(w, r, s, http.StatusOK, "", nil)
+}
+
+func (c *Console) showMembers(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values) {
+	n, ok := c.network(w, r, s)
+	if !ok {
+		return
+	}
+	rows, err := c.members(r, s, n.ID)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.render(w, r, status, "members", &view{Title: n.Name, S: s, Nav: "networks", Tab: "members", Net: &n, Members: rows, Error: msg, Form: form, Flash: takeFlash(w, r)})
+}
+
+// members lists network id's members, those waiting for an admin first,
+// then by name.
+func (c *Console) members(r *http.Request, s *signedIn, id string) ([]memberRow, error) {
+	ms, err := s.api.Members(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	rows := make([]memberRow, len(ms))
+	for i, m := range ms {
+		rows[i] = memberRow{Member: m, Online: !m.LastSeen.IsZero() && now.Sub(m.LastSeen) < onlineWithin}
+	}
+	rank := map[string]int{control.StatePending: 0, control.StateAllowed: 1, control.StateDenied: 2}
+	slices.SortStableFunc(rows, func(a, b memberRow) int {
+		return cmp.Or(cmp.Compare(rank[a.State], rank[b.State]), strings.Compare(a.Name(), b.Name()), strings.Compare(a.NodeID, b.NodeID))
+	})
+	return rows, nil
+}
+
+func (c *Console) renameNetwork(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	name := strings.TrimSpace(r.PostForm.Get("name"))
+	n, err := s.api.UpdateNetwork(r.Context(), r.PathValue("id"), control.UpdateNetworkRequest{Name: &name})
+	if err != nil {
+		c.showMembers(w, r, s, statusOf(err), messageOf(err), r.PostForm)
+		return
+	}
+	done(w, r, "/n/"+n.ID, "Network renamed to "+n.Name+".")
+}
+
+func (c *Console) deleteNetwork(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	n, ok := c.network(w, r, s)
+	if !ok {
+		return
+	}
+	if r.PostForm.Get("confirm") != n.Name {
+		c.showMembers(w, r, s, http.StatusBadRequest, "To delete the network, type its name, "+quote(n.Name)+", in the box.", r.PostForm)
+		return
+	}
+	if err := s.api.DeleteNetwork(r.Context(), n.ID); err != nil {
+		c.showMembers(w, r, s, statusOf(err), messageOf(err), r.PostForm)
+		return
+	}
+	done(w, r, "/networks", "Network "+n.Name+" deleted.")
+}
+
+// memberOp changes one member: allow, deny, address, tags, remove.
+func (c *Console) memberOp(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	id, node, f := r.PathValue("id"), r.PathValue("node"), r.PostForm
+	ctx := r.Context()
+	var m control.Member
+	var err error
+	var what string
+	switch r.PathValue("op") {
+	case "allow":
+		m, err = s.api.AllowMember(ctx, id, node)
+		what = "allowed"
+	case "deny":
+		m, err = s.api.DenyMember(ctx, id, node)
+		what = "denied"
+	case "address":
+		a, perr := netip.ParseAddr(strings.TrimSpace(f.Get("address")))
+		if perr != nil {
+			c.showMembers(w, r, s, http.StatusBadRequest, fmt.Sprintf("Address %s is not an IP address.", quote(f.Get("address"))), f)
+			return
+		}
+		m, err = s.api.SetMemberAddress(ctx, id, node, a)
+		what = "given address " + a.String()
+	case "tags":
+		m, err = s.api.SetMemberTags(ctx, id, node, splitList(f.Get("tags")))
+		what = "tagged"
+	case "remove":
+		if err = s.api.RemoveMember(ctx, id, node); err == nil {
+			done(w, r, "/n/"+id, "Member "+node+" removed.")
+			return
+		}
+	default:
+		c.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", S: s, Error: "No such change."})
+		return
+	}
+	if err != nil {
+		c.showMembers(w, r, s, statusOf(err), messageOf(err), f)
+		return
+	}
+	done(w, r, "/n/"+id, "Member "+memberRow{Member: m}.Name()+" "+what+".")
+}
+
+// checkAddress answers the address field as it is typed: the check the
+// controller makes when the address is set.
+func (c *Console) checkAddress(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	text := strings.TrimSpace(r.URL.Query().Get("address"))
+	var problem string
+	if a, err := netip.ParseAddr(text); err != nil {
+		problem = "not an IP address"
+	} else if chk, err := s.api.CheckMemberAddress(r.Context(), r.PathValue("id"), r.PathValue("node"), a); err != nil {
+		problem = messageOf(err)
+	} else {
+		problem = chk.Problem
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"ok": problem == "", "problem": problem})
+}
+
+func (c *Console) routesPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	c.showRoutes(w, r, s, http.StatusOK, "", nil)
+}
+
+func (c *Console) showRoutes(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values) {
+	n, ok := c.network(w, r, s)
+	if !ok {
+		return
+	}
+	rows, err := c.members(r, s, n.ID)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	byAddr := map[netip.Addr]memberRow{}
+	var gws []memberRow
+	for _, m := range rows {
+		for _, a := range m.Addresses {
+			byAddr[a] = m
+		}
+		if m.State == control.StateAllowed && len(m.Addresses) > 0 {
+			gws = append(gws, m)
+		}
+	}
+	var routes []routeRow
+	for _, rt := range n.Routes {
+		row := routeRow{Route: rt}
+		// The controller does not see which gateway members use; each
+		// member picks the first healthy one in order. Shown active:
+		// the first that is online.
+		active := false
+		for _, a := range append([]netip.Addr{rt.Via}, rt.Backups...) {
+			m, known := byAddr[a]
+			g := gatewayRow{Addr: a, Name: m.Name(), Online: known && m.Online && m.State == control.StateAllowed}
+			if g.Online && !active {
+				g.Active, active = true, true
+			}
+			row.Gateways = append(row.Gateways, g)
+		}
+		routes = append(routes, row)
+	}
+	c.render(w, r, status, "routes", &view{Title: n.Name + ": routes", S: s, Nav: "networks", Tab: "routes", Net: &n, Routes: routes, Gateways: gws,
+		Error: msg, Form: form, Flash: takeFlash(w, r)})
+}
+
+func (c *Console) addRoute(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	f := r.PostForm
+	dest, err := netip.ParsePrefix(strings.TrimSpace(f.Get("dest")))
+	if err != nil {
+		c.showRoutes(w, r, s, http.StatusBadRequest, fmt.Sprintf("Destination %s is not a CIDR like 10.10.0.0/16.", quote(f.Get("dest"))), f)
+		return
+	}
+	via, err := netip.ParseAddr(strings.TrimSpace(f.Get("via")))
+	if err != nil {
+		c.showRoutes(w, r, s, http.StatusBadRequest, fmt.Sprintf("Gateway %s is not an overlay address.", quote(f.Get("via"))), f)
+		return
+	}
+	rt := control.Route{Dest: dest, Via: via}
+	for _, b := range splitList(f.Get("backups")) {
+		a, err := netip.ParseAddr(b)
+		if err != nil {
+			c.showRoutes(w, r, s, http.StatusBadRequest, fmt.Sprintf("Backup gateway %s is not an overlay address.", quote(b)), f)
+			return
+		}
+		rt.Backups = append(rt.Backups, a)
+	}
+	if _, err := s.api.AddRoute(r.Context(), r.PathValue("id"), rt); err != nil {
+		c.showRoutes(w, r, s, statusOf(err), messageOf(err), f)
+		return
+	}
+	done(w, r, "/n/"+r.PathValue("id")+"/routes", "Route to "+dest.String()+" via "+via.String()+" added.")
+}
+
+func (c *Console) deleteRoute(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	dest, err := netip.ParsePrefix(r.PostForm.Get("dest"))
+	if err != nil {
+		c.showRoutes(w, r, s, http.StatusBadRequest, fmt.Sprintf("Destination %s is not a CIDR.", quote(r.PostForm.Get("dest"))), nil)
+		return
+	}
+	if _, err := s.api.DeleteRoute(r.Context(), r.PathValue("id"), dest); err != nil {
+		c.showRoutes(w, r, s, statusOf(err), messageOf(err), nil)
+		return
+	}
+	done(w, r, "/n/"+r.PathValue("id")+"/routes", "Route to "+dest.String()+" deleted.")
+}
+
+func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	c.showTokens(w, r, s, http.StatusOK, "", nil, nil)
+}
+
+func (c *Console) showTokens(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values, nt *newToken) {
+	n, ok := c.network(w, r, s)
+	if !ok {
+		return
+	}
+	ts, err := s.api.Tokens(r.Context(), n.ID)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.render(w, r, status, "tokens", &view{Title: n.Name + ": join tokens", S: s, Nav: "networks", Tab: "tokens", Net: &n, Tokens: ts, NewToken: nt,
+		Error: msg, Form: form, Flash: takeFlash(w, r)})
+}
+
+// tokenLifetimes are the expiries a join token can be made with here.
+var tokenLifetimes = map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "30d": 30 * 24 * time.Hour}
+
+func (c *Console) createToken(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	f := r.PostForm
+	life, ok := tokenLifetimes[f.Get("expires")]
+	if !ok {
+		c.showTokens(w, r, s, http.StatusBadRequest, "Pick how long the token lasts.", f, nil)
+		return
+	}
+	req := control.CreateTokenRequest{Reusable: f.Get("reusable") != "", Allow: f.Get("allow") != "", ExpiresIn: control.Duration(life),
+		Note: strings.TrimSpace(f.Get("note")), Tags: splitList(f.Get("tags"))}
+	if t := strings.TrimSpace(f.Get("address")); t != "" {
+		a, err := netip.ParseAddr(t)
+		if err != nil {
+			c.showTokens(w, r, s, http.StatusBadRequest, fmt.Sprintf("Address %s is not an IP address.", quote(t)), f, nil)
+			return
+		}
+		req.Address = a
+	}
+	var serve []netip.Prefix
+	for _, t := range splitList(f.Get("serve")) {
+		p, err := netip.ParsePrefix(t)
+		if err != nil {
+			c.showTokens(w, r, s, http.StatusBadRequest, fmt.Sprintf("Subnet %s is not a CIDR like 172.16.0.0/16.", quote(t)), f, nil)
+			return
+		}
+		serve = append(serve, p.Masked())
+	}
+	t, err := s.api.CreateToken(r.Context(), r.PathValue("id"), req)
+	if err != nil {
+		c.showTokens(w, r, s, statusOf(err), messageOf(err), f, nil)
+		return
+	}
+	nt := &newToken{Token: t}
+	nt.UserDataDO, nt.UserDataAWS = userData(t, serve, false), userData(t, serve, true)
+	c.showTokens(w, r, s, http.StatusOK, "", nil, nt)
+}
+
+// userData is the cloud-init user-data that joins a gate with token t:
+// for a droplet, or for an AWS instance (one ENI, the NAT instance of
+// the subnets it serves).
+func userData(t control.Token, serve []netip.Prefix, aws bool) string {
+	nw := nodeconfig.Network{Join: t.JoinString, Address: t.Address}
+	if len(serve) > 0 {
+		nw.Gateway = &nodeconfig.Gateway{Serve: serve}
+		if aws {
+			nw.Gateway.MasqueradeInternet = true
+		}
+	}
+	cfg := &nodeconfig.Config{Networks: []nodeconfig.Network{nw}}
+	doc := string(nodeconfig.Format(cfg))
+	var b strings.Builder
+	b.WriteString("#cloud-config\ngate:\n")
+	for _, line := range strings.SplitAfter(strings.TrimRight(doc, "\n"), "\n") {
+		b.WriteString("  " + line)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	c.showRules(w, r, s, http.StatusOK, "", nil, nil)
+}
+
+func (c *Console) showRules(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values, d *control.PolicyDecision) {
+	n, ok := c.network(w, r, s)
+	if !ok {
+		return
+	}
+	rules := n.Rules.String()
+	if form != nil && form.Has("rules") {
+		rules = printableOnly(form).Get("rules")
+	}
+	c.render(w, r, status, "rules", &view{Title: n.Name + ": rules", S: s, Nav: "networks", Tab: "rules", Net: &n, Rules: rules, Decision: d,
+		Error: msg, Form: form, Flash: takeFlash(w, r)})
+}
+
+func (c *Console) setRules(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	f := r.PostForm
+	p, err := policy.ParsePolicy(f.Get("rules"))
+	if err != nil {
+		c.showRules(w, r, s, http.StatusBadRequest, "The rules were not saved: "+err.Error(), f, nil)
+		return
+	}
+	rev, _ := strconv.ParseUint(f.Get("revision"), 10, 64)
+	a, err := s.api.SetRules(r.Context(), r.PathValue("id"), control.SetRulesRequest{Rules: p, Revision: rev})
+	if err != nil {
+		c.showRules(w, r, s, statusOf(err), "The rules were not saved: "+messageOf(err), f, nil)
+		return
+	}
+	msg := "Rules saved."
+	if len(a.Warnings) > 0 {
+		msg += " Note: " + strings.Join(a.Warnings, "; ")
+	}
+	done(w, r, "/n/"+a.Network.ID+"/rules", msg)
+}
+
+// testRules asks the controller which rule decides a packet (a read; a
+// POST because the API's is).
+func (c *Console) testRules(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	f := r.PostForm
+	to, err := netip.ParseAddr(strings.TrimSpace(f.Get("to")))
+	if err != nil {
+		c.showRules(w, r, s, http.StatusBadRequest, fmt.Sprintf("To %s is not an IP address.", quote(f.Get("to"))), f, nil)
+		return
+	}
+	req := control.PolicyTestRequest{From: strings.TrimSpace(f.Get("from")), To: to, Proto: f.Get("proto")}
+	if t := strings.TrimSpace(f.Get("port")); t != "" {
+		port, err := strconv.ParseUint(t, 10, 16)
+		if err != nil {
+			c.showRules(w, r, s, http.StatusBadRequest, fmt.Sprintf("Port %s is not a port number.", quote(t)), f, nil)
+			return
+		}
+		req.Port = uint16(port)
+	}
+	d, err := s.api.TestPolicy(r.Context(), r.PathValue("id"), req)
+	if err != nil {
+		c.showRules(w, r, s, statusOf(err), messageOf(err), f, nil)
+		return
+	}
+	f.Del("rules")
+	c.showRules(w, r, s, http.StatusOK, "", f, &d)
+}
+
+func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	q := control.AuditQuery{NetworkID: r.URL.Query().Get("network"), Limit: 200}
+	es, err := s.api.Audit(r.Context(), q)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.render(w, r, http.StatusOK, "audit", &view{Title: "Audit log", S: s, Nav: "audit", Audit: es, Form: r.URL.Query(), Flash: takeFlash(w, r)})
+}
+
+func (c *Console) accessPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	c.showAccess(w, r, s, http.StatusOK, "", nil, nil)
+}
+
+func (c *Console) showAccess(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values, nt *control.AdminToken) {
+	ts, err := s.api.AdminTokens(r.Context())
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	ns, err := s.api.Networks(r.Context())
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.render(w, r, status, "access", &view{Title: "Access", S: s, Nav: "access", AdminTokens: ts, Networks: ns, NewAdmin: nt, Error: msg, Form: form, Flash: takeFlash(w, r)})
+}
+
+// adminLifetimes are the expiries an admin token can be made with here.
+var adminLifetimes = map[string]time.Duration{"never": 0, "1d": 24 * time.Hour, "30d": 30 * 24 * time.Hour, "90d": 90 * 24 * time.Hour, "365d": 365 * 24 * time.Hour}
+
+func (c *Console) createAdminToken(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	f := r.PostForm
+	life, ok := adminLifetimes[f.Get("expires")]
+	if !ok {
+		c.showAccess(w, r, s, http.StatusBadRequest, "Pick how long the token lasts.", f, nil)
+		return
+	}
+	req := control.CreateAdminTokenRequest{Name: strings.TrimSpace(f.Get("name")), Role: control.Role(f.Get("role")), ExpiresIn: control.Duration(life)}
+	if f.Get("scope") == "controller" {
+		req.Scope.Controller = true
+	} else {
+		req.Scope.Networks = f["network"]
+	}
+	t, err := s.api.CreateAdminToken(r.Context(), req)
+	if err != nil {
+		c.showAccess(w, r, s, statusOf(err), messageOf(err), f, nil)
+		return
+	}
+	c.showAccess(w, r, s, http.StatusOK, "", nil, &t)
+}
+
+func (c *Console) revokeAdminToken(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	t, err := s.api.RevokeAdminToken(r.Context(), r.PathValue("token"))
+	if err != nil {
+		c.showAccess(w, r, s, statusOf(err), messageOf(err), nil, nil)
+		return
+	}
+	done(w, r, "/access", "Admin token "+t.Name+" revoked; its sessions have ended.")
+}
+
+// fail shows an error the API gave for a page's reads: a session that
+// ended goes back to sign in.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *signedIn, err error) {
+	status := statusOf(err)
+	if status == http.StatusUnauthorized {
+		c.toSignIn(w, r, err)
+		return
+	}
+	c.render(w, r, status, "error", &view{Title: http.StatusText(status), S: s, Error: messageOf(err)})
+}
+
+// splitList splits a list typed as "a, b c".
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r' })
+}

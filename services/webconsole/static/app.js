@@ -1,0 +1,106 @@
+// Gate web console: a little progressive enhancement over server-rendered
+// pages. Everything works without it; with it, pages follow changes live,
+// address fields are checked as they are typed, join strings copy with a
+// button and deletions ask first.
+"use strict";
+
+(function () {
+  const live = document.body.dataset.livePage;
+
+  // Live updates: the controller says when anything changed; the page
+  // fetches itself again and swaps the regions marked data-live, except a
+  // region holding the focus or a field being edited.
+  let busy = false, again = false;
+  function dirty(el) {
+    if (el.contains(document.activeElement) && document.activeElement !== document.body) return true;
+    for (const f of el.querySelectorAll("input, textarea, select")) {
+      if (f.type === "hidden") continue;
+      if ((f.type === "checkbox" || f.type === "radio") ? f.checked !== f.defaultChecked : f.value !== f.defaultValue) return true;
+    }
+    return false;
+  }
+  async function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const res = await fetch(live, { headers: { "X-Gate-Live": "1" }, credentials: "same-origin", cache: "no-store" });
+      if (res.status === 401) { location.assign("/signin?next=" + encodeURIComponent(location.pathname)); return; }
+      if (!res.ok) return;
+      const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+      for (const fresh of doc.querySelectorAll("[data-live][id]")) {
+        const old = document.getElementById(fresh.id);
+        if (old && !dirty(old)) old.replaceWith(document.importNode(fresh, true));
+      }
+      setState("Up to date");
+    } catch (e) {
+      setState("Reconnecting…");
+    } finally {
+      busy = false;
+      if (again) { again = false; refresh(); }
+    }
+  }
+  function setState(text) {
+    const el = document.getElementById("live-state");
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+  if (live && window.EventSource) {
+    const es = new EventSource("/events");
+    es.addEventListener("change", refresh);
+    es.addEventListener("tick", refresh);
+    es.addEventListener("signedout", () => location.assign("/signin"));
+    es.onerror = () => setState("Reconnecting…");
+  }
+
+  // Deletions and removals ask first.
+  document.addEventListener("submit", (ev) => {
+    const msg = ev.target.dataset && ev.target.dataset.confirm;
+    if (msg && !window.confirm(msg)) ev.preventDefault();
+  });
+
+  // Copy buttons.
+  document.addEventListener("click", async (ev) => {
+    const btn = ev.target.closest("[data-copy]");
+    if (!btn) return;
+    const field = document.getElementById(btn.dataset.copy);
+    if (!field) return;
+    try {
+      await navigator.clipboard.writeText(field.value);
+    } catch (e) {
+      field.select();
+      document.execCommand("copy");
+    }
+    btn.textContent = "Copied";
+    setTimeout(() => { btn.textContent = "Copy"; }, 2000);
+  });
+
+  // Fields checked as they are typed: an address by the controller's own
+  // check (data-check-url), a CIDR by its form.
+  const timers = new WeakMap();
+  function show(input, problem) {
+    const msg = document.getElementById(input.getAttribute("aria-describedby"));
+    input.setAttribute("aria-invalid", problem ? "true" : "false");
+    if (msg) { msg.textContent = problem || ""; msg.classList.toggle("bad", !!problem); }
+  }
+  const cidr = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([0-9]|[12]\d|3[0-2])$/;
+  document.addEventListener("input", (ev) => {
+    const input = ev.target;
+    if (input.dataset.check === "cidr") {
+      const v = input.value.trim();
+      show(input, v === "" || cidr.test(v) ? "" : "want a CIDR like 10.0.0.0/16");
+      return;
+    }
+    const url = input.dataset.checkUrl;
+    if (!url) return;
+    clearTimeout(timers.get(input));
+    timers.set(input, setTimeout(async () => {
+      const v = input.value.trim();
+      if (v === "" || v === input.defaultValue) { show(input, ""); return; }
+      try {
+        const res = await fetch(url + "?address=" + encodeURIComponent(v), { credentials: "same-origin" });
+        if (!res.ok) return;
+        const ans = await res.json();
+        if (input.value.trim() === v) show(input, ans.ok ? "" : ans.problem);
+      } catch (e) { /* checked again on submit */ }
+    }, 250));
+  });
+})();
