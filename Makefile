@@ -6,10 +6,10 @@ export CGO_ENABLED := 0
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin/gate
 # Debian packages the tests and scenarios use.
-DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux dosfstools mtools genisoimage dnsmasq-base util-linux postgresql
-TOOLS := ip nft ping nc jq sysctl tmux mkfs.vfat mcopy genisoimage dnsmasq unshare nsenter psql
+DEBS := iproute2 nftables iputils-ping netcat-openbsd jq procps tmux dosfstools mtools genisoimage dnsmasq-base util-linux postgresql chromium
+TOOLS := ip nft ping nc jq sysctl tmux mkfs.vfat mcopy genisoimage dnsmasq unshare nsenter psql chromium
 
-.PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools faults crashtest attack failover replicas
+.PHONY: all build run seed test unit deps lint fuzz clean help bench bench-tools faults crashtest attack failover replicas web-tools web-test web-screenshots
 
 all: build ## build bin/gate (static)
 
@@ -21,7 +21,7 @@ run: run-image ## the main job: build the appliance image and boot it in QEMU, c
 seed: deps build ## the seed scenario in network namespaces, through the real CLI (root)
 	scripts/seed.sh
 
-test: deps build lint bench-tools image crashtest ## all tests: lint, unit and kernel tests (root, in namespaces), QEMU boots, a bench smoke run, the seed scenario, a faults slice
+test: deps build lint bench-tools image crashtest web-tools ## all tests: lint, unit and kernel tests (root, in namespaces), QEMU boots, a bench smoke run, the seed scenario, a faults slice
 	$(GO) test -count=1 ./...
 	scripts/boot-test.sh direct
 	scripts/boot-test.sh all
@@ -31,6 +31,7 @@ test: deps build lint bench-tools image crashtest ## all tests: lint, unit and k
 	scripts/console-qemu-test.sh
 	BENCH_SMOKE=1 OUT=out/bench-smoke scripts/bench.sh
 	scripts/seed.sh
+	SHOTS=out/web scripts/web-test.sh
 	TRIALS=1 OUT=out/failover-smoke.json scripts/failover.sh
 	TRIALS=3 OUT=out/replicas-smoke.json scripts/replicas.sh
 	CTL_TRIALS=15 DAEMON_TRIALS=3 OUT=out/faults-smoke scripts/fault-test.sh
@@ -71,6 +72,18 @@ REPLICA_TRIALS ?= 100
 replicas: deps build ## the controller as two replicas on one PostgreSQL: one killed -9 during admin writes and joins, REPLICA_TRIALS=100 times; lost acknowledged writes, member move p50/p99, the longest gap in member traffic to out/replicas.json (root)
 	mkdir -p out
 	TRIALS=$(REPLICA_TRIALS) OUT=out/replicas.json scripts/replicas.sh
+
+web-tools: ## bin/webdrive, the browser-driving admin of scripts/web-test.sh
+	$(GO) build -trimpath -o bin/webdrive ./scripts/webdrive
+
+web-test: deps build web-tools ## the seed scenario with its admin in the web console (headless Chromium), the gates in namespaces; screenshots to out/web (root)
+	mkdir -p out/web
+	SHOTS=out/web scripts/web-test.sh
+
+web-screenshots: deps build web-tools ## make the README's web console screenshots (services/webconsole/screenshots) from a web-test run (root)
+	mkdir -p services/webconsole/screenshots
+	SHOTS=services/webconsole/screenshots scripts/web-test.sh
+	rm -f services/webconsole/screenshots/{net,join,done}
 
 crashtest: ## bin/crashtest, the controller's kill -9 and full-disk driver (scripts/crashtest)
 	$(GO) build -trimpath -o bin/crashtest ./scripts/crashtest

@@ -10,6 +10,7 @@
 # It prints what it checks and exits non-zero if anything fails. Run as root:
 #   make seed          (or: scripts/seed.sh after make)
 source "$(dirname "$0")/netns-lib.sh"
+source "$(dirname "$0")/seed-topology.sh"
 trap cleanup EXIT
 require_tools
 
@@ -18,43 +19,7 @@ GW_IP=192.168.254.11
 CTL=198.51.100.10:8443
 
 say "topology"
-for n in inet dopriv ctl vpc awsgw vpchost droplet foreign stranger web; do mkns $n; done
-bridge inet br0
-for pair in "ctl 198.51.100.10/24" "droplet 198.51.100.20/24" "stranger 198.51.100.30/24" "web 198.51.100.80/24" "vpc 198.51.100.2/24"; do
-	set -- $pair
-	link "$1" eth0 "$2" inet "p-$1" -
-	plug inet br0 "p-$1"
-done
-bridge dopriv br0
-link droplet eth1 10.10.0.2/16 dopriv p-droplet -
-link foreign eth0 10.10.0.3/16 dopriv p-foreign -
-plug dopriv br0 p-droplet
-plug dopriv br0 p-foreign
-link vpc gw 172.16.1.1/24 awsgw eth0 172.16.1.10/24
-link vpc priv 172.16.10.1/24 vpchost eth0 172.16.10.105/24
-in_ns awsgw ip route add default via 172.16.1.1
-in_ns vpchost ip route add default via 172.16.10.1
-# The VPC: its route table sends the overlay to the gate and the private
-# subnet's internet traffic to the gate (the NAT instance); the internet
-# gateway maps the gate's elastic IP 198.51.100.11 1:1 to 172.16.1.10.
-in_ns vpc sysctl -qw net.ipv4.ip_forward=1
-in_ns vpc ip addr add 198.51.100.11/32 dev eth0
-in_ns vpc ip route add $NET_CIDR via 172.16.1.10
-in_ns vpc ip route add default dev eth0
-in_ns vpc ip route add default via 172.16.1.10 table 100
-in_ns vpc ip rule add pref 100 to 172.16.0.0/16 lookup main
-in_ns vpc ip rule add pref 200 from 172.16.10.0/24 iif priv lookup 100
-in_ns vpc nft -f - <<'NFT'
-table ip igw {
-	chain pre { type nat hook prerouting priority dstnat; ip daddr 198.51.100.11 dnat to 172.16.1.10; }
-	chain post { type nat hook postrouting priority srcnat; oifname "eth0" ip saddr 172.16.1.10 snat to 198.51.100.11; }
-}
-NFT
-# The droplet also routes for other things on its host (say, containers):
-# Gate must guard its overlay even with forwarding on.
-in_ns droplet sysctl -qw net.ipv4.ip_forward=1
-in_ns foreign ip route add $NET_CIDR via 10.10.0.2
-in_ns foreign ip route add 172.16.0.0/16 via 10.10.0.2
+seed_topology
 note "namespaces: ${NAMESPACES[*]}"
 
 say "controller"
