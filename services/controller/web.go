@@ -19,6 +19,7 @@ package controller
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -346,6 +347,7 @@ func (w *webServer) serve(ctx context.Context) error {
 // either changes (checked at most once a minute).
 type certFiles struct {
 	cert, key string
+	every     time.Duration // how often to look at the files; 0: a minute
 	mu        sync.Mutex
 	loaded    *tls.Certificate
 	stamp     string
@@ -355,7 +357,7 @@ type certFiles struct {
 func (c *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.loaded != nil && time.Since(c.checked) < time.Minute {
+	if c.loaded != nil && time.Since(c.checked) < cmp.Or(c.every, time.Minute) {
 		return c.loaded, nil
 	}
 	c.checked = time.Now()

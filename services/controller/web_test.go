@@ -1,8 +1,19 @@
 package controller
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +177,82 @@ func TestWebChanged(t *testing.T) {
 	case <-ch:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no word of a change")
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key;
+// it returns the certificate.
+func writeCert(t *testing.T, certFile, keyFile, name string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(keyFile+".new", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600)
+	os.WriteFile(certFile+".new", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.Rename(keyFile+".new", keyFile)
+	os.Rename(certFile+".new", certFile)
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+// The console over TLS with the operator's certificate, picked up again
+// when it is renewed; without one, only on loopback.
+func TestWebListener(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "web.crt"), filepath.Join(dir, "web.key")
+	first := writeCert(t, certFile, keyFile, "first")
+	e := startEnvWith(t, func(c *Config) { c.Web = WebConfig{Listen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile} },
+		func(s *Server) { s.web.cert.every = time.Nanosecond })
+	go e.s.web.serve(t.Context())
+	fetch := func(want *x509.Certificate) {
+		t.Helper()
+		pool := x509.NewCertPool()
+		pool.AddCert(want)
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		defer hc.CloseIdleConnections()
+		var resp *http.Response
+		var err error
+		for i := 0; i < 50; i++ {
+			if resp, err = hc.Get("https://" + e.s.WebAddr() + "/signin"); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("GET /signin over TLS with %s: %v", want.Subject.CommonName, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Strict-Transport-Security") == "" {
+			t.Fatalf("GET /signin over TLS: %s, HSTS %q", resp.Status, resp.Header.Get("Strict-Transport-Security"))
+		}
+	}
+	fetch(first)
+	time.Sleep(10 * time.Millisecond) // a new modification time
+	second := writeCert(t, certFile, keyFile, "second")
+	fetch(second)
+
+	for _, tc := range []struct {
+		web  WebConfig
+		want string
+	}{
+		{WebConfig{Listen: "0.0.0.0:0"}, "loopback only"},
+		{WebConfig{Listen: "192.0.2.1:8444"}, "loopback only"},
+		{WebConfig{Listen: "127.0.0.1:0", CertFile: certFile}, "both a certificate and its key"},
+		{WebConfig{Listen: "127.0.0.1:0", CertFile: keyFile, KeyFile: certFile}, "web certificate"},
+		{WebConfig{Listen: "nonsense"}, "HOST:PORT"},
+	} {
+		_, err := New(Config{StateDir: t.TempDir(), Listen: "127.0.0.1:8443", Web: tc.web})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("web %+v: %v, want %q", tc.web, err, tc.want)
+		}
 	}
 }

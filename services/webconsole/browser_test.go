@@ -434,3 +434,87 @@ func withCSRF(v url.Values, csrf string) url.Values {
 	}
 	return out
 }
+
+// A change made elsewhere (the CLI, another replica) shows up on an open
+// page without reloading; the rules are edited and explained on theirs.
+func TestBrowserLiveAndRules(t *testing.T) {
+	c := startConsole(t)
+	ctx := context.Background()
+	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24"), AutoAllow: true})
+	must(t, err, "create")
+	node := c.join(t, n.ID, "gw")
+	_, err = c.admin.SetMemberAddress(ctx, n.ID, node, netip.MustParseAddr("192.168.254.11"))
+	must(t, err, "address")
+	b := c.browser(t, 1280, 800)
+	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
+	must(t, b.Open("/n/"+n.ID+"/routes"), "routes")
+	if _, err := webtest.Eval[bool](b, "window.__sameDocument = true"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.admin.AddRoute(ctx, n.ID, control.Route{Dest: netip.MustParsePrefix("10.20.0.0/16"), Via: netip.MustParseAddr("192.168.254.11")})
+	must(t, err, "route from elsewhere")
+	must(t, b.WaitFor(`window.__sameDocument && document.querySelector('#routes').textContent.includes('10.20.0.0/16')`, 10*time.Second), "route shown live")
+
+	must(t, b.Open("/n/"+n.ID+"/rules"), "rules")
+	rules := "allow from any to any on tcp/22\n"
+	must(t, b.Fill("#rules", rules), "rules text")
+	must(t, b.Press("form[action$='/rules'] button[type=submit]"), "save rules")
+	if got := text(t, b, "main"); !strings.Contains(got, "Rules saved") {
+		t.Fatalf("after saving: %q", got)
+	}
+	got, err := c.admin.Network(ctx, n.ID)
+	must(t, err, "network")
+	if got.Rules.String() != rules {
+		t.Fatalf("rules %q, want %q", got.Rules.String(), rules)
+	}
+	// A rule that does not parse is refused, the text kept for mending.
+	must(t, b.Fill("#rules", "allow from nowhere to 300.1.1.1\n"), "bad rules")
+	must(t, b.Press("form[action$='/rules'] button[type=submit]"), "save bad rules")
+	if msg := text(t, b, ".error"); !strings.Contains(msg, "line 1") {
+		t.Errorf("bad rules told %q", msg)
+	}
+	if v, _ := webtest.Run(b, chromedp.Value(chromedp.ID("rules"))); !strings.Contains(v, "nowhere") {
+		t.Errorf("the refused text was not kept: %q", v)
+	}
+	must(t, b.Open("/n/"+n.ID+"/rules"), "rules")
+	must(t, b.Fill("#from", "192.168.254.11"), "from")
+	must(t, b.Fill("#to", "192.168.254.12"), "to")
+	must(t, b.Fill("#port", "80"), "port")
+	must(t, b.Press("form[action$='/rules/test'] button"), "explain")
+	if msg := text(t, b, ".decision"); !strings.Contains(msg, "Denied") {
+		t.Errorf("explain tcp/80 under an ssh-only rule: %q", msg)
+	}
+}
+
+// An admin of the whole controller makes an admin token on the Access
+// page, sees its secret once, and revokes it there.
+func TestBrowserAccess(t *testing.T) {
+	c := startConsole(t)
+	ctx := context.Background()
+	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24")})
+	must(t, err, "create")
+	b := c.browser(t, 1280, 800)
+	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
+	must(t, b.Open("/access"), "access")
+	must(t, b.Fill("#adm-name", "alice"), "name")
+	must(t, b.Do(chromedp.SetValue(chromedp.ID("adm-role"), "operator")), "role")
+	must(t, b.Do(chromedp.Click(chromedp.CSS(`input[name=network][value="`+n.ID+`"]`))), "scope")
+	must(t, b.Press("form[action='/access'] button[type=submit]"), "make")
+	secret, err := webtest.Run(b, chromedp.Value(chromedp.ID("admsecret")))
+	must(t, err, "secret")
+	ts, err := c.admin.AdminTokens(ctx)
+	must(t, err, "list")
+	if len(ts) != 2 || ts[1].Name != "alice" || ts[1].Role != control.RoleOperator || len(ts[1].Scope.Networks) != 1 || ts[1].Scope.Networks[0] != n.ID {
+		t.Fatalf("tokens after the form: %+v", ts)
+	}
+	alice := c.browser(t, 1280, 800)
+	must(t, alice.SignIn(secret), "alice signs in")
+	must(t, b.Open("/access"), "access again")
+	_, err = webtest.Eval[bool](b, "(window.confirm = () => true, true)")
+	must(t, err, "confirm")
+	must(t, b.Press(`form[action="/access/`+ts[1].ID+`/revoke"] button`), "revoke")
+	must(t, alice.Open("/networks"), "alice again")
+	if loc, _ := webtest.Run(alice, chromedp.Location()); !strings.Contains(loc, "/signin") {
+		t.Fatalf("a revoked token's session went on to %s", loc)
+	}
+}

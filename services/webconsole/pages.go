@@ -411,6 +411,10 @@ func userData(t control.Token, serve []netip.Prefix, aws bool) string {
 		b.WriteString("  " + line)
 	}
 	b.WriteString("\n")
+	if aws && len(serve) == 0 {
+		b.WriteString("  # To reach the VPC through this gate, add under the network:\n" +
+			"  #   gateway: {serve: [172.16.0.0/16], masquerade: {to_internet: true}}\n")
+	}
 	return b.String()
 }
 
