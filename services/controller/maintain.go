@@ -20,6 +20,9 @@ func (s *Server) maintain(ctx context.Context) error {
 	if err := s.seenReplica(ctx); err != nil {
 		return err
 	}
+	if err := s.writeURL(); err != nil {
+		s.logf("maintenance: %v", err)
+	}
 	return s.write(ctx, func(tx *Tx) error {
 		if err := tx.pruneAudit(s.now().Add(-auditKeep)); err != nil {
 			return err

@@ -66,6 +66,15 @@ func TestReplicas(t *testing.T) {
 		}
 	}
 
+	// a started before b: its controller.url names b once its upkeep
+	// has run.
+	if err := a.s.maintain(a.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(a.dir, urlFile)); err != nil || !strings.Contains(string(b), "a.test:8443,b.test:8443") {
+		t.Errorf("a's controller.url after b started: %q, %v", b, err)
+	}
+
 	// m1 joins through a, m2 through b; each sees the other.
 	m1, m2 := a.newNode(), b.newNode()
 	a.mustJoin(m1, nw.ID, "")

@@ -92,6 +92,9 @@ type Server struct {
 	// changes wakes the web console's live pages at every committed
 	// change, this replica's or another's (web.go).
 	changes changeSignal
+	// url is what controller.url holds (writeURL; the maintenance
+	// goroutine's once serving).
+	url string
 	// web serves the web console; nil when there is none.
 	web *webServer
 	// stopping is closed when Serve shuts down, to end long-polls.
@@ -186,10 +189,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("controller: %s: %w", step.what, err)
 		}
 	}
-	// The address an admin's CLI on this host and members joining by
-	// network ID use: every replica's, this one's first.
-	addr := s.joinString("", "").ControllerAddress()
-	if err := state.WriteFile(dir.File(urlFile), []byte(addr+"\n"), 0o644); err != nil {
+	if err := s.writeURL(); err != nil {
 		s.store.Close()
 		return nil, fmt.Errorf("controller: %w", err)
 	}
@@ -208,6 +208,21 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) joinString(id, secret string) control.JoinString {
 	all := s.controllers(context.Background())
 	return control.JoinString{Controller: all[0], Replicas: all[1:], NetworkID: id, Pin: s.pin, Token: secret}
+}
+
+// writeURL writes controller.url, the address an admin's CLI on this host
+// and members joining by network ID use: every replica's, this one's
+// first. It is written again (maintain) when a replica starts or goes.
+func (s *Server) writeURL() error {
+	addr := s.joinString("", "").ControllerAddress()
+	if addr == s.url {
+		return nil
+	}
+	if err := state.WriteFile(filepath.Join(s.cfg.StateDir, urlFile), []byte(addr+"\n"), 0o644); err != nil {
+		return err
+	}
+	s.url = addr
+	return nil
 }
 
 // advertiseAddr checks the address members are told to use.
