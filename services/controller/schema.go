@@ -186,15 +186,18 @@ var migrations = [][]string{
 	// The web console's sign-ins (web.go): a session is keyed by the
 	// SHA-256 of its cookie's secret and belongs to the admin token that
 	// signed in, whose role, scope, expiry and revocation are read again
-	// on every request. The audit log says which way a change came in.
+	// on every request (for the built-in admin, token_hash is the
+	// SHA-256 of the admin-token file it signed in with: replacing the
+	// file ends them). The audit log says which way a change came in.
 	{
 		`CREATE TABLE sessions (
-			id       TEXT PRIMARY KEY,
-			token_id TEXT NOT NULL,
-			created  INTEGER NOT NULL,
-			expires  INTEGER NOT NULL,
-			seen     INTEGER NOT NULL,
-			remote   TEXT NOT NULL
+			id         TEXT PRIMARY KEY,
+			token_id   TEXT NOT NULL,
+			token_hash TEXT NOT NULL,
+			created    INTEGER NOT NULL,
+			expires    INTEGER NOT NULL,
+			seen       INTEGER NOT NULL,
+			remote     TEXT NOT NULL
 		)`,
 		`CREATE INDEX sessions_token ON sessions (token_id)`,
 		`ALTER TABLE audit_log ADD COLUMN via TEXT NOT NULL DEFAULT ''`,

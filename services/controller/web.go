@@ -65,10 +65,14 @@ func (b webBackend) SignIn(ctx context.Context, token string, remote netip.Addr)
 		expires = t.Expires
 	}
 	p.via = control.ViaWeb
+	tokenHash := ""
+	if p.id == builtinAdmin.id {
+		tokenHash = hashSecret(s.adminToken)
+	}
 	a := &auditEntry{who: p, remote: remote, action: "session.signin"}
 	err = s.write(context.WithValue(ctx, auditKey{}, a), func(tx *Tx) error {
-		_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO sessions (id, token_id, created, expires, seen, remote) VALUES ($1, $2, $3, $4, $5, $6)`,
-			hashSecret(secret), p.id, nanos(now), nanos(expires), nanos(now), textAddr(remote))
+		_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO sessions (id, token_id, token_hash, created, expires, seen, remote) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			hashSecret(secret), p.id, tokenHash, nanos(now), nanos(expires), nanos(now), textAddr(remote))
 		return err
 	})
 	if err != nil {
@@ -94,11 +98,14 @@ func (b webBackend) token(ctx context.Context, id string) (t adminTokenRec, ok b
 }
 
 type sessionRec struct {
-	id, tokenID            string
+	id, tokenID, tokenHash string
 	created, expires, seen time.Time
 }
 
-func (b webBackend) session(ctx context.Context, secret string) (sessionRec, principal, error) {
+// session finds the session of secret and its principal; touch records
+// its use (a person's request; not a live page's own refresh, which
+// would keep an abandoned tab's session from ever going idle).
+func (b webBackend) session(ctx context.Context, secret string, touch bool) (sessionRec, principal, error) {
 	s := b.s
 	var r sessionRec
 	if secret == "" || len(secret) > 128 {
@@ -107,8 +114,8 @@ func (b webBackend) session(ctx context.Context, secret string) (sessionRec, pri
 	r.id = hashSecret(secret)
 	var created, expires, seen int64
 	err := s.store.Read(ctx, func(tx *Tx) error {
-		return tx.tx.QueryRowContext(tx.ctx, `SELECT token_id, created, expires, seen FROM sessions WHERE id = $1`, r.id).
-			Scan(&r.tokenID, &created, &expires, &seen)
+		return tx.tx.QueryRowContext(tx.ctx, `SELECT token_id, token_hash, created, expires, seen FROM sessions WHERE id = $1`, r.id).
+			Scan(&r.tokenID, &r.tokenHash, &created, &expires, &seen)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, principal{}, errNoSession
@@ -127,6 +134,8 @@ func (b webBackend) session(ctx context.Context, secret string) (sessionRec, pri
 			return r, principal{}, err
 		}
 		p = t.principal()
+	} else if !matchesHash(r.tokenHash, s.adminToken) {
+		return r, principal{}, errorf(http.StatusUnauthorized, "the controller's admin token was replaced since this session signed in with it: sign in again")
 	}
 	switch {
 	case !now.Before(r.expires):
@@ -135,7 +144,7 @@ func (b webBackend) session(ctx context.Context, secret string) (sessionRec, pri
 		return r, principal{}, errorf(http.StatusUnauthorized, "the session ended after %s unused: sign in again", webconsole.IdleTimeout)
 	}
 	p.via = control.ViaWeb
-	if now.Sub(r.seen) >= sessionSeenEvery {
+	if touch && now.Sub(r.seen) >= sessionSeenEvery {
 		err := s.store.Write(context.WithoutCancel(ctx), func(tx *Tx) error {
 			_, err := tx.tx.ExecContext(tx.ctx, `UPDATE sessions SET seen = $2 WHERE id = $1 AND seen < $2`, r.id, nanos(now))
 			return err
@@ -147,8 +156,8 @@ func (b webBackend) session(ctx context.Context, secret string) (sessionRec, pri
 	return r, p, nil
 }
 
-func (b webBackend) Session(ctx context.Context, secret string, remote netip.Addr) (webconsole.Session, *control.Client, error) {
-	r, p, err := b.session(ctx, secret)
+func (b webBackend) Session(ctx context.Context, secret string, remote netip.Addr, touch bool) (webconsole.Session, *control.Client, error) {
+	r, p, err := b.session(ctx, secret, touch)
 	if err != nil {
 		return webconsole.Session{}, nil, b.s.clientError(err)
 	}
@@ -161,7 +170,7 @@ func (b webBackend) Session(ctx context.Context, secret string, remote netip.Add
 }
 
 func (b webBackend) SignOut(ctx context.Context, secret string, remote netip.Addr) error {
-	r, p, err := b.session(ctx, secret)
+	r, p, err := b.session(ctx, secret, false)
 	if err != nil {
 		return b.s.clientError(err)
 	}
@@ -174,6 +183,11 @@ func (b webBackend) SignOut(ctx context.Context, secret string, remote netip.Add
 }
 
 func (b webBackend) Changed() <-chan struct{} { return b.s.changes.wait() }
+
+// ID is the first 12 hex digits of the controller's pin: every replica's.
+func (b webBackend) ID() string {
+	return strings.TrimPrefix(b.s.pin, "sha256:")[:12]
+}
 
 // pruneSessions forgets sessions that ended.
 func (tx *Tx) pruneSessions(now time.Time) error {
@@ -317,12 +331,18 @@ func (w *webServer) serve(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           webconsole.New(w.s.Web(), w.s.logf),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// A request, body included, is read within 30 s (a form is at
+		// most 256 KiB); an event stream, once its request is read, is
+		// not held to it.
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute,
 		// Requests end with the controller, live pages' streams too.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		ErrorLog:    log.New(logWriter(w.s.logf), "web console: ", 0),
 	}
-	ln := w.ln
+	// Connections capped as the members' listener's are (connlimit.go),
+	// at a size for people: a page and its event stream each.
+	ln := net.Listener(&limitedListener{Listener: w.ln, limit: newConnLimiter(webMaxConns, webMaxConnsPerSource)})
 	scheme := "http"
 	if w.cert != nil {
 		scheme = "https"
@@ -384,4 +404,29 @@ func (c *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	}
 	c.loaded, c.stamp = &crt, stamp
 	return c.loaded, nil
+}
+
+// Caps on the web console's connections.
+const (
+	webMaxConns          = 512
+	webMaxConnsPerSource = 64
+)
+
+// limitedListener closes at once a connection over its limiter's caps.
+type limitedListener struct {
+	net.Listener
+	limit *connLimiter
+}
+
+func (l *limitedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if counted, over := l.limit.admit(c); over == "" {
+			return counted, nil
+		}
+		c.Close()
+	}
 }

@@ -47,7 +47,7 @@ func TestWebSessions(t *testing.T) {
 	}
 	// The session calls the API as its token: an operator may not make a
 	// network, and the refusal is audited as the web console's.
-	s2, api, err := w.Session(e.ctx, sess.Secret, browser)
+	s2, api, err := w.Session(e.ctx, sess.Secret, browser, true)
 	if err != nil || s2.TokenID != op.ID {
 		t.Fatalf("session: %+v %v", s2, err)
 	}
@@ -90,24 +90,29 @@ func TestWebSessions(t *testing.T) {
 	// Idle: used just inside the idle timeout, it lives on; unused for
 	// longer, it ends.
 	e.clock.Advance(webconsole.IdleTimeout - time.Minute)
-	if _, _, err := w.Session(e.ctx, sess.Secret, browser); err != nil {
+	if _, _, err := w.Session(e.ctx, sess.Secret, browser, true); err != nil {
 		t.Fatalf("used within the idle timeout: %v", err)
 	}
 	e.clock.Advance(webconsole.IdleTimeout - time.Minute)
-	if _, _, err := w.Session(e.ctx, sess.Secret, browser); err != nil {
+	if _, _, err := w.Session(e.ctx, sess.Secret, browser, true); err != nil {
 		t.Fatalf("used again within the idle timeout: %v", err)
 	}
-	e.clock.Advance(webconsole.IdleTimeout + time.Second)
-	_, _, err = w.Session(e.ctx, sess.Secret, browser)
+	// A live page's own refreshes are not its use.
+	e.clock.Advance(webconsole.IdleTimeout / 2)
+	if _, _, err := w.Session(e.ctx, sess.Secret, browser, false); err != nil {
+		t.Fatalf("a live page's refresh: %v", err)
+	}
+	e.clock.Advance(webconsole.IdleTimeout/2 + time.Second)
+	_, _, err = w.Session(e.ctx, sess.Secret, browser, false)
 	wantAPIError(t, "idle session", err, http.StatusUnauthorized, "unused")
 
 	// Age: kept busy, it still ends at MaxAge.
 	sess, _ = w.SignIn(e.ctx, op.Secret, browser)
 	for e.clock.Now().Before(sess.Expires) {
-		w.Session(e.ctx, sess.Secret, browser)
+		w.Session(e.ctx, sess.Secret, browser, true)
 		e.clock.Advance(6 * time.Hour)
 	}
-	_, _, err = w.Session(e.ctx, sess.Secret, browser)
+	_, _, err = w.Session(e.ctx, sess.Secret, browser, true)
 	wantAPIError(t, "old session", err, http.StatusUnauthorized, "ended")
 
 	// Its token revoked: the session ends at once.
@@ -115,7 +120,7 @@ func TestWebSessions(t *testing.T) {
 	if _, err := e.admin.RevokeAdminToken(e.ctx, op.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = w.Session(e.ctx, sess.Secret, browser)
+	_, _, err = w.Session(e.ctx, sess.Secret, browser, true)
 	wantAPIError(t, "revoked token's session", err, http.StatusUnauthorized, "revoked")
 
 	// A token that expires before MaxAge: the session ends with it.
@@ -129,7 +134,7 @@ func TestWebSessions(t *testing.T) {
 		t.Fatalf("session of a token expiring in an hour: %+v %v", sess, err)
 	}
 	e.clock.Advance(time.Hour)
-	_, _, err = w.Session(e.ctx, sess.Secret, browser)
+	_, _, err = w.Session(e.ctx, sess.Secret, browser, true)
 	wantAPIError(t, "expired token's session", err, http.StatusUnauthorized, "expired")
 
 	// Signing out ends it on the server; the built-in admin signs in too.
@@ -140,12 +145,12 @@ func TestWebSessions(t *testing.T) {
 	if err := w.SignOut(e.ctx, sess.Secret, browser); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = w.Session(e.ctx, sess.Secret, browser)
+	_, _, err = w.Session(e.ctx, sess.Secret, browser, true)
 	wantAPIError(t, "signed-out session", err, http.StatusUnauthorized, "sign in again")
 
 	// Garbage is no session, and says nothing of why.
 	for _, s := range []string{"", "x", strings.Repeat("a", 5000), "\x00\xff"} {
-		_, _, err := w.Session(e.ctx, s, browser)
+		_, _, err := w.Session(e.ctx, s, browser, true)
 		wantAPIError(t, "garbage session", err, http.StatusUnauthorized, "not signed in")
 	}
 	// Maintenance forgets the sessions that ended.
@@ -255,4 +260,27 @@ func TestWebListener(t *testing.T) {
 			t.Errorf("web %+v: %v, want %q", tc.web, err, tc.want)
 		}
 	}
+}
+
+// Replacing the admin-token file (the way to revoke the built-in admin)
+// ends the sessions it signed in.
+func TestWebSessionsBuiltinReplaced(t *testing.T) {
+	dir := t.TempDir()
+	e := startEnv(t, dir)
+	sess, err := e.s.Web().SignIn(e.ctx, e.s.AdminToken(), browser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+	e = startEnv(t, dir)
+	if _, _, err := e.s.Web().Session(e.ctx, sess.Secret, browser, true); err != nil {
+		t.Fatalf("after a restart with the same file: %v", err)
+	}
+	e.stop()
+	if err := os.WriteFile(filepath.Join(dir, tokenFile), []byte("a-new-admin-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e = startEnv(t, dir)
+	_, _, err = e.s.Web().Session(e.ctx, sess.Secret, browser, true)
+	wantAPIError(t, "session of a replaced admin token", err, http.StatusUnauthorized, "replaced")
 }

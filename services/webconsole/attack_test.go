@@ -83,14 +83,21 @@ func TestAttackWebConsole(t *testing.T) {
 		}
 	})
 	t.Run("sign-in sends nowhere but this console", func(t *testing.T) {
-		for _, next := range []string{"//evil.example/x", "https://evil.example/", "/\\evil.example", "/networks\r\nSet-Cookie: x=y", "javascript:alert(1)"} {
+		for _, next := range []string{"//evil.example/x", "https://evil.example/", "/\\evil.example", "/networks\r\nSet-Cookie: x=y", "javascript:alert(1)",
+			"/\t/evil.example/x", "/%09/evil.example", "/\x7f/evil", "https:/evil.example", "/@evil.example"} {
 			form := url.Values{"token": {c.srv.AdminToken()}, "next": {next}}
 			req, _ := http.NewRequest("POST", c.web+"/signin", strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			resp, err := hc.Do(req)
 			must(t, err, "sign in")
 			resp.Body.Close()
-			if loc := resp.Header.Get("Location"); loc != "/networks" {
+			// What a browser does with the Location: drops tabs and
+			// newlines, reads a backslash as a slash, resolves it here.
+			loc := resp.Header.Get("Location")
+			asRead := strings.NewReplacer("\t", "", "\n", "", "\r", "", "\\", "/").Replace(loc)
+			base, _ := url.Parse(c.web + "/signin")
+			to, err := base.Parse(asRead)
+			if err != nil || to.Host != base.Host || to.Scheme != base.Scheme || strings.ContainsFunc(loc, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 				t.Errorf("next=%q sends to %q", next, loc)
 			}
 		}
@@ -98,7 +105,7 @@ func TestAttackWebConsole(t *testing.T) {
 	t.Run("a cookie that is no session's", func(t *testing.T) {
 		for _, v := range []string{"x", strings.Repeat("A", 4000), "%00%ff", hostile} {
 			req, _ := http.NewRequest("GET", c.web+"/networks", nil)
-			req.Header.Set("Cookie", "gate_session="+url.QueryEscape(v))
+			req.Header.Set("Cookie", "gate_session_"+c.srv.Web().ID()+"="+url.QueryEscape(v))
 			resp, err := (&http.Client{CheckRedirect: hc.CheckRedirect}).Do(req)
 			must(t, err, "get")
 			resp.Body.Close()
@@ -148,4 +155,50 @@ func TestAttackWebConsole(t *testing.T) {
 			t.Errorf("check of a good address: %s", body)
 		}
 	})
+}
+
+// A form that makes a secret, sent twice (a reload of its answer, Back, a
+// double click), makes one.
+func TestFormSentTwice(t *testing.T) {
+	c := startConsole(t)
+	ctx := context.Background()
+	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "n", CIDR: netip.MustParsePrefix("10.9.0.0/24")})
+	must(t, err, "create")
+	hc, csrf := signedInClient(t, c, c.srv.AdminToken())
+	page := get(t, hc, c.web+"/n/"+n.ID+"/tokens")
+	_, after, _ := strings.Cut(page, `name="once" value="`)
+	once, _, _ := strings.Cut(after, `"`)
+	form := url.Values{"csrf": {csrf}, "once": {once}, "expires": {"1h"}, "note": {"twice"}}
+	var bodies []string
+	for range 2 {
+		req, _ := http.NewRequest("POST", c.web+"/n/"+n.ID+"/tokens", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", c.web)
+		resp, err := hc.Do(req)
+		must(t, err, "post")
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		bodies = append(bodies, resp.Status+" "+string(b))
+	}
+	if !strings.HasPrefix(bodies[0], "200") || !strings.Contains(bodies[0], "gate://") {
+		t.Fatalf("first sending: %.300s", bodies[0])
+	}
+	if !strings.HasPrefix(bodies[1], "409") || strings.Contains(bodies[1], "gate://") || !strings.Contains(bodies[1], "sent already") {
+		t.Fatalf("second sending: %.300s", bodies[1])
+	}
+	ts, err := c.admin.Tokens(ctx, n.ID)
+	must(t, err, "tokens")
+	if len(ts) != 1 {
+		t.Fatalf("%d tokens from one form sent twice", len(ts))
+	}
+	// A form without its once value makes nothing either.
+	form.Del("once")
+	req, _ := http.NewRequest("POST", c.web+"/n/"+n.ID+"/tokens", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := hc.Do(req)
+	must(t, err, "post")
+	resp.Body.Close()
+	if ts, _ := c.admin.Tokens(ctx, n.ID); resp.StatusCode != http.StatusConflict || len(ts) != 1 {
+		t.Fatalf("without once: %s, %d tokens", resp.Status, len(ts))
+	}
 }

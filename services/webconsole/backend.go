@@ -20,13 +20,19 @@ type Backend interface {
 	// the admin API as that session from remote. A session that ended
 	// (signed out, expired, idle too long, its token revoked or expired)
 	// is control.APIError 401, saying why when the secret was right.
-	Session(ctx context.Context, secret string, remote netip.Addr) (Session, *control.Client, error)
+	// touch counts the request as the session's use (against
+	// IdleTimeout): a person's, not a live page's own refresh.
+	Session(ctx context.Context, secret string, remote netip.Addr, touch bool) (Session, *control.Client, error)
 	// SignOut ends the session whose cookie secret is secret, on the
 	// server: the cookie is worth nothing afterwards.
 	SignOut(ctx context.Context, secret string, remote netip.Addr) error
 	// Changed returns a channel that is closed at the next change the
 	// controller (any replica) commits.
 	Changed() <-chan struct{}
+	// ID names the controller (the same on every replica): the cookies'
+	// names carry it, so that two controllers' consoles on one host
+	// (two SSH tunnels to localhost) keep their sessions apart.
+	ID() string
 }
 
 // Session is a signed-in browser: the admin token it signed in with.

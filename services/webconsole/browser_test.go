@@ -375,7 +375,7 @@ func TestCSRFAndSignOut(t *testing.T) {
 	u, _ := url.Parse(c.web)
 	var secret string
 	for _, ck := range jar.Cookies(u) {
-		if ck.Name == "gate_session" {
+		if ck.Name == "gate_session_"+c.srv.Web().ID() {
 			secret = ck.Value
 		}
 	}
@@ -418,7 +418,7 @@ func TestCSRFAndSignOut(t *testing.T) {
 	}
 	// The old cookie, sent again by hand, is worth nothing now.
 	req, _ := http.NewRequest("GET", c.web+"/networks", nil)
-	req.AddCookie(&http.Cookie{Name: "gate_session", Value: secret})
+	req.AddCookie(&http.Cookie{Name: "gate_session_" + c.srv.Web().ID(), Value: secret})
 	r2, err := (&http.Client{CheckRedirect: hc.CheckRedirect}).Do(req)
 	must(t, err, "old cookie")
 	r2.Body.Close()

@@ -27,6 +27,8 @@ type view struct {
 	Tab          string // a network's tab: members, routes, tokens, rules
 	Form         url.Values
 	LiveURL      string // what the page's script fetches again at a change
+	FormNode     string // the member a refused member form was for
+	Once         string // a fresh once value for a form that makes a secret
 
 	Networks    []control.Network
 	Net         *control.Network
@@ -94,7 +96,7 @@ func (c *Console) showNetworks(w http.ResponseWriter, r *http.Request, s *signed
 		c.fail(w, r, s, err)
 		return
 	}
-	c.render(w, r, status, "networks", &view{Title: "Networks", S: s, Nav: "networks", Networks: ns, Error: msg, Form: form, Flash: takeFlash(w, r)})
+	c.render(w, r, status, "networks", &view{Title: "Networks", S: s, Nav: "networks", Networks: ns, Error: msg, Form: form, Flash: c.takeFlash(w, r)})
 }
 
 func (c *Console) createNetwork(w http.ResponseWriter, r *http.Request, s *signedIn) {
@@ -111,7 +113,7 @@ func (c *Console) createNetwork(w http.ResponseWriter, r *http.Request, s *signe
 		c.showNetworks(w, r, s, statusOf(err), messageOf(err), f)
 		return
 	}
-	done(w, r, "/n/"+n.ID, "Network "+n.Name+" created.")
+	c.done(w, r, "/n/"+n.ID, "Network "+n.Name+" created.")
 }
 
 // network reads the network of the path; false when it answered the
@@ -135,6 +137,12 @@ func (c *Console) membersPage(w http.ResponseWriter, r *http.Request, s *signedI
 }
 
 func (c *Console) showMembers(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values) {
+	c.showMembersFor(w, r, s, status, msg, form, "")
+}
+
+// showMembersFor shows the members page after a refused form for member
+// node, its fields as they were typed.
+func (c *Console) showMembersFor(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values, node string) {
 	n, ok := c.network(w, r, s)
 	if !ok {
 		return
@@ -144,7 +152,8 @@ func (c *Console) showMembers(w http.ResponseWriter, r *http.Request, s *signedI
 		c.fail(w, r, s, err)
 		return
 	}
-	c.render(w, r, status, "members", &view{Title: n.Name, S: s, Nav: "networks", Tab: "members", Net: &n, Members: rows, Error: msg, Form: form, Flash: takeFlash(w, r)})
+	c.render(w, r, status, "members", &view{Title: n.Name, S: s, Nav: "networks", Tab: "members", Net: &n, Members: rows, Error: msg, Form: form,
+		FormNode: node, Flash: c.takeFlash(w, r)})
 }
 
 // members lists network id's members, those waiting for an admin first,
@@ -173,7 +182,7 @@ func (c *Console) renameNetwork(w http.ResponseWriter, r *http.Request, s *signe
 		c.showMembers(w, r, s, statusOf(err), messageOf(err), r.PostForm)
 		return
 	}
-	done(w, r, "/n/"+n.ID, "Network renamed to "+n.Name+".")
+	c.done(w, r, "/n/"+n.ID, "Network renamed to "+n.Name+".")
 }
 
 func (c *Console) deleteNetwork(w http.ResponseWriter, r *http.Request, s *signedIn) {
@@ -189,7 +198,7 @@ func (c *Console) deleteNetwork(w http.ResponseWriter, r *http.Request, s *signe
 		c.showMembers(w, r, s, statusOf(err), messageOf(err), r.PostForm)
 		return
 	}
-	done(w, r, "/networks", "Network "+n.Name+" deleted.")
+	c.done(w, r, "/networks", "Network "+n.Name+" deleted.")
 }
 
 // memberOp changes one member: allow, deny, address, tags, remove.
@@ -209,7 +218,7 @@ func (c *Console) memberOp(w http.ResponseWriter, r *http.Request, s *signedIn) 
 	case "address":
 		a, perr := netip.ParseAddr(strings.TrimSpace(f.Get("address")))
 		if perr != nil {
-			c.showMembers(w, r, s, http.StatusBadRequest, fmt.Sprintf("Address %s is not an IP address.", quote(f.Get("address"))), f)
+			c.showMembersFor(w, r, s, http.StatusBadRequest, fmt.Sprintf("Address %s is not an IP address.", quote(f.Get("address"))), f, node)
 			return
 		}
 		m, err = s.api.SetMemberAddress(ctx, id, node, a)
@@ -219,7 +228,7 @@ func (c *Console) memberOp(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		what = "tagged"
 	case "remove":
 		if err = s.api.RemoveMember(ctx, id, node); err == nil {
-			done(w, r, "/n/"+id, "Member "+node+" removed.")
+			c.done(w, r, "/n/"+id, "Member "+node+" removed.")
 			return
 		}
 	default:
@@ -227,10 +236,10 @@ func (c *Console) memberOp(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		return
 	}
 	if err != nil {
-		c.showMembers(w, r, s, statusOf(err), messageOf(err), f)
+		c.showMembersFor(w, r, s, statusOf(err), messageOf(err), f, node)
 		return
 	}
-	done(w, r, "/n/"+id, "Member "+memberRow{Member: m}.Name()+" "+what+".")
+	c.done(w, r, "/n/"+id, "Member "+memberRow{Member: m}.Name()+" "+what+".")
 }
 
 // checkAddress answers the address field as it is typed: the check the
@@ -291,7 +300,7 @@ func (c *Console) showRoutes(w http.ResponseWriter, r *http.Request, s *signedIn
 		routes = append(routes, row)
 	}
 	c.render(w, r, status, "routes", &view{Title: n.Name + ": routes", S: s, Nav: "networks", Tab: "routes", Net: &n, Routes: routes, Gateways: gws,
-		Error: msg, Form: form, Flash: takeFlash(w, r)})
+		Error: msg, Form: form, Flash: c.takeFlash(w, r)})
 }
 
 func (c *Console) addRoute(w http.ResponseWriter, r *http.Request, s *signedIn) {
@@ -319,7 +328,7 @@ func (c *Console) addRoute(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		c.showRoutes(w, r, s, statusOf(err), messageOf(err), f)
 		return
 	}
-	done(w, r, "/n/"+r.PathValue("id")+"/routes", "Route to "+dest.String()+" via "+via.String()+" added.")
+	c.done(w, r, "/n/"+r.PathValue("id")+"/routes", "Route to "+dest.String()+" via "+via.String()+" added.")
 }
 
 func (c *Console) deleteRoute(w http.ResponseWriter, r *http.Request, s *signedIn) {
@@ -332,7 +341,7 @@ func (c *Console) deleteRoute(w http.ResponseWriter, r *http.Request, s *signedI
 		c.showRoutes(w, r, s, statusOf(err), messageOf(err), nil)
 		return
 	}
-	done(w, r, "/n/"+r.PathValue("id")+"/routes", "Route to "+dest.String()+" deleted.")
+	c.done(w, r, "/n/"+r.PathValue("id")+"/routes", "Route to "+dest.String()+" deleted.")
 }
 
 func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
@@ -350,14 +359,21 @@ func (c *Console) showTokens(w http.ResponseWriter, r *http.Request, s *signedIn
 		return
 	}
 	c.render(w, r, status, "tokens", &view{Title: n.Name + ": join tokens", S: s, Nav: "networks", Tab: "tokens", Net: &n, Tokens: ts, NewToken: nt,
-		Error: msg, Form: form, Flash: takeFlash(w, r)})
+		Error: msg, Form: form, Flash: c.takeFlash(w, r)})
 }
 
 // tokenLifetimes are the expiries a join token can be made with here.
 var tokenLifetimes = map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "30d": 30 * 24 * time.Hour}
 
+// errSentTwice answers a form that makes a secret, sent again.
+const errSentTwice = "This form was sent already, and what it made is in the list below; its secret was shown once, then. Make another if you need one."
+
 func (c *Console) createToken(w http.ResponseWriter, r *http.Request, s *signedIn) {
 	f := r.PostForm
+	if !c.once.take(f.Get("once")) {
+		c.showTokens(w, r, s, http.StatusConflict, errSentTwice, nil, nil)
+		return
+	}
 	life, ok := tokenLifetimes[f.Get("expires")]
 	if !ok {
 		c.showTokens(w, r, s, http.StatusBadRequest, "Pick how long the token lasts.", f, nil)
@@ -432,7 +448,7 @@ func (c *Console) showRules(w http.ResponseWriter, r *http.Request, s *signedIn,
 		rules = printableOnly(form).Get("rules")
 	}
 	c.render(w, r, status, "rules", &view{Title: n.Name + ": rules", S: s, Nav: "networks", Tab: "rules", Net: &n, Rules: rules, Decision: d,
-		Error: msg, Form: form, Flash: takeFlash(w, r)})
+		Error: msg, Form: form, Flash: c.takeFlash(w, r)})
 }
 
 func (c *Console) setRules(w http.ResponseWriter, r *http.Request, s *signedIn) {
@@ -452,7 +468,7 @@ func (c *Console) setRules(w http.ResponseWriter, r *http.Request, s *signedIn) 
 	if len(a.Warnings) > 0 {
 		msg += " Note: " + strings.Join(a.Warnings, "; ")
 	}
-	done(w, r, "/n/"+a.Network.ID+"/rules", msg)
+	c.done(w, r, "/n/"+a.Network.ID+"/rules", msg)
 }
 
 // testRules asks the controller which rule decides a packet (a read; a
@@ -489,7 +505,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *signedIn)
 		c.fail(w, r, s, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "audit", &view{Title: "Audit log", S: s, Nav: "audit", Audit: es, Form: r.URL.Query(), Flash: takeFlash(w, r)})
+	c.render(w, r, http.StatusOK, "audit", &view{Title: "Audit log", S: s, Nav: "audit", Audit: es, Form: r.URL.Query(), Flash: c.takeFlash(w, r)})
 }
 
 func (c *Console) accessPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
@@ -507,7 +523,7 @@ func (c *Console) showAccess(w http.ResponseWriter, r *http.Request, s *signedIn
 		c.fail(w, r, s, err)
 		return
 	}
-	c.render(w, r, status, "access", &view{Title: "Access", S: s, Nav: "access", AdminTokens: ts, Networks: ns, NewAdmin: nt, Error: msg, Form: form, Flash: takeFlash(w, r)})
+	c.render(w, r, status, "access", &view{Title: "Access", S: s, Nav: "access", AdminTokens: ts, Networks: ns, NewAdmin: nt, Error: msg, Form: form, Flash: c.takeFlash(w, r)})
 }
 
 // adminLifetimes are the expiries an admin token can be made with here.
@@ -515,6 +531,10 @@ var adminLifetimes = map[string]time.Duration{"never": 0, "1d": 24 * time.Hour, 
 
 func (c *Console) createAdminToken(w http.ResponseWriter, r *http.Request, s *signedIn) {
 	f := r.PostForm
+	if !c.once.take(f.Get("once")) {
+		c.showAccess(w, r, s, http.StatusConflict, errSentTwice, nil, nil)
+		return
+	}
 	life, ok := adminLifetimes[f.Get("expires")]
 	if !ok {
 		c.showAccess(w, r, s, http.StatusBadRequest, "Pick how long the token lasts.", f, nil)
@@ -540,7 +560,7 @@ func (c *Console) revokeAdminToken(w http.ResponseWriter, r *http.Request, s *si
 		c.showAccess(w, r, s, statusOf(err), messageOf(err), nil, nil)
 		return
 	}
-	done(w, r, "/access", "Admin token "+t.Name+" revoked; its sessions have ended.")
+	c.done(w, r, "/access", "Admin token "+t.Name+" revoked; its sessions have ended.")
 }
 
 // fail shows an error the API gave for a page's reads: a session that

@@ -81,6 +81,7 @@ var pages = func() map[string]*template.Template {
 // everything typed, reaches the page through html/template's escaping.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, v *view) {
 	v.LiveURL = liveURL(r, v)
+	v.Once = newOnce()
 	v.Form = printableOnly(v.Form)
 	var b bytes.Buffer
 	if err := pages[name].ExecuteTemplate(&b, "layout.html", v); err != nil {

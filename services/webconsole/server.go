@@ -16,12 +16,22 @@ import (
 	"github.com/gatenet/gate/services/control"
 )
 
-// Cookie names. The session cookie is HttpOnly, Secure and
-// SameSite=Strict; the flash cookie carries one line of the console's own
-// text to the page a change redirects to.
+// Cookies: the session's is HttpOnly, Secure and SameSite=Strict; the
+// flash cookie carries one line of the console's own text to the page a
+// change redirects to. Their names carry the controller's ID (Backend.ID):
+// cookies do not keep ports apart, and two controllers' consoles tunnelled
+// to localhost must not overwrite each other's.
 const (
-	sessionCookie = "gate_session"
-	flashCookie   = "gate_flash"
+	sessionCookie = "gate_session_"
+	flashCookie   = "gate_flash_"
+)
+
+// Caps on live pages' event streams: each holds a connection (and a
+// browser allows only six to one host over HTTP/1.1; pages in hidden tabs
+// close theirs).
+const (
+	maxStreamsPerSession = 8
+	maxStreams           = 256
 )
 
 // maxForm bounds a form's body: the largest is a network's rules.
@@ -32,6 +42,13 @@ type Console struct {
 	b    Backend
 	logf func(format string, args ...any)
 	mux  *http.ServeMux
+	// sessionName and flashName are the cookies' names.
+	sessionName, flashName string
+	// once remembers the forms that made a secret, so that a form sent
+	// twice (a reload, Back, a double click) does not make a second one.
+	once onceForms
+	// streams counts the open event streams, by session.
+	streams streamCount
 	// tick is how often a live page hears from /events when nothing
 	// changed (to keep "last seen" fresh and the connection alive).
 	tick time.Duration
@@ -43,7 +60,8 @@ func New(b Backend, logf func(format string, args ...any)) *Console {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	c := &Console{b: b, logf: logf, mux: http.NewServeMux(), tick: 15 * time.Second}
+	c := &Console{b: b, logf: logf, mux: http.NewServeMux(), tick: 15 * time.Second,
+		sessionName: sessionCookie + b.ID(), flashName: flashCookie + b.ID()}
 	c.routes()
 	return c
 }
@@ -119,14 +137,18 @@ func remote(r *http.Request) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// live says whether r is a live page's own refresh rather than a
+// person's request: it does not count as the session's use.
+func live(r *http.Request) bool { return r.Header.Get("X-Gate-Live") != "" || r.URL.Path == "/events" }
+
 // session finds the request's session; nil and the reason if there is
 // none.
 func (c *Console) session(r *http.Request) (*signedIn, error) {
-	ck, err := r.Cookie(sessionCookie)
+	ck, err := r.Cookie(c.sessionName)
 	if err != nil || ck.Value == "" {
 		return nil, errors.New("")
 	}
-	sess, api, err := c.b.Session(r.Context(), ck.Value, remote(r))
+	sess, api, err := c.b.Session(r.Context(), ck.Value, remote(r), !live(r))
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +162,7 @@ func (c *Console) signedIn(h page) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, err := c.session(r)
 		if err != nil {
-			if r.Header.Get("X-Gate-Live") != "" || strings.HasPrefix(r.URL.Path, "/events") || strings.HasSuffix(r.URL.Path, "/check") {
+			if live(r) || strings.HasSuffix(r.URL.Path, "/check") {
 				http.Error(w, "signed out", http.StatusUnauthorized)
 				return
 			}
@@ -155,7 +177,7 @@ func (c *Console) signedIn(h page) http.HandlerFunc {
 func (c *Console) toSignIn(w http.ResponseWriter, r *http.Request, why error) {
 	q := url.Values{"next": {r.URL.RequestURI()}}
 	if why != nil && why.Error() != "" {
-		setFlash(w, why.Error())
+		c.setFlash(w, messageOf(why))
 	}
 	http.Redirect(w, r, "/signin?"+q.Encode(), http.StatusSeeOther)
 }
@@ -227,7 +249,7 @@ func csrfToken(secret string) string {
 
 func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	v := &view{Title: "Sign in", Next: safeNext(r.URL.Query().Get("next")), Flash: takeFlash(w, r)}
+	v := &view{Title: "Sign in", Next: safeNext(r.URL.Query().Get("next")), Flash: c.takeFlash(w, r)}
 	c.render(w, r, http.StatusOK, "signin", v)
 }
 
@@ -251,7 +273,11 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, statusOf(err), "signin", &view{Title: "Sign in", Next: next, Error: messageOf(err)})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess.Secret, Path: "/", Expires: sess.Expires,
+	// A session this browser held before ends: one browser, one session.
+	if old, err := r.Cookie(c.sessionName); err == nil && old.Value != "" {
+		c.b.SignOut(r.Context(), old.Value, remote(r))
+	}
+	http.SetCookie(w, &http.Cookie{Name: c.sessionName, Value: sess.Secret, Path: "/", Expires: sess.Expires,
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
@@ -261,31 +287,39 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s *signedIn) {
 		c.fail(w, r, s, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
-	setFlash(w, "Signed out.")
+	http.SetCookie(w, &http.Cookie{Name: c.sessionName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	c.setFlash(w, "Signed out.")
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }
 
 // safeNext is where to go after signing in: a path on this console only.
+// Browsers drop tabs and newlines from a Location and read a backslash as
+// a slash, so "/\t/evil" or "/\\evil" would leave it: any control
+// character, backslash, scheme or host is refused.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") || len(next) > 512 {
-		return "/networks"
+	const home = "/networks"
+	if len(next) > 512 || strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return home
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(next, "//") {
+		return home
 	}
 	return next
 }
 
-func setFlash(w http.ResponseWriter, msg string) {
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(truncate(msg, 300))), Path: "/",
+func (c *Console) setFlash(w http.ResponseWriter, msg string) {
+	http.SetCookie(w, &http.Cookie{Name: c.flashName, Value: base64.RawURLEncoding.EncodeToString([]byte(truncate(msg, 300))), Path: "/",
 		MaxAge: 60, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 }
 
 // takeFlash returns the message a redirect carried, once.
-func takeFlash(w http.ResponseWriter, r *http.Request) string {
-	ck, err := r.Cookie(flashCookie)
+func (c *Console) takeFlash(w http.ResponseWriter, r *http.Request) string {
+	ck, err := r.Cookie(c.flashName)
 	if err != nil {
 		return ""
 	}
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: c.flashName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	b, err := base64.RawURLEncoding.DecodeString(ck.Value)
 	if err != nil {
 		return ""
@@ -294,8 +328,8 @@ func takeFlash(w http.ResponseWriter, r *http.Request) string {
 }
 
 // done redirects after a change that worked, with msg shown there.
-func done(w http.ResponseWriter, r *http.Request, to, msg string) {
-	setFlash(w, msg)
+func (c *Console) done(w http.ResponseWriter, r *http.Request, to, msg string) {
+	c.setFlash(w, msg)
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
@@ -303,6 +337,12 @@ func done(w http.ResponseWriter, r *http.Request, to, msg string) {
 // commits, and "tick" every c.tick, until the page goes away or the
 // session ends.
 func (c *Console) events(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	release, ok := c.streams.open(s.secret)
+	if !ok {
+		http.Error(w, "too many live pages open", http.StatusTooManyRequests)
+		return
+	}
+	defer release()
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -330,7 +370,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *signedIn) {
 			case <-time.After(time.Second):
 			}
 		case <-tick.C:
-			if _, _, err := c.b.Session(r.Context(), s.secret, remote(r)); err != nil {
+			if _, _, err := c.b.Session(r.Context(), s.secret, remote(r), false); err != nil {
 				w.Write([]byte("event: signedout\ndata: \n\n"))
 				rc.Flush()
 				return

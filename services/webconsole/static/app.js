@@ -8,28 +8,38 @@
   const live = document.body.dataset.livePage;
 
   // Live updates: the controller says when anything changed; the page
-  // fetches itself again and swaps the regions marked data-live, except a
-  // region holding the focus or a field being edited.
+  // fetches itself again and swaps the regions marked data-live whose
+  // HTML changed, except a region holding the focus, a field being
+  // edited or a selection. A page in a hidden tab closes its stream
+  // (each holds a connection) and catches up when shown again.
   let busy = false, again = false;
-  function dirty(el) {
-    if (el.contains(document.activeElement) && document.activeElement !== document.body) return true;
-    for (const f of el.querySelectorAll("input, textarea, select")) {
+  const lastHTML = new Map();
+  function edited(root) {
+    for (const f of root.querySelectorAll("input, textarea, select")) {
       if (f.type === "hidden") continue;
       if ((f.type === "checkbox" || f.type === "radio") ? f.checked !== f.defaultChecked : f.value !== f.defaultValue) return true;
     }
     return false;
+  }
+  function busyWith(el) {
+    if (el.contains(document.activeElement) && document.activeElement !== document.body) return true;
+    const sel = window.getSelection();
+    if (sel && !sel.isCollapsed && sel.anchorNode && el.contains(sel.anchorNode)) return true;
+    return edited(el);
   }
   async function refresh() {
     if (busy) { again = true; return; }
     busy = true;
     try {
       const res = await fetch(live, { headers: { "X-Gate-Live": "1" }, credentials: "same-origin", cache: "no-store" });
-      if (res.status === 401) { location.assign("/signin?next=" + encodeURIComponent(location.pathname)); return; }
+      if (res.status === 401) { signedOut(); return; }
       if (!res.ok) return;
       const doc = new DOMParser().parseFromString(await res.text(), "text/html");
       for (const fresh of doc.querySelectorAll("[data-live][id]")) {
         const old = document.getElementById(fresh.id);
-        if (old && !dirty(old)) old.replaceWith(document.importNode(fresh, true));
+        if (!old || lastHTML.get(fresh.id) === fresh.outerHTML || busyWith(old)) continue;
+        old.replaceWith(document.importNode(fresh, true));
+        lastHTML.set(fresh.id, fresh.outerHTML);
       }
       setState("Up to date");
     } catch (e) {
@@ -39,16 +49,38 @@
       if (again) { again = false; refresh(); }
     }
   }
+  // A session that ended sends the page to sign in, unless something is
+  // being edited there: then it says so and leaves the edit be.
+  function signedOut() {
+    if (edited(document.body)) {
+      const el = document.getElementById("live-state");
+      el.setAttribute("role", "alert");
+      el.textContent = "Your session ended: sign in again in another tab before saving, or your changes will be refused.";
+      el.classList.add("ended");
+      return;
+    }
+    location.assign("/signin?next=" + encodeURIComponent(location.pathname + location.search));
+  }
   function setState(text) {
     const el = document.getElementById("live-state");
-    if (el && el.textContent !== text) el.textContent = text;
+    if (el && !el.classList.contains("ended") && el.textContent !== text) el.textContent = text;
   }
-  if (live && window.EventSource) {
-    const es = new EventSource("/events");
+  let es = null;
+  function connect() {
+    if (es || !window.EventSource) return;
+    es = new EventSource("/events");
     es.addEventListener("change", refresh);
     es.addEventListener("tick", refresh);
-    es.addEventListener("signedout", () => location.assign("/signin"));
+    es.addEventListener("signedout", () => { disconnect(); signedOut(); });
     es.onerror = () => setState("Reconnecting…");
+  }
+  function disconnect() { if (es) { es.close(); es = null; } }
+  if (live) {
+    for (const el of document.querySelectorAll("[data-live][id]")) lastHTML.set(el.id, el.outerHTML);
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) { disconnect(); } else { connect(); refresh(); }
+    });
+    if (!document.hidden) connect();
   }
 
   // Deletions and removals ask first.
