@@ -136,6 +136,11 @@ type SetTagsRequest struct {
 type SetRulesRequest struct {
 	Rules    policy.Policy `json:"rules"`
 	Revision uint64        `json:"revision,omitempty"`
+	// Base, when set, is the rules as the admin read them: the change is
+	// refused (409) if the network's rules are not those any more. Unlike
+	// Revision, which any change to the network moves (a member roaming),
+	// it catches only a concurrent edit of the rules.
+	Base *policy.Policy `json:"base,omitempty"`
 }
 
 // SetRulesAnswer answers PUT /v1/networks/{id}/rules: the network with

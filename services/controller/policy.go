@@ -162,6 +162,9 @@ func (s *Server) setRules(ctx context.Context, id string, req control.SetRulesRe
 		if req.Revision != 0 && req.Revision != n.Revision {
 			return conflict("network %s is at revision %d, not %d: someone changed it since you read the rules; read them again and re-apply your change", id, n.Revision, req.Revision)
 		}
+		if req.Base != nil && req.Base.String() != n.Rules.String() {
+			return conflict("network %s: its rules changed since you read them; read them again and re-apply your change", id)
+		}
 		if warnings, err = req.Rules.Check(ix); err != nil {
 			return badRequest("%v", err)
 		}

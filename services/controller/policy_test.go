@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -400,5 +401,24 @@ func TestQuietChangesWakeNoOne(t *testing.T) {
 	})
 	if d.Name != "hub-and-spoke" || len(d.Peers) != 0 {
 		t.Errorf("rename: the delta says name %q, peers %+v", d.Name, d.Peers)
+	}
+}
+
+// SetRulesRequest.Base catches a concurrent edit of the rules, and only
+// that: a member joining meanwhile moves the revision, not the rules.
+func TestSetRulesBase(t *testing.T) {
+	e := newEnv(t)
+	nw := e.mustNetwork("n", "10.5.0.0/24", true)
+	base := policy.DefaultRules()
+	e.mustJoin(e.newNode(), nw.ID, "")
+	ssh := policy.Policy{policy.MustParseRule("allow from any to any on tcp/22")}
+	if _, err := e.admin.SetRules(e.ctx, nw.ID, control.SetRulesRequest{Rules: ssh, Base: &base}); err != nil {
+		t.Fatalf("with the base as it is: %v", err)
+	}
+	_, err := e.admin.SetRules(e.ctx, nw.ID, control.SetRulesRequest{Rules: base, Base: &base})
+	wantAPIError(t, "with a stale base", err, http.StatusConflict, "changed since you read them")
+	n, err := e.admin.Network(e.ctx, nw.ID)
+	if err != nil || n.Rules.String() != ssh.String() {
+		t.Fatalf("rules after a refused change: %q, %v", n.Rules.String(), err)
 	}
 }

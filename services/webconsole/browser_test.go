@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatenet/gate/services/control"
 	"github.com/gatenet/gate/services/controller"
+	"github.com/gatenet/gate/services/policy"
 	"github.com/gatenet/gate/services/webconsole/webtest"
 )
 
@@ -516,5 +517,38 @@ func TestBrowserAccess(t *testing.T) {
 	must(t, alice.Open("/networks"), "alice again")
 	if loc, _ := webtest.Run(alice, chromedp.Location()); !strings.Contains(loc, "/signin") {
 		t.Fatalf("a revoked token's session went on to %s", loc)
+	}
+}
+
+// Saving rules is refused when someone else changed them meanwhile, not
+// when the network merely moved on (a member roaming).
+func TestRulesConflict(t *testing.T) {
+	c := startConsole(t)
+	ctx := context.Background()
+	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24"), AutoAllow: true})
+	must(t, err, "create")
+	b := c.browser(t, 1280, 800)
+	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
+	must(t, b.Open("/n/"+n.ID+"/rules"), "rules")
+	// The network moves on: a member joins.
+	c.join(t, n.ID, "roamer")
+	must(t, b.Fill("#rules", "allow from any to any on tcp/22\n"), "rules")
+	must(t, b.Press("form[action$='/rules'] button[type=submit]"), "save")
+	if got := text(t, b, "main"); !strings.Contains(got, "Rules saved") {
+		t.Fatalf("saving after an unrelated change: %q", got)
+	}
+	// Someone else edits the rules meanwhile.
+	must(t, b.Open("/n/"+n.ID+"/rules"), "rules")
+	_, err = c.admin.SetRules(ctx, n.ID, control.SetRulesRequest{Rules: policy.DefaultRules()})
+	must(t, err, "other edit")
+	must(t, b.Fill("#rules", "allow from any to any on tcp/443\n"), "rules")
+	must(t, b.Press("form[action$='/rules'] button[type=submit]"), "save")
+	if got := text(t, b, ".error"); !strings.Contains(got, "changed since you read them") {
+		t.Fatalf("saving over another's edit: %q", got)
+	}
+	got, err := c.admin.Network(ctx, n.ID)
+	must(t, err, "network")
+	if got.Rules.String() != policy.DefaultRules().String() {
+		t.Fatalf("the other's edit was overwritten: %q", got.Rules.String())
 	}
 }

@@ -38,6 +38,7 @@ type view struct {
 	Tokens      []control.Token
 	NewToken    *newToken
 	Rules       string
+	Base        string // the network's rules as the page shows them read (the rules form's base)
 	Decision    *control.PolicyDecision
 	Audit       []control.AuditEntry
 	AdminTokens []control.AdminToken
@@ -443,11 +444,18 @@ func (c *Console) showRules(w http.ResponseWriter, r *http.Request, s *signedIn,
 	if !ok {
 		return
 	}
-	rules := n.Rules.String()
+	rules, base := n.Rules.String(), n.Rules.String()
 	if form != nil && form.Has("rules") {
 		rules = printableOnly(form).Get("rules")
+		// A refused edit is mended against what it was based on, so
+		// that saving it still catches another's change meanwhile; after
+		// a conflict, against the rules as they are now (the admin was
+		// told, and reads them on the Rules page of another tab).
+		if b, err := policy.ParsePolicy(form.Get("base")); err == nil && status != http.StatusConflict {
+			base = b.String()
+		}
 	}
-	c.render(w, r, status, "rules", &view{Title: n.Name + ": rules", S: s, Nav: "networks", Tab: "rules", Net: &n, Rules: rules, Decision: d,
+	c.render(w, r, status, "rules", &view{Title: n.Name + ": rules", S: s, Nav: "networks", Tab: "rules", Net: &n, Rules: rules, Base: base, Decision: d,
 		Error: msg, Form: form, Flash: c.takeFlash(w, r)})
 }
 
@@ -458,8 +466,12 @@ func (c *Console) setRules(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		c.showRules(w, r, s, http.StatusBadRequest, "The rules were not saved: "+err.Error(), f, nil)
 		return
 	}
-	rev, _ := strconv.ParseUint(f.Get("revision"), 10, 64)
-	a, err := s.api.SetRules(r.Context(), r.PathValue("id"), control.SetRulesRequest{Rules: p, Revision: rev})
+	base, err := policy.ParsePolicy(f.Get("base"))
+	if err != nil {
+		c.showRules(w, r, s, http.StatusBadRequest, "The rules were not saved: the page's copy of the rules as they were is damaged; reload it.", f, nil)
+		return
+	}
+	a, err := s.api.SetRules(r.Context(), r.PathValue("id"), control.SetRulesRequest{Rules: p, Base: &base})
 	if err != nil {
 		c.showRules(w, r, s, statusOf(err), "The rules were not saved: "+messageOf(err), f, nil)
 		return
