@@ -46,9 +46,9 @@ func runPolicy(e *env, args []string) error {
 	ctx, cancel := adminCtx()
 	defer cancel()
 
-	// edit reads the rules, changes them and writes them back at the
-	// revision read: an edit made meanwhile by someone else is a conflict,
-	// never lost.
+	// edit reads the rules, changes them and writes them back based on
+	// the rules read: an edit made meanwhile by someone else is a
+	// conflict, never lost (a member roaming meanwhile is none).
 	edit := func(change func(policy.Policy) (policy.Policy, error)) error {
 		n, err := c.Network(ctx, id)
 		if err != nil {
@@ -58,7 +58,7 @@ func runPolicy(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		ans, err := c.SetRules(ctx, id, control.SetRulesRequest{Rules: rules, Revision: n.Revision})
+		ans, err := c.SetRules(ctx, id, control.SetRulesRequest{Rules: rules, Base: &n.Rules})
 		if err != nil {
 			return err
 		}
