@@ -552,3 +552,19 @@ func TestRulesConflict(t *testing.T) {
 		t.Fatalf("the other's edit was overwritten: %q", got.Rules.String())
 	}
 }
+
+// The routes form's gateway list follows members given an address after
+// the page was loaded, unless a gateway was already picked.
+func TestRoutesGatewayListLive(t *testing.T) {
+	c := startConsole(t)
+	ctx := context.Background()
+	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24"), AutoAllow: true})
+	must(t, err, "create")
+	b := c.browser(t, 1280, 800)
+	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
+	must(t, b.Open("/n/"+n.ID+"/routes"), "routes")
+	node := c.join(t, n.ID, "late-gw")
+	_, err = c.admin.SetMemberAddress(ctx, n.ID, node, netip.MustParseAddr("192.168.254.21"))
+	must(t, err, "address")
+	must(t, b.WaitFor(`[...document.querySelectorAll('#via option')].some((o) => o.value === '192.168.254.21')`, 10*time.Second), "late gateway listed live")
+}

@@ -15,8 +15,15 @@
   let busy = false, again = false;
   const lastHTML = new Map();
   function edited(root) {
-    for (const f of root.querySelectorAll("input, textarea, select")) {
+    const fields = [...root.querySelectorAll("input, textarea, select")];
+    if (root.matches && root.matches("input, textarea, select")) fields.push(root);
+    for (const f of fields) {
       if (f.type === "hidden") continue;
+      if (f.tagName === "SELECT") {
+        const def = Math.max(0, [...f.options].findIndex((o) => o.defaultSelected));
+        if (f.options.length && f.selectedIndex !== def) return true;
+        continue;
+      }
       if ((f.type === "checkbox" || f.type === "radio") ? f.checked !== f.defaultChecked : f.value !== f.defaultValue) return true;
     }
     return false;
