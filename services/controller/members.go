@@ -631,28 +631,36 @@ func (s *Server) listMembers(ctx context.Context, id string) ([]control.Member, 
 	return out, nil
 }
 
+// memberIn reads network id, its members and the one ref names, inside
+// tx; a member that is not there, or not the one its fingerprint names,
+// is an error.
+func memberIn(tx *Tx, id string, ref memberRef) (networkRec, []memberRec, memberRec, error) {
+	n, err := tx.network(id)
+	if err != nil {
+		return n, nil, memberRec{}, err
+	}
+	members, err := tx.members(id)
+	if err != nil {
+		return n, nil, memberRec{}, err
+	}
+	m, ok := findMember(members, ref.node)
+	if !ok {
+		return n, nil, m, errMemberNotFound(ref.node, id)
+	}
+	return n, members, m, checkNamed(m, ref)
+}
+
 // changeMember applies an admin's change to one member in a transaction,
 // bumping the revision if the change shows in any configuration.
 func (s *Server) changeMember(ctx context.Context, id string, ref memberRef, change func(tx *Tx, n networkRec, members []memberRec, m *memberRec) error) (memberRec, bool, error) {
-	node := ref.node
 	var m memberRec
 	var changed bool
 	err := s.writeNet(ctx, id, func(tx *Tx) error {
-		n, err := tx.network(id)
+		n, members, found, err := memberIn(tx, id, ref)
 		if err != nil {
 			return err
 		}
-		members, err := tx.members(id)
-		if err != nil {
-			return err
-		}
-		var ok bool
-		if m, ok = findMember(members, node); !ok {
-			return errMemberNotFound(node, id)
-		}
-		if err := checkNamed(m, ref); err != nil {
-			return err
-		}
+		m = found
 		old := m
 		if err := change(tx, n, members, &m); err != nil {
 			return err
@@ -739,19 +747,8 @@ func (s *Server) checkMemberAddress(tx *Tx, n networkRec, members []memberRec, n
 func (s *Server) checkAddress(ctx context.Context, id string, ref memberRef, a netip.Addr) (control.AddressCheck, error) {
 	out := control.AddressCheck{Address: a.Unmap()}
 	err := s.store.Read(ctx, func(tx *Tx) error {
-		n, err := tx.network(id)
+		n, members, _, err := memberIn(tx, id, ref)
 		if err != nil {
-			return err
-		}
-		members, err := tx.members(id)
-		if err != nil {
-			return err
-		}
-		m, ok := findMember(members, ref.node)
-		if !ok {
-			return errMemberNotFound(ref.node, id)
-		}
-		if err := checkNamed(m, ref); err != nil {
 			return err
 		}
 		if err := s.checkMemberAddress(tx, n, members, ref.node, out.Address); err != nil {

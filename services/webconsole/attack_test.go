@@ -19,12 +19,7 @@ func signedInClient(t *testing.T, c *console, token string) (*http.Client, strin
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequest("POST", c.web+"/signin", strings.NewReader(url.Values{"token": {token}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", c.web)
-	resp, err := hc.Do(req)
-	must(t, err, "sign in")
-	resp.Body.Close()
+	resp, _ := postForm(t, hc, c.web+"/signin", url.Values{"token": {token}}, c.web)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign in: %s", resp.Status)
 	}
@@ -68,14 +63,8 @@ func TestAttackWebConsole(t *testing.T) {
 	})
 	t.Run("a hostile network name is refused with a message, escaped", func(t *testing.T) {
 		form := url.Values{"csrf": {csrf}, "name": {hostile}, "cidr": {"10.10.0.0/24"}}
-		req, _ := http.NewRequest("POST", c.web+"/networks", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", c.web)
-		resp, err := hc.Do(req)
-		must(t, err, "post")
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(b), "<script>alert") || strings.ContainsRune(string(b), '\x1b') {
+		resp, b := postForm(t, hc, c.web+"/networks", form, c.web)
+		if resp.StatusCode != http.StatusBadRequest || strings.Contains(b, "<script>alert") || strings.ContainsRune(b, '\x1b') {
 			t.Fatalf("%s: %s", resp.Status, b)
 		}
 		if ns, _ := c.admin.Networks(ctx); len(ns) != 1 {
@@ -86,11 +75,7 @@ func TestAttackWebConsole(t *testing.T) {
 		for _, next := range []string{"//evil.example/x", "https://evil.example/", "/\\evil.example", "/networks\r\nSet-Cookie: x=y", "javascript:alert(1)",
 			"/\t/evil.example/x", "/%09/evil.example", "/\x7f/evil", "https:/evil.example", "/@evil.example"} {
 			form := url.Values{"token": {c.srv.AdminToken()}, "next": {next}}
-			req, _ := http.NewRequest("POST", c.web+"/signin", strings.NewReader(form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			resp, err := hc.Do(req)
-			must(t, err, "sign in")
-			resp.Body.Close()
+			resp, _ := postForm(t, hc, c.web+"/signin", form, "")
 			// What a browser does with the Location: drops tabs and
 			// newlines, reads a backslash as a slash, resolves it here.
 			loc := resp.Header.Get("Location")
@@ -117,13 +102,8 @@ func TestAttackWebConsole(t *testing.T) {
 	t.Run("sign-in with what is not an admin token", func(t *testing.T) {
 		for _, tok := range []string{"", "gate://1.2.3.4:8443/0123456789abcdef?pin=sha256:00", strings.Repeat("x", 20000), hostile, "gate_admin_0123456789abcdef_nope"} {
 			form := url.Values{"token": {tok}}
-			req, _ := http.NewRequest("POST", c.web+"/signin", strings.NewReader(form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			resp, err := (&http.Client{}).Do(req)
-			must(t, err, "sign in")
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusOK || resp.StatusCode >= 500 || strings.Contains(string(b), "<script>alert") {
+			resp, b := postForm(t, &http.Client{}, c.web+"/signin", form, "")
+			if resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusOK || resp.StatusCode >= 500 || strings.Contains(b, "<script>alert") {
 				t.Errorf("token %.20q: %s", tok, resp.Status)
 			}
 			if len(resp.Cookies()) > 0 {
@@ -133,11 +113,7 @@ func TestAttackWebConsole(t *testing.T) {
 	})
 	t.Run("an oversized form", func(t *testing.T) {
 		form := url.Values{"csrf": {csrf}, "rules": {strings.Repeat("allow from any to any\n", 20000)}}
-		req, _ := http.NewRequest("POST", c.web+"/n/"+n.ID+"/rules", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := hc.Do(req)
-		must(t, err, "post")
-		resp.Body.Close()
+		resp, _ := postForm(t, hc, c.web+"/n/"+n.ID+"/rules", form, "")
 		if resp.StatusCode < 400 || resp.StatusCode >= 500 {
 			t.Errorf("a 440 KB form: %s", resp.Status)
 		}
@@ -171,14 +147,8 @@ func TestFormSentTwice(t *testing.T) {
 	form := url.Values{"csrf": {csrf}, "once": {once}, "expires": {"1h"}, "note": {"twice"}}
 	var bodies []string
 	for range 2 {
-		req, _ := http.NewRequest("POST", c.web+"/n/"+n.ID+"/tokens", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", c.web)
-		resp, err := hc.Do(req)
-		must(t, err, "post")
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		bodies = append(bodies, resp.Status+" "+string(b))
+		resp, b := postForm(t, hc, c.web+"/n/"+n.ID+"/tokens", form, c.web)
+		bodies = append(bodies, resp.Status+" "+b)
 	}
 	if !strings.HasPrefix(bodies[0], "200") || !strings.Contains(bodies[0], "gate://") {
 		t.Fatalf("first sending: %.300s", bodies[0])
@@ -193,11 +163,7 @@ func TestFormSentTwice(t *testing.T) {
 	}
 	// A form without its once value makes nothing either.
 	form.Del("once")
-	req, _ := http.NewRequest("POST", c.web+"/n/"+n.ID+"/tokens", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := hc.Do(req)
-	must(t, err, "post")
-	resp.Body.Close()
+	resp, _ := postForm(t, hc, c.web+"/n/"+n.ID+"/tokens", form, "")
 	if ts, _ := c.admin.Tokens(ctx, n.ID); resp.StatusCode != http.StatusConflict || len(ts) != 1 {
 		t.Fatalf("without once: %s, %d tokens", resp.Status, len(ts))
 	}

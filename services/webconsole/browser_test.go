@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -79,6 +80,38 @@ func (c *console) browser(t *testing.T, width, height int) *webtest.Browser {
 	return b
 }
 
+// adminBrowser is a browser at 1280x800 signed in as the built-in admin.
+func (c *console) adminBrowser(t *testing.T) *webtest.Browser {
+	t.Helper()
+	b := c.browser(t, 1280, 800)
+	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
+	return b
+}
+
+// clouds makes the network the tests use, 192.168.254.0/24.
+func (c *console) clouds(t *testing.T, autoAllow bool) control.Network {
+	t.Helper()
+	n, err := c.admin.CreateNetwork(context.Background(), control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24"), AutoAllow: autoAllow})
+	must(t, err, "create")
+	return n
+}
+
+// postForm posts form to u with hc, from origin ("" for none), and
+// returns the answer with its body read.
+func postForm(t *testing.T, hc *http.Client, u string, form url.Values, origin string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	resp, err := hc.Do(req)
+	must(t, err, "POST "+u)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
 // join joins a made-up member to network id through the member API, as
 // a node would; it waits for an admin.
 func (c *console) join(t *testing.T, id, hostname string) string {
@@ -131,8 +164,7 @@ func shot(t *testing.T, b *webtest.Browser, name string) {
 // change in the audit log, marked as the web console's.
 func TestBrowserAdminFlow(t *testing.T) {
 	c := startConsole(t)
-	b := c.browser(t, 1280, 800)
-	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
+	b := c.adminBrowser(t)
 
 	must(t, b.Open("/networks"), "networks")
 	must(t, b.Fill("#net-name", "clouds"), "name")
@@ -223,8 +255,7 @@ func TestBrowserAdminFlow(t *testing.T) {
 func TestBrowserViewer(t *testing.T) {
 	c := startConsole(t)
 	ctx := context.Background()
-	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24")})
-	must(t, err, "create")
+	n := c.clouds(t, false)
 	node := c.join(t, n.ID, "pending-one")
 	tok, err := c.admin.CreateAdminToken(ctx, control.CreateAdminTokenRequest{Name: "auditor", Role: control.RoleViewer, Scope: control.Scope{Networks: []string{n.ID}}})
 	must(t, err, "viewer token")
@@ -331,9 +362,7 @@ func TestBrowserKeyboard(t *testing.T) {
 // At phone width nothing runs off the side: tables become cards.
 func TestBrowserPhoneWidth(t *testing.T) {
 	c := startConsole(t)
-	ctx := context.Background()
-	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24")})
-	must(t, err, "create")
+	n := c.clouds(t, false)
 	c.join(t, n.ID, "a-gateway-with-a-rather-long-hostname")
 	b := c.browser(t, 390, 844)
 	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
@@ -357,14 +386,7 @@ func TestCSRFAndSignOut(t *testing.T) {
 	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	post := func(path string, form url.Values, origin string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest("POST", c.web+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if origin != "" {
-			req.Header.Set("Origin", origin)
-		}
-		resp, err := hc.Do(req)
-		must(t, err, "POST "+path)
-		resp.Body.Close()
+		resp, _ := postForm(t, hc, c.web+path, form, origin)
 		return resp
 	}
 	if r := post("/signin", url.Values{"token": {c.srv.AdminToken()}}, "http://evil.example"); r.StatusCode != http.StatusForbidden {
@@ -441,13 +463,11 @@ func withCSRF(v url.Values, csrf string) url.Values {
 func TestBrowserLiveAndRules(t *testing.T) {
 	c := startConsole(t)
 	ctx := context.Background()
-	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24"), AutoAllow: true})
-	must(t, err, "create")
+	n := c.clouds(t, true)
 	node := c.join(t, n.ID, "gw")
-	_, err = c.admin.SetMemberAddress(ctx, n.ID, node, netip.MustParseAddr("192.168.254.11"))
+	_, err := c.admin.SetMemberAddress(ctx, n.ID, node, netip.MustParseAddr("192.168.254.11"))
 	must(t, err, "address")
-	b := c.browser(t, 1280, 800)
-	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
+	b := c.adminBrowser(t)
 	must(t, b.Open("/n/"+n.ID+"/routes"), "routes")
 	if _, err := webtest.Eval[bool](b, "window.__sameDocument = true"); err != nil {
 		t.Fatal(err)
@@ -492,10 +512,8 @@ func TestBrowserLiveAndRules(t *testing.T) {
 func TestBrowserAccess(t *testing.T) {
 	c := startConsole(t)
 	ctx := context.Background()
-	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24")})
-	must(t, err, "create")
-	b := c.browser(t, 1280, 800)
-	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
+	n := c.clouds(t, false)
+	b := c.adminBrowser(t)
 	must(t, b.Open("/access"), "access")
 	must(t, b.Fill("#adm-name", "alice"), "name")
 	must(t, b.Do(chromedp.SetValue(chromedp.ID("adm-role"), "operator")), "role")
@@ -525,10 +543,8 @@ func TestBrowserAccess(t *testing.T) {
 func TestRulesConflict(t *testing.T) {
 	c := startConsole(t)
 	ctx := context.Background()
-	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24"), AutoAllow: true})
-	must(t, err, "create")
-	b := c.browser(t, 1280, 800)
-	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
+	n := c.clouds(t, true)
+	b := c.adminBrowser(t)
 	must(t, b.Open("/n/"+n.ID+"/rules"), "rules")
 	// The network moves on: a member joins.
 	c.join(t, n.ID, "roamer")
@@ -539,7 +555,7 @@ func TestRulesConflict(t *testing.T) {
 	}
 	// Someone else edits the rules meanwhile.
 	must(t, b.Open("/n/"+n.ID+"/rules"), "rules")
-	_, err = c.admin.SetRules(ctx, n.ID, control.SetRulesRequest{Rules: policy.DefaultRules()})
+	_, err := c.admin.SetRules(ctx, n.ID, control.SetRulesRequest{Rules: policy.DefaultRules()})
 	must(t, err, "other edit")
 	must(t, b.Fill("#rules", "allow from any to any on tcp/443\n"), "rules")
 	must(t, b.Press("form[action$='/rules'] button[type=submit]"), "save")
@@ -558,13 +574,11 @@ func TestRulesConflict(t *testing.T) {
 func TestRoutesGatewayListLive(t *testing.T) {
 	c := startConsole(t)
 	ctx := context.Background()
-	n, err := c.admin.CreateNetwork(ctx, control.CreateNetworkRequest{Name: "clouds", CIDR: netip.MustParsePrefix("192.168.254.0/24"), AutoAllow: true})
-	must(t, err, "create")
-	b := c.browser(t, 1280, 800)
-	must(t, b.SignIn(c.srv.AdminToken()), "sign in")
+	n := c.clouds(t, true)
+	b := c.adminBrowser(t)
 	must(t, b.Open("/n/"+n.ID+"/routes"), "routes")
 	node := c.join(t, n.ID, "late-gw")
-	_, err = c.admin.SetMemberAddress(ctx, n.ID, node, netip.MustParseAddr("192.168.254.21"))
+	_, err := c.admin.SetMemberAddress(ctx, n.ID, node, netip.MustParseAddr("192.168.254.21"))
 	must(t, err, "address")
 	must(t, b.WaitFor(`[...document.querySelectorAll('#via option')].some((o) => o.value === '192.168.254.21')`, 10*time.Second), "late gateway listed live")
 }

@@ -369,15 +369,24 @@ var tokenLifetimes = map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.
 // errSentTwice answers a form that makes a secret, sent again.
 const errSentTwice = "This form was sent already, and what it made is in the list below; its secret was shown once, then. Make another if you need one."
 
+// secretForm checks a form that makes a secret: sent for the first time,
+// with one of lifetimes picked. If not, status and msg say why.
+func (c *Console) secretForm(f url.Values, lifetimes map[string]time.Duration) (life time.Duration, status int, msg string) {
+	if !c.once.take(f.Get("once")) {
+		return 0, http.StatusConflict, errSentTwice
+	}
+	life, ok := lifetimes[f.Get("expires")]
+	if !ok {
+		return 0, http.StatusBadRequest, "Pick how long the token lasts."
+	}
+	return life, 0, ""
+}
+
 func (c *Console) createToken(w http.ResponseWriter, r *http.Request, s *signedIn) {
 	f := r.PostForm
-	if !c.once.take(f.Get("once")) {
-		c.showTokens(w, r, s, http.StatusConflict, errSentTwice, nil, nil)
-		return
-	}
-	life, ok := tokenLifetimes[f.Get("expires")]
-	if !ok {
-		c.showTokens(w, r, s, http.StatusBadRequest, "Pick how long the token lasts.", f, nil)
+	life, status, msg := c.secretForm(f, tokenLifetimes)
+	if msg != "" {
+		c.showTokens(w, r, s, status, msg, f, nil)
 		return
 	}
 	req := control.CreateTokenRequest{Reusable: f.Get("reusable") != "", Allow: f.Get("allow") != "", ExpiresIn: control.Duration(life),
@@ -543,13 +552,9 @@ var adminLifetimes = map[string]time.Duration{"never": 0, "1d": 24 * time.Hour, 
 
 func (c *Console) createAdminToken(w http.ResponseWriter, r *http.Request, s *signedIn) {
 	f := r.PostForm
-	if !c.once.take(f.Get("once")) {
-		c.showAccess(w, r, s, http.StatusConflict, errSentTwice, nil, nil)
-		return
-	}
-	life, ok := adminLifetimes[f.Get("expires")]
-	if !ok {
-		c.showAccess(w, r, s, http.StatusBadRequest, "Pick how long the token lasts.", f, nil)
+	life, status, msg := c.secretForm(f, adminLifetimes)
+	if msg != "" {
+		c.showAccess(w, r, s, status, msg, f, nil)
 		return
 	}
 	req := control.CreateAdminTokenRequest{Name: strings.TrimSpace(f.Get("name")), Role: control.Role(f.Get("role")), ExpiresIn: control.Duration(life)}
