@@ -66,7 +66,7 @@ check "VPC host pings the droplet ($DROPLET_IP)" in_ns vpchost ping -c3 -i0.2 -W
 
 say "the audit log has every change, from the web console"
 AUDIT=$(admin audit --json)
-for a in network.create member.allow member.address route.add token.create session.signin; do
+for a in network.create member.allow member.address route.add token.create admin_token.create session.signin; do
 	check "$a, via the web" jq -e --arg a "$a" '[.[] | select(.action==$a and .via=="web" and .outcome=="ok")] | length == 1' <<<"$AUDIT"
 done
 note "screenshots in $SHOTS: $(cd "$SHOTS" && ls *.png | tr '\n' ' ')"

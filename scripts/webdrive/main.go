@@ -154,6 +154,22 @@ func run(console, tokenFile, dir, cidr, gwIP, serve string, wait time.Duration) 
 	if err := shot("network-joined.png"); err != nil {
 		return err
 	}
+	step("an admin token for a viewer of this network, on the Access page")
+	for _, e := range []error{b.Open("/access"), b.Fill("#adm-name", "auditor"),
+		b.Do(chromedp.Click(chromedp.CSS(`input[name=network][value="` + id + `"]`))), b.Press("form[action='/access'] button[type=submit]")} {
+		if err := check(e, "make an admin token"); err != nil {
+			return err
+		}
+	}
+	if secret, err := webtest.Run(b, chromedp.Value(chromedp.ID("admsecret"))); err != nil || !strings.HasPrefix(secret, "gate_admin_") {
+		return fmt.Errorf("no admin token on the page (%q): %v", secret, err)
+	}
+	if err := b.Open("/access"); err != nil {
+		return err
+	}
+	if err := shot("access.png"); err != nil {
+		return err
+	}
 	step("the audit log, and the phone's view")
 	if err := b.Open("/audit?network=" + id); err != nil {
 		return err

@@ -42,6 +42,7 @@ type view struct {
 	Decision    *control.PolicyDecision
 	Audit       []control.AuditEntry
 	AdminTokens []control.AdminToken
+	NetNames    map[string]string // network ID -> name, for the scopes shown
 	NewAdmin    *control.AdminToken
 }
 
@@ -544,7 +545,12 @@ func (c *Console) showAccess(w http.ResponseWriter, r *http.Request, s *signedIn
 		c.fail(w, r, s, err)
 		return
 	}
-	c.render(w, r, status, "access", &view{Title: "Access", S: s, Nav: "access", AdminTokens: ts, Networks: ns, NewAdmin: nt, Error: msg, Form: form, Flash: c.takeFlash(w, r)})
+	names := map[string]string{}
+	for _, n := range ns {
+		names[n.ID] = n.Name
+	}
+	c.render(w, r, status, "access", &view{Title: "Access", S: s, Nav: "access", AdminTokens: ts, Networks: ns, NetNames: names, NewAdmin: nt,
+		Error: msg, Form: form, Flash: c.takeFlash(w, r)})
 }
 
 // adminLifetimes are the expiries an admin token can be made with here.
