@@ -263,7 +263,7 @@ func TestBrowserViewer(t *testing.T) {
 	b := c.browser(t, 1280, 800)
 	must(t, b.SignIn(tok.Secret), "sign in")
 	must(t, b.Open("/n/"+n.ID), "members")
-	forms, err := webtest.Eval[int](b, `document.querySelectorAll('main form').length`)
+	forms, err := webtest.Eval[int](b, `document.querySelectorAll('main form[method=post]').length`)
 	must(t, err, "forms")
 	if forms != 0 {
 		t.Errorf("a viewer's members page has %d forms", forms)

@@ -33,6 +33,7 @@ type view struct {
 	Networks    []control.Network
 	Net         *control.Network
 	Members     []memberRow
+	List        memberList // which of the members are shown
 	Routes      []routeRow
 	Gateways    []memberRow // allowed members with an address: a route's gateway candidates
 	Tokens      []control.Token
@@ -69,6 +70,67 @@ func (m memberRow) Address() string {
 		return ""
 	}
 	return m.Addresses[0].String()
+}
+
+// membersPerPage bounds a members page: a row is about 2.5 kB of HTML,
+// and a live page fetches itself again at every change.
+const membersPerPage = 100
+
+// memberList is one page of a network's members, filtered.
+type memberList struct {
+	Q                string // the filter typed
+	Page, Pages      int    // from 1
+	Total, Shown     int    // members in all, and passing the filter
+	First, Last      int    // the rows shown, from 1
+	Pending          int    // members waiting for an admin, in all
+	PrevURL, NextURL string // "" at either end
+}
+
+// filterMembers keeps the members whose name, node ID, fingerprint,
+// address, tags or state contain q (any case), and cuts page page (from
+// 1) of them.
+func filterMembers(rows []memberRow, q string, page int) ([]memberRow, memberList) {
+	l := memberList{Q: q, Total: len(rows)}
+	for _, m := range rows {
+		if m.State == control.StatePending {
+			l.Pending++
+		}
+	}
+	if q = strings.ToLower(strings.TrimSpace(q)); q != "" {
+		var kept []memberRow
+		for _, m := range rows {
+			hay := strings.ToLower(strings.Join([]string{m.Hostname, m.NodeID, m.Fingerprint, m.Address(), m.State, strings.Join(m.Tags, " ")}, " "))
+			if strings.Contains(hay, q) {
+				kept = append(kept, m)
+			}
+		}
+		rows = kept
+	}
+	l.Shown = len(rows)
+	l.Pages = max(1, (len(rows)+membersPerPage-1)/membersPerPage)
+	l.Page = min(max(page, 1), l.Pages)
+	lo, hi := (l.Page-1)*membersPerPage, min(l.Page*membersPerPage, len(rows))
+	l.First, l.Last = lo+1, hi
+	pageURL := func(p int) string {
+		v := url.Values{}
+		if l.Q != "" {
+			v.Set("q", l.Q)
+		}
+		if p > 1 {
+			v.Set("page", strconv.Itoa(p))
+		}
+		if len(v) == 0 {
+			return "?"
+		}
+		return "?" + v.Encode()
+	}
+	if l.Page > 1 {
+		l.PrevURL = pageURL(l.Page - 1)
+	}
+	if l.Page < l.Pages {
+		l.NextURL = pageURL(l.Page + 1)
+	}
+	return rows[lo:hi], l
 }
 
 type routeRow struct {
@@ -154,8 +216,10 @@ func (c *Console) showMembersFor(w http.ResponseWriter, r *http.Request, s *sign
 		c.fail(w, r, s, err)
 		return
 	}
-	c.render(w, r, status, "members", &view{Title: n.Name, S: s, Nav: "networks", Tab: "members", Net: &n, Members: rows, Error: msg, Form: form,
-		FormNode: node, Flash: c.takeFlash(w, r)})
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	rows, list := filterMembers(rows, truncate(r.URL.Query().Get("q"), 100), page)
+	c.render(w, r, status, "members", &view{Title: n.Name, S: s, Nav: "networks", Tab: "members", Net: &n, Members: rows, List: list,
+		Error: msg, Form: form, FormNode: node, Flash: c.takeFlash(w, r)})
 }
 
 // members lists network id's members, those waiting for an admin first,
