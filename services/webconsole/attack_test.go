@@ -15,7 +15,7 @@ import (
 
 // signedInClient is an HTTP client signed in to c's console, and the
 // CSRF token of its session.
-func signedInClient(t *testing.T, c *console, token string) (*http.Client, string) {
+func signedInClient(t testing.TB, c *console, token string) (*http.Client, string) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -29,7 +29,7 @@ func signedInClient(t *testing.T, c *console, token string) (*http.Client, strin
 	return hc, csrf
 }
 
-func get(t *testing.T, hc *http.Client, u string) string {
+func get(t testing.TB, hc *http.Client, u string) string {
 	t.Helper()
 	resp, err := hc.Get(u)
 	must(t, err, "GET "+u)

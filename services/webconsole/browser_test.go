@@ -33,7 +33,7 @@ type console struct {
 	admin *control.Client
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,7 +43,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startConsole(t *testing.T) *console {
+func startConsole(t testing.TB) *console {
 	t.Helper()
 	addr := freeAddr(t)
 	s, err := controller.New(controller.Config{StateDir: t.TempDir(), Listen: addr, Logf: t.Logf,
@@ -98,7 +98,7 @@ func (c *console) clouds(t *testing.T, autoAllow bool) control.Network {
 
 // postForm posts form to u with hc, from origin ("" for none), and
 // returns the answer with its body read.
-func postForm(t *testing.T, hc *http.Client, u string, form url.Values, origin string) (*http.Response, string) {
+func postForm(t testing.TB, hc *http.Client, u string, form url.Values, origin string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -135,14 +135,14 @@ func (c *console) join(t *testing.T, id, hostname string) string {
 	return ident.NodeID()
 }
 
-func must(t *testing.T, err error, what string) {
+func must(t testing.TB, err error, what string) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
 
-func text(t *testing.T, b *webtest.Browser, css string) string {
+func text(t testing.TB, b *webtest.Browser, css string) string {
 	t.Helper()
 	s, err := b.Text(css)
 	must(t, err, "text of "+css)
