@@ -57,11 +57,12 @@ bench-tools: deps ## build what make bench compares against (upstream wireguard-
 	$(GO) build -trimpath -o bin/hiccup ./scripts/hiccup
 	$(GO) build -trimpath -o bin/ctlbench ./scripts/ctlbench
 
-bench: build bench-tools image crashtest ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json; then make faults, make failover and make replicas (root)
+bench: build bench-tools image crashtest ## benchmarks: Gate vs upstream wireguard-go vs the plain path; table + out/bench/bench.json; then make faults, make failover, make replicas and the web console's page cost (root)
 	scripts/bench.sh
 	scripts/fault-test.sh
 	TRIALS=$(FAILOVER_TRIALS) OUT=out/failover.json scripts/failover.sh
 	TRIALS=$(REPLICA_TRIALS) OUT=out/replicas.json scripts/replicas.sh
+	$(GO) test -run '^$$' -bench MembersPage -benchtime 50x ./services/webconsole/ | grep -E '^(Benchmark|ok)'
 
 FAILOVER_TRIALS ?= 20
 failover: deps build ## two gateways for one subnet: gw1 killed, its LAN cut, its probe failing, killed with the controller down, FAILOVER_TRIALS=20 times each; p50/p99 to out/failover.json (root)
