@@ -62,7 +62,7 @@ bench: build bench-tools image crashtest ## benchmarks: Gate vs upstream wiregua
 	scripts/fault-test.sh
 	TRIALS=$(FAILOVER_TRIALS) OUT=out/failover.json scripts/failover.sh
 	TRIALS=$(REPLICA_TRIALS) OUT=out/replicas.json scripts/replicas.sh
-	$(GO) test -run '^$$' -bench MembersPage -benchtime 50x ./services/webconsole/ | grep -E '^(Benchmark|ok)'
+	set -o pipefail; $(GO) test -run '^$$' -bench MembersPage -benchtime 50x ./services/webconsole/ | grep -E '^(Benchmark|ok)'
 
 FAILOVER_TRIALS ?= 20
 failover: deps build ## two gateways for one subnet: gw1 killed, its LAN cut, its probe failing, killed with the controller down, FAILOVER_TRIALS=20 times each; p50/p99 to out/failover.json (root)
