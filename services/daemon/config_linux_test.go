@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -284,7 +285,7 @@ func testCloudJoin(t *testing.T, mode string, port int) {
 func TestControllerHere(t *testing.T) {
 	dir := t.TempDir()
 	preseed := filepath.Join(dir, "preseed.yaml")
-	os.WriteFile(preseed, []byte("version: 1\ncontroller: {listen: \"127.0.0.1:18460\"}\n"), 0o600)
+	os.WriteFile(preseed, []byte("version: 1\ncontroller: {listen: \"127.0.0.1:18460\", web: {listen: \"127.0.0.1:18461\"}}\n"), 0o600)
 	h := &harness{t: t, dir: dir, socket: filepath.Join(dir, "gate.sock")}
 	logs := &logLines{t: t}
 	run := func(cmdline string) func() {
@@ -328,6 +329,19 @@ func TestControllerHere(t *testing.T) {
 		out, _ := exec.Command("nft", "list", "table", "inet", "gate").CombinedOutput()
 		if !strings.Contains(string(out), "18460") || !strings.Contains(string(out), "22") {
 			return fmt.Errorf("strict firewall does not allow tcp/18460 and tcp/22:\n%s", out)
+		}
+		// The web console, on loopback: served, and not opened to the
+		// network (loopback needs no rule).
+		resp, err := http.Get("http://127.0.0.1:18461/signin")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("web console: %s", resp.Status)
+		}
+		if strings.Contains(string(out), "18461") {
+			return fmt.Errorf("the loopback web console's port is opened:\n%s", out)
 		}
 		return nil
 	})

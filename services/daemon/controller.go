@@ -63,6 +63,11 @@ func (d *Daemon) inputOpen() []localapi.OpenPort {
 	defer d.ctlMu.Unlock()
 	if d.ctl != nil {
 		out = append(out, localapi.OpenPort{Proto: "tcp", Port: d.ctl.port, Why: "the controller run by this daemon"})
+		if w := d.ctl.want.Web; w != nil && !w.Loopback() {
+			_, p, _ := net.SplitHostPort(w.Listen)
+			port, _ := strconv.ParseUint(p, 10, 16)
+			out = append(out, localapi.OpenPort{Proto: "tcp", Port: uint16(port), Why: "the web console of the controller run by this daemon"})
+		}
 	}
 	for h := range d.held {
 		out = append(out, localapi.OpenPort{Proto: "tcp", Port: h.Port, Why: "the controller beside this daemon (gate controller)"})
@@ -160,6 +165,7 @@ func (d *Daemon) runController(ctx context.Context, want *nodeconfig.Controller)
 		DB:        want.DB,
 		Listen:    want.Listen,
 		Advertise: advertise,
+		Web:       webConfig(want.Web),
 		Logf:      func(f string, a ...any) { d.opt.Logf("controller: "+f, a...) },
 	})
 	if err != nil {
@@ -235,4 +241,12 @@ func (d *Daemon) waitWANAddress(ctx context.Context, max time.Duration) netip.Ad
 		}
 	}
 	return netip.Addr{}
+}
+
+// webConfig is the controller's web console as the document asks for it.
+func webConfig(w *nodeconfig.ControllerWeb) controller.WebConfig {
+	if w == nil {
+		return controller.WebConfig{}
+	}
+	return controller.WebConfig{Listen: w.Listen, CertFile: w.Cert, KeyFile: w.Key}
 }

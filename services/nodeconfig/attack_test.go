@@ -240,3 +240,38 @@ func TestAttackControllerDB(t *testing.T) {
 	}
 	checkClean(t, "console", err, nil)
 }
+
+// The web console's address and certificate paths come from user-data
+// too: hostile text is refused, named, and never echoed raw.
+func TestAttackControllerWeb(t *testing.T) {
+	for _, web := range []string{
+		`{listen: "127.0.0.1:8444\e[2J"}`,
+		`{listen: "127.0.0.1:8444\n"}`,
+		`{listen: "` + strings.Repeat("1", 1<<16) + `:1"}`,
+		`{listen: ":443", cert: "/etc/x\e]0;owned\a", key: /k}`,
+		`{listen: ":443", cert: "/etc/x\nrm -rf /", key: /k}`,
+		`{listen: ":443", cert: "/` + strings.Repeat("a", 1<<16) + `", key: /k}`,
+		`{listen: ":443", cert: "/a\u009b", key: /k}`,
+		`{listen: ":443", cert: "../../etc/shadow", key: /k}`,
+		`{listen: "0.0.0.0:8444"}`,
+		`{listen: "[::]:8444"}`,
+	} {
+		doc := "version: 1\ncontroller:\n  listen: \":8443\"\n  web: " + web + "\n"
+		_, warns, err := Parse([]byte(doc))
+		what := doc
+		if len(what) > 80 {
+			what = what[:80]
+		}
+		if err == nil {
+			t.Errorf("accepted %q", what)
+			continue
+		}
+		checkClean(t, what, err, warns)
+		if !strings.Contains(err.Error(), "controller.web") {
+			t.Errorf("%q: error does not name controller.web: %v", what, err)
+		}
+		if len(err.Error()) > 600 {
+			t.Errorf("%q: error %d bytes long", what, len(err.Error()))
+		}
+	}
+}

@@ -3,6 +3,7 @@ package nodeconfig
 import (
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -61,6 +62,31 @@ type Controller struct {
 	// SQLite on the state disk. It may hold a password: show it only as
 	// RedactDB renders it.
 	DB string `json:"db,omitempty"`
+	// Web serves the controller's web console, if set.
+	Web *ControllerWeb `json:"web,omitempty"`
+}
+
+// ControllerWeb is where a controller run here serves its web console, as
+// `gate controller --web` does: on a loopback address without TLS (for an
+// SSH tunnel), or on any address with a certificate browsers trust (files
+// on this node, PEM; re-read when they change).
+type ControllerWeb struct {
+	Listen string `json:"listen"`         // HOST:PORT
+	Cert   string `json:"cert,omitempty"` // absolute path of the certificate (chain)
+	Key    string `json:"key,omitempty"`  // absolute path of its key
+}
+
+// Loopback reports whether w listens on a loopback address only.
+func (w *ControllerWeb) Loopback() bool {
+	host, _, err := net.SplitHostPort(w.Listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // NetworkID returns the ID of the network n joins, or "" if Join is
@@ -120,6 +146,10 @@ func (c *Config) Clone() *Config {
 	}
 	if c.Controller != nil {
 		cc := *c.Controller
+		if cc.Web != nil {
+			w := *cc.Web
+			cc.Web = &w
+		}
 		out.Controller = &cc
 	}
 	return &out

@@ -222,6 +222,15 @@ func (d *decoder) controller(path string, n *yaml.Node) *Controller {
 		"listen":    func(p string, n *yaml.Node) { c.Listen, _ = d.str(p, n) },
 		"advertise": func(p string, n *yaml.Node) { c.Advertise, _ = d.str(p, n) },
 		"db":        func(p string, n *yaml.Node) { c.DB = d.secret(p, n, "a postgres:// URL") },
+		"web": func(p string, n *yaml.Node) {
+			w := &ControllerWeb{}
+			d.fields(p, n, map[string]func(string, *yaml.Node){
+				"listen": func(p string, n *yaml.Node) { w.Listen, _ = d.str(p, n) },
+				"cert":   func(p string, n *yaml.Node) { w.Cert, _ = d.str(p, n) },
+				"key":    func(p string, n *yaml.Node) { w.Key, _ = d.str(p, n) },
+			})
+			c.Web = w
+		},
 	})
 	return c
 }

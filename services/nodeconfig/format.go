@@ -96,6 +96,18 @@ func Format(c *Config) []byte {
 		if c.Controller.DB != "" {
 			add(m, "db", str(RedactDB(c.Controller.DB)))
 		}
+		if w := c.Controller.Web; w != nil {
+			wm := mapping()
+			wm.Style = yaml.FlowStyle
+			add(wm, "listen", str(w.Listen))
+			if w.Cert != "" {
+				add(wm, "cert", str(w.Cert))
+			}
+			if w.Key != "" {
+				add(wm, "key", str(w.Key))
+			}
+			add(m, "web", wm)
+		}
 		add(doc, "controller", m)
 	}
 	var b bytes.Buffer

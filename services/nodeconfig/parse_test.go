@@ -91,6 +91,10 @@ networks:
 		}},
 		{"bare ID with the controller here", "version: 1\nnetworks: [{join: " + netID + "}]\ncontroller: {listen: \"10.0.0.1:8443\", advertise: \"gate.example.com:8443\"}\n",
 			&Config{Version: 1, Networks: []Network{{Join: netID}}, Controller: &Controller{Listen: "10.0.0.1:8443", Advertise: "gate.example.com:8443"}}},
+		{"web console on loopback", "version: 1\ncontroller: {listen: \":8443\", web: {listen: \"127.0.0.1:8444\"}}\n",
+			&Config{Version: 1, Controller: &Controller{Listen: ":8443", Web: &ControllerWeb{Listen: "127.0.0.1:8444"}}}},
+		{"web console with a certificate", "version: 1\ncontroller:\n  listen: \":8443\"\n  web: {listen: \":443\", cert: /var/lib/gate/web.crt, key: /var/lib/gate/web.key}\n",
+			&Config{Version: 1, Controller: &Controller{Listen: ":8443", Web: &ControllerWeb{Listen: ":443", Cert: "/var/lib/gate/web.crt", Key: "/var/lib/gate/web.key"}}}},
 		{"version only", "version: 1\n", &Config{Version: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,6 +185,13 @@ func TestParseErrors(t *testing.T) {
 		{"controller listen hostname", v + "controller: {listen: \"example.com:8443\"}\n", []string{"controller.listen: \"example.com:8443\": listen on an IP address"}},
 		{"controller no listen", v + "controller: {advertise: \"h:1\"}\n", []string{"controller.listen: missing"}},
 		{"advertise no host", v + "controller: {listen: \":1\", advertise: \":1\"}\n", []string{`controller.advertise: ":1": members need a host to dial`}},
+		{"web console off loopback without TLS", v + "controller: {listen: \":8443\", web: {listen: \":8444\"}}\n", []string{`controller.web.listen: ":8444": without a certificate (cert, key) the web console listens on loopback only`}},
+		{"web console on the controller's port", v + "controller: {listen: \"127.0.0.1:8443\", web: {listen: \"127.0.0.1:8443\"}}\n", []string{"controller.web.listen: \"127.0.0.1:8443\" is the controller's own address"}},
+		{"web console without listen", v + "controller: {listen: \":8443\", web: {cert: /a, key: /b}}\n", []string{"controller.web.listen: missing"}},
+		{"web console bad port", v + "controller: {listen: \":8443\", web: {listen: \"127.0.0.1:0\"}}\n", []string{"controller.web.listen: \"127.0.0.1:0\": port must be 1-65535"}},
+		{"web console cert without key", v + "controller: {listen: \":8443\", web: {listen: \":443\", cert: /a}}\n", []string{"controller.web: give both cert and key"}},
+		{"web console relative cert", v + "controller: {listen: \":8443\", web: {listen: \":443\", cert: web.crt, key: /b/../c}}\n", []string{"controller.web.cert: \"web.crt\": want an absolute, clean path", "controller.web.key: \"/b/../c\": want an absolute, clean path"}},
+		{"web console not a mapping", v + "controller: {listen: \":8443\", web: \"127.0.0.1:8444\"}\n", []string{"controller.web: want a mapping"}},
 		{"many errors at once", v + "hostname: 12\ninterfaces:\n  eth0: {address: nope}\nnetworks: [{join: " + netID + ", gateway: {serve: [x]}}]\n", []string{"hostname: want a string", "interfaces.eth0.address:", "networks[0].gateway.serve[0]:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

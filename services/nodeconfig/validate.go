@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatenet/gate/services/names"
 )
@@ -160,6 +163,41 @@ func (c *Controller) validate(is *issues) {
 			is.errorf("controller.db", 0, "%v", err)
 		}
 	}
+	if w := c.Web; w != nil {
+		switch {
+		case w.Listen == "":
+			is.errorf("controller.web.listen", 0, "missing: the address of the web console, e.g. \"127.0.0.1:8444\"")
+		case checkHostPort(w.Listen, true) != nil:
+			is.errorf("controller.web.listen", 0, "%v", checkHostPort(w.Listen, true))
+		case w.Listen == c.Listen:
+			is.errorf("controller.web.listen", 0, "%s is the controller's own address: the console needs a port of its own", show(w.Listen))
+		case w.Cert == "" && w.Key == "" && !w.Loopback():
+			is.errorf("controller.web.listen", 0, "%s: without a certificate (cert, key) the web console listens on loopback only (127.0.0.1:PORT, reached through an SSH tunnel): sign-ins must not cross a network in the clear", show(w.Listen))
+		}
+		for _, f := range []struct{ key, path string }{{"cert", w.Cert}, {"key", w.Key}} {
+			if f.path == "" {
+				continue
+			}
+			if err := checkFilePath(f.path); err != nil {
+				is.errorf("controller.web."+f.key, 0, "%v", err)
+			}
+		}
+		if (w.Cert == "") != (w.Key == "") {
+			is.errorf("controller.web", 0, "give both cert and key, or neither")
+		}
+	}
+}
+
+// checkFilePath checks the path of a file on this node: absolute, clean,
+// printable.
+func checkFilePath(p string) error {
+	switch {
+	case len(p) > 4096 || !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }):
+		return fmt.Errorf("%s is not a file path", show(p))
+	case !filepath.IsAbs(p) || filepath.Clean(p) != p:
+		return fmt.Errorf("%s: want an absolute, clean path, such as /var/lib/gate/web.crt", show(p))
+	}
+	return nil
 }
 
 func checkHostPort(s string, listen bool) error {
