@@ -17,6 +17,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"version": 1, "interfaces": {"eth0": {"address": "10.0.0.5/24", "gateway": "10.0.0.1"}}}`))
 	f.Add([]byte("version: 1\ninterfaces:\n  eth0: {mac: \"02:00:00:00:00:01\", dhcp: true}\nx: &a [1]\ny: *a\n"))
 	f.Add([]byte("version: 1\nnetworks: [{join: " + netID + ", controller: \"gate://h:1?pin=" + pin + "\", token: " + token + "}]\n"))
+	f.Add([]byte("version: 1\ncontroller: {listen: \":8443\", web: {listen: \":8444\", cert: /a/web.crt, key: /a/web.key}}\n"))
 	f.Add([]byte("version: 1\ncontroller: {listen: \":8443\"}\nnetworks: [{join: " + netID + ", gateway: {serve: [10.0.0.0/8, 192.168.0.0/16], lan: eth1}}]\n"))
 	f.Add([]byte("version: 1\nhostname: null\ninterfaces: {a: ~}\n<<: {x: 1}\n"))
 	f.Add([]byte("version: 1\n\"\\e]0;x\\a\": 1\ninterfaces: {\"eth0.1\": {dhcp: true, dns: [\"fe80::1%eth0\"]}}\nhostname: !%1B[2J x\n"))
