@@ -47,9 +47,7 @@ func (s *Server) patchViews(tx *Tx) error {
 	ids := slices.Concat(slices.Collect(maps.Keys(tx.touched)), slices.Collect(maps.Keys(tx.netChanged)), tx.bumped)
 	slices.Sort(ids)
 	for _, id := range slices.Compact(ids) {
-		if err := s.announce(tx, id); err != nil {
-			return err
-		}
+		s.announce(tx, id)
 		if tx.deleted[id] {
 			s.views.set(id, nil)
 			continue

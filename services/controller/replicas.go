@@ -75,6 +75,13 @@ func (s *Server) hold(tx *Tx, id string) error {
 	if slices.Contains(tx.held, id) {
 		return nil
 	}
+	if tx.locked[id] {
+		// An earlier write of this transaction locked it and brought
+		// its view up to date, and the writes since kept the view the
+		// database's: no other replica can have written it meanwhile.
+		tx.held = append(tx.held, id)
+		return nil
+	}
 	gen, found, err := tx.lockNetwork(id)
 	if err != nil {
 		return err
@@ -98,14 +105,12 @@ func (s *Server) hold(tx *Tx, id string) error {
 }
 
 // announce tells the other replicas that this write changed network id's
-// view (PostgreSQL: on commit; identical announcements in one
-// transaction are delivered once).
-func (s *Server) announce(tx *Tx, id string) error {
-	if tx.dialect != postgresDB {
-		return nil
+// view (PostgreSQL: the writer sends a group's announcements together,
+// each once, just before the commit delivers them; Store.commit).
+func (s *Server) announce(tx *Tx, id string) {
+	if tx.dialect == postgresDB {
+		tx.notes = append(tx.notes, s.replica+" "+id)
 	}
-	_, err := tx.tx.ExecContext(tx.ctx, `SELECT pg_notify($1, $2)`, notifyChannel, s.replica+" "+id)
-	return err
 }
 
 // follow loads again the views other replicas announce they changed, until

@@ -143,6 +143,14 @@ type Tx struct {
 	after []func()
 	// held lists the networks this write holds (Server.hold).
 	held []string
+	// locked is shared by the writes of one group (Store.commit): the
+	// networks an earlier write of the group held and that were left so,
+	// no write of the group having failed since. Their rows are locked
+	// until the commit, and their views are what the database holds.
+	locked map[string]bool
+	// notes are this write's announcements to the other replicas
+	// (Server.announce), sent with those of its group at the commit.
+	notes []string
 }
 
 // afterCommit runs f after the transaction has committed, on the writer

@@ -160,6 +160,22 @@ func (d dialect) readOpts() *sql.TxOptions {
 // on (replicas.go).
 const notifyChannel = "gate_changes"
 
+// sendNotes sends announcements on notifyChannel, each once, in one
+// statement: PostgreSQL delivers them when the transaction commits, and
+// not if it does not.
+func sendNotes(tx *sql.Tx, notes []string) error {
+	seen := make(map[string]bool, len(notes))
+	var once []string
+	for _, n := range notes {
+		if !seen[n] {
+			seen[n] = true
+			once = append(once, n)
+		}
+	}
+	_, err := tx.Exec(`SELECT pg_notify($1, note) FROM unnest($2::text[]) AS note`, notifyChannel, once)
+	return err
+}
+
 // Listen calls got with the payload of every notification on
 // notifyChannel, from a connection of its own, until ctx is done. After
 // the connection was lost (and when it is first made) it calls resync:

@@ -80,6 +80,10 @@ func (st *Store) commit(group []*writeReq) {
 		return
 	}
 	var after []func()
+	// What the writes that succeeded leave to the next ones (Tx.locked)
+	// and to the commit (Tx.notes).
+	locked := map[string]bool{}
+	var notes []string
 	ok := 0
 	abort := func(i int, err error) {
 		sqlTx.Rollback()
@@ -92,19 +96,26 @@ func (st *Store) commit(group []*writeReq) {
 			st.failed()
 		}
 	}
+	// open says whether savepoint w, where the next write starts, is set
+	// already: on PostgreSQL, the statement that releases a write's
+	// savepoint sets the next one's, a round trip saved per write.
+	open := false
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		var tx *Tx
-	attempt:
-		for n := 1; ; n++ {
+		if !open {
 			if _, err := sqlTx.Exec(`SAVEPOINT w`); err != nil {
 				abort(i, err)
 				return
 			}
-			tx = &Tx{ctx: context.WithoutCancel(r.ctx), tx: sqlTx, dialect: st.dialect}
+			open = true
+		}
+		var tx *Tx
+	attempt:
+		for n := 1; ; n++ {
+			tx = &Tx{ctx: context.WithoutCancel(r.ctx), tx: sqlTx, dialect: st.dialect, locked: locked}
 			errs[i] = r.fn(tx)
 			if !retryable(errs[i]) || n == maxAttempts {
 				break attempt
@@ -114,6 +125,7 @@ func (st *Store) commit(group []*writeReq) {
 			// undid this write: run it again, from its savepoint, as the
 			// other has gone on by now. A conflict comes from the lock a
 			// write takes first (Server.hold): nothing was patched yet.
+			// The savepoint stays, for the write's next attempt.
 			if _, err := sqlTx.Exec(`ROLLBACK TO w`); err != nil {
 				abort(i, fmt.Errorf("undoing a write to run it again: %w", err))
 				return
@@ -124,12 +136,25 @@ func (st *Store) commit(group []*writeReq) {
 			// allows, cannot be released in PostgreSQL, which aborted the
 			// transaction at that statement: the write is undone alone.
 			// It may have patched caches already: they are dropped.
-			if _, err := sqlTx.Exec(`RELEASE w`); err != nil {
+			// PostgreSQL runs a second statement in the same Exec only
+			// after the first succeeded (no arguments: its simple
+			// protocol); should it fail, the rollback to w below fails
+			// too, and the whole group with it.
+			release := `RELEASE w`
+			if st.dialect == postgresDB && i+1 < len(group) {
+				release = `RELEASE w; SAVEPOINT w`
+			}
+			_, err := sqlTx.Exec(release)
+			open = err == nil && release != `RELEASE w`
+			if err != nil {
 				errs[i] = fmt.Errorf("a statement of this write failed: %w", err)
 				st.failed()
 			}
 		}
 		if errs[i] != nil {
+			// It may have left views unlike the database (a patch
+			// undone): the next writes check theirs again.
+			clear(locked)
 			// After an error SQLite may have rolled the whole transaction
 			// back by itself; then the savepoint is gone and this fails.
 			// PostgreSQL runs nothing after a failed statement until this.
@@ -141,15 +166,26 @@ func (st *Store) commit(group []*writeReq) {
 				abort(i+1, err)
 				return
 			}
+			open = false
 		}
 		if errs[i] == nil {
 			after = append(after, tx.after...)
+			for _, id := range tx.held {
+				locked[id] = true
+			}
+			notes = append(notes, tx.notes...)
 			ok++
 		}
 	}
 	if ok == 0 {
 		sqlTx.Rollback()
 		return
+	}
+	if len(notes) > 0 {
+		if err := sendNotes(sqlTx, notes); err != nil {
+			abort(len(group), fmt.Errorf("announcing the writes to other replicas: %w", err))
+			return
+		}
 	}
 	if err := sqlTx.Commit(); err != nil {
 		abort(len(group), err)
