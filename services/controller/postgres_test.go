@@ -446,3 +446,31 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestCustomPlans: the controller's connections to PostgreSQL plan each
+// statement anew (customPlans), unless the URL sets plan_cache_mode.
+func TestCustomPlans(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.NewDB(t)
+	sep := "?"
+	if strings.Contains(db, "?") {
+		sep = "&"
+	}
+	for _, tc := range []struct{ db, want string }{
+		{db, "force_custom_plan"},
+		{db + sep + "plan_cache_mode=auto", "auto"},
+	} {
+		st, err := Open(ctx, tc.db, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mode string
+		err = st.Read(ctx, func(tx *Tx) error {
+			return tx.tx.QueryRowContext(tx.ctx, `SHOW plan_cache_mode`).Scan(&mode)
+		})
+		st.Close()
+		if err != nil || mode != tc.want {
+			t.Errorf("%s: plan_cache_mode %q, %v; want %q", Redacted(tc.db), mode, err, tc.want)
+		}
+	}
+}
