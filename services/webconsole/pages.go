@@ -61,6 +61,10 @@ const onlineWithin = control.MaxSyncWait + 45*time.Second
 type memberRow struct {
 	control.Member
 	Online bool
+	// Routes are the destinations of the routes this member is a
+	// gateway of (via or backup): its removal leaves them pointing at
+	// an address nobody has.
+	Routes []string
 }
 
 func (m memberRow) Name() string { return cmp.Or(m.Hostname, m.NodeID) }
@@ -218,6 +222,15 @@ func (c *Console) showMembersFor(w http.ResponseWriter, r *http.Request, s *sign
 	}
 	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
 	rows, list := filterMembers(rows, truncate(r.URL.Query().Get("q"), 100), page)
+	for i, m := range rows {
+		for _, rt := range n.Routes {
+			for _, a := range m.Addresses {
+				if rt.Via == a || slices.Contains(rt.Backups, a) {
+					rows[i].Routes = append(rows[i].Routes, rt.Dest.String())
+				}
+			}
+		}
+	}
 	c.render(w, r, status, "members", &view{Title: n.Name, S: s, Nav: "networks", Tab: "members", Net: &n, Members: rows, List: list,
 		Error: msg, Form: form, FormNode: node, Flash: c.takeFlash(w, r)})
 }
@@ -249,6 +262,32 @@ func (c *Console) renameNetwork(w http.ResponseWriter, r *http.Request, s *signe
 		return
 	}
 	c.done(w, r, "/n/"+n.ID, "Network renamed to "+n.Name+".")
+}
+
+// admissions are how a network takes new members, as the settings form
+// offers them.
+var admissions = map[string]struct{ autoAllow, requireToken bool }{
+	"wait": {false, false}, "allow": {true, false}, "token": {false, true},
+}
+
+func (c *Console) networkSettings(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	f := r.PostForm
+	adm, ok := admissions[f.Get("admission")]
+	if !ok {
+		c.showMembers(w, r, s, http.StatusBadRequest, "Pick how the network takes new members.", f)
+		return
+	}
+	mtu, err := strconv.Atoi(strings.TrimSpace(f.Get("mtu")))
+	if err != nil {
+		c.showMembers(w, r, s, http.StatusBadRequest, fmt.Sprintf("MTU %s is not a number.", quote(f.Get("mtu"))), f)
+		return
+	}
+	n, err := s.api.UpdateNetwork(r.Context(), r.PathValue("id"), control.UpdateNetworkRequest{AutoAllow: &adm.autoAllow, RequireToken: &adm.requireToken, MTU: &mtu})
+	if err != nil {
+		c.showMembers(w, r, s, statusOf(err), messageOf(err), f)
+		return
+	}
+	c.done(w, r, "/n/"+n.ID, "Settings of "+n.Name+" saved.")
 }
 
 func (c *Console) deleteNetwork(w http.ResponseWriter, r *http.Request, s *signedIn) {
@@ -294,7 +333,8 @@ func (c *Console) memberOp(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		what = "tagged"
 	case "remove":
 		if err = s.api.RemoveMember(ctx, id, node); err == nil {
-			c.done(w, r, "/n/"+id, "Member "+node+" removed.")
+			// The name comes from the page's own form: shown, never used.
+			c.done(w, r, "/n/"+id, "Member "+cmp.Or(truncate(printableOnly(f).Get("name"), 64), node)+" removed.")
 			return
 		}
 	default:
@@ -394,7 +434,35 @@ func (c *Console) addRoute(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		c.showRoutes(w, r, s, statusOf(err), messageOf(err), f)
 		return
 	}
-	c.done(w, r, "/n/"+r.PathValue("id")+"/routes", "Route to "+dest.String()+" via "+via.String()+" added.")
+	msg := "Route to " + dest.String() + " via " + via.String()
+	if len(rt.Backups) > 0 {
+		var bs []string
+		for _, b := range rt.Backups {
+			bs = append(bs, b.String())
+		}
+		msg += ", then " + strings.Join(bs, ", then ")
+	}
+	msg += " added."
+	// A gateway may join after its route is made (with a token that
+	// gives it the address), so an address nobody has is taken, and said.
+	if ms, err := s.api.Members(r.Context(), r.PathValue("id")); err == nil {
+		held := map[netip.Addr]bool{}
+		for _, m := range ms {
+			for _, a := range m.Addresses {
+				held[a] = true
+			}
+		}
+		var nobody []string
+		for _, a := range append([]netip.Addr{via}, rt.Backups...) {
+			if !held[a] {
+				nobody = append(nobody, a.String())
+			}
+		}
+		if len(nobody) > 0 {
+			msg += " No member has " + strings.Join(nobody, ", ") + " yet: give it to the gateway (its static address, or its join token's)."
+		}
+	}
+	c.done(w, r, "/n/"+r.PathValue("id")+"/routes", msg)
 }
 
 func (c *Console) deleteRoute(w http.ResponseWriter, r *http.Request, s *signedIn) {
@@ -567,6 +635,25 @@ func (c *Console) testRules(w http.ResponseWriter, r *http.Request, s *signedIn)
 		return
 	}
 	req := control.PolicyTestRequest{From: strings.TrimSpace(f.Get("from")), To: to, Proto: f.Get("proto")}
+	// A member's name, as the label offers: the API takes its node ID.
+	if _, err := netip.ParseAddr(req.From); err != nil && req.From != "" {
+		if ms, err := s.api.Members(r.Context(), r.PathValue("id")); err == nil {
+			var found []string
+			for _, m := range ms {
+				if strings.EqualFold(m.Hostname, req.From) {
+					found = append(found, m.NodeID)
+				}
+			}
+			switch len(found) {
+			case 1:
+				req.From = found[0]
+			case 0:
+			default:
+				c.showRules(w, r, s, http.StatusBadRequest, fmt.Sprintf("%d members are named %s: give an address or a node ID.", len(found), quote(req.From)), f, nil)
+				return
+			}
+		}
+	}
 	if t := strings.TrimSpace(f.Get("port")); t != "" {
 		port, err := strconv.ParseUint(t, 10, 16)
 		if err != nil {
@@ -591,7 +678,13 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *signedIn)
 		c.fail(w, r, s, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "audit", &view{Title: "Audit log", S: s, Nav: "audit", Audit: es, Form: r.URL.Query(), Flash: c.takeFlash(w, r)})
+	names := map[string]string{}
+	if ns, err := s.api.Networks(r.Context()); err == nil {
+		for _, n := range ns {
+			names[n.ID] = n.Name
+		}
+	}
+	c.render(w, r, http.StatusOK, "audit", &view{Title: "Audit log", S: s, Nav: "audit", Audit: es, NetNames: names, Form: r.URL.Query(), Flash: c.takeFlash(w, r)})
 }
 
 func (c *Console) accessPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
@@ -630,8 +723,9 @@ func (c *Console) createAdminToken(w http.ResponseWriter, r *http.Request, s *si
 	req := control.CreateAdminTokenRequest{Name: strings.TrimSpace(f.Get("name")), Role: control.Role(f.Get("role")), ExpiresIn: control.Duration(life)}
 	if f.Get("scope") == "controller" {
 		req.Scope.Controller = true
-	} else {
-		req.Scope.Networks = f["network"]
+	} else if req.Scope.Networks = f["network"]; len(req.Scope.Networks) == 0 {
+		c.showAccess(w, r, s, http.StatusBadRequest, "Choose at least one network for the token, or the whole controller.", f, nil)
+		return
 	}
 	t, err := s.api.CreateAdminToken(r.Context(), req)
 	if err != nil {

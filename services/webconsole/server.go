@@ -108,6 +108,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /networks", c.change(c.createNetwork))
 	m.HandleFunc("GET /n/{id}", c.signedIn(c.membersPage))
 	m.HandleFunc("POST /n/{id}/rename", c.change(c.renameNetwork))
+	m.HandleFunc("POST /n/{id}/settings", c.change(c.networkSettings))
 	m.HandleFunc("POST /n/{id}/delete", c.change(c.deleteNetwork))
 	m.HandleFunc("POST /n/{id}/m/{node}/{op}", c.change(c.memberOp))
 	m.HandleFunc("GET /n/{id}/m/{node}/check", c.signedIn(c.checkAddress))
