@@ -282,28 +282,50 @@ func testCloudJoin(t *testing.T, mode string, port int) {
 // controller in the daemon, its port open in the strict firewall beside
 // the operator's; gate.controller=off on the kernel command line (a
 // higher layer) switches it off at the next start, and closes the port.
-func TestControllerHere(t *testing.T) {
+// preseeded is a daemon run on a preseed document, as the appliance runs
+// one, with a strict firewall that opens tcp/22.
+type preseeded struct {
+	h                  *harness
+	logs               *logLines
+	dir, preseed, name string
+}
+
+func newPreseeded(t *testing.T, name, doc string) *preseeded {
 	dir := t.TempDir()
-	preseed := filepath.Join(dir, "preseed.yaml")
-	os.WriteFile(preseed, []byte("version: 1\ncontroller: {listen: \"127.0.0.1:18460\", web: {listen: \"127.0.0.1:18461\"}}\n"), 0o600)
-	h := &harness{t: t, dir: dir, socket: filepath.Join(dir, "gate.sock")}
-	logs := &logLines{t: t}
-	run := func(cmdline string) func() {
-		d, err := New(Options{StateDir: filepath.Join(dir, "node"), Socket: h.socket, Hostname: "ctl-here", Version: "test",
-			Logf: logs.logf, Firewall: desired.FirewallStrict, AllowTCP: []uint16{22}, Preseed: preseed, Cmdline: cmdline})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		return func() {
+	p := &preseeded{h: &harness{t: t, dir: dir, socket: filepath.Join(dir, "gate.sock")}, logs: &logLines{t: t},
+		dir: dir, preseed: filepath.Join(dir, "preseed.yaml"), name: name}
+	if err := os.WriteFile(p.preseed, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// run starts the daemon with kernel command line cmdline; stop stops it
+// and waits.
+func (p *preseeded) run(cmdline string) (stop func()) {
+	t := p.h.t
+	d, err := New(Options{StateDir: filepath.Join(p.dir, "node"), Socket: p.h.socket, Hostname: p.name, Version: "test",
+		Logf: p.logs.logf, Firewall: desired.FirewallStrict, AllowTCP: []uint16{22}, Preseed: p.preseed, Cmdline: cmdline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("daemon: %v", err)
 			}
-		}
+		})
 	}
+}
+
+func TestControllerHere(t *testing.T) {
+	p := newPreseeded(t, "ctl-here", "version: 1\ncontroller: {listen: \"127.0.0.1:18460\", web: {listen: \"127.0.0.1:18461\"}}\n")
+	h, logs, dir, preseed, run := p.h, p.logs, p.dir, p.preseed, p.run
 	stop := run("")
 	h.eventually("controller answers and its port is open", func() error {
 		b, err := os.ReadFile(filepath.Join(dir, "node", "controller", "controller.url"))

@@ -17,7 +17,6 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql's "pgx"
 
 	"github.com/gatenet/gate/services/control"
-	"github.com/gatenet/gate/services/desired"
 	"github.com/gatenet/gate/services/pgtest"
 )
 
@@ -42,25 +41,9 @@ func withPassword(t *testing.T, dsn string) string {
 // in no log line and not in the status.
 func TestControllerHerePostgres(t *testing.T) {
 	dsn := withPassword(t, pgtest.NewDB(t))
-	dir := t.TempDir()
-	preseed := filepath.Join(dir, "preseed.yaml")
-	os.WriteFile(preseed, []byte("version: 1\ncontroller: {listen: \"127.0.0.1:18462\", db: \""+dsn+"\"}\n"), 0o600)
-	h := &harness{t: t, dir: dir, socket: filepath.Join(dir, "gate.sock")}
-	logs := &logLines{t: t}
-	d, err := New(Options{StateDir: filepath.Join(dir, "node"), Socket: h.socket, Hostname: "ctl-pg", Version: "test",
-		Logf: logs.logf, Firewall: desired.FirewallStrict, AllowTCP: []uint16{22}, Preseed: preseed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
+	p := newPreseeded(t, "ctl-pg", "version: 1\ncontroller: {listen: \"127.0.0.1:18462\", db: \""+dsn+"\"}\n")
+	h, logs, dir := p.h, p.logs, p.dir
+	defer p.run("")()
 	ctlDir := filepath.Join(dir, "node", "controller")
 	var admin *control.Client
 	h.eventually("controller answers", func() error {
@@ -128,19 +111,9 @@ func TestControllerHerePostgres(t *testing.T) {
 // tried again, each failure logged naming the database without its
 // password; it makes no SQLite database meanwhile, and opens no port.
 func TestControllerDBDown(t *testing.T) {
-	dir := t.TempDir()
-	preseed := filepath.Join(dir, "preseed.yaml")
-	os.WriteFile(preseed, []byte("version: 1\ncontroller: {listen: \"127.0.0.1:18463\", db: \"postgres://gate:"+dbSecret+"@127.0.0.1:1/gate?sslmode=disable\"}\n"), 0o600)
-	h := &harness{t: t, dir: dir, socket: filepath.Join(dir, "gate.sock")}
-	logs := &logLines{t: t}
-	d, err := New(Options{StateDir: filepath.Join(dir, "node"), Socket: h.socket, Hostname: "ctl-pg-down", Version: "test",
-		Logf: logs.logf, Firewall: desired.FirewallStrict, AllowTCP: []uint16{22}, Preseed: preseed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	p := newPreseeded(t, "ctl-pg-down", "version: 1\ncontroller: {listen: \"127.0.0.1:18463\", db: \"postgres://gate:"+dbSecret+"@127.0.0.1:1/gate?sslmode=disable\"}\n")
+	h, logs, dir := p.h, p.logs, p.dir
+	stop := p.run("")
 	h.eventually("tried twice", func() error {
 		if n := logs.count("postgres://gate:xxxxx@127.0.0.1:1/gate?sslmode=disable"); n < 2 {
 			return fmt.Errorf("%d log lines name the database", n)
@@ -151,10 +124,7 @@ func TestControllerDBDown(t *testing.T) {
 		t.Errorf("tcp/18463 open without a controller:\n%s", out)
 	}
 	start := time.Now()
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("daemon: %v", err)
-	}
+	stop()
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("stopping took %v: the retries did not end with the daemon", time.Since(start))
 	}
