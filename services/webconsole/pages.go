@@ -211,13 +211,8 @@ func (c *Console) showMembers(w http.ResponseWriter, r *http.Request, s *signedI
 // showMembersFor shows the members page after a refused form for member
 // node, its fields as they were typed.
 func (c *Console) showMembersFor(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values, node string) {
-	n, ok := c.network(w, r, s)
+	n, rows, ok := c.networkMembers(w, r, s)
 	if !ok {
-		return
-	}
-	rows, err := c.members(r, s, n.ID)
-	if err != nil {
-		c.fail(w, r, s, err)
 		return
 	}
 	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
@@ -233,6 +228,21 @@ func (c *Console) showMembersFor(w http.ResponseWriter, r *http.Request, s *sign
 	}
 	c.render(w, r, status, "members", &view{Title: n.Name, S: s, Nav: "networks", Tab: "members", Net: &n, Members: rows, List: list,
 		Error: msg, Form: form, FormNode: node, Flash: c.takeFlash(w, r)})
+}
+
+// networkMembers reads the network of the path and its members; false
+// when it answered the request itself (an error page).
+func (c *Console) networkMembers(w http.ResponseWriter, r *http.Request, s *signedIn) (control.Network, []memberRow, bool) {
+	n, ok := c.network(w, r, s)
+	if !ok {
+		return n, nil, false
+	}
+	rows, err := c.members(r, s, n.ID)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return n, nil, false
+	}
+	return n, rows, true
 }
 
 // members lists network id's members, those waiting for an admin first,
@@ -369,13 +379,8 @@ func (c *Console) routesPage(w http.ResponseWriter, r *http.Request, s *signedIn
 }
 
 func (c *Console) showRoutes(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values) {
-	n, ok := c.network(w, r, s)
+	n, rows, ok := c.networkMembers(w, r, s)
 	if !ok {
-		return
-	}
-	rows, err := c.members(r, s, n.ID)
-	if err != nil {
-		c.fail(w, r, s, err)
 		return
 	}
 	byAddr := map[netip.Addr]memberRow{}
