@@ -198,25 +198,12 @@ func TestAttackControllerDB(t *testing.T) {
 		`{password: "` + secret + `\e[2J"}`,
 		`|` + "\n    postgres://gate:" + secret + "@db/gate\n    password=" + secret + "\n",
 	} {
-		doc := "version: 1\ncontroller:\n  listen: \":8443\"\n  db: " + db + "\n"
-		_, warns, err := Parse([]byte(doc))
-		what := doc
-		if len(what) > 80 {
-			what = what[:80]
-		}
+		what, warns, err := refusedClean(t, "version: 1\ncontroller:\n  listen: \":8443\"\n  db: "+db+"\n", "controller.db", 400)
 		if err == nil {
-			t.Errorf("accepted %q", what)
 			continue
 		}
-		checkClean(t, what, err, warns)
 		if s := everything(nil, warns, err); strings.Contains(s, secret) || strings.Contains(s, "SHVudGVy") {
 			t.Errorf("%q: password shown: %.300s", what, s)
-		}
-		if len(err.Error()) > 400 {
-			t.Errorf("%q: error %d bytes long: %.200s", what, len(err.Error()), err)
-		}
-		if !strings.Contains(err.Error(), "controller.db") {
-			t.Errorf("%q: error does not name controller.db: %v", what, err)
 		}
 		// In user-data, as a cloud hands it over.
 		l, _, err := ParseEmbedded(SourceUserData, "user-data (aws)", []byte("#cloud-config\ngate:\n  controller:\n    listen: \":8443\"\n    db: "+db+"\n"), "gate")
@@ -256,22 +243,30 @@ func TestAttackControllerWeb(t *testing.T) {
 		`{listen: "0.0.0.0:8444"}`,
 		`{listen: "[::]:8444"}`,
 	} {
-		doc := "version: 1\ncontroller:\n  listen: \":8443\"\n  web: " + web + "\n"
-		_, warns, err := Parse([]byte(doc))
-		what := doc
-		if len(what) > 80 {
-			what = what[:80]
-		}
-		if err == nil {
-			t.Errorf("accepted %q", what)
-			continue
-		}
-		checkClean(t, what, err, warns)
-		if !strings.Contains(err.Error(), "controller.web") {
-			t.Errorf("%q: error does not name controller.web: %v", what, err)
-		}
-		if len(err.Error()) > 600 {
-			t.Errorf("%q: error %d bytes long", what, len(err.Error()))
-		}
+		refusedClean(t, "version: 1\ncontroller:\n  listen: \":8443\"\n  web: "+web+"\n", "controller.web", 600)
 	}
+}
+
+// refusedClean parses a hostile document, which must be refused with an
+// error naming key, at most maxLen bytes long and clean (checkClean); it
+// returns the document's head (for messages), the warnings and the error.
+func refusedClean(t *testing.T, doc, key string, maxLen int) (what string, warns []Issue, err error) {
+	t.Helper()
+	_, warns, err = Parse([]byte(doc))
+	what = doc
+	if len(what) > 80 {
+		what = what[:80]
+	}
+	if err == nil {
+		t.Errorf("accepted %q", what)
+		return what, warns, nil
+	}
+	checkClean(t, what, err, warns)
+	if len(err.Error()) > maxLen {
+		t.Errorf("%q: error %d bytes long: %.200s", what, len(err.Error()), err)
+	}
+	if !strings.Contains(err.Error(), key) {
+		t.Errorf("%q: error does not name %s: %v", what, key, err)
+	}
+	return what, warns, err
 }
