@@ -232,6 +232,13 @@ func (c *Client) CreateToken(ctx context.Context, id string, r CreateTokenReques
 	return t, c.Do(ctx, http.MethodPost, netPath(id, "tokens"), r, &t)
 }
 
+// RevokeToken revokes join token tokenID of network id: nodes are refused
+// it from now on.
+func (c *Client) RevokeToken(ctx context.Context, id, tokenID string) (Token, error) {
+	var t Token
+	return t, c.Do(ctx, http.MethodDelete, netPath(id, "tokens", tokenID), nil, &t)
+}
+
 // Tokens lists a network's tokens, without secrets.
 func (c *Client) Tokens(ctx context.Context, id string) ([]Token, error) {
 	var ts []Token

@@ -118,6 +118,7 @@ type Token struct {
 	Uses           int        `json:"uses"`
 	UsedBy         string     `json:"used_by,omitempty"`          // the node that used it last
 	UsedByInstance string     `json:"used_by_instance,omitempty"` // its cloud instance, if it said
+	Revoked        time.Time  `json:"revoked,omitzero"`           // when an admin revoked it
 	Note           string     `json:"note,omitempty"`
 	Tags           []string   `json:"tags,omitempty"`
 	JoinString     string     `json:"join_string,omitempty"`

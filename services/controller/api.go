@@ -65,6 +65,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST", netw+"/policy/test", s.admin(read(viewer, "policy.test"), s.hTestPolicy))
 	handle("POST", netw+"/tokens", s.admin(change(operator, "token.create"), s.hCreateToken))
 	handle("GET", netw+"/tokens", s.admin(read(viewer, "token.list"), s.hListTokens))
+	handle("DELETE", netw+"/tokens/{token}", s.admin(change(operator, "token.revoke"), s.hRevokeToken))
 	handle("POST", adminTokens, s.admin(whole(change(admin, "admin_token.create")), s.hCreateAdminToken))
 	handle("GET", adminTokens, s.admin(whole(read(admin, "admin_token.list")), s.hListAdminTokens))
 	handle("DELETE", adminTokens+"/{token}", s.admin(whole(change(admin, "admin_token.revoke")), s.hRevokeAdminToken))
@@ -546,6 +547,19 @@ func (s *Server) hListTokens(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, ts)
+	return nil
+}
+
+func (s *Server) hRevokeToken(w http.ResponseWriter, r *http.Request) error {
+	id, err := networkID(r)
+	if err != nil {
+		return err
+	}
+	t, err := s.revokeToken(r.Context(), id, strings.ToLower(r.PathValue("token")))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, t)
 	return nil
 }
 

@@ -294,6 +294,7 @@ var undo = map[int][]string{
 		`ALTER TABLE networks DROP COLUMN conf_rev`, `DROP TABLE controller`, `DROP TABLE replicas`},
 	9:  {`DROP TABLE admin_tokens`, `DROP TABLE audit_log`},
 	10: {`DROP TABLE sessions`, `ALTER TABLE audit_log DROP COLUMN via`},
+	11: {`ALTER TABLE tokens DROP COLUMN revoked`},
 }
 
 // downgrade takes st's schema back to version v.

@@ -214,6 +214,7 @@ func tokenView(t tokenRec) control.Token {
 		Note:           t.Note,
 		UsedBy:         t.UsedBy,
 		UsedByInstance: t.UsedInstance,
+		Revoked:        t.Revoked,
 		Tags:           slices.Clone(t.Tags),
 	}
 }

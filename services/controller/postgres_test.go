@@ -80,6 +80,7 @@ func TestPostgres(t *testing.T) {
 		{"AuditCommitsWithChange", TestAuditCommitsWithChange},
 		{"AttackAccessInput", TestAttackAccessInput},
 		{"WebSessions", TestWebSessions},
+		{"TokenRevoke", TestTokenRevoke},
 	} {
 		t.Run(tc.name, tc.test)
 	}

@@ -202,6 +202,12 @@ var migrations = [][]string{
 		`CREATE INDEX sessions_token ON sessions (token_id)`,
 		`ALTER TABLE audit_log ADD COLUMN via TEXT NOT NULL DEFAULT ''`,
 	},
+	// Join tokens revoked before they expire (a leaked user-data): when,
+	// 0 for never. A revoked token also expires then, so that it promises
+	// its address no more.
+	{
+		`ALTER TABLE tokens ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0`,
+	},
 }
 
 // migrate brings the schema up to date, one migration per transaction.

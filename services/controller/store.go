@@ -254,6 +254,8 @@ type tokenRec struct {
 	UsedIdentity string
 	// Tags are given to the members that join with it.
 	Tags []string
+	// Revoked is when an admin revoked it; zero if not.
+	Revoked time.Time
 }
 
 func nanos(t time.Time) int64     { return t.UnixNano() }
@@ -787,15 +789,15 @@ func (tx *Tx) pruneTombstones(networkID string, cutoff time.Time) (uint64, error
 
 // Tokens.
 
-const tokenCols = `id, network_id, secret_hash, reusable, allow, address, expires, uses, note, used_by, created, used_instance, used_identity, tags`
+const tokenCols = `id, network_id, secret_hash, reusable, allow, address, expires, uses, note, used_by, created, used_instance, used_identity, tags, revoked`
 
 func scanToken(sc interface{ Scan(...any) error }) (tokenRec, error) {
 	var t tokenRec
 	var addr sql.NullString
 	var tags string
-	var expires, created int64
+	var expires, created, revoked int64
 	if err := sc.Scan(&t.ID, &t.NetworkID, &t.SecretHash, &t.Reusable, &t.Allow, &addr, &expires,
-		&t.Uses, &t.Note, &t.UsedBy, &created, &t.UsedInstance, &t.UsedIdentity, &tags); err != nil {
+		&t.Uses, &t.Note, &t.UsedBy, &created, &t.UsedInstance, &t.UsedIdentity, &tags, &revoked); err != nil {
 		return t, err
 	}
 	var err error
@@ -805,15 +807,15 @@ func scanToken(sc interface{ Scan(...any) error }) (tokenRec, error) {
 	if t.Tags, err = parseTags(tags); err != nil {
 		return t, fmt.Errorf("token %s: stored tags: %w", t.ID, err)
 	}
-	t.Expires, t.Created = fromNanos(expires), fromNanos(created)
+	t.Expires, t.Created, t.Revoked = fromNanos(expires), fromNanos(created), fromOptNanos(revoked)
 	return t, nil
 }
 
 func (tx *Tx) insertToken(t tokenRec) error {
 	_, err := tx.tx.ExecContext(tx.ctx, `INSERT INTO tokens (`+tokenCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		t.ID, t.NetworkID, t.SecretHash, t.Reusable, t.Allow, nullAddr(t.Address), nanos(t.Expires),
-		t.Uses, t.Note, t.UsedBy, nanos(t.Created), t.UsedInstance, t.UsedIdentity, tagsText(t.Tags))
+		t.Uses, t.Note, t.UsedBy, nanos(t.Created), t.UsedInstance, t.UsedIdentity, tagsText(t.Tags), optNanos(t.Revoked))
 	return err
 }
 

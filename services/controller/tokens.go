@@ -53,6 +53,8 @@ func checkTokenUse(t tokenRec, networkID string, who memberRef, now time.Time) e
 	switch {
 	case t.NetworkID != networkID:
 		return forbidden("join token is not valid for network " + networkID)
+	case !t.Revoked.IsZero():
+		return forbidden("join token revoked")
 	case !now.Before(t.Expires):
 		return forbidden("join token expired")
 	case !t.Reusable && t.Uses > 0 && !sameNode:
@@ -87,6 +89,44 @@ func recordUse(tx *Tx, t tokenRec, who memberRef, instance string) error {
 		return nil
 	}
 	return tx.recordTokenUse(t.ID, t.Uses, who.node, who.key, instance)
+}
+
+// revokeToken revokes join token tokenID of network id: refused from now
+// on, and its address no longer held for whoever joins with it (it
+// expires now too). Revoking a revoked token changes nothing.
+func (s *Server) revokeToken(ctx context.Context, id, tokenID string) (control.Token, error) {
+	if len(tokenID) != 16 || !isHex(tokenID) {
+		return control.Token{}, badRequest("join token ID %q: want 16 hex digits", truncateText(tokenID, 40))
+	}
+	var t tokenRec
+	err := s.writeNet(ctx, id, func(tx *Tx) error {
+		if _, err := tx.network(id); err != nil {
+			return err
+		}
+		ts, err := tx.tokens(id)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(ts, func(t tokenRec) bool { return t.ID == tokenID })
+		if i < 0 {
+			return errorf(http.StatusNotFound, "join token %s not found in network %s", tokenID, id)
+		}
+		if t = ts[i]; !t.Revoked.IsZero() {
+			return nil
+		}
+		now := s.now()
+		t.Revoked = now
+		if now.Before(t.Expires) {
+			t.Expires = now
+		}
+		_, err = tx.tx.ExecContext(tx.ctx, `UPDATE tokens SET revoked = $2, expires = $3 WHERE id = $1`, t.ID, nanos(t.Revoked), nanos(t.Expires))
+		return err
+	})
+	if err != nil {
+		return control.Token{}, err
+	}
+	s.logf("network %s: join token %s revoked", id, tokenID)
+	return tokenView(t), nil
 }
 
 // CreateToken makes a join token for network id.

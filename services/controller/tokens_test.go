@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -152,4 +153,80 @@ func TestTokenRecordsInstance(t *testing.T) {
 	long.InstanceID = strings.Repeat("i", 200)
 	_, err = b.c.Join(e.ctx, nw.ID, long)
 	wantAPIError(t, "long instance ID", err, 400, "instance_id")
+}
+
+// A revoked join token is refused from then on, and holds its address no
+// more; revoking is an operator's, audited, idempotent.
+func TestTokenRevoke(t *testing.T) {
+	e := newEnv(t)
+	nw := e.mustNetwork("seed", "192.168.254.0/24", false)
+	other := e.mustNetwork("other", "10.0.0.0/24", false)
+	tok, err := e.admin.CreateToken(e.ctx, nw.ID, control.CreateTokenRequest{Allow: true, Reusable: true, Address: netip.MustParseAddr("192.168.254.20"), Note: "leaked"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := control.ParseJoinString(tok.JoinString)
+	a := e.newNode()
+	if mc := e.mustJoin(a, nw.ID, js.Token); mc.Status != control.StatusOK {
+		t.Fatalf("join before revocation: %+v", mc)
+	}
+	// An unused token's address cannot go to another member while it
+	// lives; once revoked, it can.
+	unused, err := e.admin.CreateToken(e.ctx, nw.ID, control.CreateTokenRequest{Address: netip.MustParseAddr("192.168.254.21")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := e.newNode()
+	e.mustJoin(m, nw.ID, "")
+	_, err = e.admin.SetMemberAddress(e.ctx, nw.ID, m.id.NodeID(), netip.MustParseAddr("192.168.254.21"))
+	wantAPIError(t, "a live token's address", err, http.StatusConflict, "promised by join token")
+	if _, err := e.admin.RevokeToken(e.ctx, nw.ID, unused.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.SetMemberAddress(e.ctx, nw.ID, m.id.NodeID(), netip.MustParseAddr("192.168.254.21")); err != nil {
+		t.Errorf("a revoked token's address: %v", err)
+	}
+
+	viewer, err := e.admin.CreateAdminToken(e.ctx, control.CreateAdminTokenRequest{Name: "v", Role: control.RoleViewer, Scope: control.Scope{Controller: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.client(nil, viewer.Secret).RevokeToken(e.ctx, nw.ID, tok.ID)
+	wantAPIError(t, "viewer revoking", err, http.StatusForbidden, "needs the operator role")
+	_, err = e.admin.RevokeToken(e.ctx, other.ID, tok.ID)
+	wantAPIError(t, "another network's token", err, http.StatusNotFound, "not found in network "+other.ID)
+	_, err = e.admin.RevokeToken(e.ctx, nw.ID, "nothex")
+	wantAPIError(t, "a malformed ID", err, http.StatusBadRequest, "want 16 hex digits")
+
+	start := e.clock.Now()
+	got, err := e.admin.RevokeToken(e.ctx, nw.ID, tok.ID)
+	if err != nil || !got.Revoked.Equal(start) || !got.Expires.Equal(start) {
+		t.Fatalf("revoke: %+v, %v", got, err)
+	}
+	e.clock.Advance(time.Second)
+	again, err := e.admin.RevokeToken(e.ctx, nw.ID, tok.ID)
+	if err != nil || !again.Revoked.Equal(start) {
+		t.Fatalf("revoking again: %+v, %v", again, err)
+	}
+	b := e.newNode()
+	_, err = b.c.Join(e.ctx, nw.ID, b.joinReq(js.Token))
+	wantAPIError(t, "a revoked token", err, http.StatusForbidden, "join token revoked")
+	// The members that joined with it stay.
+	if ms, _ := e.admin.Members(e.ctx, nw.ID); len(ms) != 2 {
+		t.Errorf("members after revocation: %d", len(ms))
+	}
+	ts, _ := e.admin.Tokens(e.ctx, nw.ID)
+	if len(ts) != 2 || ts[0].Revoked.IsZero() || ts[1].Revoked.IsZero() {
+		t.Errorf("tokens: %+v", ts)
+	}
+	es, _ := e.admin.Audit(e.ctx, control.AuditQuery{NetworkID: nw.ID})
+	n := 0
+	for _, a := range es {
+		if a.Action == "token.revoke" && a.Target == tok.ID && a.Outcome == control.OutcomeOK {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d token.revoke entries, want 2", n)
+	}
 }
