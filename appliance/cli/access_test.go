@@ -274,3 +274,30 @@ func squeeze(s string) string {
 	}
 	return b.String()
 }
+
+// TestTokenRevokeCommand: gate token revoke, and the list that shows it.
+func TestTokenRevokeCommand(t *testing.T) {
+	ctl, builtin := testController(t)
+	as := func(args ...string) []string { return append(args, "--controller", ctl, "--token", builtin) }
+	_, out, _ := gate(as("network", "create", "--name", "lab", "--cidr", "10.71.0.0/24")...)
+	netID := strings.TrimSpace(out)
+	var tok control.Token
+	_, out, _ = gate(as("token", "create", netID, "--note", "leaked", "--json")...)
+	if err := json.Unmarshal([]byte(out), &tok); err != nil {
+		t.Fatalf("token create --json: %v %q", err, out)
+	}
+	code, out, errs := gate(as("token", "revoke", netID, tok.ID)...)
+	if code != 0 || !strings.Contains(out, "join token "+tok.ID+" revoked at ") {
+		t.Fatalf("token revoke: %d %q %s", code, out, errs)
+	}
+	_, out, _ = gate(as("token", "list", netID)...)
+	if line := lineWith(out, tok.ID); !strings.Contains(line, "revoked 20") {
+		t.Errorf("token list after revoke: %q", line)
+	}
+	if code, _, errs = gate(as("token", "revoke", netID)...); code != 2 || !strings.Contains(errs, "join token's ID") {
+		t.Errorf("token revoke without an ID: %d %s", code, errs)
+	}
+	if code, _, errs = gate(as("token", "revoke", netID, "0123456789abcdef")...); code != 1 || !strings.Contains(errs, "not found") {
+		t.Errorf("token revoke of an unknown ID: %d %s", code, errs)
+	}
+}

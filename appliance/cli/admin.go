@@ -462,7 +462,7 @@ func runMember(e *env, args []string) error {
 
 func runToken(e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("want a subcommand: create, list")
+		return usagef("want a subcommand: create, list, revoke")
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
@@ -477,7 +477,11 @@ func runToken(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 1, "a network ID"); err != nil {
+	if sub == "revoke" {
+		if err := wantArgs(pos, 2, "a network ID and a join token's ID (gate token list)"); err != nil {
+			return err
+		}
+	} else if err := wantArgs(pos, 1, "a network ID"); err != nil {
 		return err
 	}
 	c, err := af.client()
@@ -487,6 +491,16 @@ func runToken(e *env, args []string) error {
 	ctx, cancel := adminCtx()
 	defer cancel()
 	switch sub {
+	case "revoke":
+		t, err := c.RevokeToken(ctx, pos[0], pos[1])
+		if err != nil {
+			return err
+		}
+		if *af.json {
+			return printJSON(e.stdout, t)
+		}
+		fmt.Fprintf(e.stdout, "join token %s revoked at %s: nodes are refused it from now on (members that joined with it stay)\n", terminal(t.ID), t.Revoked.Format(time.RFC3339))
+		return nil
 	case "create":
 		req := control.CreateTokenRequest{Reusable: *reusable, ExpiresIn: control.Duration(*expires), Allow: *allow, Note: *note, Tags: splitList(*tags)}
 		if *addr != "" {
@@ -515,6 +529,7 @@ func runToken(e *env, args []string) error {
 		}
 		tw := table(e.stdout)
 		fmt.Fprintln(tw, "ID\tREUSABLE\tALLOW\tADDRESS\tTAGS\tEXPIRES\tUSES\tUSED BY\tNOTE")
+		// A revoked token shows when, in place of its expiry.
 		for _, t := range ts {
 			a := "-"
 			if t.Address.IsValid() {
@@ -524,11 +539,15 @@ func runToken(e *env, args []string) error {
 			if t.UsedByInstance != "" {
 				by += " (" + t.UsedByInstance + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%s\t%d\t%s\t%s\n", terminal(t.ID), t.Reusable, t.Allow, a, terminal(orDash(strings.Join(t.Tags, ","))), t.Expires.Format(time.RFC3339), t.Uses, terminal(by), terminal(orDash(t.Note)))
+			expires := t.Expires.Format(time.RFC3339)
+			if !t.Revoked.IsZero() {
+				expires = "revoked " + t.Revoked.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\t%s\t%d\t%s\t%s\n", terminal(t.ID), t.Reusable, t.Allow, a, terminal(orDash(strings.Join(t.Tags, ","))), expires, t.Uses, terminal(by), terminal(orDash(t.Note)))
 		}
 		return tw.Flush()
 	}
-	return usagef("unknown subcommand %q: want create, list", sub)
+	return usagef("unknown subcommand %q: want create, list, revoke", sub)
 }
 
 // splitList splits a comma-separated list, dropping blanks: "" is none.

@@ -48,7 +48,7 @@ func commands() []command {
 		{"tui", "the console: status, join and leave networks, logs", runTUI},
 		{"network", "admin: create|list|show|delete networks, route add|del", runNetwork},
 		{"member", "admin: list|allow|deny|remove|set-ip|tag members", runMember},
-		{"token", "admin: create|list join tokens", runToken},
+		{"token", "admin: create|list|revoke join tokens", runToken},
 		{"policy", "admin: show|set|add|del a network's rules (who may reach what), test a packet against them", runPolicy},
 		{"admin", "admin: token create|list|revoke: named admin tokens, each with a role and a scope", runAdmin},
 		{"audit", "admin: the audit log: who changed what through the admin API, when, from where", runAudit},
