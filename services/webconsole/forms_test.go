@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/gatenet/gate/services/control"
 )
 
 // What the forms tell an operator: settings saved, Explain by a member's
@@ -58,6 +60,20 @@ func TestFormsSayWhatHappened(t *testing.T) {
 	_, body = post("/n/"+n.ID+"/rules/test", url.Values{"from": {"aws-gw-1"}, "to": {"192.168.254.12"}, "proto": {"tcp"}, "port": {"22"}})
 	if !strings.Contains(body, `class="decision allow"`) {
 		t.Errorf("explain from a member's name:\n%.3000s", body)
+	}
+
+	// A join token revoked on its page is refused from then on.
+	tok, err := c.admin.CreateToken(ctx, n.ID, control.CreateTokenRequest{Note: "leaked"})
+	must(t, err, "token")
+	if !strings.Contains(get(t, hc, c.web+"/n/"+n.ID+"/tokens"), "/tokens/"+tok.ID+"/revoke") {
+		t.Errorf("no revoke button for a live token")
+	}
+	_, body = post("/n/"+n.ID+"/tokens/"+tok.ID+"/revoke", url.Values{})
+	if !strings.Contains(body, "Join token "+tok.ID+" revoked") || strings.Contains(body, "/tokens/"+tok.ID+"/revoke") {
+		t.Errorf("after revoking: flash or button wrong")
+	}
+	if ts, _ := c.admin.Tokens(ctx, n.ID); len(ts) != 1 || ts[0].Revoked.IsZero() {
+		t.Errorf("tokens after revoking: %+v", ts)
 	}
 
 	// An admin token needs a scope, said in the console's words.

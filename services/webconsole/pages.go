@@ -50,6 +50,9 @@ type view struct {
 // Can says whether the signed-in token's role includes role.
 func (v *view) Can(role string) bool { return v.S != nil && v.S.Role.Includes(control.Role(role)) }
 
+// Live says whether a thing that expires at t is still live.
+func (v *view) Live(t time.Time) bool { return time.Now().Before(t) }
+
 // Whole says whether the signed-in token reaches the whole controller.
 func (v *view) Whole() bool { return v.S != nil && v.S.Scope.Controller }
 
@@ -554,6 +557,15 @@ func (c *Console) createToken(w http.ResponseWriter, r *http.Request, s *signedI
 	nt := &newToken{Token: t}
 	nt.UserDataDO, nt.UserDataAWS = userData(t, serve, false), userData(t, serve, true)
 	c.showTokens(w, r, s, http.StatusOK, "", nil, nt)
+}
+
+func (c *Console) revokeToken(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	t, err := s.api.RevokeToken(r.Context(), r.PathValue("id"), r.PathValue("token"))
+	if err != nil {
+		c.showTokens(w, r, s, statusOf(err), messageOf(err), nil, nil)
+		return
+	}
+	c.done(w, r, "/n/"+t.NetworkID+"/tokens", "Join token "+t.ID+" revoked: nodes are refused it from now on; members that joined with it stay.")
 }
 
 // userData is the cloud-init user-data that joins a gate with token t:

@@ -117,6 +117,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /n/{id}/routes/delete", c.change(c.deleteRoute))
 	m.HandleFunc("GET /n/{id}/tokens", c.signedIn(c.tokensPage))
 	m.HandleFunc("POST /n/{id}/tokens", c.change(c.createToken))
+	m.HandleFunc("POST /n/{id}/tokens/{token}/revoke", c.change(c.revokeToken))
 	m.HandleFunc("GET /n/{id}/rules", c.signedIn(c.rulesPage))
 	m.HandleFunc("POST /n/{id}/rules", c.change(c.setRules))
 	m.HandleFunc("POST /n/{id}/rules/test", c.change(c.testRules))
