@@ -301,3 +301,22 @@ func TestTokenRevokeCommand(t *testing.T) {
 		t.Errorf("token revoke of an unknown ID: %d %s", code, errs)
 	}
 }
+
+// TestRouteSetCommand: gate network route set replaces a route in one
+// change, where route add refuses a second route to the destination.
+func TestRouteSetCommand(t *testing.T) {
+	ctl, builtin := testController(t)
+	as := func(args ...string) []string { return append(args, "--controller", ctl, "--token", builtin) }
+	_, out, _ := gate(as("network", "create", "--name", "lab", "--cidr", "10.72.0.0/24")...)
+	netID := strings.TrimSpace(out)
+	if code, _, errs := gate(as("network", "route", "add", netID, "172.16.0.0/16", "via", "10.72.0.11")...); code != 0 {
+		t.Fatalf("route add: %d %s", code, errs)
+	}
+	if code, _, errs := gate(as("network", "route", "add", netID, "172.16.0.0/16", "via", "10.72.0.12")...); code != 1 || !strings.Contains(errs, "gate network route set") {
+		t.Errorf("route add over a route: %d %s", code, errs)
+	}
+	code, out, errs := gate(as("network", "route", "set", netID, "172.16.0.0/16", "via", "10.72.0.12", "via", "10.72.0.11")...)
+	if code != 0 || strings.Count(out, "172.16.0.0/16") != 1 || !strings.Contains(out, "10.72.0.12") {
+		t.Errorf("route set: %d %q %s", code, out, errs)
+	}
+}

@@ -301,12 +301,16 @@ func runRoute(e *env, c *control.Client, ctx context.Context, pos []string, ro r
 	var n control.Network
 	var err error
 	switch pos[0] {
-	case "add":
+	case "add", "set":
 		r, err := parseRoute(pos[1:], ro)
 		if err != nil {
 			return err
 		}
-		if n, err = c.AddRoute(ctx, pos[1], r); err != nil {
+		put := c.AddRoute
+		if pos[0] == "set" {
+			put = c.SetRoute // replaces the route to r.Dest in one change
+		}
+		if n, err = put(ctx, pos[1], r); err != nil {
 			return err
 		}
 	case "del", "delete":
@@ -321,7 +325,7 @@ func runRoute(e *env, c *control.Client, ctx context.Context, pos []string, ro r
 			return err
 		}
 	default:
-		return usagef("unknown route subcommand %q: want add or del", pos[0])
+		return usagef("unknown route subcommand %q: want add, set or del", pos[0])
 	}
 	if err != nil {
 		return err

@@ -166,6 +166,13 @@ func (c *Client) AddRoute(ctx context.Context, id string, r Route) (Network, err
 	return n, c.Do(ctx, http.MethodPost, netPath(id, "routes"), r, &n)
 }
 
+// SetRoute sets the route to r.Dest: added, or replacing the one there is
+// in one change.
+func (c *Client) SetRoute(ctx context.Context, id string, r Route) (Network, error) {
+	var n Network
+	return n, c.Do(ctx, http.MethodPut, netPath(id, "routes"), r, &n)
+}
+
 // DeleteRoute removes the managed route to dest.
 func (c *Client) DeleteRoute(ctx context.Context, id string, dest netip.Prefix) (Network, error) {
 	var n Network

@@ -54,6 +54,7 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE", netw, s.admin(change(admin, "network.delete"), s.hDeleteNetwork))
 	handle("POST", netw+"/routes", s.admin(change(operator, "route.add"), s.hAddRoute))
 	handle("DELETE", netw+"/routes", s.admin(change(operator, "route.delete"), s.hDeleteRoute))
+	handle("PUT", netw+"/routes", s.admin(change(operator, "route.set"), s.hSetRoute))
 	handle("GET", netw+"/members", s.admin(read(viewer, "member.list"), s.hListMembers))
 	handle("POST", member+"/allow", s.admin(change(operator, "member.allow"), s.hAllowMember))
 	handle("POST", member+"/deny", s.admin(change(operator, "member.deny"), s.hDenyMember))
@@ -353,7 +354,13 @@ func (s *Server) hDeleteNetwork(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) hAddRoute(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) hAddRoute(w http.ResponseWriter, r *http.Request) error { return s.putRoute(w, r, false) }
+
+// hSetRoute answers PUT .../routes: the route to its destination, added or
+// replacing the one there is.
+func (s *Server) hSetRoute(w http.ResponseWriter, r *http.Request) error { return s.putRoute(w, r, true) }
+
+func (s *Server) putRoute(w http.ResponseWriter, r *http.Request, replace bool) error {
 	id, err := networkID(r)
 	if err != nil {
 		return err
@@ -367,7 +374,7 @@ func (s *Server) hAddRoute(w http.ResponseWriter, r *http.Request) error {
 		a.setTarget(req.Dest.String())
 	}
 	a.note("%s", req)
-	n, err := s.addRoute(r.Context(), id, req)
+	n, err := s.addRoute(r.Context(), id, req, replace)
 	if err != nil {
 		return err
 	}

@@ -490,3 +490,44 @@ func TestRequestedAddressKeptUntilAllowed(t *testing.T) {
 		t.Fatalf("allow: %+v, %v", m, err)
 	}
 }
+
+// Setting a route replaces the one to its destination in one change:
+// members see the new gateways at the next revision, never no route.
+func TestSetRoute(t *testing.T) {
+	e := newEnv(t)
+	nw := e.mustNetwork("n", "192.168.254.0/24", true)
+	first := control.Route{Dest: netip.MustParsePrefix("172.16.0.0/16"), Via: netip.MustParseAddr("192.168.254.11")}
+	if _, err := e.admin.SetRoute(e.ctx, nw.ID, first); err != nil {
+		t.Fatalf("set a new route: %v", err)
+	}
+	rev := e.revision(nw.ID)
+	second := control.Route{Dest: first.Dest, Via: netip.MustParseAddr("192.168.254.12"), Backups: []netip.Addr{netip.MustParseAddr("192.168.254.11")}}
+	n, err := e.admin.SetRoute(e.ctx, nw.ID, second)
+	if err != nil {
+		t.Fatalf("replace: %v", err)
+	}
+	if len(n.Routes) != 1 || n.Routes[0].Via != second.Via || len(n.Routes[0].Backups) != 1 || n.Revision != rev+1 {
+		t.Fatalf("after replacing: %+v at revision %d (was %d)", n.Routes, n.Revision, rev)
+	}
+	// Adding still refuses a duplicate, and says how to replace.
+	_, err = e.admin.AddRoute(e.ctx, nw.ID, first)
+	wantAPIError(t, "add over an existing route", err, 409, "replace it in one change")
+	// A replacement that is wrong changes nothing.
+	bad := control.Route{Dest: first.Dest, Via: netip.MustParseAddr("10.0.0.1")}
+	_, err = e.admin.SetRoute(e.ctx, nw.ID, bad)
+	wantAPIError(t, "a replacement outside the network", err, 400, "10.0.0.1")
+	got, _ := e.admin.Network(e.ctx, nw.ID)
+	if len(got.Routes) != 1 || got.Routes[0].Via != second.Via {
+		t.Fatalf("a refused replacement changed the route: %+v", got.Routes)
+	}
+	es, _ := e.admin.Audit(e.ctx, control.AuditQuery{NetworkID: nw.ID})
+	sets := 0
+	for _, a := range es {
+		if a.Action == "route.set" {
+			sets++
+		}
+	}
+	if sets != 3 {
+		t.Errorf("%d route.set audit entries, want 3 (two made, one refused)", sets)
+	}
+}

@@ -274,7 +274,10 @@ func (s *Server) deleteNetwork(ctx context.Context, id string) error {
 	return err
 }
 
-func (s *Server) addRoute(ctx context.Context, id string, r control.Route) (control.Network, error) {
+// addRoute adds route r to network id; replace replaces the route to the
+// same destination in the same write, if there is one (its gateways,
+// backups or probes changed without a moment with no route).
+func (s *Server) addRoute(ctx context.Context, id string, r control.Route, replace bool) (control.Network, error) {
 	r.Via = r.Via.Unmap()
 	for i, b := range r.Backups {
 		r.Backups[i] = b.Unmap()
@@ -289,8 +292,16 @@ func (s *Server) addRoute(ctx context.Context, id string, r control.Route) (cont
 		if err != nil {
 			return err
 		}
+		if replace {
+			rs = slices.DeleteFunc(rs, func(old control.Route) bool { return old.Dest == r.Dest })
+		}
 		if err := checkRoute(n.CIDR, rs, r); err != nil {
 			return err
+		}
+		if replace {
+			if _, err := tx.deleteRoute(id, r.Dest); err != nil {
+				return err
+			}
 		}
 		if err := tx.insertRoute(id, r); err != nil {
 			return err

@@ -81,6 +81,7 @@ func TestPostgres(t *testing.T) {
 		{"AttackAccessInput", TestAttackAccessInput},
 		{"WebSessions", TestWebSessions},
 		{"TokenRevoke", TestTokenRevoke},
+		{"SetRoute", TestSetRoute},
 	} {
 		t.Run(tc.name, tc.test)
 	}

@@ -189,7 +189,7 @@ func checkRoute(cidr netip.Prefix, existing []control.Route, r control.Route) er
 	withBackups := 0
 	for _, e := range existing {
 		if e.Dest == r.Dest {
-			return conflict("a route to %s already exists (via %s); delete it first", r.Dest, e.Via)
+			return conflict("a route to %s already exists (via %s); replace it in one change (gate network route set, PUT), or delete it first", r.Dest, e.Via)
 		}
 		if len(e.Backups) > 0 {
 			withBackups++

@@ -50,6 +50,24 @@ func TestFormsSayWhatHappened(t *testing.T) {
 	if !strings.Contains(body, "then 192.168.254.99 added") || !strings.Contains(body, "No member has 192.168.254.99 yet") {
 		t.Errorf("route with an unheld backup: flash not found in\n%.2000s", body)
 	}
+	// Its Edit link fills the form in to replace it; saving replaces it
+	// in one change.
+	routes := get(t, hc, c.web+"/n/"+n.ID+"/routes")
+	if !strings.Contains(routes, `aria-label="Edit the route to 172.16.0.0/16"`) {
+		t.Errorf("no Edit link for the route")
+	}
+	edit := get(t, hc, c.web+"/n/"+n.ID+"/routes?dest=172.16.0.0/16&via=192.168.254.11&backups=192.168.254.99")
+	if !strings.Contains(edit, `name="replace" checked`) || !strings.Contains(edit, `value="192.168.254.99"`) || !strings.Contains(edit, "Change a route") {
+		t.Errorf("the edit form is not filled in")
+	}
+	_, body = post("/n/"+n.ID+"/routes", url.Values{"dest": {"172.16.0.0/16"}, "via": {"192.168.254.11"}, "replace": {"1"}})
+	if !strings.Contains(body, "Route to 172.16.0.0/16 via 192.168.254.11 set.") {
+		t.Errorf("replacing the route: flash not found")
+	}
+	if got, _ := c.admin.Network(ctx, n.ID); len(got.Routes) != 1 || len(got.Routes[0].Backups) != 0 {
+		t.Errorf("after replacing: %+v", got.Routes)
+	}
+
 	// Removing that gateway warns of its route.
 	page := get(t, hc, c.web+"/n/"+n.ID)
 	if !strings.Contains(page, "It is a gateway of the routes to 172.16.0.0/16") {

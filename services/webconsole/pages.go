@@ -377,8 +377,14 @@ func (c *Console) checkAddress(w http.ResponseWriter, r *http.Request, s *signed
 	json.NewEncoder(w).Encode(map[string]any{"ok": problem == "", "problem": problem})
 }
 
+// routesPage shows the routes; with ?dest= (a route's Edit link) its
+// form comes filled in with that route, to replace it.
 func (c *Console) routesPage(w http.ResponseWriter, r *http.Request, s *signedIn) {
-	c.showRoutes(w, r, s, http.StatusOK, "", nil)
+	var form url.Values
+	if q := r.URL.Query(); q.Get("dest") != "" {
+		form = url.Values{"dest": {q.Get("dest")}, "via": {q.Get("via")}, "backups": {q.Get("backups")}, "replace": {"1"}}
+	}
+	c.showRoutes(w, r, s, http.StatusOK, "", form)
 }
 
 func (c *Console) showRoutes(w http.ResponseWriter, r *http.Request, s *signedIn, status int, msg string, form url.Values) {
@@ -430,6 +436,10 @@ func (c *Console) addRoute(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		return
 	}
 	rt := control.Route{Dest: dest, Via: via}
+	put, verb := s.api.AddRoute, "added"
+	if f.Get("replace") != "" {
+		put, verb = s.api.SetRoute, "set"
+	}
 	for _, b := range splitList(f.Get("backups")) {
 		a, err := netip.ParseAddr(b)
 		if err != nil {
@@ -438,7 +448,7 @@ func (c *Console) addRoute(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		}
 		rt.Backups = append(rt.Backups, a)
 	}
-	if _, err := s.api.AddRoute(r.Context(), r.PathValue("id"), rt); err != nil {
+	if _, err := put(r.Context(), r.PathValue("id"), rt); err != nil {
 		c.showRoutes(w, r, s, statusOf(err), messageOf(err), f)
 		return
 	}
@@ -450,7 +460,7 @@ func (c *Console) addRoute(w http.ResponseWriter, r *http.Request, s *signedIn) 
 		}
 		msg += ", then " + strings.Join(bs, ", then ")
 	}
-	msg += " added."
+	msg += " " + verb + "."
 	// A gateway may join after its route is made (with a token that
 	// gives it the address), so an address nobody has is taken, and said.
 	if ms, err := s.api.Members(r.Context(), r.PathValue("id")); err == nil {
