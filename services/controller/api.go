@@ -354,11 +354,15 @@ func (s *Server) hDeleteNetwork(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) hAddRoute(w http.ResponseWriter, r *http.Request) error { return s.putRoute(w, r, false) }
+func (s *Server) hAddRoute(w http.ResponseWriter, r *http.Request) error {
+	return s.putRoute(w, r, false)
+}
 
 // hSetRoute answers PUT .../routes: the route to its destination, added or
 // replacing the one there is.
-func (s *Server) hSetRoute(w http.ResponseWriter, r *http.Request) error { return s.putRoute(w, r, true) }
+func (s *Server) hSetRoute(w http.ResponseWriter, r *http.Request) error {
+	return s.putRoute(w, r, true)
+}
 
 func (s *Server) putRoute(w http.ResponseWriter, r *http.Request, replace bool) error {
 	id, err := networkID(r)
