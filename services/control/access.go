@@ -47,7 +47,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("role %q: want viewer, operator or admin", truncate(s, 32))
+	return "", fmt.Errorf("role %q: want viewer, operator or admin", Truncate(s, 32))
 }
 
 // rank orders the roles; 0 is no role.
@@ -228,11 +228,3 @@ const (
 	DefaultAuditLimit = 100
 	MaxAuditLimit     = 1000
 )
-
-// truncate cuts s to at most n bytes, for an error that quotes it.
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}

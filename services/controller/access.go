@@ -451,7 +451,7 @@ func (s *Server) revokeAdminToken(ctx context.Context, by principal, id string) 
 		return control.AdminToken{}, badRequest("the built-in admin token is the controller's admin-token file: to change it, replace the file on every replica (mode 0600) and restart them")
 	}
 	if len(id) != 16 || !isHex(id) {
-		return control.AdminToken{}, badRequest("admin token ID %q: want 16 hex digits", truncateText(id, 40))
+		return control.AdminToken{}, badRequest("admin token ID %q: want 16 hex digits", control.Truncate(id, 40))
 	}
 	var t adminTokenRec
 	err := s.write(ctx, func(tx *Tx) error {

@@ -178,20 +178,7 @@ func bounded(s string, n int) string {
 			break
 		}
 	}
-	return truncateText(s, n)
-}
-
-// truncateText cuts s to at most n bytes, at a character's start, marking
-// the cut with "...".
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n - 3
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "..."
+	return control.Truncate(s, n)
 }
 
 const auditCols = `id, at, token_id, token_name, remote, action, network_id, target, detail, outcome, status, error, via`

@@ -96,7 +96,7 @@ func recordUse(tx *Tx, t tokenRec, who memberRef, instance string) error {
 // expires now too). Revoking a revoked token changes nothing.
 func (s *Server) revokeToken(ctx context.Context, id, tokenID string) (control.Token, error) {
 	if len(tokenID) != 16 || !isHex(tokenID) {
-		return control.Token{}, badRequest("join token ID %q: want 16 hex digits", truncateText(tokenID, 40))
+		return control.Token{}, badRequest("join token ID %q: want 16 hex digits", control.Truncate(tokenID, 40))
 	}
 	var t tokenRec
 	err := s.writeNet(ctx, id, func(tx *Tx) error {

@@ -219,7 +219,7 @@ func (c *Console) showMembersFor(w http.ResponseWriter, r *http.Request, s *sign
 		return
 	}
 	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
-	rows, list := filterMembers(rows, truncate(r.URL.Query().Get("q"), 100), page)
+	rows, list := filterMembers(rows, control.Truncate(r.URL.Query().Get("q"), 100), page)
 	for i, m := range rows {
 		for _, rt := range n.Routes {
 			for _, a := range m.Addresses {
@@ -347,7 +347,7 @@ func (c *Console) memberOp(w http.ResponseWriter, r *http.Request, s *signedIn) 
 	case "remove":
 		if err = s.api.RemoveMember(ctx, id, node); err == nil {
 			// The name comes from the page's own form: shown, never used.
-			c.done(w, r, "/n/"+id, "Member "+cmp.Or(truncate(printableOnly(f).Get("name"), 64), node)+" removed.")
+			c.done(w, r, "/n/"+id, "Member "+cmp.Or(control.Truncate(printableOnly(f).Get("name"), 64), node)+" removed.")
 			return
 		}
 	default:

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/gatenet/gate/services/control"
 )
 
 //go:embed templates/*.html
@@ -110,19 +112,7 @@ func staticFiles() http.Handler {
 }
 
 // quote quotes text someone typed for a message, cut short.
-func quote(s string) string { return strconv.Quote(truncate(s, 80)) }
-
-// truncate cuts s to at most n bytes at a character's start.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n - 3
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "..."
-}
+func quote(s string) string { return strconv.Quote(control.Truncate(s, 80)) }
 
 // liveURL is the page a live page fetches again at a change: itself, or
 // for the answer to a form, the page the form is on.

@@ -311,7 +311,7 @@ func safeNext(next string) string {
 }
 
 func (c *Console) setFlash(w http.ResponseWriter, msg string) {
-	http.SetCookie(w, &http.Cookie{Name: c.flashName, Value: base64.RawURLEncoding.EncodeToString([]byte(truncate(msg, 300))), Path: "/",
+	http.SetCookie(w, &http.Cookie{Name: c.flashName, Value: base64.RawURLEncoding.EncodeToString([]byte(control.Truncate(msg, 300))), Path: "/",
 		MaxAge: 60, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 }
 
@@ -326,7 +326,7 @@ func (c *Console) takeFlash(w http.ResponseWriter, r *http.Request) string {
 	if err != nil {
 		return ""
 	}
-	return truncate(string(b), 300)
+	return control.Truncate(string(b), 300)
 }
 
 // done redirects after a change that worked, with msg shown there.
