@@ -53,6 +53,8 @@ type principal struct {
 	scope    control.Scope
 	// via is the way in: control.ViaWeb for a web console session.
 	via string
+	// expires is when its token expires; zero for never.
+	expires time.Time
 }
 
 func (p principal) String() string { return fmt.Sprintf("admin token %q (%s)", p.name, p.role) }
@@ -266,7 +268,7 @@ func (t adminTokenRec) live(now time.Time) error {
 }
 
 func (t adminTokenRec) principal() principal {
-	return principal{id: t.ID, name: t.Name, role: t.Role, scope: t.Scope}
+	return principal{id: t.ID, name: t.Name, role: t.Role, scope: t.Scope, expires: t.Expires}
 }
 
 func (t adminTokenRec) view() control.AdminToken {
