@@ -111,6 +111,23 @@ func TestAttackWebConsole(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a hostile path reaches the log and the page quoted", func(t *testing.T) {
+		// A refused change (no Origin of ours) is logged with its path.
+		req, _ := http.NewRequest("POST", c.web+"/n/x%0aforged%20log%20line%1b%5b2J/rename", strings.NewReader(""))
+		req.Header.Set("Origin", "http://evil.example")
+		resp, err := hc.Do(req)
+		must(t, err, "post")
+		resp.Body.Close()
+		body := get(t, hc, c.web+"/nothing%0a%1b%5b2Jhere")
+		if strings.ContainsAny(body, "\x1b") {
+			t.Errorf("an escape character from the path reached the page")
+		}
+		for _, l := range c.logs.all() {
+			if strings.ContainsAny(l, "\n\x1b") {
+				t.Errorf("log line with a raw control character: %q", l)
+			}
+		}
+	})
 	t.Run("an oversized form", func(t *testing.T) {
 		form := url.Values{"csrf": {csrf}, "rules": {strings.Repeat("allow from any to any\n", 20000)}}
 		resp, _ := postForm(t, hc, c.web+"/n/"+n.ID+"/rules", form, "")

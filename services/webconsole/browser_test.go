@@ -13,7 +13,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 
 // console is a real controller with its web console on loopback.
 type console struct {
+	logs  *logLines
 	srv   *controller.Server
 	addr  string // the member API
 	web   string // http://127.0.0.1:PORT
@@ -46,7 +49,8 @@ func freeAddr(t testing.TB) string {
 func startConsole(t testing.TB) *console {
 	t.Helper()
 	addr := freeAddr(t)
-	s, err := controller.New(controller.Config{StateDir: t.TempDir(), Listen: addr, Logf: t.Logf,
+	logs := &logLines{t: t}
+	s, err := controller.New(controller.Config{StateDir: t.TempDir(), Listen: addr, Logf: logs.logf,
 		Web: controller.WebConfig{Listen: "127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +71,29 @@ func startConsole(t testing.TB) *console {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &console{srv: s, addr: addr, web: "http://" + s.WebAddr(), admin: admin}
+	return &console{logs: logs, srv: s, addr: addr, web: "http://" + s.WebAddr(), admin: admin}
+}
+
+// logLines keeps the controller's log lines (and passes them to the
+// test's log).
+type logLines struct {
+	t     testing.TB
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) logf(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	l.mu.Lock()
+	l.lines = append(l.lines, s)
+	l.mu.Unlock()
+	l.t.Logf("%s", s)
+}
+
+func (l *logLines) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
 }
 
 func (c *console) browser(t *testing.T, width, height int) *webtest.Browser {

@@ -126,7 +126,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /access", c.change(c.createAdminToken))
 	m.HandleFunc("POST /access/{token}/revoke", c.change(c.revokeAdminToken))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		c.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Error: "There is no page at " + r.URL.Path + "."})
+		c.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Error: "There is no page at " + quote(r.URL.Path) + "."})
 	})
 }
 
@@ -215,7 +215,8 @@ func (c *Console) change(h page) http.HandlerFunc {
 }
 
 func (c *Console) refuse(w http.ResponseWriter, r *http.Request, why string) {
-	c.logf("web console: refused %s %s from %s: %s", r.Method, r.URL.Path, remote(r), why)
+	// The method and path are the requester's: quoted, cut short.
+	c.logf("web console: refused %s %s from %s: %s", quote(r.Method), quote(r.URL.Path), remote(r), why)
 	c.render(w, r, http.StatusForbidden, "error", &view{Title: "Refused", Error: "Refused: " + why + "."})
 }
 
